@@ -1,0 +1,96 @@
+//! `real_server`: the backends that every step of the course proxies to.
+//!
+//! A proxy is only as observable as the server behind it, so this crate is a
+//! small httpbin: every endpoint makes one proxy behaviour visible from the
+//! outside. The echo endpoint reports what actually arrived (headers in
+//! order, the client address the server saw, body length and digest), so a
+//! test can tell what a proxy added, removed or mangled. The other endpoints
+//! produce the awkward traffic a proxy must carry: slow streams, server-sent
+//! events, large bodies, trailers, websockets, failures on demand.
+//!
+//! | path | answer |
+//! |---|---|
+//! | any other path | echo of the request (JSON; lines with `Accept: text/plain`) |
+//! | `/status/{code}` | that status |
+//! | `/delay/{ms}` | 200 after waiting `ms` |
+//! | `/stream/{n}?interval_ms=` | `n` chunks, each flushed on its own |
+//! | `/sse?n=&interval_ms=` | `text/event-stream` |
+//! | `/bytes/{n}` | `n` deterministic bytes ([`pattern_byte`]) |
+//! | `/trailers?announce=` | chunked body followed by trailers |
+//! | `/ws?greet=` | websocket echo |
+//! | `/health`, `POST /health/down`, `POST /health/up` | 200, or 503 while down |
+//! | `/flaky?fail_percent=P` | 500 with probability P % |
+//! | `/headers?set=Name:Value` | a response carrying those headers |
+//!
+//! Every response carries `x-served-by: ip:port`, so load-balancing tests can
+//! see which backend answered without parsing bodies.
+//!
+//! Left out on purpose: TLS (step 07 has its own), persistence, and any
+//! configuration beyond the listen address: a test backend should behave the
+//! same every time.
+
+mod echo;
+mod endpoints;
+mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+use hyper::service::service_fn;
+use serving::{Binder, Launched, Server, ServerHandle};
+use tokio::net::TcpListener;
+
+pub use echo::Echo;
+pub use endpoints::pattern_byte;
+
+/// The name every real server reports in logs and in [`ServerHandle::name`].
+pub const NAME: &str = "real server";
+
+/// Where `cargo run -p real_server` and the steps' demo mode listen.
+pub const DEFAULT_ADDRS: [&str; 2] = ["127.0.0.1:2003", "127.0.0.1:2004"];
+
+/// Command line of the `real_server` binary.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "real_server",
+    about = "Test backends for the proxy workbench: echo, status, delay, stream, sse, bytes, trailers, websocket, health, flaky"
+)]
+pub struct Args {
+    /// Address to listen on; repeat the flag to start several servers.
+    #[arg(long = "listen", value_name = "ADDR", default_values = DEFAULT_ADDRS)]
+    pub listen: Vec<SocketAddr>,
+}
+
+/// Start one real server per `--listen` address.
+pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
+    let mut launched = Launched::default();
+    for addr in args.listen {
+        launched.push(spawn(binder.bind(addr).await?)?);
+    }
+    Ok(launched)
+}
+
+/// Start the two servers the steps use when no `--upstream` was given.
+pub async fn launch_defaults(binder: &Binder) -> anyhow::Result<Launched> {
+    launch(Args::parse_from(["real_server"]), binder).await
+}
+
+/// Serve the real server's endpoints on `listener`.
+pub fn spawn(listener: TcpListener) -> std::io::Result<ServerHandle> {
+    let state = Arc::new(State {
+        addr: listener.local_addr()?,
+        healthy: AtomicBool::new(true),
+    });
+    Server::new(listener, NAME).spawn(move |peer| {
+        let state = state.clone();
+        service_fn(move |req| endpoints::route(state.clone(), peer, req))
+    })
+}
+
+/// What one server instance shares between its connections.
+struct State {
+    addr: SocketAddr,
+    healthy: AtomicBool,
+}

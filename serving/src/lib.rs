@@ -1,0 +1,324 @@
+//! How every server in the workbench binds, accepts connections and stops.
+//!
+//! Each step of the course is a different HTTP program, but they all listen
+//! the same way: bind an address, accept TCP connections, hand each one to
+//! hyper with a `service_fn`, and on Ctrl-C / SIGTERM stop accepting and let
+//! in-flight requests finish for a bounded time. Writing that loop once here
+//! keeps every step's code about the one thing that step teaches.
+//!
+//! Two pieces deserve a note:
+//!
+//! * [`Binder`] is the single place a listener is created. Binaries use
+//!   [`Binder::exact`]; tests, the tour and the NOTES checker use
+//!   [`Binder::ephemeral`], which binds port 0 instead of the requested port
+//!   and remembers the mapping. That lets a test run the very same launch code
+//!   a learner runs with `cargo run -p …`, without ever claiming a fixed port.
+//! * [`Server`] serves HTTP/1.1 and HTTP/2 (prior knowledge) on one listener
+//!   through `hyper_util::server::conn::auto`, with upgrades enabled, so
+//!   CONNECT tunnels and websockets work through any step.
+//!
+//! Left out on purpose: TLS (step 07 wraps the stream itself) and any notion
+//! of routing — a server is given one service and that is all it knows.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+/// How long in-flight requests get to finish after a shutdown was asked for.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Creates every listener of a launch, optionally remapping ports.
+#[derive(Clone, Debug, Default)]
+pub struct Binder {
+    ephemeral: bool,
+    bound: Arc<Mutex<Vec<(SocketAddr, SocketAddr)>>>,
+}
+
+impl Binder {
+    /// Bind exactly the address asked for (what binaries do).
+    pub fn exact() -> Self {
+        Self::default()
+    }
+
+    /// Bind port 0 on the requested IP and remember requested → actual
+    /// (what tests do, so that no test depends on a free fixed port).
+    pub fn ephemeral() -> Self {
+        Self {
+            ephemeral: true,
+            ..Self::default()
+        }
+    }
+
+    /// Bind a listener for `requested`.
+    pub async fn bind(&self, requested: SocketAddr) -> io::Result<TcpListener> {
+        let target = if self.ephemeral {
+            SocketAddr::new(requested.ip(), 0)
+        } else {
+            requested
+        };
+        let listener = TcpListener::bind(target)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {requested}: {e}")))?;
+        let actual = listener.local_addr()?;
+        self.bound
+            .lock()
+            .expect("binder mutex poisoned")
+            .push((requested, actual));
+        Ok(listener)
+    }
+
+    /// Every `(requested, actual)` pair bound so far, in bind order.
+    pub fn bound(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.bound.lock().expect("binder mutex poisoned").clone()
+    }
+}
+
+/// Per-connection settings for the HTTP server side.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Close a connection whose request head has not fully arrived within this
+    /// time (the slowloris defence). `None` disables it.
+    pub header_read_timeout: Option<Duration>,
+    /// Largest request head hyper will buffer before answering 431.
+    pub max_header_bytes: usize,
+    /// How long in-flight requests may run on after shutdown starts.
+    pub grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Some(Duration::from_secs(10)),
+            max_header_bytes: 64 * 1024,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// A running server: its address, and the means to stop it.
+///
+/// Dropping the handle stops the server too (without waiting), so a test that
+/// panics never leaves a listener behind.
+#[derive(Debug)]
+pub struct ServerHandle {
+    name: &'static str,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server actually listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ip:port`, handy for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What the server is (for logs: "real server", "reverse proxy", …).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Stop accepting, let in-flight requests finish (bounded), then return.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// An HTTP server on one listener.
+pub struct Server {
+    listener: TcpListener,
+    options: ServerOptions,
+    name: &'static str,
+}
+
+impl Server {
+    pub fn new(listener: TcpListener, name: &'static str) -> Self {
+        Self {
+            listener,
+            options: ServerOptions::default(),
+            name,
+        }
+    }
+
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Serve on a background task. `make_service` is called once per
+    /// connection with the peer's address, because most of what a proxy
+    /// writes into forwarded headers starts from that address.
+    pub fn spawn<M, S, B>(self, make_service: M) -> io::Result<ServerHandle>
+    where
+        M: Fn(SocketAddr) -> S + Send + Sync + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let addr = self.listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let name = self.name;
+        info!("{name} listening on http://{addr}");
+        let task = tokio::spawn(accept_loop(
+            self.listener,
+            self.options,
+            make_service,
+            stopped,
+            name,
+        ));
+        Ok(ServerHandle {
+            name,
+            addr,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+async fn accept_loop<M, S, B>(
+    listener: TcpListener,
+    options: ServerOptions,
+    make_service: M,
+    mut stopped: watch::Receiver<bool>,
+    name: &'static str,
+) where
+    M: Fn(SocketAddr) -> S + Send + Sync + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192));
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning on the error.
+                warn!("{name}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Small request/response exchanges must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), make_service(peer))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!("{name}: connection from {peer} ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => debug!("{name}: all connections closed"),
+        _ = tokio::time::sleep(options.grace) => {
+            warn!("{name}: connections still open after {:?}, closing them", options.grace);
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, whichever comes first.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Everything one launch (one `cargo run -p …`) started.
+#[derive(Debug, Default)]
+pub struct Launched {
+    pub servers: Vec<ServerHandle>,
+}
+
+impl Launched {
+    pub fn push(&mut self, server: ServerHandle) {
+        self.servers.push(server);
+    }
+
+    /// The first server whose name is `name`.
+    pub fn get(&self, name: &str) -> Option<&ServerHandle> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Wait for Ctrl-C / SIGTERM, then shut every server down gracefully.
+    pub async fn serve_until_signal(self) {
+        shutdown_signal().await;
+        info!("shutting down: no new connections, finishing requests in flight");
+        self.shutdown().await;
+    }
+
+    pub async fn shutdown(self) {
+        for server in self.servers {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// Install the `tracing` subscriber every binary uses: `RUST_LOG` decides,
+/// `info` when unset.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}

@@ -1,0 +1,3 @@
+//! One module per NOTES.md chapter.
+
+pub mod ch00_real_servers;

@@ -1,0 +1,277 @@
+//! Checks every transcript in NOTES.md by running it.
+//!
+//! A transcript is a fenced block tagged `console`. Lines starting with `$ `
+//! are commands; the lines after a command, up to the next command or the
+//! end of the block, are the output it must print (stdout). In expected
+//! output, `[..]` matches any text within a line and a line holding only
+//! `...` matches any number of lines.
+//!
+//! Commands of the form `cargo run -p PACKAGE [-- ARGS] &` start servers.
+//! They run in-process through the same `launch` function the package's
+//! binary calls, but with an ephemeral [`Binder`]: every listener binds a
+//! free port instead of the one asked for. The checker remembers which
+//! requested address became which actual one, rewrites later commands to
+//! reach the actual ports, and rewrites output back to the requested ones,
+//! so the transcripts read with the ports a learner will see.
+//!
+//! Every other command runs in `bash`. Each `## Chapter` starts clean: the
+//! servers of the previous chapter are shut down first.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serving::{Binder, Launched};
+
+const NOTES: &str = include_str!("../NOTES.md");
+
+/// One command of a transcript and the output it must produce.
+#[derive(Debug)]
+struct Step {
+    line: usize,
+    command: String,
+    expected: Vec<String>,
+}
+
+/// Transcripts grouped by chapter heading, in document order.
+fn transcripts(notes: &str) -> Vec<(String, Vec<Step>)> {
+    let mut chapters: Vec<(String, Vec<Step>)> = Vec::new();
+    let mut in_console = false;
+    let mut in_other_fence = false;
+    for (index, line) in notes.lines().enumerate() {
+        let number = index + 1;
+        if !in_console && !in_other_fence {
+            if let Some(heading) = line.strip_prefix("## ") {
+                chapters.push((heading.to_owned(), Vec::new()));
+            } else if line.trim_end() == "```console" {
+                in_console = true;
+            } else if line.starts_with("```") {
+                in_other_fence = true;
+            }
+            continue;
+        }
+        if line.starts_with("```") {
+            in_console = false;
+            in_other_fence = false;
+            continue;
+        }
+        if in_other_fence {
+            continue;
+        }
+        let (_, steps) = chapters
+            .last_mut()
+            .unwrap_or_else(|| panic!("NOTES.md:{number}: transcript before any ## heading"));
+        if let Some(command) = line.strip_prefix("$ ") {
+            steps.push(Step {
+                line: number,
+                command: command.to_owned(),
+                expected: Vec::new(),
+            });
+        } else {
+            let step = steps
+                .last_mut()
+                .unwrap_or_else(|| panic!("NOTES.md:{number}: output before any `$ ` command"));
+            step.expected.push(line.to_owned());
+        }
+    }
+    chapters
+}
+
+/// `expected` may hold `[..]` (any text) anywhere in the line.
+fn line_matches(expected: &str, actual: &str) -> bool {
+    let mut parts = expected.split("[..]");
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = actual.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Whole-output match, with `...` lines matching any run of lines.
+fn output_matches(expected: &[String], actual: &[&str]) -> bool {
+    match expected.split_first() {
+        None => actual.is_empty(),
+        Some((first, rest)) if first == "..." => {
+            (0..=actual.len()).any(|skip| output_matches(rest, &actual[skip..]))
+        }
+        Some((first, rest)) => match actual.split_first() {
+            Some((line, actual_rest)) => {
+                line_matches(first, line) && output_matches(rest, actual_rest)
+            }
+            None => false,
+        },
+    }
+}
+
+/// Replace whole `ip:port` occurrences (not a prefix of a longer port).
+fn replace_addr(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        out.push_str(&rest[..at]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(from);
+        } else {
+            out.push_str(to);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The servers of one chapter and the address mapping they produced.
+struct Session {
+    binder: Binder,
+    launched: Vec<Launched>,
+}
+
+impl Session {
+    fn new() -> Self {
+        Self {
+            binder: Binder::ephemeral(),
+            launched: Vec::new(),
+        }
+    }
+
+    fn mapping(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.binder.bound()
+    }
+
+    fn to_actual(&self, text: &str) -> String {
+        self.mapping()
+            .iter()
+            .fold(text.to_owned(), |t, (requested, actual)| {
+                replace_addr(&t, &requested.to_string(), &actual.to_string())
+            })
+    }
+
+    fn to_requested(&self, text: &str) -> String {
+        self.mapping()
+            .iter()
+            .fold(text.to_owned(), |t, (requested, actual)| {
+                replace_addr(&t, &actual.to_string(), &requested.to_string())
+            })
+    }
+
+    /// `cargo run -p PACKAGE [-- ARGS] &`, launched in-process.
+    async fn launch(&mut self, command: &str) -> anyhow::Result<()> {
+        let command = command.trim_end_matches('&').trim();
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let ["cargo", "run", "-p", package, rest @ ..] = words.as_slice() else {
+            bail!("a background command must be `cargo run -p PACKAGE [-- ARGS] &`");
+        };
+        let args = match rest {
+            [] => Vec::new(),
+            ["--", args @ ..] => args.iter().map(|a| self.to_actual(a)).collect(),
+            _ => bail!("arguments go after `--`"),
+        };
+        let argv = std::iter::once(package.to_string()).chain(args);
+        let launched = match *package {
+            "real_server" => {
+                real_server::launch(real_server::Args::try_parse_from(argv)?, &self.binder).await?
+            }
+            other => bail!("the checker does not know how to launch {other}"),
+        };
+        self.launched.push(launched);
+        Ok(())
+    }
+
+    async fn run(&self, command: &str) -> anyhow::Result<String> {
+        let output = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::process::Command::new("bash")
+                .arg("-c")
+                .arg(self.to_actual(command))
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .context("command did not finish within 30 s")??;
+        Ok(self.to_requested(&String::from_utf8_lossy(&output.stdout)))
+    }
+
+    async fn close(self) {
+        for launched in self.launched {
+            launched.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_transcript_in_notes_prints_what_notes_says() {
+    let chapters = transcripts(NOTES);
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (chapter, steps) in chapters {
+        let mut session = Session::new();
+        for step in steps {
+            let where_ = format!("NOTES.md:{} ({chapter})", step.line);
+            if step.command.trim_end().ends_with('&') {
+                if let Err(e) = session.launch(&step.command).await {
+                    failures.push(format!("{where_}: cannot start `{}`: {e:#}", step.command));
+                }
+                continue;
+            }
+            checked += 1;
+            match session.run(&step.command).await {
+                Ok(actual) => {
+                    let lines: Vec<&str> = actual.lines().collect();
+                    if !output_matches(&step.expected, &lines) {
+                        failures.push(format!(
+                            "{where_}: `{}`\n--- expected\n{}\n--- actual\n{}",
+                            step.command,
+                            step.expected.join("\n"),
+                            actual
+                        ));
+                    }
+                }
+                Err(e) => failures.push(format!("{where_}: `{}`: {e:#}", step.command)),
+            }
+        }
+        session.close().await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(checked > 0, "NOTES.md has no transcripts to check");
+}
+
+#[test]
+fn wildcards_match_what_they_should_and_nothing_else() {
+    assert!(line_matches(
+        "remote: 127.0.0.1:[..]",
+        "remote: 127.0.0.1:5555"
+    ));
+    assert!(line_matches("a[..]c[..]e", "abcde"));
+    assert!(!line_matches("a[..]c", "abcd"));
+    assert!(!line_matches("exact", "exact plus"));
+    let expected = ["first".to_owned(), "...".to_owned(), "last".to_owned()];
+    assert!(output_matches(&expected, &["first", "x", "y", "last"]));
+    assert!(output_matches(&expected, &["first", "last"]));
+    assert!(!output_matches(&expected, &["first", "x"]));
+}
+
+#[test]
+fn addresses_are_replaced_whole() {
+    assert_eq!(
+        replace_addr(
+            "127.0.0.1:2003 127.0.0.1:20030",
+            "127.0.0.1:2003",
+            "127.0.0.1:9"
+        ),
+        "127.0.0.1:9 127.0.0.1:20030"
+    );
+}

@@ -1,0 +1,31 @@
+//! `cargo run` (the tour) works and shows each chapter.
+
+use std::process::Command;
+
+#[test]
+fn the_tour_runs_every_chapter_and_exits_zero() {
+    let output = Command::new(env!("CARGO_BIN_EXE_proxy-workbench"))
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("the tour binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{stdout}",
+        output.status
+    );
+    for expected in [
+        "Chapter 0 · the real servers, with no proxy in between",
+        "    x-forwarded-for: (none)",
+        "GET /status/418                → 418 I'm a teapot",
+        "GET /flaky?fail_percent=100    → 500 Internal Server Error",
+        "    \"chunk 3 of 3\" at ",
+        "GET /health → 200; after POST /health/down → 503; after POST /health/up → 200",
+        "The tour is over.",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
+    }
+}
