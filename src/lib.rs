@@ -21,6 +21,8 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         "Every server below runs inside this process on a free port; nothing else is needed.",
     );
     chapters::ch00_real_servers::run(report).await?;
+    chapters::ch01_forward_proxy::run(report).await?;
+    chapters::ch02_minimal_reverse_proxy::run(report).await?;
     report.blank();
     report.line("The tour is over. NOTES.md explains each chapter; `cargo run -p <step>` runs one step on its own.");
     Ok(())

@@ -151,9 +151,12 @@ impl Session {
         self.binder.bound()
     }
 
+    /// Later launches win: a chapter may start a second server on an address
+    /// an earlier one asked for.
     fn to_actual(&self, text: &str) -> String {
         self.mapping()
             .iter()
+            .rev()
             .fold(text.to_owned(), |t, (requested, actual)| {
                 replace_addr(&t, &requested.to_string(), &actual.to_string())
             })
@@ -170,7 +173,8 @@ impl Session {
     /// `cargo run -p PACKAGE [-- ARGS] &`, launched in-process.
     async fn launch(&mut self, command: &str) -> anyhow::Result<()> {
         let command = command.trim_end_matches('&').trim();
-        let words: Vec<&str> = command.split_whitespace().collect();
+        let words = shell_words::split(command)?;
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let ["cargo", "run", "-p", package, rest @ ..] = words.as_slice() else {
             bail!("a background command must be `cargo run -p PACKAGE [-- ARGS] &`");
         };
@@ -183,6 +187,14 @@ impl Session {
         let launched = match *package {
             "real_server" => {
                 real_server::launch(real_server::Args::try_parse_from(argv)?, &self.binder).await?
+            }
+            "step01-forward-proxy" => {
+                forward_proxy::launch(forward_proxy::Args::try_parse_from(argv)?, &self.binder)
+                    .await?
+            }
+            "step02-reverse-proxy-minimal" => {
+                let args = reverse_proxy_minimal::Args::try_parse_from(argv)?;
+                reverse_proxy_minimal::launch(args, &self.binder).await?
             }
             other => bail!("the checker does not know how to launch {other}"),
         };

@@ -21,6 +21,15 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "GET /flaky?fail_percent=100    → 500 Internal Server Error",
         "    \"chunk 3 of 3\" at ",
         "GET /health → 200; after POST /health/down → 503; after POST /health/up → 200",
+        "Chapter 1 · a forward proxy (step01-forward-proxy)",
+        "    the server saw x-forwarded-for: 127.0.0.1",
+        "    the server saw x-private: (none) — hop-by-hop, stopped at the proxy",
+        "    < HTTP/1.1 200 OK",
+        "GET through the proxy to the proxy itself → 508 Loop Detected",
+        "GET through the proxy to a port nobody listens on → 502 Bad Gateway",
+        "Chapter 2 · the minimal reverse proxy (step02-reverse-proxy-minimal)",
+        "    the server got GET /base/hello?from=proxy&x=1",
+        "    x-private:       for the proxy only   (gap: a hop-by-hop header leaked)",
         "The tour is over.",
     ] {
         assert!(

@@ -72,9 +72,25 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     Ok(launched)
 }
 
-/// Start the two servers the steps use when no `--upstream` was given.
+/// Start the two servers on their default addresses.
 pub async fn launch_defaults(binder: &Binder) -> anyhow::Result<Launched> {
     launch(Args::parse_from(["real_server"]), binder).await
+}
+
+/// What a step does when no `--upstream` was given: start the default real
+/// servers in-process and say so, so `cargo run -p stepNN-…` alone works.
+pub async fn launch_for_step(binder: &Binder) -> anyhow::Result<Launched> {
+    let launched = launch_defaults(binder).await?;
+    let addrs: Vec<String> = launched
+        .servers
+        .iter()
+        .map(|s| s.addr().to_string())
+        .collect();
+    tracing::info!(
+        "no --upstream given: started real servers on {} in-process",
+        addrs.join(" and ")
+    );
+    Ok(launched)
 }
 
 /// Serve the real server's endpoints on `listener`.

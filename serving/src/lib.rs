@@ -296,6 +296,11 @@ impl Launched {
         self.servers.push(server);
     }
 
+    /// Take over everything `other` started.
+    pub fn extend(&mut self, other: Launched) {
+        self.servers.extend(other.servers);
+    }
+
     /// The first server whose name is `name`.
     pub fn get(&self, name: &str) -> Option<&ServerHandle> {
         self.servers.iter().find(|s| s.name == name)

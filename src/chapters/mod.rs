@@ -1,3 +1,5 @@
 //! One module per NOTES.md chapter.
 
 pub mod ch00_real_servers;
+pub mod ch01_forward_proxy;
+pub mod ch02_minimal_reverse_proxy;

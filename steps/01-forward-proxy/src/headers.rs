@@ -1,0 +1,102 @@
+//! The header rules every proxy in the course obeys, written once.
+//!
+//! A proxy stands between two connections, and some headers describe a
+//! connection rather than the message: they are *hop-by-hop*. Forwarding
+//! them would make the next hop act on a conversation it was never part of
+//! (a `Keep-Alive` timeout meant for the client, a `Transfer-Encoding` the
+//! proxy already decoded, `Proxy-Authorization` credentials meant for us).
+//! RFC 9110 §7.6.1 lists the fixed ones and lets a sender name more in
+//! `Connection`; every `Connection` header counts, not just the first.
+//!
+//! Step 03 reuses these functions and adds the exceptions Go's ReverseProxy
+//! makes (`Te: trailers`, protocol upgrades).
+
+use std::net::IpAddr;
+
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The headers that are always hop-by-hop (RFC 9110 §7.6.1, plus the
+/// non-standard `Proxy-Connection` and `Keep-Alive` that old clients send).
+pub const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Every header name listed in any `Connection` header.
+pub fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
+        .collect()
+}
+
+/// Remove the fixed hop-by-hop headers and every header `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_listed(headers) {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Append the client to `X-Forwarded-For`, folding earlier values (from
+/// proxies before us, or forged by the client: the list is only as
+/// trustworthy as its first hop) into one comma-separated header.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+    let prior: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    let mut value = prior.join(&b", "[..]);
+    if !value.is_empty() {
+        value.extend_from_slice(b", ");
+    }
+    value.extend_from_slice(client.to_string().as_bytes());
+    let value = HeaderValue::from_bytes(&value).expect("joined header values stay valid");
+    headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connection_header_and_every_listed_name_counts() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_static("x-one, keep-alive"),
+        );
+        headers.append(header::CONNECTION, HeaderValue::from_static("X-Two"));
+        for name in ["x-one", "x-two", "keep-alive", "te", "x-kept"] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static("1"));
+        }
+        remove_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-kept"]);
+    }
+
+    #[test]
+    fn forwarded_for_appends_after_earlier_hops() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.2, 10.0.0.3"),
+        );
+        append_forwarded_for(&mut headers, "192.0.2.7".parse().unwrap());
+        let all: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7"]);
+    }
+}

@@ -1,0 +1,268 @@
+//! Step 01: a forward proxy.
+//!
+//! A forward proxy works for the client. The client names the real target
+//! in every request — `GET http://host/path HTTP/1.1` (absolute form) for
+//! plain HTTP, `CONNECT host:443` for anything it wants to keep to itself —
+//! and the proxy goes there on its behalf. The flow follows the seed's line
+//! "client request → proxy listening → upstream TCP connection → copy the
+//! request → transport round trip → write the response back":
+//!
+//! 1. [`ForwardProxy::handle`] receives the request (the listening part is
+//!    `serving`'s accept loop);
+//! 2. for `CONNECT` it dials the target and, once the client has its 200,
+//!    copies bytes both ways ([`tunnel`]); it never sees what they mean;
+//! 3. otherwise it copies the request, strips hop-by-hop headers
+//!    ([`headers`]), appends `X-Forwarded-For` and sends it through a pooled
+//!    hyper-util client — the transport's round trip;
+//! 4. status, headers (stripped the same way) and body stream back.
+//!
+//! Left out on purpose: caching, HTTPS interception (a CONNECT tunnel is
+//! opaque; decrypting it would need a forged certificate), and access
+//! control beyond Basic proxy authentication.
+
+pub mod headers;
+pub mod tunnel;
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serving::{Binder, Launched, Server};
+use tracing::debug;
+
+/// The body of every response a proxy in this course sends: the upstream's
+/// body streamed through, or a short text the proxy wrote itself.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// How long to wait for a TCP connection to a target before answering 502.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Command line of `step01-forward-proxy`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "step01-forward-proxy",
+    about = "Step 01: a forward proxy for absolute-form HTTP requests and CONNECT tunnels (curl -x http://127.0.0.1:8080 …)"
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Require `Proxy-Authorization: Basic` with these credentials (407 otherwise).
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_credentials)]
+    pub proxy_auth: Option<String>,
+}
+
+fn parse_credentials(raw: &str) -> Result<String, String> {
+    match raw.split_once(':') {
+        Some((user, _)) if !user.is_empty() => Ok(raw.to_owned()),
+        _ => Err("expected USER:PASSWORD, e.g. alice:secret".to_owned()),
+    }
+}
+
+/// Start the forward proxy.
+pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
+    let listener = binder.bind(args.listen).await?;
+    let proxy = Arc::new(ForwardProxy::new(listener.local_addr()?, args.proxy_auth));
+    let server = Server::new(listener, "forward proxy").spawn(move |peer| {
+        let proxy = proxy.clone();
+        service_fn(move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(peer, req).await) }
+        })
+    })?;
+    let mut launched = Launched::default();
+    launched.push(server);
+    Ok(launched)
+}
+
+/// A text response written by the proxy itself (errors, refusals).
+pub fn text_response(status: StatusCode, message: impl Into<String>) -> Response<ProxyBody> {
+    let mut body = message.into();
+    body.push('\n');
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("static response parts are valid")
+}
+
+/// An error and all its causes, `outer: inner: innermost`, because hyper's
+/// top-level messages ("client error (Connect)") say little on their own.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The forward proxy's state, shared by every connection.
+pub struct ForwardProxy {
+    client: Client<HttpConnector, Incoming>,
+    listen: SocketAddr,
+    /// The expected `Proxy-Authorization` value, if auth is on.
+    expected_auth: Option<HeaderValue>,
+    /// This instance's name in `Via`, to recognise requests that come back.
+    via: HeaderValue,
+}
+
+impl ForwardProxy {
+    pub fn new(listen: SocketAddr, proxy_auth: Option<String>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        let expected_auth = proxy_auth.map(|credentials| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header")
+        });
+        // A random token, so that two proxies on different machines with the
+        // same address do not mistake each other for themselves.
+        let token = RandomState::new().hash_one(listen);
+        let via = HeaderValue::from_str(&format!("1.1 workbench-{token:016x}"))
+            .expect("hex is a valid header");
+        Self {
+            client,
+            listen,
+            expected_auth,
+            via,
+        }
+    }
+
+    /// Answer one request from `peer`.
+    pub async fn handle(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+        if let Some(refusal) = self.check_auth(&req) {
+            return refusal;
+        }
+        if req.method() == Method::CONNECT {
+            return tunnel::open(req, peer, |target| self.is_self(target)).await;
+        }
+        let target = match (req.uri().scheme_str(), req.uri().authority()) {
+            (Some("http"), Some(authority)) => authority.clone(),
+            (Some(_), Some(_)) => {
+                return text_response(
+                    StatusCode::BAD_REQUEST,
+                    "only http:// URLs are forwarded as plain requests; https:// goes through a CONNECT tunnel (curl does this by itself with -x)",
+                );
+            }
+            _ => {
+                return text_response(
+                    StatusCode::BAD_REQUEST,
+                    "this is a forward proxy: send the full URL in the request line (GET http://host/path), as curl -x or a browser's proxy setting do",
+                );
+            }
+        };
+        let came_back = req.headers().get_all(header::VIA).iter().any(|v| {
+            v.as_bytes()
+                .windows(self.via.len())
+                .any(|w| w == self.via.as_bytes())
+        });
+        if came_back || self.is_self(&target) {
+            return text_response(
+                StatusCode::LOOP_DETECTED,
+                format!(
+                    "refusing to forward to {target}: that is this proxy, and the request would loop"
+                ),
+            );
+        }
+        self.forward(peer, req).await
+    }
+
+    fn check_auth(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+        let expected = self.expected_auth.as_ref()?;
+        if req.headers().get(header::PROXY_AUTHORIZATION) == Some(expected) {
+            return None;
+        }
+        let mut refusal = text_response(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "this proxy needs Proxy-Authorization: Basic credentials (curl -x http://user:password@host:port …)",
+        );
+        refusal.headers_mut().insert(
+            header::PROXY_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"proxy workbench\""),
+        );
+        Some(refusal)
+    }
+
+    /// Would connecting to `target` reach this very proxy? Only literal
+    /// addresses and `localhost` are checked here; a name that resolves to
+    /// us is caught one hop later by our own `Via` token.
+    fn is_self(&self, target: &hyper::http::uri::Authority) -> bool {
+        let port = target.port_u16().unwrap_or(80);
+        let host = target.host().trim_start_matches('[').trim_end_matches(']');
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            match host.parse::<IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => return false,
+            }
+        };
+        let ours = self.listen.ip();
+        port == self.listen.port()
+            && (ip == ours
+                || ours.is_unspecified()
+                || ip.is_unspecified()
+                || (ip.is_loopback() && ours.is_loopback()))
+    }
+
+    async fn forward(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
+        let (mut parts, body) = req.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        // Anything else addressed to a proxy stops here too.
+        let proxy_headers: Vec<_> = parts
+            .headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
+        for name in proxy_headers {
+            parts.headers.remove(name);
+        }
+        headers::append_forwarded_for(&mut parts.headers, peer.ip());
+        parts.headers.append(header::VIA, self.via.clone());
+        // Upstreams are spoken to in HTTP/1.1 whatever the client used.
+        parts.version = Version::HTTP_11;
+        let uri: Uri = parts.uri.clone();
+        let method = parts.method.clone();
+        match self.client.request(Request::from_parts(parts, body)).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                headers::remove_hop_by_hop(&mut parts.headers);
+                debug!("{method} {uri} → {}", parts.status);
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(e) => {
+                let reason = error_chain(&e);
+                debug!("{method} {uri} failed: {reason}");
+                text_response(
+                    StatusCode::BAD_GATEWAY,
+                    format!("cannot reach {uri}: {reason}"),
+                )
+            }
+        }
+    }
+}

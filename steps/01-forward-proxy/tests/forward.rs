@@ -1,0 +1,307 @@
+//! Step 01 through a real client (reqwest's proxy support, curl's behaviour)
+//! against real backends over TCP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures_util::StreamExt;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use real_server::Echo;
+use serving::{Binder, Launched, ServerHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Setup {
+    proxy: Launched,
+    backend: ServerHandle,
+}
+
+impl Setup {
+    async fn new(extra_args: &[&str]) -> Self {
+        let args = forward_proxy::Args::parse_from(
+            std::iter::once("step01-forward-proxy").chain(extra_args.iter().copied()),
+        );
+        let proxy = forward_proxy::launch(args, &Binder::ephemeral())
+            .await
+            .unwrap();
+        let backend = real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        Setup { proxy, backend }
+    }
+
+    fn proxy_url(&self) -> String {
+        self.proxy.servers[0].url()
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(self.proxy_url()).unwrap())
+            .build()
+            .unwrap()
+    }
+}
+
+/// Send raw bytes to the proxy and read its whole answer.
+async fn raw(setup: &Setup, request: String) -> String {
+    let mut stream = TcpStream::connect(setup.proxy.servers[0].addr())
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = stream.read(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn absolute_form_request_is_forwarded_with_forwarded_for_and_no_hop_by_hop() {
+    let setup = Setup::new(&[]).await;
+    let echo: Echo = setup
+        .client()
+        .get(format!("{}/hello?x=1", setup.backend.url()))
+        .header("connection", "x-private")
+        .header("x-private", "for the proxy only")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-connection", "keep-alive")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-kept", "yes")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo.path, "/hello");
+    assert_eq!(echo.query.as_deref(), Some("x=1"));
+    assert_eq!(
+        echo.header("x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(echo.header("x-kept"), Some("yes"));
+    for gone in ["connection", "x-private", "keep-alive", "proxy-connection"] {
+        assert_eq!(echo.header(gone), None, "{gone} reached the backend");
+    }
+    assert!(echo.header("via").unwrap().starts_with("1.1 workbench-"));
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_in_the_response_stop_at_the_proxy() {
+    let setup = Setup::new(&[]).await;
+    let url = format!(
+        "{}/headers?set=Connection:X-Secret&set=X-Secret:internal&set=Keep-Alive:timeout=5&set=X-Public:ok",
+        setup.backend.url()
+    );
+    let response = setup.client().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-public"], "ok");
+    assert!(response.headers().get("x-secret").is_none());
+    assert!(response.headers().get("keep-alive").is_none());
+}
+
+#[tokio::test]
+async fn responses_stream_through() {
+    let setup = Setup::new(&[]).await;
+    let started = Instant::now();
+    let response = setup
+        .client()
+        .get(format!("{}/stream/2?interval_ms=400", setup.backend.url()))
+        .send()
+        .await
+        .unwrap();
+    let mut chunks = response.bytes_stream();
+    assert_eq!(chunks.next().await.unwrap().unwrap(), "chunk 1 of 2\n");
+    let first_at = started.elapsed();
+    assert!(
+        first_at < Duration::from_millis(350),
+        "first chunk after {first_at:?}"
+    );
+}
+
+/// A TLS server with a certificate for `localhost`, made up for the test.
+async fn tls_backend() -> (u16, String) {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                        "hello over tls\n",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, cert.pem())
+}
+
+#[tokio::test]
+async fn connect_tunnel_carries_tls_end_to_end() {
+    let setup = Setup::new(&[]).await;
+    let (port, ca) = tls_backend().await;
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::https(setup.proxy_url()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let body = client
+        .get(format!("https://localhost:{port}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "hello over tls\n");
+}
+
+#[tokio::test]
+async fn connect_answers_400_without_a_port_and_502_when_unreachable() {
+    let setup = Setup::new(&[]).await;
+    let answer = raw(
+        &setup,
+        "CONNECT localhost HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let closed = closed_port().await;
+    let answer = raw(
+        &setup,
+        format!("CONNECT 127.0.0.1:{closed} HTTP/1.1\r\nHost: 127.0.0.1:{closed}\r\n\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    assert!(
+        answer.contains("cannot open a tunnel to 127.0.0.1:"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn origin_form_request_is_refused_with_a_reason() {
+    let setup = Setup::new(&[]).await;
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/x", setup.proxy_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("this is a forward proxy")
+    );
+}
+
+/// A port nothing listens on (bound, then released).
+async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn unreachable_destination_is_502_with_the_reason() {
+    let setup = Setup::new(&[]).await;
+    let port = closed_port().await;
+    let response = setup
+        .client()
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("Connection refused"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_to_the_proxy_itself_does_not_loop() {
+    let setup = Setup::new(&[]).await;
+    for target in [
+        setup.proxy_url(),
+        setup.proxy_url().replace("127.0.0.1", "localhost"),
+    ] {
+        let response = setup
+            .client()
+            .get(format!("{target}/again"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 508, "{target}");
+        assert!(response.text().await.unwrap().contains("would loop"));
+    }
+    let port = setup.proxy.servers[0].addr().port();
+    let answer = raw(
+        &setup,
+        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 508"), "{answer}");
+}
+
+#[tokio::test]
+async fn proxy_auth_is_required_when_configured() {
+    let setup = Setup::new(&["--proxy-auth", "alice:secret"]).await;
+    let url = format!("{}/private", setup.backend.url());
+    let response = setup.client().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 407);
+    assert_eq!(
+        response.headers()["proxy-authenticate"],
+        "Basic realm=\"proxy workbench\""
+    );
+    for (user, password, status) in [("alice", "wrong", 407), ("alice", "secret", 200)] {
+        let client = reqwest::Client::builder()
+            .proxy(
+                reqwest::Proxy::all(setup.proxy_url())
+                    .unwrap()
+                    .basic_auth(user, password),
+            )
+            .build()
+            .unwrap();
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), status, "{user}:{password}");
+        if status == 200 {
+            let echo: Echo = response.json().await.unwrap();
+            assert_eq!(
+                echo.header("proxy-authorization"),
+                None,
+                "credentials leaked upstream"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_proxy_auth_flag_is_a_clear_cli_error() {
+    let error =
+        forward_proxy::Args::try_parse_from(["step01-forward-proxy", "--proxy-auth", "nocolon"])
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("expected USER:PASSWORD"), "{error}");
+}

@@ -1,0 +1,182 @@
+//! Step 02 against real backends: what it does, and — pinned on purpose —
+//! what it does not do yet. Each `gap_` test fails the day the gap closes;
+//! step 03's tests assert the opposite.
+
+use std::time::Duration;
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use real_server::{Echo, pattern_byte};
+use serving::{Binder, Launched, ServerHandle};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn backend() -> ServerHandle {
+    real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
+}
+
+async fn proxy_to(upstream: &str) -> Launched {
+    let args = reverse_proxy_minimal::Args::parse_from([
+        "step02-reverse-proxy-minimal",
+        "--upstream",
+        upstream,
+    ]);
+    reverse_proxy_minimal::launch(args, &Binder::ephemeral())
+        .await
+        .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn echo_through(proxy: &Launched, path: &str, headers: &[(&str, &str)]) -> Echo {
+    let mut request = client().get(format!("{}{path}", proxy.servers[0].url()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn requests_are_moved_onto_the_upstream_path_and_query() {
+    let backend = backend().await;
+    let proxy = proxy_to(&format!("{}/base?from=proxy", backend.url())).await;
+    let echo = echo_through(&proxy, "/hello?x=1", &[]).await;
+    assert_eq!(echo.served_by, backend.addr().to_string());
+    assert_eq!(echo.path, "/base/hello");
+    assert_eq!(echo.query.as_deref(), Some("from=proxy&x=1"));
+}
+
+#[tokio::test]
+async fn status_headers_and_body_come_back_unchanged() {
+    let backend = backend().await;
+    let proxy = proxy_to(&backend.url()).await;
+    let url = proxy.servers[0].url();
+    let response = client()
+        .get(format!("{url}/status/418"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 418);
+    assert_eq!(
+        response.headers()["x-served-by"],
+        backend.addr().to_string().as_str()
+    );
+    let body = client()
+        .get(format!("{url}/bytes/300000"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), 300_000);
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern_byte(i as u64))
+    );
+}
+
+#[tokio::test]
+async fn without_upstream_it_starts_real_servers_and_uses_the_first() {
+    let binder = Binder::ephemeral();
+    let args = reverse_proxy_minimal::Args::parse_from(["step02-reverse-proxy-minimal"]);
+    let launched = reverse_proxy_minimal::launch(args, &binder).await.unwrap();
+    let requested: Vec<String> = binder.bound().iter().map(|(r, _)| r.to_string()).collect();
+    assert_eq!(
+        requested,
+        ["127.0.0.1:2003", "127.0.0.1:2004", "127.0.0.1:2002"]
+    );
+    let proxy = launched.get("minimal reverse proxy").unwrap();
+    let echo: Echo = client()
+        .get(proxy.url())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo.served_by, launched.servers[0].addr().to_string());
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = proxy_to(&format!("http://{closed}")).await;
+    let response = client().get(proxy.servers[0].url()).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .starts_with("upstream request failed")
+    );
+}
+
+#[tokio::test]
+async fn gap_hop_by_hop_request_headers_reach_the_backend() {
+    let backend = backend().await;
+    let proxy = proxy_to(&backend.url()).await;
+    let echo = echo_through(
+        &proxy,
+        "/",
+        &[
+            ("connection", "x-private"),
+            ("x-private", "meant for the proxy"),
+            ("keep-alive", "timeout=5"),
+        ],
+    )
+    .await;
+    assert_eq!(echo.header("x-private"), Some("meant for the proxy"));
+    assert_eq!(echo.header("keep-alive"), Some("timeout=5"));
+}
+
+#[tokio::test]
+async fn gap_hop_by_hop_response_headers_reach_the_client() {
+    let backend = backend().await;
+    let proxy = proxy_to(&backend.url()).await;
+    let url = format!(
+        "{}/headers?set=Connection:X-Secret&set=X-Secret:internal",
+        proxy.servers[0].url()
+    );
+    let response = client().get(url).send().await.unwrap();
+    assert_eq!(response.headers()["x-secret"], "internal");
+}
+
+#[tokio::test]
+async fn gap_no_forwarded_headers_and_the_host_is_the_proxys() {
+    let backend = backend().await;
+    let proxy = proxy_to(&backend.url()).await;
+    let echo = echo_through(&proxy, "/", &[]).await;
+    assert_eq!(echo.header("x-forwarded-for"), None);
+    assert_eq!(echo.header("x-real-ip"), None);
+    // The backend only sees the proxy's connection and the proxy's name.
+    assert_eq!(
+        echo.header("host"),
+        Some(proxy.servers[0].addr().to_string().as_str())
+    );
+}
+
+#[tokio::test]
+async fn gap_websocket_upgrades_are_not_tunnelled() {
+    let backend = backend().await;
+    let proxy = proxy_to(&backend.url()).await;
+    let url = format!("ws://{}/ws", proxy.servers[0].addr());
+    let echoed = tokio::time::timeout(Duration::from_secs(5), async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+        ws.send(Message::text("hello")).await.ok()?;
+        ws.next().await?.ok()
+    })
+    .await;
+    assert!(
+        !matches!(echoed, Ok(Some(Message::Text(_)))),
+        "the websocket echo worked through step 02: {echoed:?}"
+    );
+}
