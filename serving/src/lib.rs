@@ -166,11 +166,6 @@ impl Server {
         }
     }
 
-    pub fn options(mut self, options: ServerOptions) -> Self {
-        self.options = options;
-        self
-    }
-
     /// Serve on a background task. `make_service` is called once per
     /// connection with the peer's address, because most of what a proxy
     /// writes into forwarded headers starts from that address.
@@ -185,81 +180,60 @@ impl Server {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let addr = self.listener.local_addr()?;
-        let (stop, stopped) = watch::channel(false);
+        let (stop, mut stopped) = watch::channel(false);
         let name = self.name;
         info!("{name} listening on http://{addr}");
-        let task = tokio::spawn(accept_loop(
-            self.listener,
-            self.options,
-            make_service,
-            stopped,
-            name,
-        ));
+        let (listener, options) = (self.listener, self.options);
+        let task = tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(options.header_read_timeout)
+                .max_buf_size(options.max_header_bytes.max(8192));
+            builder.http2().timer(TokioTimer::new());
+            let graceful = GracefulShutdown::new();
+
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                };
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning on the error.
+                        warn!("{name}: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Small request/response exchanges must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), make_service(peer))
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!("{name}: connection from {peer} ended: {e}");
+                    }
+                });
+            }
+            drop(listener);
+            tokio::select! {
+                _ = graceful.shutdown() => debug!("{name}: all connections closed"),
+                _ = tokio::time::sleep(options.grace) => {
+                    warn!("{name}: connections still open after {:?}; not waiting for them", options.grace);
+                }
+            }
+        });
         Ok(ServerHandle {
             name,
             addr,
             stop,
             task: Some(task),
         })
-    }
-}
-
-async fn accept_loop<M, S, B>(
-    listener: TcpListener,
-    options: ServerOptions,
-    make_service: M,
-    mut stopped: watch::Receiver<bool>,
-    name: &'static str,
-) where
-    M: Fn(SocketAddr) -> S + Send + Sync + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(options.max_header_bytes.max(8192));
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stopped.wait_for(|stop| *stop) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Usually EMFILE: back off instead of spinning on the error.
-                warn!("{name}: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Small request/response exchanges must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), make_service(peer))
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!("{name}: connection from {peer} ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => debug!("{name}: all connections closed"),
-        _ = tokio::time::sleep(options.grace) => {
-            warn!("{name}: connections still open after {:?}, closing them", options.grace);
-        }
     }
 }
 
@@ -325,5 +299,9 @@ impl Launched {
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // Logs go to stderr so they never mix with what a program prints as output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
