@@ -166,6 +166,11 @@ impl Server {
         }
     }
 
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// Serve on a background task. `make_service` is called once per
     /// connection with the peer's address, because most of what a proxy
     /// writes into forwarded headers starts from that address.

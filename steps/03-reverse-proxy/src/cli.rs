@@ -1,0 +1,140 @@
+//! The `step03-reverse-proxy` command line and how it assembles a proxy.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use forward_proxy::ProxyBody;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Response, Uri};
+use reverse_proxy_minimal::parse_upstream;
+use serving::{Binder, Launched, Server, ServerOptions};
+
+use crate::{ClientConn, Forwarding, ProxyError, ReverseProxy, single_host};
+
+/// Command line of `step03-reverse-proxy`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "step03-reverse-proxy",
+    about = "Step 03: a clone of Go's httputil.ReverseProxy (hop-by-hop rules, X-Forwarded-*, upgrades, trailers, streaming, pooling)"
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002")]
+    pub listen: SocketAddr,
+    /// Where to send requests; may carry a path and query
+    /// (http://127.0.0.1:2003/base?x=1). Without it, real servers start
+    /// in-process on 127.0.0.1:2003 and :2004 and the first is used.
+    #[arg(long, value_name = "URL", value_parser = parse_upstream)]
+    pub upstream: Option<Uri>,
+    /// Coalesce response writes over this many milliseconds (0: write every
+    /// frame as it arrives).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub flush_interval: u64,
+    /// Answer 504 when the upstream sends no response head within this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Runtime worker threads (default: the cores this process may use).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Close a connection whose request head has not arrived within this
+    /// many seconds (the slowloris defence).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Trust X-Real-IP / X-Forwarded-Host / -Proto from peers (we are behind another proxy).
+    #[arg(long)]
+    pub trust_forwarded: bool,
+    /// Show the hooks the way the seed's demo does: a response header added
+    /// by ModifyResponse, and a custom error page from ErrorHandler.
+    #[arg(long)]
+    pub demo_modify: bool,
+}
+
+/// Build the proxy an [`Args`] describes.
+pub fn build(args: &Args, upstream: Uri) -> anyhow::Result<ReverseProxy> {
+    let timeout = match args.timeout {
+        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+        Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
+        None => None,
+    };
+    let mut proxy = ReverseProxy::new(single_host(upstream))
+        .flush_interval(Some(Duration::from_millis(args.flush_interval)))
+        .timeout(timeout)
+        .forwarding(if args.trust_forwarded {
+            Forwarding::BehindProxy
+        } else {
+            Forwarding::Edge
+        });
+    if args.demo_modify {
+        proxy = proxy
+            .modify_response(Arc::new(|response| {
+                response.headers_mut().insert(
+                    "x-modified-by",
+                    HeaderValue::from_static("step03-reverse-proxy"),
+                );
+                Ok(())
+            }))
+            .error_handler(Arc::new(demo_error_page));
+    }
+    Ok(proxy)
+}
+
+/// The `--demo-modify` error handler: an HTML page instead of plain text.
+fn demo_error_page(method: &Method, uri: &Uri, error: ProxyError) -> Response<ProxyBody> {
+    tracing::warn!("{method} {uri}: {error}");
+    let page = format!(
+        "<!doctype html><title>upstream trouble</title><h1>{} — the upstream could not answer</h1><p>{error}</p>\n",
+        error.status().as_u16()
+    );
+    Response::builder()
+        .status(error.status())
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(
+            Full::new(Bytes::from(page))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("static response parts are valid")
+}
+
+/// Start the proxy (and the real servers, when no upstream was given).
+pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
+    let mut launched = Launched::default();
+    let upstream = match args.upstream.clone() {
+        Some(upstream) => upstream,
+        None => {
+            let backends = real_server::launch_for_step(binder).await?;
+            let first = backends.servers[0].url().parse()?;
+            launched.extend(backends);
+            first
+        }
+    };
+    tracing::info!("proxying every request to {upstream}");
+    let proxy = Arc::new(build(&args, upstream)?);
+    let listener = binder.bind(args.listen).await?;
+    let options = ServerOptions {
+        header_read_timeout: Some(Duration::from_secs(args.header_read_timeout.max(1))),
+        ..ServerOptions::default()
+    };
+    launched.push(
+        Server::new(listener, "reverse proxy")
+            .options(options)
+            .spawn(move |peer| {
+                let proxy = proxy.clone();
+                let client = ClientConn {
+                    peer,
+                    scheme: "http",
+                };
+                service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.serve(client, req).await) }
+                })
+            })?,
+    );
+    Ok(launched)
+}

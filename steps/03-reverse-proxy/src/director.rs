@@ -1,0 +1,54 @@
+//! The director: how an incoming request becomes an outgoing one.
+//!
+//! Go's `ReverseProxy` has one required field, `Director func(*Request)`,
+//! which edits the outgoing request in place. Here it is a closure over the
+//! request's [`Parts`] — method, URI, headers, extensions — because the body
+//! streams and is nobody's business at this point.
+//!
+//! [`single_host`] is the director the seed writes by hand for its load
+//! balancer (and Go ships as `NewSingleHostReverseProxy`, plus the `Host`
+//! line): it reuses step 02's URL join and additionally points `Host` at the
+//! target, so a backend serving several names sees the one it was meant to.
+
+use std::sync::Arc;
+
+use hyper::Uri;
+use hyper::header::{self, HeaderValue};
+use hyper::http::request::Parts;
+use reverse_proxy_minimal::target_uri;
+
+/// Edits the outgoing request before it is sent.
+pub type Director = Arc<dyn Fn(&mut Parts) + Send + Sync>;
+
+/// Send everything to `target`: its scheme and host, paths joined with one
+/// slash, queries joined with `&`, and `Host` set to the target's authority.
+pub fn single_host(target: Uri) -> Director {
+    let host = target
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    Arc::new(move |parts: &mut Parts| {
+        parts.uri = target_uri(&target, &parts.uri);
+        if let Some(host) = &host {
+            parts.headers.insert(header::HOST, host.clone());
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::Request;
+
+    #[test]
+    fn single_host_rewrites_url_and_host() {
+        let director = single_host("http://10.0.0.7:9000/api?v=2".parse().unwrap());
+        let (mut parts, ()) = Request::get("/users?id=1")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+            .into_parts();
+        director(&mut parts);
+        assert_eq!(parts.uri, "http://10.0.0.7:9000/api/users?v=2&id=1");
+        assert_eq!(parts.headers["host"], "10.0.0.7:9000");
+    }
+}

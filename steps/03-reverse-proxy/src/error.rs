@@ -1,0 +1,52 @@
+//! What can go wrong between the proxy and its upstream, and what the
+//! client is told.
+//!
+//! Go's `ErrorHandler` receives every error from the transport and from
+//! `ModifyResponse`; when none is set, the client gets a bare 502. Ours does
+//! the same with one distinction the seed asks for: a timeout is a 504
+//! Gateway Timeout, because "the upstream is slow" and "the upstream is
+//! broken" call for different fixes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forward_proxy::{ProxyBody, error_chain, text_response};
+use hyper::{Method, Response, StatusCode, Uri};
+use thiserror::Error;
+use tracing::warn;
+
+use crate::transport::TransportError;
+
+/// Everything that turns a proxied request into an error response.
+#[derive(Debug, Error)]
+pub enum ProxyError {
+    #[error("upstream request failed: {}", error_chain(.0.as_ref()))]
+    Upstream(TransportError),
+    #[error("upstream sent no response within {0:?}")]
+    Timeout(Duration),
+    #[error("client tried to switch to invalid protocol {0:?}")]
+    InvalidUpgrade(String),
+    #[error("backend switched to protocol {got:?} when {requested:?} was requested")]
+    UpgradeMismatch { requested: String, got: String },
+    #[error("modify-response hook failed: {0}")]
+    ModifyResponse(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ProxyError {
+    /// The status the default handler answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// Go's `ErrorHandler func(http.ResponseWriter, *http.Request, error)`.
+pub type ErrorHandler = Arc<dyn Fn(&Method, &Uri, ProxyError) -> Response<ProxyBody> + Send + Sync>;
+
+/// Log the error, answer 502 (504 on timeout) with the reason.
+pub fn default_error_handler(method: &Method, uri: &Uri, error: ProxyError) -> Response<ProxyBody> {
+    warn!("{method} {uri}: {error}");
+    text_response(error.status(), error.to_string())
+}
