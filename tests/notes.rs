@@ -133,6 +133,21 @@ fn replace_addr(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// A `Write` whose bytes the checker reads back.
+#[derive(Clone, Default)]
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The servers of one chapter and the address mapping they produced.
 struct Session {
     binder: Binder,
@@ -196,6 +211,10 @@ impl Session {
                 let args = reverse_proxy_minimal::Args::try_parse_from(argv)?;
                 reverse_proxy_minimal::launch(args, &self.binder).await?
             }
+            "step03-reverse-proxy" => {
+                reverse_proxy::launch(reverse_proxy::Args::try_parse_from(argv)?, &self.binder)
+                    .await?
+            }
             other => bail!("the checker does not know how to launch {other}"),
         };
         self.launched.push(launched);
@@ -203,6 +222,9 @@ impl Session {
     }
 
     async fn run(&self, command: &str) -> anyhow::Result<String> {
+        if let Some(args) = command.strip_prefix("cargo run -- ") {
+            return self.run_tour(args).await;
+        }
         let output = tokio::time::timeout(
             Duration::from_secs(30),
             tokio::process::Command::new("bash")
@@ -215,6 +237,19 @@ impl Session {
         .await
         .context("command did not finish within 30 s")??;
         Ok(self.to_requested(&String::from_utf8_lossy(&output.stdout)))
+    }
+
+    /// `cargo run -- --target URL`: the root binary's probe mode, in-process.
+    async fn run_tour(&self, args: &str) -> anyhow::Result<String> {
+        let words = shell_words::split(&self.to_actual(args))?;
+        let ["--target", url] = words.iter().map(String::as_str).collect::<Vec<_>>()[..] else {
+            bail!("the checker runs `cargo run -- --target URL` only");
+        };
+        let output = SharedBuffer::default();
+        let mut report = proxy_workbench::Report::new(output.clone());
+        proxy_workbench::probe_target(&mut report, url).await?;
+        let text = String::from_utf8(output.0.lock().unwrap().clone())?;
+        Ok(self.to_requested(&text))
     }
 
     async fn close(self) {

@@ -30,6 +30,11 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "Chapter 2 · the minimal reverse proxy (step02-reverse-proxy-minimal)",
         "    the server got GET /base/hello?from=proxy&x=1",
         "    x-private:       for the proxy only   (gap: a hop-by-hop header leaked)",
+        "Chapter 3 · the ReverseProxy clone (step03-reverse-proxy)",
+        "    x-private:         (none)",
+        "got back \"hello through the tunnel\"",
+        "    hop-by-hop request headers removed       ✗          ✓",
+        "    conflicting Content-Length rejected      ✓          ✓",
         "The tour is over.",
     ] {
         assert!(
