@@ -49,22 +49,31 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The client's address as a header value, made once per connection:
+/// formatting an IP address for every request shows up in profiles.
+pub fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value")
+}
+
 /// Append the client to `X-Forwarded-For`, folding earlier values (from
 /// proxies before us, or forged by the client: the list is only as
 /// trustworthy as its first hop) into one comma-separated header.
-pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
+pub fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
+    let name = HeaderName::from_static("x-forwarded-for");
     let prior: Vec<&[u8]> = headers
-        .get_all("x-forwarded-for")
+        .get_all(&name)
         .iter()
         .map(HeaderValue::as_bytes)
         .collect();
-    let mut value = prior.join(&b", "[..]);
-    if !value.is_empty() {
-        value.extend_from_slice(b", ");
+    if prior.is_empty() {
+        headers.insert(name, client.clone());
+        return;
     }
-    value.extend_from_slice(client.to_string().as_bytes());
+    let mut value = prior.join(&b", "[..]);
+    value.extend_from_slice(b", ");
+    value.extend_from_slice(client.as_bytes());
     let value = HeaderValue::from_bytes(&value).expect("joined header values stay valid");
-    headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    headers.insert(name, value);
 }
 
 #[cfg(test)]
@@ -95,7 +104,7 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_static("10.0.0.2, 10.0.0.3"),
         );
-        append_forwarded_for(&mut headers, "192.0.2.7".parse().unwrap());
+        append_forwarded_for(&mut headers, &ip_header_value("192.0.2.7".parse().unwrap()));
         let all: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
         assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7"]);
     }

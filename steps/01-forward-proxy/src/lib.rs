@@ -242,7 +242,7 @@ impl ForwardProxy {
         for name in proxy_headers {
             parts.headers.remove(name);
         }
-        headers::append_forwarded_for(&mut parts.headers, peer.ip());
+        headers::append_forwarded_for(&mut parts.headers, &headers::ip_header_value(peer.ip()));
         parts.headers.append(header::VIA, self.via.clone());
         // Upstreams are spoken to in HTTP/1.1 whatever the client used.
         parts.version = Version::HTTP_11;

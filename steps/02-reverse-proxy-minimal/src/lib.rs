@@ -107,13 +107,22 @@ pub fn join_paths(base: &str, path: &str) -> String {
 /// host, the two paths joined, the two queries joined with `&` (upstream's
 /// first).
 pub fn target_uri(upstream: &Uri, incoming: &Uri) -> Uri {
+    let mut parts = upstream.clone().into_parts();
+    // The common case — an upstream without path or query — needs no
+    // joining: the incoming path and query move over as they are.
+    if upstream.path() == "/" && upstream.query().is_none() {
+        parts.path_and_query = incoming.path_and_query().cloned();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            return uri;
+        }
+        parts = upstream.clone().into_parts();
+    }
     let path = join_paths(upstream.path(), incoming.path());
     let path_and_query = match (non_empty(upstream.query()), non_empty(incoming.query())) {
         (Some(a), Some(b)) => format!("{path}?{a}&{b}"),
         (Some(q), None) | (None, Some(q)) => format!("{path}?{q}"),
         (None, None) => path,
     };
-    let mut parts = upstream.clone().into_parts();
     parts.path_and_query = Some(
         PathAndQuery::try_from(path_and_query)
             .expect("joining two valid paths and queries stays valid"),

@@ -126,13 +126,10 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
             .options(options)
             .spawn(move |peer| {
                 let proxy = proxy.clone();
-                let client = ClientConn {
-                    peer,
-                    scheme: "http",
-                };
+                let client = ClientConn::new(peer, "http");
                 service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.serve(client, req).await) }
+                    let (proxy, client) = (proxy.clone(), client.clone());
+                    async move { Ok::<_, Infallible>(proxy.serve(&client, req).await) }
                 })
             })?,
     );

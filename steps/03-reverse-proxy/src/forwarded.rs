@@ -21,7 +21,7 @@
 
 use std::net::SocketAddr;
 
-use forward_proxy::headers::append_forwarded_for;
+use forward_proxy::headers::{append_forwarded_for, ip_header_value};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -40,21 +40,33 @@ pub enum Forwarding {
 }
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientConn {
     pub peer: SocketAddr,
     /// `"http"` or `"https"`.
     pub scheme: &'static str,
+    /// The peer's IP, formatted once for all the connection's requests.
+    ip: HeaderValue,
+}
+
+impl ClientConn {
+    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
+        Self {
+            peer,
+            scheme,
+            ip: ip_header_value(peer.ip()),
+        }
+    }
 }
 
 /// Add the forwarding headers to an outgoing request.
 pub fn set_forwarded_headers(
     headers: &mut HeaderMap,
-    client: ClientConn,
+    client: &ClientConn,
     original_host: Option<HeaderValue>,
     forwarding: Forwarding,
 ) {
-    append_forwarded_for(headers, client.peer.ip());
+    append_forwarded_for(headers, &client.ip);
     let keep = forwarding == Forwarding::BehindProxy;
     let mut set = |name: HeaderName, value: Option<HeaderValue>| {
         if keep && headers.contains_key(&name) {
@@ -69,8 +81,7 @@ pub fn set_forwarded_headers(
             }
         }
     };
-    let ip = HeaderValue::from_str(&client.peer.ip().to_string()).ok();
-    set(X_REAL_IP, ip);
+    set(X_REAL_IP, Some(client.ip.clone()));
     set(X_FORWARDED_HOST, original_host);
     set(
         X_FORWARDED_PROTO,

@@ -117,7 +117,7 @@ impl<T: Transport> ReverseProxy<T> {
     /// Proxy one request — Go's `ServeHTTP`.
     pub async fn serve(
         &self,
-        client: ClientConn,
+        client: &ClientConn,
         mut req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         // Before Go's step 1: what RFC 9112 says to reject and hyper lets
