@@ -1,11 +1,5 @@
 use clap::Parser;
 
-// A proxy allocates and frees small buffers and header maps for every
-// request; mimalloc's thread-local free lists make that measurably cheaper
-// than glibc's malloc (see the benchmark table in README).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let args = reverse_proxy::Args::parse();
     // Default: as many workers as cores this process may run on (taskset
