@@ -86,6 +86,24 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("(nothing)")
 }
 
+/// Passes when the backend did not receive header `name`.
+fn absent_upstream(echo: &Echo, name: &str) -> Verdict {
+    match echo.header(name) {
+        None => Ok(()),
+        Some(value) => bail!("the backend got {name}: {value}"),
+    }
+}
+
+/// Passes when the proxy refused (400) or hung up.
+fn refused(answer: &str) -> Verdict {
+    ensure!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "answered {}",
+        first_line(answer)
+    );
+    Ok(())
+}
+
 /// Every probe, in the order the table shows them.
 pub const PROBES: [(&str, Probe); 15] = [
     ("hop-by-hop request headers removed", hop_by_hop_request),
@@ -129,10 +147,7 @@ fn hop_by_hop_request(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict
                 &[("connection", "x-private"), ("x-private", "for the proxy")],
             )
             .await?;
-        match echo.header("x-private") {
-            None => Ok(()),
-            Some(v) => bail!("the backend got x-private: {v}"),
-        }
+        absent_upstream(&echo, "x-private")
     })
 }
 
@@ -207,10 +222,7 @@ fn no_user_agent(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict> {
                 t.authority
             ))
             .await?;
-        match echo_of(&answer)?.header("user-agent") {
-            None => Ok(()),
-            Some(ua) => bail!("the backend got user-agent: {ua}"),
-        }
+        absent_upstream(&echo_of(&answer)?, "user-agent")
     })
 }
 
@@ -325,12 +337,7 @@ fn two_hosts(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict> {
                 "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
             )
             .await?;
-        ensure!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
-            "answered {}",
-            first_line(&answer)
-        );
-        Ok(())
+        refused(&answer)
     })
 }
 
@@ -342,10 +349,7 @@ fn h2c(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict> {
                 t.authority
             ))
             .await?;
-        match echo_of(&answer)?.header("upgrade") {
-            None => Ok(()),
-            Some(v) => bail!("the backend got upgrade: {v}"),
-        }
+        absent_upstream(&echo_of(&answer)?, "upgrade")
     })
 }
 
@@ -354,11 +358,6 @@ fn conflicting_length(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict
         let answer = t
             .raw("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
             .await?;
-        ensure!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
-            "answered {}",
-            first_line(&answer)
-        );
-        Ok(())
+        refused(&answer)
     })
 }

@@ -87,7 +87,11 @@ async fn without_upstream_it_starts_real_servers_and_uses_the_first() {
     let requested: Vec<String> = binder.bound().iter().map(|(r, _)| r.to_string()).collect();
     assert_eq!(
         requested,
-        ["127.0.0.1:2003", "127.0.0.1:2004", "127.0.0.1:2002"]
+        [
+            real_server::DEFAULT_ADDRS[0],
+            real_server::DEFAULT_ADDRS[1],
+            &args_default_listen()
+        ]
     );
     let proxy = launched.get("minimal reverse proxy").unwrap();
     let echo: Echo = client()
@@ -99,6 +103,12 @@ async fn without_upstream_it_starts_real_servers_and_uses_the_first() {
         .await
         .unwrap();
     assert_eq!(echo.served_by, launched.servers[0].addr().to_string());
+}
+
+fn args_default_listen() -> String {
+    reverse_proxy_minimal::Args::parse_from(["step02-reverse-proxy-minimal"])
+        .listen
+        .to_string()
 }
 
 #[tokio::test]
