@@ -1,0 +1,339 @@
+//! `load_balance`: which upstream serves this request?
+//!
+//! The seed's load balancer is one interface and four strategies behind a
+//! factory. So is this crate, plus two strategies the seed lacks and the
+//! health tracking every strategy obeys:
+//!
+//! | `--balance` | module | idea |
+//! |---|---|---|
+//! | `random` | [`random`] | any upstream, uniformly |
+//! | `round-robin` | [`round_robin`] | each in turn |
+//! | `weighted-round-robin` | [`weighted_round_robin`] | nginx's smooth weighted round-robin |
+//! | `consistent-hash` | [`consistent_hash`] | a ring of virtual nodes: the same key, the same upstream |
+//! | `least-connections` | [`least_connections`] | power of two choices over requests in flight |
+//! | `bounded-consistent-hash` | [`consistent_hash`] | consistent hashing, but no upstream above `c ×` the average load |
+//!
+//! A [`Balancer`] owns the current upstream set and the strategy built from
+//! it, behind an [`ArcSwap`]: a pick is an atomic load and the strategy's
+//! own lock-free arithmetic, never a lock; replacing the set (a reload, a
+//! weight change) swaps in a new strategy while requests in flight keep the
+//! `Arc<Upstream>` they were given.
+//!
+//! Health ([`health`]) is a property of each [`Upstream`], checked at pick
+//! time by every strategy: passive ejection after consecutive failures, and
+//! the verdict of active probes.
+//!
+//! Left out on purpose: retries (the proxy decides those), slow start, and
+//! zone/locality awareness.
+
+pub mod consistent_hash;
+pub mod health;
+pub mod least_connections;
+pub mod random;
+pub mod round_robin;
+pub mod weighted_round_robin;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use hyper::Uri;
+
+pub use health::{ActiveChecks, HealthPolicy};
+
+/// One upstream server and what the balancer knows about it.
+#[derive(Debug)]
+pub struct Upstream {
+    pub url: Uri,
+    /// Configured weight (`--upstream URL,weight=N`), at least 1.
+    pub weight: u32,
+    in_flight: AtomicUsize,
+    pub(crate) health: health::Health,
+}
+
+impl Upstream {
+    pub fn new(url: Uri, weight: u32) -> Arc<Self> {
+        Arc::new(Self {
+            url,
+            weight: weight.max(1),
+            in_flight: AtomicUsize::new(0),
+            health: health::Health::new(weight.max(1)),
+        })
+    }
+
+    /// Requests sent to this upstream and not finished yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// May this upstream be picked now?
+    pub fn is_healthy(&self) -> bool {
+        self.health.is_healthy()
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.url)
+    }
+}
+
+/// Counts a request as in flight until dropped (drop it when the response
+/// body is done).
+#[derive(Debug)]
+pub struct InFlight {
+    upstream: Arc<Upstream>,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.upstream.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The strategy names the CLI accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Random,
+    RoundRobin,
+    WeightedRoundRobin,
+    ConsistentHash,
+    LeastConnections,
+    BoundedConsistentHash,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Random,
+        Kind::RoundRobin,
+        Kind::WeightedRoundRobin,
+        Kind::ConsistentHash,
+        Kind::LeastConnections,
+        Kind::BoundedConsistentHash,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Random => "random",
+            Kind::RoundRobin => "round-robin",
+            Kind::WeightedRoundRobin => "weighted-round-robin",
+            Kind::ConsistentHash => "consistent-hash",
+            Kind::LeastConnections => "least-connections",
+            Kind::BoundedConsistentHash => "bounded-consistent-hash",
+        }
+    }
+
+    /// Does this strategy read the request's hash key?
+    pub fn uses_key(self) -> bool {
+        matches!(self, Kind::ConsistentHash | Kind::BoundedConsistentHash)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a balancer could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("unknown balancing strategy {given:?}; valid: {}", Kind::ALL.map(Kind::name).join(", "))]
+    UnknownStrategy { given: String },
+    #[error("weights add up to {0} after dividing by their common factor; keep the sum at most {max}", max = weighted_round_robin::MAX_TOTAL_WEIGHT)]
+    WeightsTooLarge(u64),
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self, Error> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| Error::UnknownStrategy {
+                given: name.to_owned(),
+            })
+    }
+}
+
+/// Tuning shared by the strategies.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Virtual nodes per upstream on the hash ring.
+    pub replicas: usize,
+    /// Bounded loads: no upstream above `load_factor ×` the average.
+    pub load_factor: f64,
+    /// Seed for `random` and `least-connections` (fixed in tests).
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            replicas: 160,
+            load_factor: 1.25,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// A strategy built for one upstream set.
+pub trait Strategy: Send + Sync {
+    /// A healthy upstream for a request whose hash key is `key`, or `None`
+    /// when no upstream is healthy.
+    fn pick(&self, key: &[u8]) -> Option<&Arc<Upstream>>;
+}
+
+/// Build the strategy `kind` over `upstreams` — the seed's factory.
+pub fn build(
+    kind: Kind,
+    upstreams: Vec<Arc<Upstream>>,
+    options: &Options,
+    total_in_flight: Arc<AtomicUsize>,
+) -> Result<Box<dyn Strategy>, Error> {
+    Ok(match kind {
+        Kind::Random => Box::new(random::Random::new(upstreams, options.seed)),
+        Kind::RoundRobin => Box::new(round_robin::RoundRobin::new(upstreams)),
+        Kind::WeightedRoundRobin => {
+            Box::new(weighted_round_robin::WeightedRoundRobin::new(upstreams)?)
+        }
+        Kind::ConsistentHash => Box::new(consistent_hash::ConsistentHash::new(
+            upstreams,
+            options.replicas,
+            None,
+        )),
+        Kind::LeastConnections => Box::new(least_connections::LeastConnections::new(
+            upstreams,
+            options.seed,
+        )),
+        Kind::BoundedConsistentHash => Box::new(consistent_hash::ConsistentHash::new(
+            upstreams,
+            options.replicas,
+            Some(consistent_hash::Bound {
+                load_factor: options.load_factor,
+                total_in_flight,
+            }),
+        )),
+    })
+}
+
+/// The upstream set, the strategy over it, and the in-flight count.
+pub struct Balancer {
+    kind: Kind,
+    options: Options,
+    upstreams: ArcSwap<Vec<Arc<Upstream>>>,
+    strategy: ArcSwap<Box<dyn Strategy>>,
+    total_in_flight: Arc<AtomicUsize>,
+}
+
+impl Balancer {
+    pub fn new(kind: Kind, upstreams: Vec<Arc<Upstream>>, options: Options) -> Result<Self, Error> {
+        let total_in_flight = Arc::new(AtomicUsize::new(0));
+        let strategy = build(kind, upstreams.clone(), &options, total_in_flight.clone())?;
+        Ok(Self {
+            kind,
+            options,
+            upstreams: ArcSwap::from_pointee(upstreams),
+            strategy: ArcSwap::from_pointee(strategy),
+            total_in_flight,
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Pick an upstream for a request with hash key `key`.
+    pub fn pick(&self, key: &[u8]) -> Option<Arc<Upstream>> {
+        self.strategy.load().pick(key).cloned()
+    }
+
+    /// Count a request as in flight on `upstream` until the guard drops.
+    pub fn start(&self, upstream: &Arc<Upstream>) -> InFlight {
+        upstream.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.total_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            upstream: upstream.clone(),
+            total: self.total_in_flight.clone(),
+        }
+    }
+
+    /// The current upstream set.
+    pub fn upstreams(&self) -> Arc<Vec<Arc<Upstream>>> {
+        self.upstreams.load_full()
+    }
+
+    /// Replace the upstream set. Picks in progress finish on the old set;
+    /// requests in flight keep their upstream.
+    pub fn replace(&self, upstreams: Vec<Arc<Upstream>>) -> Result<(), Error> {
+        let strategy = build(
+            self.kind,
+            upstreams.clone(),
+            &self.options,
+            self.total_in_flight.clone(),
+        )?;
+        self.upstreams.store(Arc::new(upstreams));
+        self.strategy.store(Arc::new(strategy));
+        Ok(())
+    }
+
+    /// Tell the balancer how a request to `upstream` went (passive health).
+    /// A weighted strategy also adjusts the upstream's effective weight,
+    /// and is rebuilt when it changes.
+    pub fn report(&self, upstream: &Upstream, policy: &HealthPolicy, success: bool) {
+        let weight_changed = upstream.health.record(policy, success);
+        if weight_changed && self.kind == Kind::WeightedRoundRobin {
+            let upstreams = self.upstreams.load_full();
+            // Weights were validated when the set was built; a smaller
+            // effective weight cannot make the schedule longer.
+            if let Ok(strategy) = build(
+                self.kind,
+                upstreams.to_vec(),
+                &self.options,
+                self.total_in_flight.clone(),
+            ) {
+                self.strategy.store(Arc::new(strategy));
+            }
+        }
+    }
+}
+
+/// The first item at or after `start` (wrapping) that `accept`s — how every
+/// strategy passes a down upstream's turn on to the next one.
+pub(crate) fn first_from<T>(items: &[T], start: usize, accept: impl Fn(&T) -> bool) -> Option<&T> {
+    let n = items.len();
+    (0..n)
+        .map(|i| &items[(start + i) % n])
+        .find(|item| accept(item))
+}
+
+/// A lock-free pseudo-random sequence (splitmix64 over an atomic counter):
+/// reproducible for a seed, and no thread ever waits for another.
+#[derive(Debug)]
+pub(crate) struct SplitMix(std::sync::atomic::AtomicU64);
+
+impl SplitMix {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(std::sync::atomic::AtomicU64::new(seed))
+    }
+
+    pub(crate) fn next(&self) -> u64 {
+        let mut z = self
+            .0
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (Lemire's multiply-shift; n is small).
+    pub(crate) fn below(&self, n: usize) -> usize {
+        ((u128::from(self.next()) * n as u128) >> 64) as usize
+    }
+}

@@ -1,0 +1,34 @@
+//! `round-robin`: each upstream in turn.
+//!
+//! One atomic counter, incremented per pick: request i goes to upstream
+//! `i mod n`. Exactly even, and cheap — but blind to weights and to how
+//! busy each upstream is. A down upstream's turn passes to the next one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::{Strategy, Upstream, first_from};
+
+pub struct RoundRobin {
+    upstreams: Vec<Arc<Upstream>>,
+    next: AtomicUsize,
+}
+
+impl RoundRobin {
+    pub fn new(upstreams: Vec<Arc<Upstream>>) -> Self {
+        Self {
+            upstreams,
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Strategy for RoundRobin {
+    fn pick(&self, _key: &[u8]) -> Option<&Arc<Upstream>> {
+        if self.upstreams.is_empty() {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
+        first_from(&self.upstreams, turn, |u| u.is_healthy())
+    }
+}
