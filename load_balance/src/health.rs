@@ -123,7 +123,7 @@ impl Health {
     /// Record one active probe; returns the new up/down verdict if it flipped.
     fn probe(&self, ok: bool, checks: &ActiveChecks) -> Option<bool> {
         let down = self.active_down.load(Ordering::Relaxed);
-        if ok == !down {
+        if ok != down {
             // The probe agrees with the current verdict.
             self.active_streak.store(0, Ordering::Relaxed);
             return None;
