@@ -310,3 +310,36 @@ fn the_factory_names_the_valid_strategies() {
         Err(Error::WeightsTooLarge(100_001))
     ));
 }
+
+#[test]
+fn the_set_can_be_replaced_while_picks_run() {
+    let old = upstreams(&[1; 4]);
+    let new = upstreams(&[1; 6]);
+    for kind in Kind::ALL {
+        let lb = Arc::new(balancer(kind, &old));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                let (lb, stop) = (lb.clone(), stop.clone());
+                let (old, new) = (&old, &new);
+                scope.spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let picked = lb.pick(&key(i)).expect("a pick never fails mid-swap");
+                        assert!(old.iter().chain(new).any(|u| Arc::ptr_eq(u, &picked)));
+                        i += 1;
+                    }
+                });
+            }
+            for round in 0..200 {
+                lb.replace(if round % 2 == 0 {
+                    new.clone()
+                } else {
+                    old.clone()
+                })
+                .unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+}

@@ -264,10 +264,12 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Everything one launch (one `cargo run -p …`) started.
+/// Everything one launch (one `cargo run -p …`) started: servers, and
+/// background tasks (health checks) that stop with them.
 #[derive(Debug, Default)]
 pub struct Launched {
     pub servers: Vec<ServerHandle>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Launched {
@@ -275,9 +277,15 @@ impl Launched {
         self.servers.push(server);
     }
 
+    /// A background task that is aborted when the launch shuts down or drops.
+    pub fn push_task(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
     /// Take over everything `other` started.
-    pub fn extend(&mut self, other: Launched) {
-        self.servers.extend(other.servers);
+    pub fn extend(&mut self, mut other: Launched) {
+        self.servers.append(&mut other.servers);
+        self.tasks.append(&mut other.tasks);
     }
 
     /// The first server whose name is `name`.
@@ -292,9 +300,20 @@ impl Launched {
         self.shutdown().await;
     }
 
-    pub async fn shutdown(self) {
-        for server in self.servers {
+    pub async fn shutdown(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for server in std::mem::take(&mut self.servers) {
             server.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }

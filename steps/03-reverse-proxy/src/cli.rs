@@ -15,7 +15,7 @@ use hyper::{Method, Response, Uri};
 use reverse_proxy_minimal::parse_upstream;
 use serving::{Binder, Launched, Server, ServerOptions};
 
-use crate::{ClientConn, Forwarding, ProxyError, ReverseProxy, single_host};
+use crate::{ClientConn, Director, Forwarding, ProxyError, ReverseProxy, single_host};
 
 /// Command line of `step03-reverse-proxy`.
 #[derive(Parser, Debug, Clone)]
@@ -32,6 +32,14 @@ pub struct Args {
     /// in-process on 127.0.0.1:2003 and :2004 and the first is used.
     #[arg(long, value_name = "URL", value_parser = parse_upstream)]
     pub upstream: Option<Uri>,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
+}
+
+/// The flags every reverse-proxy step shares (steps 04 and later flatten
+/// them into their own command lines).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProxyOptions {
     /// Coalesce response writes over this many milliseconds (0: write every
     /// frame as it arrives).
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -55,14 +63,48 @@ pub struct Args {
     pub demo_modify: bool,
 }
 
-/// Build the proxy an [`Args`] describes.
-pub fn build(args: &Args, upstream: Uri) -> anyhow::Result<ReverseProxy> {
+impl ProxyOptions {
+    /// The runtime `--threads` asks for. Default: as many workers as cores
+    /// this process may run on (taskset and cgroup limits count). One worker
+    /// means one core, and then a current-thread runtime skips work-stealing
+    /// that only pays off with several.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+        }
+    }
+
+    /// Connection settings for the listening side.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            header_read_timeout: Some(Duration::from_secs(self.header_read_timeout.max(1))),
+            ..ServerOptions::default()
+        }
+    }
+
+    /// The proxy these options describe, around `director`.
+    pub fn build(&self, director: Director) -> anyhow::Result<ReverseProxy> {
+        build(self, director)
+    }
+}
+
+fn build(args: &ProxyOptions, director: Director) -> anyhow::Result<ReverseProxy> {
     let timeout = match args.timeout {
         Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
         None => None,
     };
-    let mut proxy = ReverseProxy::new(single_host(upstream))
+    let mut proxy = ReverseProxy::new(director)
         .flush_interval(Some(Duration::from_millis(args.flush_interval)))
         .timeout(timeout)
         .forwarding(if args.trust_forwarded {
@@ -115,12 +157,9 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         }
     };
     tracing::info!("proxying every request to {upstream}");
-    let proxy = Arc::new(build(&args, upstream)?);
+    let proxy = Arc::new(args.proxy.build(single_host(upstream))?);
     let listener = binder.bind(args.listen).await?;
-    let options = ServerOptions {
-        header_read_timeout: Some(Duration::from_secs(args.header_read_timeout.max(1))),
-        ..ServerOptions::default()
-    };
+    let options = args.proxy.server_options();
     launched.push(
         Server::new(listener, "reverse proxy")
             .options(options)

@@ -23,15 +23,24 @@ pub type Director = Arc<dyn Fn(&mut Parts) + Send + Sync>;
 /// Send everything to `target`: its scheme and host, paths joined with one
 /// slash, queries joined with `&`, and `Host` set to the target's authority.
 pub fn single_host(target: Uri) -> Director {
-    let host = target
+    let host = host_of(&target);
+    Arc::new(move |parts: &mut Parts| point_at(parts, &target, host.as_ref()))
+}
+
+/// The `Host` header value that names `target`.
+pub fn host_of(target: &Uri) -> Option<HeaderValue> {
+    target
         .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
-    Arc::new(move |parts: &mut Parts| {
-        parts.uri = target_uri(&target, &parts.uri);
-        if let Some(host) = &host {
-            parts.headers.insert(header::HOST, host.clone());
-        }
-    })
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+}
+
+/// Point one request at `target` (what every director ends up doing once
+/// it has chosen where the request goes).
+pub fn point_at(parts: &mut Parts, target: &Uri, host: Option<&HeaderValue>) {
+    parts.uri = target_uri(target, &parts.uri);
+    if let Some(host) = host {
+        parts.headers.insert(header::HOST, host.clone());
+    }
 }
 
 #[cfg(test)]

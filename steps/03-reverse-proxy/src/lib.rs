@@ -42,7 +42,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
 
-pub use cli::{Args, launch};
+pub use cli::{Args, ProxyOptions, launch};
 pub use director::{Director, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
 pub use forwarded::{ClientConn, Forwarding};

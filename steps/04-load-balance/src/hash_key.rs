@@ -1,0 +1,56 @@
+//! What consistent hashing hashes: the request URL (the seed's choice), the
+//! client's IP, or a header.
+//!
+//! The URL keeps each resource on one upstream (good for caches); the
+//! client IP keeps each client on one upstream (sticky sessions, websockets);
+//! a header such as `X-User-Id` keeps each user on one, across addresses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use hyper::Request;
+use hyper::header::HeaderName;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    Url,
+    ClientIp,
+    Header(HeaderName),
+}
+
+impl FromStr for HashKey {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "url" => Ok(HashKey::Url),
+            "client-ip" => Ok(HashKey::ClientIp),
+            _ => match raw.strip_prefix("header:") {
+                Some(name) => HeaderName::from_bytes(name.as_bytes())
+                    .map(HashKey::Header)
+                    .map_err(|_| format!("{name:?} is not a header name")),
+                None => Err(format!("{raw:?}: expected url, client-ip or header:NAME")),
+            },
+        }
+    }
+}
+
+impl HashKey {
+    /// The key bytes of one request.
+    pub fn of<B>(&self, req: &Request<B>, peer: SocketAddr) -> Vec<u8> {
+        match self {
+            HashKey::Url => req
+                .uri()
+                .path_and_query()
+                .map_or(b"/".to_vec(), |pq| pq.as_str().as_bytes().to_vec()),
+            HashKey::ClientIp => match peer.ip() {
+                IpAddr::V4(ip) => ip.octets().to_vec(),
+                IpAddr::V6(ip) => ip.octets().to_vec(),
+            },
+            HashKey::Header(name) => req
+                .headers()
+                .get(name)
+                .map_or_else(Vec::new, |v| v.as_bytes().to_vec()),
+        }
+    }
+}

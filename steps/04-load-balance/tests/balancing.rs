@@ -1,0 +1,246 @@
+//! Step 04 over real backends: the strategies' distributions as a client
+//! sees them (by `x-served-by`), health taking upstreams out and back, and
+//! the refusals.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serving::{Binder, Launched, ServerHandle};
+use tokio::net::TcpListener;
+
+async fn backends(n: usize) -> Vec<ServerHandle> {
+    let mut servers = Vec::new();
+    for _ in 0..n {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        servers.push(real_server::spawn(listener).unwrap());
+    }
+    servers
+}
+
+async fn proxy(upstreams: &[String], extra: &[&str]) -> Launched {
+    let mut argv = vec!["step04-load-balance".to_owned()];
+    for upstream in upstreams {
+        argv.extend(["--upstream".to_owned(), upstream.clone()]);
+    }
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    balanced_proxy::launch(balanced_proxy::Args::parse_from(argv), &Binder::ephemeral())
+        .await
+        .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Which backend served each of `n` requests to `path`, counted.
+async fn served_by(proxy: &Launched, path: &str, n: usize) -> HashMap<String, usize> {
+    let url = format!("{}{path}", proxy.get("balanced proxy").unwrap().url());
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let response = client().get(&url).send().await.unwrap();
+        let by = response.headers()["x-served-by"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        *counts.entry(by).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn weighted_round_robin_follows_the_weights_exactly() {
+    let servers = backends(3).await;
+    let upstreams: Vec<String> = servers
+        .iter()
+        .zip(1..)
+        .map(|(s, w)| format!("{},weight={w}", s.url()))
+        .collect();
+    let proxy = proxy(&upstreams, &["--balance", "weighted-round-robin"]).await;
+    let counts = served_by(&proxy, "/", 60).await;
+    for (server, expected) in servers.iter().zip([10, 20, 30]) {
+        assert_eq!(counts[&server.addr().to_string()], expected, "{counts:?}");
+    }
+}
+
+#[tokio::test]
+async fn round_robin_spreads_evenly() {
+    let servers = backends(3).await;
+    let upstreams: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let proxy = proxy(&upstreams, &[]).await;
+    let counts = served_by(&proxy, "/", 30).await;
+    assert!(counts.values().all(|&n| n == 10), "{counts:?}");
+}
+
+#[tokio::test]
+async fn consistent_hashing_keeps_a_url_on_one_upstream() {
+    let servers = backends(4).await;
+    let upstreams: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let proxy = proxy(&upstreams, &["--balance", "consistent-hash"]).await;
+    let mut owners = HashMap::new();
+    for i in 0..40 {
+        let counts = served_by(&proxy, &format!("/item/{i}"), 3).await;
+        assert_eq!(counts.len(), 1, "/item/{i} moved between upstreams");
+        owners.insert(i, counts.into_keys().next().unwrap());
+    }
+    let distinct: std::collections::HashSet<_> = owners.values().collect();
+    assert!(
+        distinct.len() >= 3,
+        "40 URLs landed on {} upstreams",
+        distinct.len()
+    );
+}
+
+#[tokio::test]
+async fn hashing_a_header_keeps_a_user_on_one_upstream() {
+    let servers = backends(4).await;
+    let upstreams: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let proxy = proxy(
+        &upstreams,
+        &[
+            "--balance",
+            "consistent-hash",
+            "--hash-key",
+            "header:x-user",
+        ],
+    )
+    .await;
+    let url = proxy.get("balanced proxy").unwrap().url();
+    for user in ["ada", "grace", "linus"] {
+        let mut seen = std::collections::HashSet::new();
+        for path in ["/a", "/b", "/c", "/d"] {
+            let response = client()
+                .get(format!("{url}{path}"))
+                .header("x-user", user)
+                .send()
+                .await
+                .unwrap();
+            seen.insert(
+                response.headers()["x-served-by"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(seen.len(), 1, "user {user} was spread over {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_ejected_after_consecutive_failures() {
+    let servers = backends(1).await;
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let upstreams = vec![servers[0].url(), format!("http://{dead}")];
+    let proxy = proxy(&upstreams, &["--max-fails", "3", "--fail-cooldown", "60s"]).await;
+    let url = proxy.get("balanced proxy").unwrap().url();
+    let mut failures = 0;
+    for _ in 0..6 {
+        if client().get(&url).send().await.unwrap().status() == 502 {
+            failures += 1;
+        }
+    }
+    assert_eq!(
+        failures, 3,
+        "round-robin sends every other request to the dead one, three times"
+    );
+    for _ in 0..20 {
+        assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn active_checks_take_a_down_upstream_out_and_bring_it_back() {
+    let servers = backends(2).await;
+    let upstreams: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let proxy = proxy(
+        &upstreams,
+        &["--health-path", "/health", "--health-interval", "50ms"],
+    )
+    .await;
+    let sick = servers[1].addr().to_string();
+    client()
+        .post(format!("{}/health/down", servers[1].url()))
+        .send()
+        .await
+        .unwrap();
+    // Probes run every 50 ms and need two failures: poll until the sick
+    // upstream stops appearing (bounded), instead of sleeping a guess.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let counts = served_by(&proxy, "/", 10).await;
+        if !counts.contains_key(&sick) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still served by {sick}: {counts:?}"
+        );
+    }
+    client()
+        .post(format!("{}/health/up", servers[1].url()))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !served_by(&proxy, "/", 10).await.contains_key(&sick) {
+        assert!(Instant::now() < deadline, "{sick} never came back");
+    }
+}
+
+#[tokio::test]
+async fn no_healthy_upstream_is_a_503_that_says_so() {
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = proxy(
+        &[format!("http://{dead}")],
+        &["--max-fails", "1", "--fail-cooldown", "60s"],
+    )
+    .await;
+    let url = proxy.get("balanced proxy").unwrap().url();
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 502);
+    let response = client().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "no healthy upstream: all 1 upstreams are down\n"
+    );
+}
+
+#[tokio::test]
+async fn without_upstreams_three_weighted_real_servers_start() {
+    let binder = Binder::ephemeral();
+    let args = balanced_proxy::Args::parse_from([
+        "step04-load-balance",
+        "--balance",
+        "weighted-round-robin",
+    ]);
+    let launched = balanced_proxy::launch(args, &binder).await.unwrap();
+    let counts = served_by(&launched, "/", 12).await;
+    let shares: Vec<usize> = launched.servers[..3]
+        .iter()
+        .map(|s| counts[&s.addr().to_string()])
+        .collect();
+    assert_eq!(shares, [2, 4, 6]);
+}
+
+#[test]
+fn bad_flags_are_clear_cli_errors() {
+    let error = |args: &[&str]| {
+        balanced_proxy::Args::try_parse_from(
+            std::iter::once("step04-load-balance").chain(args.iter().copied()),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(error(&["--balance", "fastest"]).contains("valid: random, round-robin"));
+    assert!(error(&["--upstream", "http://127.0.0.1:1,weight=0"]).contains("weight=N with N ≥ 1"));
+    assert!(error(&["--hash-key", "cookie"]).contains("expected url, client-ip or header:NAME"));
+    assert!(error(&["--health-interval", "soon"]).contains("expected a number and a unit"));
+}
