@@ -211,6 +211,10 @@ impl Session {
                 let args = reverse_proxy_minimal::Args::try_parse_from(argv)?;
                 reverse_proxy_minimal::launch(args, &self.binder).await?
             }
+            "step04-load-balance" => {
+                let args = balanced_proxy::Args::try_parse_from(argv)?;
+                balanced_proxy::launch(args, &self.binder).await?
+            }
             "step03-reverse-proxy" => {
                 reverse_proxy::launch(reverse_proxy::Args::try_parse_from(argv)?, &self.binder)
                     .await?

@@ -35,6 +35,10 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "got back \"hello through the tunnel\"",
         "    hop-by-hop request headers removed       ✗          ✓",
         "    conflicting Content-Length rejected      ✓          ✓",
+        "Chapter 4 · load balancing (step04-load-balance)",
+        "    round-robin                                 20                    20                    20",
+        "    weighted-round-robin                        10                    20                    30",
+        "    after two failed probes it gets no more requests",
         "The tour is over.",
     ] {
         assert!(

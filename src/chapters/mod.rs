@@ -4,3 +4,4 @@ pub mod ch00_real_servers;
 pub mod ch01_forward_proxy;
 pub mod ch02_minimal_reverse_proxy;
 pub mod ch03_reverse_proxy;
+pub mod ch04_load_balance;
