@@ -20,7 +20,13 @@ fn balancer(kind: Kind, n: usize) -> Balancer {
     Balancer::new(kind, upstreams, Options::default()).unwrap()
 }
 
-const KEYS: [&[u8]; 4] = [b"/users/42", b"/cart?id=7", b"/", b"/static/app.js"];
+/// Many distinct keys, as real traffic has: with a handful, the hashing
+/// strategies would keep returning the same few upstreams.
+fn keys() -> Vec<Vec<u8>> {
+    (0..256)
+        .map(|i| format!("/users/{i}?tab=orders").into_bytes())
+        .collect()
+}
 
 fn picks(c: &mut Criterion) {
     for threads in [1usize, 2] {
@@ -28,6 +34,7 @@ fn picks(c: &mut Criterion) {
         group
             .measurement_time(Duration::from_secs(1))
             .warm_up_time(Duration::from_millis(300));
+        let keys = keys();
         for kind in Kind::ALL {
             for n in [2usize, 10, 100, 1000] {
                 let balancer = Arc::new(balancer(kind, n));
@@ -37,10 +44,10 @@ fn picks(c: &mut Criterion) {
                         let started = Instant::now();
                         std::thread::scope(|scope| {
                             for t in 0..threads {
-                                let balancer = balancer.clone();
+                                let (balancer, keys) = (balancer.clone(), &keys);
                                 scope.spawn(move || {
                                     for i in 0..per_thread {
-                                        let key = KEYS[(i as usize + t) % KEYS.len()];
+                                        let key = &keys[(i as usize + t * 17) % keys.len()];
                                         std::hint::black_box(balancer.pick(key));
                                     }
                                 });

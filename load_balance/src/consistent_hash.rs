@@ -37,8 +37,16 @@ pub struct Bound {
 
 pub struct ConsistentHash {
     upstreams: Vec<Arc<Upstream>>,
-    /// (point on the ring, upstream index), sorted by point.
-    ring: Vec<(u64, usize)>,
+    /// Ring points, sorted; `owners[i]` is the upstream index of `points[i]`.
+    /// Two arrays rather than one of pairs: the binary search touches only
+    /// points, half the memory.
+    points: Vec<u64>,
+    owners: Vec<u32>,
+    /// `starts[b]` is the first point whose top bits are `b` or more: a
+    /// lookup table that narrows the search to a few points, so a pick
+    /// costs two or three cache misses even with 160,000 virtual nodes.
+    starts: Vec<u32>,
+    shift: u32,
     bound: Option<Bound>,
 }
 
@@ -56,15 +64,47 @@ impl ConsistentHash {
         for (index, upstream) in upstreams.iter().enumerate() {
             for replica in 0..replicas.max(1) {
                 let point = ring_hash(format!("{}#{replica}", upstream.url).as_bytes());
-                ring.push((point, index));
+                ring.push((point, index as u32));
             }
         }
         ring.sort_unstable();
+        let (points, owners): (Vec<u64>, Vec<u32>) = ring.into_iter().unzip();
+        // About four points per bucket, at most 2^16 buckets.
+        let bits = (points.len() / 4)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .min(16);
+        let shift = 64 - bits;
+        let starts = (0..=(1u64 << bits))
+            .map(|bucket| match bucket {
+                0 => 0,
+                b if b == 1 << bits => points.len() as u32,
+                b => points.partition_point(|p| *p < b << shift) as u32,
+            })
+            .collect();
         Self {
             upstreams,
-            ring,
+            points,
+            owners,
+            starts,
+            shift,
             bound,
         }
+    }
+
+    /// Index of the first point at or after `point`, wrapping to 0.
+    fn position(&self, point: u64) -> usize {
+        let bucket = if self.shift >= 64 {
+            0
+        } else {
+            (point >> self.shift) as usize
+        };
+        let (lo, hi) = (
+            self.starts[bucket] as usize,
+            self.starts[bucket + 1] as usize,
+        );
+        (lo + self.points[lo..hi].partition_point(|p| *p < point)) % self.points.len()
     }
 
     /// The most requests an upstream may have in flight before new ones spill.
@@ -76,22 +116,55 @@ impl ConsistentHash {
 
 impl Strategy for ConsistentHash {
     fn pick(&self, key: &[u8]) -> Option<&Arc<Upstream>> {
-        if self.ring.is_empty() {
+        if self.points.is_empty() {
             return None;
         }
-        let point = ring_hash(key);
-        let start = self.ring.partition_point(|(p, _)| *p < point) % self.ring.len();
+        let start = self.position(ring_hash(key));
         let upstreams = &self.upstreams;
         if let Some(bound) = &self.bound {
             let cap = self.cap(bound);
-            let within_bound = first_from(&self.ring, start, |&(_, i)| {
-                upstreams[i].is_healthy() && upstreams[i].in_flight() < cap
+            let within_bound = first_from(&self.owners, start, |&i| {
+                let upstream = &upstreams[i as usize];
+                upstream.is_healthy() && upstream.in_flight() < cap
             });
-            if let Some(&(_, i)) = within_bound {
-                return Some(&upstreams[i]);
+            if let Some(&i) = within_bound {
+                return Some(&upstreams[i as usize]);
             }
         }
-        first_from(&self.ring, start, |&(_, i)| upstreams[i].is_healthy())
-            .map(|&(_, i)| &upstreams[i])
+        first_from(&self.owners, start, |&i| upstreams[i as usize].is_healthy())
+            .map(|&i| &upstreams[i as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket table must find exactly what a plain binary search finds.
+    #[test]
+    fn the_lookup_table_agrees_with_a_plain_binary_search() {
+        for (n, replicas) in [(1, 1), (1, 3), (2, 1), (7, 3), (10, 160), (300, 160)] {
+            let upstreams = (0..n)
+                .map(|i| {
+                    Upstream::new(
+                        format!("http://10.1.{}.{}:80", i / 250, i % 250)
+                            .parse()
+                            .unwrap(),
+                        1,
+                    )
+                })
+                .collect();
+            let ring = ConsistentHash::new(upstreams, replicas, None);
+            for k in 0..2000u32 {
+                let point = ring_hash(&k.to_le_bytes());
+                let plain = ring.points.partition_point(|p| *p < point) % ring.points.len();
+                assert_eq!(ring.position(point), plain, "n={n} replicas={replicas}");
+            }
+            assert_eq!(ring.position(0), 0);
+            assert_eq!(
+                ring.position(u64::MAX),
+                ring.points.partition_point(|p| *p < u64::MAX) % ring.points.len()
+            );
+        }
     }
 }

@@ -10,18 +10,18 @@
 
 use std::sync::Arc;
 
-use crate::{SplitMix, Strategy, Upstream, first_from};
+use crate::{Dice, Strategy, Upstream, first_from};
 
 pub struct LeastConnections {
     upstreams: Vec<Arc<Upstream>>,
-    rng: SplitMix,
+    rng: Dice,
 }
 
 impl LeastConnections {
     pub fn new(upstreams: Vec<Arc<Upstream>>, seed: u64) -> Self {
         Self {
             upstreams,
-            rng: SplitMix::new(seed),
+            rng: Dice::new(seed),
         }
     }
 }

@@ -312,21 +312,34 @@ pub(crate) fn first_from<T>(items: &[T], start: usize, accept: impl Fn(&T) -> bo
         .find(|item| accept(item))
 }
 
-/// A lock-free pseudo-random sequence (splitmix64 over an atomic counter):
-/// reproducible for a seed, and no thread ever waits for another.
-#[derive(Debug)]
-pub(crate) struct SplitMix(std::sync::atomic::AtomicU64);
+/// Pseudo-random numbers without a shared state: splitmix64 of a seeded
+/// per-thread turn, so a seed reproduces a thread's sequence and no two
+/// cores ever write the same generator.
+pub(crate) struct Dice {
+    seed: u64,
+    draws: thread_local::ThreadLocal<std::cell::Cell<u64>>,
+    threads: std::sync::atomic::AtomicU64,
+}
 
-impl SplitMix {
+impl Dice {
     pub(crate) fn new(seed: u64) -> Self {
-        Self(std::sync::atomic::AtomicU64::new(seed))
+        Self {
+            seed,
+            draws: thread_local::ThreadLocal::new(),
+            threads: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
-    pub(crate) fn next(&self) -> u64 {
+    fn next(&self) -> u64 {
+        // Thread k starts 2^40 draws in: the threads' sequences never overlap.
+        let draws = self
+            .draws
+            .get_or(|| std::cell::Cell::new(self.threads.fetch_add(1, Ordering::Relaxed) << 40));
+        let draw = draws.get();
+        draws.set(draw + 1);
         let mut z = self
-            .0
-            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
-            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+            .seed
+            .wrapping_add((draw + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)

@@ -3,22 +3,22 @@
 //! The simplest strategy with no shared state to contend on, and over many
 //! requests as even as round-robin. Its weakness is the short run: with n
 //! upstreams some get several requests in a row. The generator is a
-//! lock-free splitmix64 sequence, seeded so tests can reproduce it.
+//! per-thread splitmix64 sequence, seeded so tests can reproduce it.
 
 use std::sync::Arc;
 
-use crate::{SplitMix, Strategy, Upstream, first_from};
+use crate::{Dice, Strategy, Upstream, first_from};
 
 pub struct Random {
     upstreams: Vec<Arc<Upstream>>,
-    rng: SplitMix,
+    rng: Dice,
 }
 
 impl Random {
     pub fn new(upstreams: Vec<Arc<Upstream>>, seed: u64) -> Self {
         Self {
             upstreams,
-            rng: SplitMix::new(seed),
+            rng: Dice::new(seed),
         }
     }
 }
