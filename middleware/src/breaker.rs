@@ -1,0 +1,289 @@
+//! Circuit breaking, degradation, and a concurrency cap.
+//!
+//! When an upstream is failing, sending it more requests makes everything
+//! worse: clients wait for timeouts, threads and sockets pile up, and the
+//! struggling upstream never gets the quiet it needs to recover. A circuit
+//! breaker notices the failure rate and stops calling for a while:
+//!
+//! ```text
+//!            error rate ≥ threshold
+//!            (over ≥ min requests)
+//!   ┌────────┐ ───────────────────▶ ┌──────┐
+//!   │ closed │                      │ open │ ── every request: the fallback, at once
+//!   └────────┘ ◀─┐                  └──────┘
+//!        ▲       │ probe succeeded     │ open window over
+//!        │       │                     ▼
+//!        │       └──────────────── ┌───────────┐
+//!        │                         │ half-open │ ── one probe request at a time
+//!        └── (closed)              └───────────┘
+//!                  probe failed ──▶ open again
+//! ```
+//!
+//! While open, every request gets the *fallback* — a degraded answer
+//! (default 503 with a short body) — without touching the upstream. That is
+//! degradation: a fast, honest "not now" instead of a slow failure.
+//!
+//! The error rate is measured over a rolling window of ten one-second
+//! buckets; errors are 5xx answers, which include the proxy's own 502 for a
+//! connect error and 504 for a timeout. The concurrency cap is separate: at
+//! most N requests at once, 503 beyond — a bulkhead that keeps one slow
+//! upstream from absorbing every connection the proxy has.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use forward_proxy::{ProxyBody, text_response};
+use futures_util::future::BoxFuture;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::stats::Metrics;
+use crate::{Ctx, Middleware, Next};
+
+/// Breaker settings.
+#[derive(Debug, Clone)]
+pub struct BreakerPolicy {
+    /// Open when this share of requests (0–1) failed…
+    pub error_rate: f64,
+    /// …over at least this many requests in the window.
+    pub min_requests: u64,
+    /// Stay open this long before letting a probe through.
+    pub open_for: Duration,
+    /// What to answer while open.
+    pub fallback_status: StatusCode,
+    pub fallback_body: String,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        Self {
+            error_rate: 0.5,
+            min_requests: 20,
+            open_for: Duration::from_secs(10),
+            fallback_status: StatusCode::SERVICE_UNAVAILABLE,
+            fallback_body: "service degraded: the upstream is failing, try again shortly"
+                .to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { probing: bool },
+}
+
+impl State {
+    fn gauge(self) -> i64 {
+        match self {
+            State::Closed => 0,
+            State::Open { .. } => 1,
+            State::HalfOpen { .. } => 2,
+        }
+    }
+}
+
+const BUCKETS: usize = 10;
+
+/// Requests and errors per second, for the last ten seconds.
+#[derive(Debug)]
+struct Window {
+    /// (second since start, requests, errors)
+    buckets: [(u64, u64, u64); BUCKETS],
+    start: Instant,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            buckets: [(u64::MAX, 0, 0); BUCKETS],
+            start: Instant::now(),
+        }
+    }
+
+    fn record(&mut self, error: bool) {
+        let second = self.start.elapsed().as_secs();
+        let bucket = &mut self.buckets[(second % BUCKETS as u64) as usize];
+        if bucket.0 != second {
+            *bucket = (second, 0, 0);
+        }
+        bucket.1 += 1;
+        bucket.2 += u64::from(error);
+    }
+
+    /// (requests, errors) within the last ten seconds.
+    fn totals(&self) -> (u64, u64) {
+        let now = self.start.elapsed().as_secs();
+        self.buckets
+            .iter()
+            .filter(|(second, _, _)| *second != u64::MAX && now - second < BUCKETS as u64)
+            .fold((0, 0), |(r, e), (_, requests, errors)| {
+                (r + requests, e + errors)
+            })
+    }
+
+    fn clear(&mut self) {
+        self.buckets = [(u64::MAX, 0, 0); BUCKETS];
+    }
+}
+
+struct Inner {
+    state: State,
+    window: Window,
+}
+
+pub struct Breaker {
+    policy: BreakerPolicy,
+    inner: Mutex<Inner>,
+    concurrency: Option<(Arc<Semaphore>, usize)>,
+    metrics: Arc<Metrics>,
+}
+
+/// What the breaker decided before the request.
+enum Admission {
+    Pass { probe: bool },
+    Refuse,
+}
+
+impl Breaker {
+    pub fn new(
+        policy: BreakerPolicy,
+        max_concurrent: Option<usize>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            policy,
+            inner: Mutex::new(Inner {
+                state: State::Closed,
+                window: Window::new(),
+            }),
+            concurrency: max_concurrent.map(|n| (Arc::new(Semaphore::new(n)), n)),
+            metrics,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.inner.lock().expect("breaker mutex poisoned").state
+    }
+
+    fn set(&self, inner: &mut Inner, state: State) {
+        inner.state = state;
+        self.metrics.breaker_state.set(state.gauge());
+    }
+
+    fn admit(&self) -> Admission {
+        let mut inner = self.inner.lock().expect("breaker mutex poisoned");
+        match inner.state {
+            State::Closed => Admission::Pass { probe: false },
+            State::Open { until } if Instant::now() >= until => {
+                info!("circuit half-open: letting one probe through");
+                self.set(&mut inner, State::HalfOpen { probing: true });
+                Admission::Pass { probe: true }
+            }
+            State::Open { .. } | State::HalfOpen { probing: true } => Admission::Refuse,
+            State::HalfOpen { probing: false } => {
+                self.set(&mut inner, State::HalfOpen { probing: true });
+                Admission::Pass { probe: true }
+            }
+        }
+    }
+
+    fn record(&self, probe: bool, error: bool) {
+        let mut inner = self.inner.lock().expect("breaker mutex poisoned");
+        if probe {
+            if error {
+                warn!("circuit open again: the probe failed");
+                let until = Instant::now() + self.policy.open_for;
+                self.set(&mut inner, State::Open { until });
+            } else {
+                info!("circuit closed: the probe succeeded");
+                inner.window.clear();
+                self.set(&mut inner, State::Closed);
+            }
+            return;
+        }
+        inner.window.record(error);
+        if inner.state != State::Closed {
+            return;
+        }
+        let (requests, errors) = inner.window.totals();
+        if requests >= self.policy.min_requests
+            && errors as f64 >= self.policy.error_rate * requests as f64
+        {
+            warn!("circuit open: {errors} of {requests} requests failed in the last {BUCKETS} s");
+            inner.window.clear();
+            let until = Instant::now() + self.policy.open_for;
+            self.set(&mut inner, State::Open { until });
+        }
+    }
+
+    fn fallback(&self) -> Response<ProxyBody> {
+        self.metrics.breaker_rejected.inc();
+        text_response(
+            self.policy.fallback_status,
+            self.policy.fallback_body.clone(),
+        )
+    }
+}
+
+impl Middleware for Breaker {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        Box::pin(async move {
+            let _permit = match &self.concurrency {
+                Some((semaphore, limit)) => match semaphore.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        self.metrics.breaker_rejected.inc();
+                        return text_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!(
+                                "too many concurrent requests (limit {limit}); try again shortly"
+                            ),
+                        );
+                    }
+                },
+                None => None,
+            };
+            let probe = match self.admit() {
+                Admission::Pass { probe } => probe,
+                Admission::Refuse => return self.fallback(),
+            };
+            // If the client goes away during a probe, this future is dropped
+            // before `record`: the guard frees the probe slot, or the breaker
+            // would stay half-open with a probe that never ends.
+            let guard = ProbeGuard {
+                breaker: self,
+                armed: probe,
+            };
+            let response = next.run(req, ctx).await;
+            std::mem::forget(guard);
+            self.record(probe, response.status().is_server_error());
+            response
+        })
+    }
+}
+
+struct ProbeGuard<'a> {
+    breaker: &'a Breaker,
+    armed: bool,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut inner = self.breaker.inner.lock().expect("breaker mutex poisoned");
+            if inner.state == (State::HalfOpen { probing: true }) {
+                self.breaker
+                    .set(&mut inner, State::HalfOpen { probing: false });
+            }
+        }
+    }
+}

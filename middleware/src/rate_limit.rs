@@ -1,0 +1,142 @@
+//! Rate limiting: a token bucket per key.
+//!
+//! Picture a bucket holding at most `burst` tokens, refilled at `rate`
+//! tokens a second. Each request takes a token; a request that finds the
+//! bucket empty is refused with 429 and told, in `Retry-After`, when the
+//! next token arrives. So a client may send `burst` requests at once, and
+//! `rate` a second for ever after — short bursts pass, sustained floods don't.
+//!
+//! The `governor` crate implements it as GCRA (the generic cell rate
+//! algorithm), which is the same bucket stored as a single timestamp — "the
+//! theoretical arrival time" of the next allowed request — so checking and
+//! updating a key is one compare-and-swap, with no timer refilling anything.
+//!
+//! Keys: one bucket for everybody (`global`), one per client IP
+//! (`client-ip`), or one per value of a header (`header:NAME`, e.g. an API
+//! key). Memory stays bounded under many distinct keys: every few thousand
+//! requests, buckets that have refilled completely — indistinguishable from
+//! new ones — are dropped.
+
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use forward_proxy::{ProxyBody, text_response};
+use futures_util::future::BoxFuture;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use crate::stats::Metrics;
+use crate::{Ctx, Middleware, Next};
+
+/// Whose bucket a request takes its token from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    Global,
+    ClientIp,
+    Header(HeaderName),
+}
+
+impl FromStr for RateKey {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "global" => Ok(RateKey::Global),
+            "client-ip" => Ok(RateKey::ClientIp),
+            _ => match raw.strip_prefix("header:") {
+                Some(name) => HeaderName::from_bytes(name.as_bytes())
+                    .map(RateKey::Header)
+                    .map_err(|_| format!("{name:?} is not a header name")),
+                None => Err(format!(
+                    "{raw:?}: expected global, client-ip or header:NAME"
+                )),
+            },
+        }
+    }
+}
+
+/// Drop fully refilled buckets every this many requests.
+const CLEANUP_EVERY: u64 = 4096;
+
+pub struct RateLimit {
+    limiter: DefaultKeyedRateLimiter<String>,
+    key: RateKey,
+    rate: u32,
+    burst: u32,
+    checks: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl RateLimit {
+    /// `rate` requests a second per key, bursts of up to `burst`.
+    pub fn new(rate: NonZeroU32, burst: NonZeroU32, key: RateKey, metrics: Arc<Metrics>) -> Self {
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            key,
+            rate: rate.get(),
+            burst: burst.get(),
+            checks: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    fn key_of(&self, req: &Request<Incoming>, ctx: &Ctx) -> String {
+        match &self.key {
+            RateKey::Global => String::new(),
+            RateKey::ClientIp => ctx.peer.ip().to_string(),
+            RateKey::Header(name) => req
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Buckets currently remembered (for tests and /stats).
+    pub fn tracked_keys(&self) -> usize {
+        self.limiter.retain_recent();
+        self.limiter.len()
+    }
+}
+
+impl Middleware for RateLimit {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        let key = self.key_of(&req, ctx);
+        match self.limiter.check_key(&key) {
+            Ok(()) => next.run(req, ctx),
+            Err(not_until) => {
+                self.metrics.rate_limited.inc();
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                // Retry-After is whole seconds; round up, never 0.
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut refusal = text_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "rate limit exceeded: {} requests a second, bursts of {}; retry in {}s",
+                        self.rate,
+                        self.burst,
+                        seconds.max(1)
+                    ),
+                );
+                refusal
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                Box::pin(async move { refusal })
+            }
+        }
+    }
+}

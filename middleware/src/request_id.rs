@@ -1,0 +1,57 @@
+//! Request id: one name for one request, everywhere it goes.
+//!
+//! `X-Request-Id` is kept when the client (or a proxy before us) sent a
+//! sane one, and generated otherwise; it goes upstream with the request and
+//! back with the response, and every log line written while the request is
+//! handled carries it (a `tracing` span), so one grep follows a request
+//! through the proxy's log, the backend's, and the client's report.
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response};
+use tracing::Instrument;
+
+use forward_proxy::ProxyBody;
+
+use crate::{Ctx, Middleware, Next};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub struct RequestId;
+
+/// Printable ASCII, at most 200 bytes: anything else is replaced, so a
+/// client cannot smuggle junk into every log line.
+fn acceptable(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 200 && bytes.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+fn generate() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("{id:032x}")).expect("hex is a valid header")
+}
+
+impl Middleware for RequestId {
+    fn handle<'a>(
+        &'a self,
+        mut req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        let id = match req.headers().get(&X_REQUEST_ID) {
+            Some(value) if acceptable(value) => value.clone(),
+            _ => generate(),
+        };
+        req.headers_mut().insert(X_REQUEST_ID, id.clone());
+        let span = tracing::info_span!("request", id = %String::from_utf8_lossy(id.as_bytes()));
+        next.run(req, ctx)
+            .map(move |mut response| {
+                response.headers_mut().insert(X_REQUEST_ID, id);
+                response
+            })
+            .instrument(span)
+            .boxed()
+    }
+}

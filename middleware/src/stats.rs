@@ -1,0 +1,324 @@
+//! Statistics: what happened, counted, and served on an admin listener.
+//!
+//! Counting requests by status tells you the error rate; counting them by
+//! upstream tells you where; a latency *histogram* (not an average) tells
+//! you how slow the slow requests are — an average of 5 ms can hide one
+//! request in a hundred taking two seconds, and the p99 is what users feel.
+//! In-flight requests show a pile-up before latency does. The rate-limit
+//! and breaker counters say how often the proxy said no by itself.
+//!
+//! [`Metrics`] holds them in a `prometheus-client` registry: `/metrics` on
+//! the admin listener is Prometheus' text format, `/stats` a JSON summary
+//! with requests per second over the last 1 and 10 seconds.
+//!
+//! Request bytes are read from `Content-Length` (a chunked upload counts
+//! 0): counting the body itself would mean wrapping it, and the proxy
+//! hands the client's body to hyper's client untouched. Response bytes are
+//! counted as the body streams out.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use forward_proxy::ProxyBody;
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::{Ctx, Middleware, Next};
+
+/// The upstream that served a response, if the endpoint says so (a
+/// response extension).
+#[derive(Debug, Clone)]
+pub struct ServedBy(pub String);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    status: u16,
+    upstream: String,
+}
+
+/// Every number the proxy keeps.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Histogram,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    in_flight: Gauge,
+    pub(crate) rate_limited: Counter,
+    pub(crate) breaker_rejected: Counter,
+    pub(crate) breaker_state: Gauge,
+    per_second: PerSecond,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("proxy");
+        let requests = Family::<RequestLabels, Counter>::default();
+        // 0.5 ms to ~16 s in 16 doubling buckets.
+        let duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let (bytes_in, bytes_out, in_flight) =
+            (Counter::default(), Counter::default(), Gauge::default());
+        let (rate_limited, breaker_rejected, breaker_state) =
+            (Counter::default(), Counter::default(), Gauge::default());
+        registry.register(
+            "requests",
+            "Requests answered, by method, status and upstream",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to the response head",
+            duration.clone(),
+        );
+        registry.register(
+            "request_bytes",
+            "Request body bytes (by Content-Length)",
+            bytes_in.clone(),
+        );
+        registry.register(
+            "response_bytes",
+            "Response body bytes sent",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests answered 429 by the rate limiter",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "breaker_rejected",
+            "Requests refused by the circuit breaker or the concurrency cap",
+            breaker_rejected.clone(),
+        );
+        registry.register(
+            "breaker_state",
+            "Circuit breaker: 0 closed, 1 open, 2 half-open",
+            breaker_state.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            duration,
+            bytes_in,
+            bytes_out,
+            in_flight,
+            rate_limited,
+            breaker_rejected,
+            breaker_state,
+            per_second: PerSecond::default(),
+        }
+    }
+
+    /// Prometheus' text exposition format.
+    pub fn prometheus_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+
+    /// A JSON summary for people: totals, QPS, the limiter and breaker.
+    pub fn summary(&self) -> serde_json::Value {
+        let (qps_1s, qps_10s) = self.per_second.rates();
+        serde_json::json!({
+            "in_flight": self.in_flight.get(),
+            "qps_1s": qps_1s,
+            "qps_10s": qps_10s,
+            "request_bytes": self.bytes_in.get(),
+            "response_bytes": self.bytes_out.get(),
+            "rate_limited": self.rate_limited.get(),
+            "breaker_rejected": self.breaker_rejected.get(),
+            "breaker_state": match self.breaker_state.get() { 1 => "open", 2 => "half-open", _ => "closed" },
+        })
+    }
+}
+
+/// Requests per wall-clock second over the last 11 seconds, lock-free.
+#[derive(Default)]
+struct PerSecond {
+    counts: [AtomicU64; 11],
+    seconds: [AtomicU64; 11],
+}
+
+fn epoch_second() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl PerSecond {
+    fn tick(&self) {
+        let now = epoch_second();
+        let slot = (now % 11) as usize;
+        if self.seconds[slot].swap(now, Ordering::Relaxed) != now {
+            // First request of a new second: the slot held a second 11 ago.
+            self.counts[slot].store(0, Ordering::Relaxed);
+        }
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (last complete second, mean of the last 10 complete seconds).
+    fn rates(&self) -> (u64, f64) {
+        let now = epoch_second();
+        let count = |ago: u64| {
+            let second = now - ago;
+            let slot = (second % 11) as usize;
+            if self.seconds[slot].load(Ordering::Relaxed) == second {
+                self.counts[slot].load(Ordering::Relaxed)
+            } else {
+                0
+            }
+        };
+        let ten: u64 = (1..=10).map(count).sum();
+        (count(1), ten as f64 / 10.0)
+    }
+}
+
+/// The middleware that fills [`Metrics`].
+pub struct Stats {
+    pub metrics: Arc<Metrics>,
+}
+
+impl Middleware for Stats {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        Box::pin(async move {
+            let metrics = &self.metrics;
+            let started = Instant::now();
+            let method = req.method().clone();
+            let bytes_in = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            metrics.in_flight.inc();
+            metrics.per_second.tick();
+            let response = next.run(req, ctx).await;
+            metrics.in_flight.dec();
+            metrics.bytes_in.inc_by(bytes_in);
+            metrics.duration.observe(started.elapsed().as_secs_f64());
+            let upstream = response
+                .extensions()
+                .get::<ServedBy>()
+                .map_or_else(|| "-".to_owned(), |s| s.0.clone());
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    method: method_label(&method),
+                    status: response.status().as_u16(),
+                    upstream,
+                })
+                .inc();
+            let counter = metrics.bytes_out.clone();
+            response.map(|body| CountingBody { body, counter }.boxed())
+        })
+    }
+}
+
+/// Unknown methods share one label, so a client cannot grow the metric set.
+fn method_label(method: &Method) -> String {
+    match *method {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS
+        | Method::PATCH
+        | Method::CONNECT
+        | Method::TRACE => method.as_str().to_owned(),
+        _ => "OTHER".to_owned(),
+    }
+}
+
+struct CountingBody {
+    body: ProxyBody,
+    counter: Counter,
+}
+
+impl Body for CountingBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.counter.inc_by(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The admin listener's answer: `/metrics`, `/stats`, or 404.
+pub fn admin_response(metrics: &Metrics, path: &str) -> Response<ProxyBody> {
+    let (status, content_type, body) = match path {
+        "/metrics" => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.prometheus_text(),
+        ),
+        "/stats" => (
+            StatusCode::OK,
+            "application/json",
+            format!("{:#}\n", metrics.summary()),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "the admin listener serves /metrics and /stats\n".to_owned(),
+        ),
+    };
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

@@ -1,0 +1,554 @@
+//! Each middleware alone and in the chain, over real HTTP: a stub endpoint
+//! stands in for the proxy and reports what reached it.
+
+use std::convert::Infallible;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use forward_proxy::{ProxyBody, text_response};
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use middleware::auth::{Auth, JwtKey};
+use middleware::breaker::{Breaker, BreakerPolicy, State};
+use middleware::rate_limit::{RateKey, RateLimit};
+use middleware::request_id::RequestId;
+use middleware::rewrite::{Rewrite, Rule};
+use middleware::stats::{Metrics, Stats};
+use middleware::{Chain, Ctx, Endpoint, Middleware, Next};
+use serving::{Server, ServerHandle};
+use tokio::net::TcpListener;
+
+/// Answers with the status in `x-status` (default 200), echoes the path and
+/// request id it saw, and counts calls.
+#[derive(Default)]
+struct Stub {
+    calls: AtomicUsize,
+    gate: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl Endpoint for Stub {
+    fn call<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        _ctx: &'a Ctx,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if let Some(gate) = &self.gate {
+                gate.notified().await;
+            }
+            let status = req
+                .headers()
+                .get("x-status")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(200);
+            let mut response = Response::new(
+                Full::new(Bytes::from(req.uri().to_string()))
+                    .map_err(|never: Infallible| match never {})
+                    .boxed(),
+            );
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            if let Some(id) = req.headers().get("x-request-id") {
+                response
+                    .headers_mut()
+                    .insert("x-seen-request-id", id.clone());
+            }
+            response
+        })
+    }
+}
+
+async fn serve(chain: Chain) -> ServerHandle {
+    let chain = Arc::new(chain);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Server::new(listener, "chain under test")
+        .spawn(move |peer| {
+            let chain = chain.clone();
+            service_fn(move |req| {
+                let chain = chain.clone();
+                async move { Ok::<_, Infallible>(chain.serve(req, &Ctx { peer }).await) }
+            })
+        })
+        .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Adds its name to `x-trace` on the way back; aborts with 418 if told to.
+struct Tracer {
+    name: &'static str,
+    abort: bool,
+}
+
+impl Middleware for Tracer {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        Box::pin(async move {
+            let mut response = if self.abort {
+                text_response(StatusCode::IM_A_TEAPOT, "aborted")
+            } else {
+                next.run(req, ctx).await
+            };
+            response
+                .headers_mut()
+                .append("x-trace", self.name.parse().unwrap());
+            response
+        })
+    }
+}
+
+#[tokio::test]
+async fn middlewares_run_in_order_and_an_abort_stops_the_chain() {
+    let stub = Arc::new(Stub::default());
+    let chain = Chain::new(stub.clone())
+        .with(Arc::new(Tracer {
+            name: "outer",
+            abort: false,
+        }))
+        .with(Arc::new(Tracer {
+            name: "inner",
+            abort: false,
+        }));
+    let server = serve(chain).await;
+    let response = client().get(server.url()).send().await.unwrap();
+    let trace: Vec<_> = response.headers().get_all("x-trace").iter().collect();
+    assert_eq!(trace, ["inner", "outer"], "responses unwind inside out");
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+
+    let stub = Arc::new(Stub::default());
+    let chain = Chain::new(stub.clone())
+        .with(Arc::new(Tracer {
+            name: "outer",
+            abort: false,
+        }))
+        .with(Arc::new(Tracer {
+            name: "gate",
+            abort: true,
+        }))
+        .with(Arc::new(Tracer {
+            name: "never",
+            abort: false,
+        }));
+    let server = serve(chain).await;
+    let response = client().get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 418);
+    let trace: Vec<_> = response.headers().get_all("x-trace").iter().collect();
+    assert_eq!(trace, ["gate", "outer"]);
+    assert_eq!(
+        stub.calls.load(Ordering::SeqCst),
+        0,
+        "the endpoint was not reached"
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_or_generated_and_travel_both_ways() {
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(RequestId))).await;
+    let response = client()
+        .get(server.url())
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+    assert_eq!(response.headers()["x-seen-request-id"], "abc-123");
+    for sent in [None, Some("has spaces"), Some("")] {
+        let mut request = client().get(server.url());
+        if let Some(id) = sent {
+            request = request.header("x-request-id", id);
+        }
+        let response = request.send().await.unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(id.len(), 32, "{sent:?} → {id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(response.headers()["x-seen-request-id"], id.as_str());
+    }
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+#[tokio::test]
+async fn the_rate_limiter_allows_a_burst_then_says_when_to_retry() {
+    let metrics = Arc::new(Metrics::new());
+    let limit = RateLimit::new(nz(1), nz(3), RateKey::Global, metrics.clone());
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(limit))).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..5 {
+        let response = client().get(server.url()).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            retry_after = Some(
+                response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert!(
+        metrics
+            .prometheus_text()
+            .contains("proxy_rate_limited_total 2")
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_keys_are_independent() {
+    let limit = RateLimit::new(
+        nz(1),
+        nz(1),
+        "header:x-api-key".parse().unwrap(),
+        Arc::new(Metrics::new()),
+    );
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(limit))).await;
+    let status = |key: &'static str| {
+        let url = server.url();
+        async move {
+            client()
+                .get(url)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("alice").await, 200);
+    assert_eq!(status("alice").await, 429);
+    assert_eq!(status("bob").await, 200, "bob has his own bucket");
+}
+
+#[tokio::test]
+async fn rate_limit_memory_stays_bounded_under_many_keys() {
+    let limit = Arc::new(RateLimit::new(
+        nz(1000),
+        nz(1),
+        "header:x-key".parse().unwrap(),
+        Arc::new(Metrics::new()),
+    ));
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(limit.clone())).await;
+    for i in 0..300 {
+        client()
+            .get(server.url())
+            .header("x-key", format!("client-{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // One token at 1000/s refills in 1 ms; then every bucket is as good as
+    // new and is forgotten. Waiting out the refill is the behaviour here.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(limit.tracked_keys(), 0);
+}
+
+fn breaker_policy(open_for_ms: u64) -> BreakerPolicy {
+    BreakerPolicy {
+        error_rate: 0.5,
+        min_requests: 4,
+        open_for: Duration::from_millis(open_for_ms),
+        ..BreakerPolicy::default()
+    }
+}
+
+async fn get_status(server: &ServerHandle, status: u16) -> u16 {
+    client()
+        .get(server.url())
+        .header("x-status", status.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_breaker_opens_on_errors_degrades_then_closes_after_a_good_probe() {
+    let stub = Arc::new(Stub::default());
+    let metrics = Arc::new(Metrics::new());
+    let breaker = Arc::new(Breaker::new(breaker_policy(300), None, metrics.clone()));
+    let server = serve(Chain::new(stub.clone()).with(breaker.clone())).await;
+    for _ in 0..2 {
+        assert_eq!(get_status(&server, 200).await, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get_status(&server, 500).await, 500);
+    }
+    assert!(
+        matches!(breaker.state(), State::Open { .. }),
+        "2 of 4 failed: open"
+    );
+    let calls = stub.calls.load(Ordering::SeqCst);
+    let response = client().get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .starts_with("service degraded")
+    );
+    assert_eq!(
+        stub.calls.load(Ordering::SeqCst),
+        calls,
+        "open: the upstream is not touched"
+    );
+    assert!(metrics.prometheus_text().contains("proxy_breaker_state 1"));
+    // The open window is the behaviour under test: wait it out.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        get_status(&server, 200).await,
+        200,
+        "the probe goes through"
+    );
+    assert_eq!(breaker.state(), State::Closed);
+    assert!(metrics.prometheus_text().contains("proxy_breaker_state 0"));
+}
+
+#[tokio::test]
+async fn a_failed_probe_opens_the_breaker_again() {
+    let breaker = Arc::new(Breaker::new(
+        breaker_policy(200),
+        None,
+        Arc::new(Metrics::new()),
+    ));
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(breaker.clone())).await;
+    for _ in 0..4 {
+        get_status(&server, 502).await;
+    }
+    assert!(matches!(breaker.state(), State::Open { .. }));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        get_status(&server, 504).await,
+        504,
+        "the probe reaches the upstream"
+    );
+    assert!(matches!(breaker.state(), State::Open { .. }));
+    assert_eq!(get_status(&server, 200).await, 503);
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_refuses_beyond_its_limit() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let stub = Arc::new(Stub {
+        gate: Some(gate.clone()),
+        ..Stub::default()
+    });
+    let breaker = Breaker::new(BreakerPolicy::default(), Some(1), Arc::new(Metrics::new()));
+    let server = serve(Chain::new(stub.clone()).with(Arc::new(breaker))).await;
+    let first = tokio::spawn(client().get(server.url()).send());
+    while stub.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = client().get(server.url()).send().await.unwrap();
+    assert_eq!(second.status(), 503);
+    assert!(
+        second
+            .text()
+            .await
+            .unwrap()
+            .contains("too many concurrent requests (limit 1)")
+    );
+    gate.notify_one();
+    assert_eq!(first.await.unwrap().unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn basic_auth_lets_known_users_in() {
+    let auth = Auth::default().basic(vec!["alice:secret".to_owned()]);
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(auth))).await;
+    let missing = client().get(server.url()).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(
+        missing.headers()["www-authenticate"],
+        "Basic realm=\"proxy workbench\""
+    );
+    assert_eq!(missing.text().await.unwrap(), "credentials required\n");
+    let wrong = client()
+        .get(server.url())
+        .basic_auth("alice", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        wrong.text().await.unwrap(),
+        "unknown user or wrong password\n"
+    );
+    let right = client()
+        .get(server.url())
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+}
+
+#[tokio::test]
+async fn jwt_bearer_tokens_are_verified_with_their_times() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let auth = Auth::default()
+        .jwt(JwtKey::Hs256Secret(b"s3cret".to_vec()))
+        .unwrap();
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(auth))).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |exp: u64, nbf: u64, secret: &[u8]| {
+        let claims = serde_json::json!({"sub": "ada", "exp": exp, "nbf": nbf});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let cases = [
+        (token(now + 600, now - 10, b"s3cret"), 200, ""),
+        (
+            token(now - 600, now - 900, b"s3cret"),
+            401,
+            "ExpiredSignature",
+        ),
+        (
+            token(now + 600, now + 300, b"s3cret"),
+            401,
+            "ImmatureSignature",
+        ),
+        (
+            token(now + 600, now - 10, b"other"),
+            401,
+            "InvalidSignature",
+        ),
+    ];
+    for (jwt, status, reason) in cases {
+        let response = client()
+            .get(server.url())
+            .bearer_auth(&jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+        if status == 401 {
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                "Bearer realm=\"proxy workbench\""
+            );
+            let body = response.text().await.unwrap();
+            assert!(body.contains(reason), "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn ip_rules_allow_and_deny_by_network() {
+    let cases = [
+        (
+            Auth::default().deny(vec!["127.0.0.0/8".parse().unwrap()]),
+            403,
+        ),
+        (
+            Auth::default().allow(vec!["10.0.0.0/8".parse().unwrap()]),
+            403,
+        ),
+        (
+            Auth::default().allow(vec!["127.0.0.1/32".parse().unwrap()]),
+            200,
+        ),
+    ];
+    for (auth, status) in cases {
+        let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(auth))).await;
+        let response = client().get(server.url()).send().await.unwrap();
+        assert_eq!(response.status(), status);
+        if status == 403 {
+            assert!(
+                response
+                    .text()
+                    .await
+                    .unwrap()
+                    .starts_with("forbidden: 127.0.0.1")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn rewrite_rules_apply_in_order_and_keep_the_query() {
+    let rules = vec![
+        "^/api/v1/(.*)=/$1".parse::<Rule>().unwrap(),
+        "^/api/(.*)=/never/$1".parse::<Rule>().unwrap(),
+        "^/old$=/new".parse::<Rule>().unwrap(),
+    ];
+    let server =
+        serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(Rewrite::new(rules)))).await;
+    for (sent, seen) in [
+        ("/api/v1/users?id=7", "/users?id=7"),
+        ("/old", "/new"),
+        ("/other", "/other"),
+    ] {
+        let body = client()
+            .get(format!("{}{sent}", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, seen);
+    }
+    assert!("no-equals-sign".parse::<Rule>().is_err());
+    assert!("(unclosed=/x".parse::<Rule>().is_err());
+}
+
+#[tokio::test]
+async fn statistics_count_by_status_and_serve_prometheus_text() {
+    let metrics = Arc::new(Metrics::new());
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(Stats {
+        metrics: metrics.clone(),
+    })))
+    .await;
+    for status in [200, 200, 200, 404, 503] {
+        get_status(&server, status).await;
+    }
+    let text = metrics.prometheus_text();
+    for line in [
+        "proxy_requests_total{method=\"GET\",status=\"200\",upstream=\"-\"} 3",
+        "proxy_requests_total{method=\"GET\",status=\"404\",upstream=\"-\"} 1",
+        "proxy_requests_total{method=\"GET\",status=\"503\",upstream=\"-\"} 1",
+        "proxy_request_duration_seconds_count 5",
+        "proxy_in_flight_requests 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    let body_bytes: usize = 5; // the stub echoes "/" (1 byte) for each request
+    assert!(
+        text.contains(&format!("proxy_response_bytes_total {body_bytes}")),
+        "{text}"
+    );
+    let summary = metrics.summary();
+    assert_eq!(summary["breaker_state"], "closed");
+    assert!(summary["qps_10s"].as_f64().is_some());
+    let admin = middleware::stats::admin_response(&metrics, "/nope");
+    assert_eq!(admin.status(), 404);
+}
