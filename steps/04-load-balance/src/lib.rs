@@ -50,6 +50,15 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub balance: BalanceOptions,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
+}
+
+/// The balancing flags (step 05 flattens them into its own command line).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BalanceOptions {
     /// An upstream, optionally weighted: http://127.0.0.1:2003,weight=3.
     /// Repeat for more. Without any, three real servers start in-process on
     /// 127.0.0.1:2003, :2004 and :2005 with weights 1, 2 and 3.
@@ -74,8 +83,6 @@ pub struct Args {
     /// How long an ejected upstream sits out, e.g. 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub fail_cooldown: Duration,
-    #[command(flatten)]
-    pub proxy: ProxyOptions,
 }
 
 /// `URL` or `URL,weight=N`.
@@ -167,6 +174,9 @@ impl BalancedProxy {
         let ok = !response.status().is_server_error();
         self.balancer.report(&upstream, &self.policy, ok);
         debug!("{path} → {upstream} ({})", response.status());
+        let mut response = response;
+        // Who served it, for whoever wraps this proxy (step 05's statistics).
+        response.extensions_mut().insert(upstream);
         response.map(|body| {
             ReleaseAtEnd {
                 body,
@@ -207,10 +217,15 @@ impl Body for ReleaseAtEnd {
 /// The demo set when no `--upstream` is given: weights 1, 2, 3.
 const DEMO_ADDRS: [&str; 3] = ["127.0.0.1:2003", "127.0.0.1:2004", "127.0.0.1:2005"];
 
-/// Start the balanced proxy (and the real servers, when no upstream was given).
-pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
-    let mut launched = Launched::default();
-    let upstreams: Vec<(Uri, u32)> = if args.upstreams.is_empty() {
+/// Build the balanced proxy `balance` describes, starting what it needs
+/// (demo real servers, health checks) into `launched`.
+pub async fn build(
+    balance: &BalanceOptions,
+    proxy: &ProxyOptions,
+    binder: &Binder,
+    launched: &mut Launched,
+) -> anyhow::Result<BalancedProxy> {
+    let upstreams: Vec<(Uri, u32)> = if balance.upstreams.is_empty() {
         let demo = real_server::Args::parse_from(
             std::iter::once("real_server").chain(DEMO_ADDRS.iter().flat_map(|a| ["--listen", a])),
         );
@@ -228,7 +243,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         launched.extend(backends);
         set
     } else {
-        args.upstreams.clone()
+        balance.upstreams.clone()
     };
     let set: Vec<Arc<Upstream>> = upstreams
         .into_iter()
@@ -236,28 +251,29 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         .collect();
     tracing::info!(
         "balancing with {} over {}",
-        args.balance,
+        balance.balance,
         set.iter()
             .map(|u| format!("{u} (weight {})", u.weight))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let balancer = Arc::new(Balancer::new(args.balance, set, Options::default())?);
-    if let Some(path) = &args.health_path {
+    let balancer = Arc::new(Balancer::new(balance.balance, set, Options::default())?);
+    if let Some(path) = &balance.health_path {
         launched.push_task(
-            ActiveChecks::new(path.clone(), args.health_interval).spawn(balancer.clone()),
+            ActiveChecks::new(path.clone(), balance.health_interval).spawn(balancer.clone()),
         );
     }
     let policy = HealthPolicy {
-        max_fails: args.max_fails.max(1),
-        cooldown: args.fail_cooldown,
+        max_fails: balance.max_fails.max(1),
+        cooldown: balance.fail_cooldown,
     };
-    let proxy = Arc::new(BalancedProxy::new(
-        balancer,
-        &args.proxy,
-        args.hash_key.clone(),
-        policy,
-    )?);
+    BalancedProxy::new(balancer, proxy, balance.hash_key.clone(), policy)
+}
+
+/// Start the balanced proxy (and the real servers, when no upstream was given).
+pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
+    let mut launched = Launched::default();
+    let proxy = Arc::new(build(&args.balance, &args.proxy, binder, &mut launched).await?);
     let listener = binder.bind(args.listen).await?;
     let server = Server::new(listener, "balanced proxy")
         .options(args.proxy.server_options())

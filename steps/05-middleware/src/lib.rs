@@ -1,0 +1,207 @@
+//! Step 05: step 04's balanced proxy at the end of the middleware chain.
+//!
+//! The chain, in the order this step builds it, and why that order:
+//!
+//! 1. **request id** — first, so every log line and every refusal below it
+//!    carries the id (always on: it costs a header);
+//! 2. **statistics** (`--admin`) — second, so refusals are counted too: a
+//!    429 storm is exactly what the metrics should show;
+//! 3. **rate limit** (`--rate-limit`) — before auth: the cheapest check
+//!    first, so a flood of bad tokens is refused before each one costs a
+//!    signature verification;
+//! 4. **auth** (`--basic-auth`, `--jwt-secret`, `--allow`, `--deny`) — only
+//!    admitted, identified requests go further;
+//! 5. **circuit breaker and concurrency cap** (`--breaker-*`,
+//!    `--max-concurrent`) — last before the upstream, so only requests that
+//!    would really reach it count toward its error rate;
+//! 6. **rewrite** (`--rewrite`) — just before the proxy, which it feeds;
+//! 7. the proxy (step 04).
+//!
+//! A middleware is in the chain only when its flag is given.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use balanced_proxy::{BalanceOptions, BalancedProxy, parse_duration};
+use clap::Parser;
+use forward_proxy::ProxyBody;
+use futures_util::future::BoxFuture;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use ipnet::IpNet;
+use load_balance::Upstream;
+use middleware::auth::{Auth, JwtKey};
+use middleware::breaker::{Breaker, BreakerPolicy};
+use middleware::rate_limit::{RateKey, RateLimit};
+use middleware::request_id::RequestId;
+use middleware::rewrite::{Rewrite, Rule};
+use middleware::stats::{Metrics, ServedBy, Stats, admin_response};
+use middleware::{Chain, Ctx, Endpoint};
+use reverse_proxy::{ClientConn, ProxyOptions};
+use serving::{Binder, Launched, Server};
+
+/// Command line of `step05-middleware`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "step05-middleware",
+    about = "Step 05: the balanced proxy behind a middleware chain (rate limit, auth, circuit breaker, rewrite, statistics)"
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002")]
+    pub listen: SocketAddr,
+    /// Serve /metrics (Prometheus) and /stats (JSON) here; turns statistics on.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Requests a second allowed per key (turns rate limiting on).
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<NonZeroU32>,
+    /// Requests allowed at once above the rate (default: the rate).
+    #[arg(long, value_name = "N")]
+    pub burst: Option<NonZeroU32>,
+    /// Whose bucket: global, client-ip or header:NAME.
+    #[arg(long, value_name = "KEY", default_value = "client-ip")]
+    pub rate_key: RateKey,
+    /// Open the circuit when this percentage of requests fail (turns the breaker on).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub breaker_error_rate: Option<u8>,
+    /// …over at least this many requests in the last 10 s.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub breaker_min_requests: u64,
+    /// How long the circuit stays open before a probe, e.g. 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub breaker_open: Duration,
+    /// At most this many requests in flight; 503 beyond.
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+    /// Accept Basic credentials USER:PASSWORD (repeatable).
+    #[arg(long = "basic-auth", value_name = "USER:PASSWORD")]
+    pub basic_auth: Vec<String>,
+    /// Accept JWT bearer tokens signed with this HS256 secret.
+    #[arg(long, value_name = "SECRET")]
+    pub jwt_secret: Option<String>,
+    /// Only clients in these networks (repeatable CIDR).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<IpNet>,
+    /// Never clients in these networks (repeatable CIDR; wins over --allow).
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<IpNet>,
+    /// Rewrite paths: REGEX=REPLACEMENT, tried in order (repeatable).
+    #[arg(long, value_name = "REGEX=REPLACEMENT")]
+    pub rewrite: Vec<Rule>,
+    #[command(flatten)]
+    pub balance: BalanceOptions,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
+}
+
+/// Step 04's proxy as the chain's endpoint.
+struct ProxyEndpoint(BalancedProxy);
+
+impl Endpoint for ProxyEndpoint {
+    fn call<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        Box::pin(async move {
+            let mut response = self.0.handle(&ClientConn::new(ctx.peer, "http"), req).await;
+            if let Some(upstream) = response.extensions_mut().remove::<Arc<Upstream>>() {
+                response
+                    .extensions_mut()
+                    .insert(ServedBy(upstream.url.to_string()));
+            }
+            response
+        })
+    }
+}
+
+/// Assemble the chain the flags ask for.
+pub fn chain(args: &Args, proxy: BalancedProxy, metrics: &Arc<Metrics>) -> anyhow::Result<Chain> {
+    let mut chain = Chain::new(Arc::new(ProxyEndpoint(proxy))).with(Arc::new(RequestId));
+    if args.admin.is_some() {
+        chain = chain.with(Arc::new(Stats {
+            metrics: metrics.clone(),
+        }));
+    }
+    if let Some(rate) = args.rate_limit {
+        let burst = args.burst.unwrap_or(rate);
+        chain = chain.with(Arc::new(RateLimit::new(
+            rate,
+            burst,
+            args.rate_key.clone(),
+            metrics.clone(),
+        )));
+    }
+    if !args.basic_auth.is_empty()
+        || args.jwt_secret.is_some()
+        || !args.allow.is_empty()
+        || !args.deny.is_empty()
+    {
+        let mut auth = Auth::default()
+            .basic(args.basic_auth.clone())
+            .allow(args.allow.clone())
+            .deny(args.deny.clone());
+        if let Some(secret) = &args.jwt_secret {
+            auth = auth.jwt(JwtKey::Hs256Secret(secret.as_bytes().to_vec()))?;
+        }
+        chain = chain.with(Arc::new(auth));
+    }
+    if args.breaker_error_rate.is_some() || args.max_concurrent.is_some() {
+        let policy = BreakerPolicy {
+            // Without --breaker-error-rate only the concurrency cap acts.
+            error_rate: args
+                .breaker_error_rate
+                .map_or(2.0, |p| f64::from(p) / 100.0),
+            min_requests: args.breaker_min_requests.max(1),
+            open_for: args.breaker_open,
+            ..BreakerPolicy::default()
+        };
+        chain = chain.with(Arc::new(Breaker::new(
+            policy,
+            args.max_concurrent,
+            metrics.clone(),
+        )));
+    }
+    if !args.rewrite.is_empty() {
+        chain = chain.with(Arc::new(Rewrite::new(args.rewrite.clone())));
+    }
+    Ok(chain)
+}
+
+/// Start the gateway, its admin listener, and what step 04 needs.
+pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
+    let mut launched = Launched::default();
+    let proxy = balanced_proxy::build(&args.balance, &args.proxy, binder, &mut launched).await?;
+    let metrics = Arc::new(Metrics::new());
+    let chain = Arc::new(chain(&args, proxy, &metrics)?);
+    tracing::info!("middleware chain: {} links before the proxy", chain.len());
+    if let Some(admin) = args.admin {
+        let listener = binder.bind(admin).await?;
+        let metrics = metrics.clone();
+        launched.push(Server::new(listener, "admin").spawn(move |_peer| {
+            let metrics = metrics.clone();
+            service_fn(move |req: Request<Incoming>| {
+                let response = admin_response(&metrics, req.uri().path());
+                async move { Ok::<_, Infallible>(response) }
+            })
+        })?);
+    }
+    let listener = binder.bind(args.listen).await?;
+    launched.push(
+        Server::new(listener, "gateway")
+            .options(args.proxy.server_options())
+            .spawn(move |peer| {
+                let chain = chain.clone();
+                service_fn(move |req| {
+                    let chain = chain.clone();
+                    async move { Ok::<_, Infallible>(chain.serve(req, &Ctx { peer }).await) }
+                })
+            })?,
+    );
+    Ok(launched)
+}
