@@ -211,6 +211,9 @@ impl Session {
                 let args = reverse_proxy_minimal::Args::try_parse_from(argv)?;
                 reverse_proxy_minimal::launch(args, &self.binder).await?
             }
+            "step05-middleware" => {
+                gateway::launch(gateway::Args::try_parse_from(argv)?, &self.binder).await?
+            }
             "step04-load-balance" => {
                 let args = balanced_proxy::Args::try_parse_from(argv)?;
                 balanced_proxy::launch(args, &self.binder).await?

@@ -39,6 +39,12 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "    round-robin                                 20                    20                    20",
         "    weighted-round-robin                        10                    20                    30",
         "    after two failed probes it gets no more requests",
+        "Chapter 5 · middleware (step05-middleware)",
+        "    200 200 200 429 429 429",
+        "    proxy_rate_limited_total 3",
+        "    four failing requests: 500 500 500 500",
+        "    breaker open; the next request gets the fallback at once: 503",
+        "and the breaker is closed",
         "The tour is over.",
     ] {
         assert!(

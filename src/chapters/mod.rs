@@ -5,3 +5,4 @@ pub mod ch01_forward_proxy;
 pub mod ch02_minimal_reverse_proxy;
 pub mod ch03_reverse_proxy;
 pub mod ch04_load_balance;
+pub mod ch05_middleware;
