@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use hyper::Uri;
+use hyper::header::HeaderValue;
 
 pub use health::{ActiveChecks, HealthPolicy};
 
@@ -47,6 +48,10 @@ pub use health::{ActiveChecks, HealthPolicy};
 #[derive(Debug)]
 pub struct Upstream {
     pub url: Uri,
+    /// `url` as text, made once: logs and metrics labels use it per request.
+    pub name: Arc<str>,
+    /// The `Host` header value that names this upstream, made once.
+    pub host: Option<HeaderValue>,
     /// Configured weight (`--upstream URL,weight=N`), at least 1.
     pub weight: u32,
     in_flight: AtomicUsize,
@@ -56,6 +61,10 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(url: Uri, weight: u32) -> Arc<Self> {
         Arc::new(Self {
+            name: url.to_string().into(),
+            host: url
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
             url,
             weight: weight.max(1),
             in_flight: AtomicUsize::new(0),
@@ -76,7 +85,7 @@ impl Upstream {
 
 impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.url)
+        f.write_str(&self.name)
     }
 }
 

@@ -32,12 +32,26 @@ use forward_proxy::ProxyBody;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+pub use reverse_proxy::ClientConn;
 
-/// What a middleware knows about the request besides the request itself.
+/// What a middleware knows about the request besides the request itself:
+/// the client's connection (peer address, scheme, and its IP formatted once).
 #[derive(Debug, Clone)]
 pub struct Ctx {
+    pub client: ClientConn,
+}
+
+impl Ctx {
+    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
+        Self {
+            client: ClientConn::new(peer, scheme),
+        }
+    }
+
     /// The client's TCP peer.
-    pub peer: SocketAddr,
+    pub fn peer(&self) -> SocketAddr {
+        self.client.peer
+    }
 }
 
 /// The end of the chain: the thing that actually answers (the proxy).

@@ -64,7 +64,7 @@ impl FromStr for RateKey {
 const CLEANUP_EVERY: u64 = 4096;
 
 pub struct RateLimit {
-    limiter: DefaultKeyedRateLimiter<String>,
+    limiter: DefaultKeyedRateLimiter<HeaderValue>,
     key: RateKey,
     rate: u32,
     burst: u32,
@@ -85,15 +85,17 @@ impl RateLimit {
         }
     }
 
-    fn key_of(&self, req: &Request<Incoming>, ctx: &Ctx) -> String {
+    /// The bucket's key. Header values are cheap to clone (shared bytes), so
+    /// keying by them costs no allocation per request.
+    fn key_of(&self, req: &Request<Incoming>, ctx: &Ctx) -> HeaderValue {
         match &self.key {
-            RateKey::Global => String::new(),
-            RateKey::ClientIp => ctx.peer.ip().to_string(),
+            RateKey::Global => HeaderValue::from_static(""),
+            RateKey::ClientIp => ctx.client.ip().clone(),
             RateKey::Header(name) => req
                 .headers()
                 .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default(),
+                .cloned()
+                .unwrap_or_else(|| HeaderValue::from_static("")),
         }
     }
 

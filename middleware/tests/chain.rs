@@ -72,7 +72,7 @@ async fn serve(chain: Chain) -> ServerHandle {
             let chain = chain.clone();
             service_fn(move |req| {
                 let chain = chain.clone();
-                async move { Ok::<_, Infallible>(chain.serve(req, &Ctx { peer }).await) }
+                async move { Ok::<_, Infallible>(chain.serve(req, &Ctx::new(peer, "http")).await) }
             })
         })
         .unwrap()

@@ -57,6 +57,11 @@ impl ClientConn {
             ip: ip_header_value(peer.ip()),
         }
     }
+
+    /// The peer's IP as a header value (formatted once per connection).
+    pub fn ip(&self) -> &HeaderValue {
+        &self.ip
+    }
 }
 
 /// Add the forwarding headers to an outgoing request.

@@ -32,7 +32,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{ActiveChecks, Balancer, HealthPolicy, InFlight, Kind, Options, Upstream};
-use reverse_proxy::director::{Director, host_of, point_at};
+use reverse_proxy::director::{Director, point_at};
 use reverse_proxy::{ClientConn, ProxyOptions, ReverseProxy};
 use reverse_proxy_minimal::parse_upstream;
 use serving::{Binder, Launched, Server};
@@ -139,7 +139,7 @@ impl BalancedProxy {
     ) -> anyhow::Result<Self> {
         let director: Director = Arc::new(|parts| {
             if let Some(Chosen(upstream)) = parts.extensions.remove::<Chosen>() {
-                point_at(parts, &upstream.url, host_of(&upstream.url).as_ref());
+                point_at(parts, &upstream.url, upstream.host.as_ref());
             }
         });
         Ok(Self {
@@ -169,11 +169,14 @@ impl BalancedProxy {
         };
         let in_flight = self.balancer.start(&upstream);
         req.extensions_mut().insert(Chosen(upstream.clone()));
-        let path = req.uri().path().to_owned();
+        // Only keep the path around when it will be logged.
+        let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
         let response = self.proxy.serve(client, req).await;
         let ok = !response.status().is_server_error();
         self.balancer.report(&upstream, &self.policy, ok);
-        debug!("{path} → {upstream} ({})", response.status());
+        if let Some(path) = path {
+            debug!("{path} → {upstream} ({})", response.status());
+        }
         let mut response = response;
         // Who served it, for whoever wraps this proxy (step 05's statistics).
         response.extensions_mut().insert(upstream);

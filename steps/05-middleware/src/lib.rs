@@ -41,7 +41,7 @@ use middleware::request_id::RequestId;
 use middleware::rewrite::{Rewrite, Rule};
 use middleware::stats::{Metrics, ServedBy, Stats, admin_response};
 use middleware::{Chain, Ctx, Endpoint};
-use reverse_proxy::{ClientConn, ProxyOptions};
+use reverse_proxy::ProxyOptions;
 use serving::{Binder, Launched, Server};
 
 /// Command line of `step05-middleware`.
@@ -109,11 +109,11 @@ impl Endpoint for ProxyEndpoint {
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         Box::pin(async move {
-            let mut response = self.0.handle(&ClientConn::new(ctx.peer, "http"), req).await;
+            let mut response = self.0.handle(&ctx.client, req).await;
             if let Some(upstream) = response.extensions_mut().remove::<Arc<Upstream>>() {
                 response
                     .extensions_mut()
-                    .insert(ServedBy(upstream.url.to_string()));
+                    .insert(ServedBy(upstream.name.clone()));
             }
             response
         })
@@ -197,9 +197,10 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
             .options(args.proxy.server_options())
             .spawn(move |peer| {
                 let chain = chain.clone();
+                let ctx = Ctx::new(peer, "http");
                 service_fn(move |req| {
-                    let chain = chain.clone();
-                    async move { Ok::<_, Infallible>(chain.serve(req, &Ctx { peer }).await) }
+                    let (chain, ctx) = (chain.clone(), ctx.clone());
+                    async move { Ok::<_, Infallible>(chain.serve(req, &ctx).await) }
                 })
             })?,
     );
