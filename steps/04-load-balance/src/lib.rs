@@ -150,11 +150,17 @@ impl BalancedProxy {
         })
     }
 
-    pub async fn handle(
+    pub async fn handle(&self, client: &ClientConn, req: Request<Incoming>) -> Response<ProxyBody> {
+        self.handle_reporting(client, req).await.0
+    }
+
+    /// [`handle`](Self::handle), also saying which upstream served (none
+    /// when the request was refused before one was picked).
+    pub async fn handle_reporting(
         &self,
         client: &ClientConn,
         mut req: Request<Incoming>,
-    ) -> Response<ProxyBody> {
+    ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let key = if self.balancer.kind().uses_key() {
             self.hash_key.of(&req, client.peer)
         } else {
@@ -162,10 +168,11 @@ impl BalancedProxy {
         };
         let Some(upstream) = self.balancer.pick(&key) else {
             let count = self.balancer.upstreams().len();
-            return text_response(
+            let refusal = text_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("no healthy upstream: all {count} upstreams are down"),
             );
+            return (refusal, None);
         };
         let in_flight = self.balancer.start(&upstream);
         req.extensions_mut().insert(Chosen(upstream.clone()));
@@ -177,16 +184,14 @@ impl BalancedProxy {
         if let Some(path) = path {
             debug!("{path} → {upstream} ({})", response.status());
         }
-        let mut response = response;
-        // Who served it, for whoever wraps this proxy (step 05's statistics).
-        response.extensions_mut().insert(upstream);
-        response.map(|body| {
+        let response = response.map(|body| {
             ReleaseAtEnd {
                 body,
                 _in_flight: in_flight,
             }
             .boxed()
-        })
+        });
+        (response, Some(upstream))
     }
 }
 

@@ -33,7 +33,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use ipnet::IpNet;
-use load_balance::Upstream;
 use middleware::auth::{Auth, JwtKey};
 use middleware::breaker::{Breaker, BreakerPolicy};
 use middleware::rate_limit::{RateKey, RateLimit};
@@ -109,8 +108,8 @@ impl Endpoint for ProxyEndpoint {
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         Box::pin(async move {
-            let mut response = self.0.handle(&ctx.client, req).await;
-            if let Some(upstream) = response.extensions_mut().remove::<Arc<Upstream>>() {
+            let (mut response, upstream) = self.0.handle_reporting(&ctx.client, req).await;
+            if let Some(upstream) = upstream {
                 response
                     .extensions_mut()
                     .insert(ServedBy(upstream.name.clone()));
