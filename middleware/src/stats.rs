@@ -17,17 +17,15 @@
 //! counted as the body streams out.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use forward_proxy::ProxyBody;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -242,7 +240,13 @@ impl Middleware for Stats {
                 })
                 .inc();
             let counter = metrics.bytes_out.clone();
-            response.map(|body| CountingBody { body, counter }.boxed())
+            response.map(|body| {
+                forward_proxy::observe(body, move |frame| {
+                    if let Some(data) = frame.data_ref() {
+                        counter.inc_by(data.len() as u64);
+                    }
+                })
+            })
         })
     }
 }
@@ -260,37 +264,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::CONNECT => "CONNECT",
         Method::TRACE => "TRACE",
         _ => "OTHER",
-    }
-}
-
-struct CountingBody {
-    body: ProxyBody,
-    counter: Counter,
-}
-
-impl Body for CountingBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.counter.inc_by(data.len() as u64);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -104,6 +104,48 @@ pub fn text_response(status: StatusCode, message: impl Into<String>) -> Response
         .expect("static response parts are valid")
 }
 
+/// `body`, with `on_frame` called on every frame as it passes and dropped
+/// with the body. Later steps use it to count bytes, and to hold a guard
+/// (a request counted in flight) until the body has been sent.
+pub fn observe(
+    body: ProxyBody,
+    on_frame: impl FnMut(&hyper::body::Frame<Bytes>) + Send + Sync + Unpin + 'static,
+) -> ProxyBody {
+    Observed { body, on_frame }.boxed()
+}
+
+struct Observed<F> {
+    body: ProxyBody,
+    on_frame: F,
+}
+
+impl<F> hyper::body::Body for Observed<F>
+where
+    F: FnMut(&hyper::body::Frame<Bytes>) + Unpin,
+{
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            (self.on_frame)(frame);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// An error and all its causes, `outer: inner: innermost`, because hyper's
 /// top-level messages ("client error (Connect)") say little on their own.
 pub fn error_chain(error: &(dyn StdError + 'static)) -> String {

@@ -19,19 +19,15 @@ mod hash_key;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
 use forward_proxy::{ProxyBody, text_response};
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
-use load_balance::{ActiveChecks, Balancer, HealthPolicy, InFlight, Kind, Options, Upstream};
+use load_balance::{ActiveChecks, Balancer, HealthPolicy, Kind, Options, Upstream};
 use reverse_proxy::director::{Director, point_at};
 use reverse_proxy::{ClientConn, ProxyOptions, ReverseProxy};
 use reverse_proxy_minimal::parse_upstream;
@@ -184,41 +180,13 @@ impl BalancedProxy {
         if let Some(path) = path {
             debug!("{path} → {upstream} ({})", response.status());
         }
+        // The request stays in flight until its body has been sent.
         let response = response.map(|body| {
-            ReleaseAtEnd {
-                body,
-                _in_flight: in_flight,
-            }
-            .boxed()
+            forward_proxy::observe(body, move |_| {
+                let _ = &in_flight;
+            })
         });
         (response, Some(upstream))
-    }
-}
-
-/// A response body that keeps its request counted as in flight until it
-/// has been sent (or dropped).
-struct ReleaseAtEnd {
-    body: ProxyBody,
-    _in_flight: InFlight,
-}
-
-impl Body for ReleaseAtEnd {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
