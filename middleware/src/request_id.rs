@@ -54,7 +54,10 @@ impl Middleware for RequestId {
         // `acceptable` ids and generated ones are ASCII, so this never fails;
         // recording a &str is the subscriber's cheapest path.
         let span = tracing::info_span!("request", id = id.to_str().unwrap_or("?"));
-        next.run(req, ctx)
+        // Inner middlewares start working (and may log, or refuse) as soon as
+        // `run` is called, before the future is first polled: call it inside
+        // the span too, not only poll it there.
+        span.in_scope(|| next.run(req, ctx))
             .map(move |mut response| {
                 response.headers_mut().insert(X_REQUEST_ID, id);
                 response

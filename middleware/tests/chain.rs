@@ -552,3 +552,112 @@ async fn statistics_count_by_status_and_serve_prometheus_text() {
     let admin = middleware::stats::admin_response(&metrics, "/nope");
     assert_eq!(admin.status(), 404);
 }
+
+#[tokio::test]
+async fn rs256_tokens_are_verified_with_the_public_key() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let public = include_bytes!("fixtures/jwt-test-public.pem").to_vec();
+    let private = include_bytes!("fixtures/jwt-test-private.pem");
+    let auth = Auth::default().jwt(JwtKey::Rs256PublicPem(public)).unwrap();
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(auth))).await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let claims = serde_json::json!({"sub": "ada", "exp": exp});
+    let signed = encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(private).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        client()
+            .get(server.url())
+            .bearer_auth(&signed)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // An HS256 token (whoever knows the "secret" could forge it) is refused.
+    let forged = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(b"guess"),
+    )
+    .unwrap();
+    assert_eq!(
+        client()
+            .get(server.url())
+            .bearer_auth(&forged)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert!(
+        Auth::default()
+            .jwt(JwtKey::Rs256PublicPem(b"not a key".to_vec()))
+            .is_err()
+    );
+}
+
+/// Logs something, so the test can see which span it was written in.
+struct Logs;
+
+impl Middleware for Logs {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        tracing::warn!("a line logged while handling the request");
+        next.run(req, ctx)
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_id() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test's runtime is single-threaded: the server runs on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let chain = Chain::new(Arc::new(Stub::default()))
+        .with(Arc::new(RequestId))
+        .with(Arc::new(Logs));
+    let server = serve(chain).await;
+    client()
+        .get(server.url())
+        .header("x-request-id", "trace-me-7")
+        .send()
+        .await
+        .unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("a line logged while handling the request"))
+        .unwrap_or_else(|| panic!("no line in {log:?}"));
+    assert!(line.contains("request{id=\"trace-me-7\"}"), "{line}");
+}

@@ -81,8 +81,11 @@ pub struct Args {
     #[arg(long = "basic-auth", value_name = "USER:PASSWORD")]
     pub basic_auth: Vec<String>,
     /// Accept JWT bearer tokens signed with this HS256 secret.
-    #[arg(long, value_name = "SECRET")]
+    #[arg(long, value_name = "SECRET", conflicts_with = "jwt_public_key")]
     pub jwt_secret: Option<String>,
+    /// Accept JWT bearer tokens signed RS256 by the holder of this public key (PEM file).
+    #[arg(long, value_name = "FILE")]
+    pub jwt_public_key: Option<std::path::PathBuf>,
     /// Only clients in these networks (repeatable CIDR).
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<IpNet>,
@@ -138,6 +141,7 @@ pub fn chain(args: &Args, proxy: BalancedProxy, metrics: &Arc<Metrics>) -> anyho
     }
     if !args.basic_auth.is_empty()
         || args.jwt_secret.is_some()
+        || args.jwt_public_key.is_some()
         || !args.allow.is_empty()
         || !args.deny.is_empty()
     {
@@ -147,6 +151,12 @@ pub fn chain(args: &Args, proxy: BalancedProxy, metrics: &Arc<Metrics>) -> anyho
             .deny(args.deny.clone());
         if let Some(secret) = &args.jwt_secret {
             auth = auth.jwt(JwtKey::Hs256Secret(secret.as_bytes().to_vec()))?;
+        }
+        if let Some(path) = &args.jwt_public_key {
+            let pem = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("cannot read --jwt-public-key {}: {e}", path.display())
+            })?;
+            auth = auth.jwt(JwtKey::Rs256PublicPem(pem))?;
         }
         chain = chain.with(Arc::new(auth));
     }

@@ -278,3 +278,53 @@ fn bad_flags_are_clear_cli_errors() {
     assert!(error(&["--breaker-error-rate", "0"]).contains("--breaker-error-rate"));
     assert!(error(&["--rate-limit", "0"]).contains("--rate-limit"));
 }
+
+#[tokio::test]
+async fn an_rs256_public_key_file_guards_the_upstream() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../middleware/tests/fixtures"
+    );
+    let backend = backend().await;
+    let public = format!("{fixtures}/jwt-test-public.pem");
+    let gw = gateway(&backend.url(), &["--jwt-public-key", &public]).await;
+    let private = std::fs::read(format!("{fixtures}/jwt-test-private.pem")).unwrap();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let token = encode(
+        &Header::new(Algorithm::RS256),
+        &serde_json::json!({"sub": "ada", "exp": exp}),
+        &EncodingKey::from_rsa_pem(&private).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        client()
+            .get(url(&gw))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(client().get(url(&gw)).send().await.unwrap().status(), 401);
+    let missing = gateway::Args::parse_from([
+        "step05-middleware",
+        "--upstream",
+        &backend.url(),
+        "--jwt-public-key",
+        "/nonexistent/key.pem",
+    ]);
+    let error = gateway::launch(missing, &Binder::ephemeral())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("cannot read --jwt-public-key /nonexistent/key.pem"),
+        "{error}"
+    );
+}
