@@ -3,7 +3,8 @@
 //! Public URLs and upstream URLs often differ: `/api/v1/users` outside,
 //! `/users` inside. Rules are `REGEX=REPLACEMENT` pairs tried in order on the
 //! path; the first that matches rewrites it (`$1` … are capture groups) and
-//! the rest are skipped. The query string is kept as it is. A rewrite that
+//! the rest are skipped. `--strip-prefix /api` is a ready-made rule that
+//! removes a prefix. The query string is kept as it is. A rewrite that
 //! would produce an invalid URL leaves the request unchanged and logs why.
 
 use forward_proxy::ProxyBody;
@@ -43,12 +44,26 @@ pub struct Rewrite {
     rules: Vec<Rule>,
 }
 
+impl Rule {
+    /// The rule that removes `prefix` from the start of a path
+    /// (`--strip-prefix /api`: `/api/users` → `/users`, `/api` → `/`).
+    pub fn strip_prefix(prefix: &str) -> Self {
+        let prefix = prefix.trim_end_matches('/');
+        Rule {
+            pattern: Regex::new(&format!("^{}(/.*)?$", regex::escape(prefix)))
+                .expect("an escaped literal is a valid regex"),
+            replacement: "$1".to_owned(),
+        }
+    }
+}
+
 impl Rewrite {
     pub fn new(rules: Vec<Rule>) -> Self {
         Self { rules }
     }
 
-    /// The rewritten path, if a rule matched.
+    /// The rewritten path, if a rule matched. A rule that empties the path
+    /// leaves `/`.
     pub fn apply(&self, path: &str) -> Option<String> {
         self.rules
             .iter()
@@ -57,6 +72,13 @@ impl Rewrite {
                 rule.pattern
                     .replace(path, rule.replacement.as_str())
                     .into_owned()
+            })
+            .map(|path| {
+                if path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    path
+                }
             })
     }
 }

@@ -517,6 +517,14 @@ async fn rewrite_rules_apply_in_order_and_keep_the_query() {
             .unwrap();
         assert_eq!(body, seen);
     }
+    let strip = Rewrite::new(vec![Rule::strip_prefix("/api/")]);
+    assert_eq!(strip.apply("/api/users"), Some("/users".to_owned()));
+    assert_eq!(strip.apply("/api"), Some("/".to_owned()));
+    assert_eq!(
+        strip.apply("/apix/users"),
+        None,
+        "only a whole path segment is a prefix"
+    );
     assert!("no-equals-sign".parse::<Rule>().is_err());
     assert!("(unclosed=/x".parse::<Rule>().is_err());
 }

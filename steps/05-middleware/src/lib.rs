@@ -95,6 +95,9 @@ pub struct Args {
     /// Rewrite paths: REGEX=REPLACEMENT, tried in order (repeatable).
     #[arg(long, value_name = "REGEX=REPLACEMENT")]
     pub rewrite: Vec<Rule>,
+    /// Remove this prefix from request paths (tried after the --rewrite rules).
+    #[arg(long, value_name = "PREFIX")]
+    pub strip_prefix: Option<String>,
     #[command(flatten)]
     pub balance: BalanceOptions,
     #[command(flatten)]
@@ -176,8 +179,10 @@ pub fn chain(args: &Args, proxy: BalancedProxy, metrics: &Arc<Metrics>) -> anyho
             metrics.clone(),
         )));
     }
-    if !args.rewrite.is_empty() {
-        chain = chain.with(Arc::new(Rewrite::new(args.rewrite.clone())));
+    let mut rules = args.rewrite.clone();
+    rules.extend(args.strip_prefix.as_deref().map(Rule::strip_prefix));
+    if !rules.is_empty() {
+        chain = chain.with(Arc::new(Rewrite::new(rules)));
     }
     Ok(chain)
 }
