@@ -337,6 +337,7 @@ async fn a_failed_probe_opens_the_breaker_again() {
         get_status(&server, 502).await;
     }
     assert!(matches!(breaker.state(), State::Open { .. }));
+    // Wait out the open window: it is what is under test.
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(
         get_status(&server, 504).await,
