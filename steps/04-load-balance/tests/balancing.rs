@@ -244,3 +244,28 @@ fn bad_flags_are_clear_cli_errors() {
     assert!(error(&["--hash-key", "cookie"]).contains("expected url, client-ip or header:NAME"));
     assert!(error(&["--health-interval", "soon"]).contains("expected a number and a unit"));
 }
+
+#[tokio::test]
+async fn least_connections_avoids_the_upstream_still_streaming_a_response() {
+    use futures_util::StreamExt;
+    let servers = backends(2).await;
+    let upstreams: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let proxy = proxy(&upstreams, &["--balance", "least-connections"]).await;
+    let url = proxy.get("balanced proxy").unwrap().url();
+    // A response whose body is still coming: its request stays in flight.
+    let slow = client()
+        .get(format!("{url}/stream/2?interval_ms=2000"))
+        .send()
+        .await
+        .unwrap();
+    let busy = slow.headers()["x-served-by"].to_str().unwrap().to_owned();
+    let mut body = slow.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    let counts = served_by(&proxy, "/", 10).await;
+    assert_eq!(
+        counts.get(&busy),
+        None,
+        "sent to the busy upstream: {counts:?}"
+    );
+    drop(body);
+}
