@@ -286,7 +286,7 @@ async fn get_status(server: &ServerHandle, status: u16) -> u16 {
 async fn the_breaker_opens_on_errors_degrades_then_closes_after_a_good_probe() {
     let stub = Arc::new(Stub::default());
     let metrics = Arc::new(Metrics::new());
-    let breaker = Arc::new(Breaker::new(breaker_policy(300), None, metrics.clone()));
+    let breaker = Arc::new(Breaker::new(breaker_policy(1000), None, metrics.clone()));
     let server = serve(Chain::new(stub.clone()).with(breaker.clone())).await;
     for _ in 0..2 {
         assert_eq!(get_status(&server, 200).await, 200);
@@ -315,7 +315,7 @@ async fn the_breaker_opens_on_errors_degrades_then_closes_after_a_good_probe() {
     );
     assert!(metrics.prometheus_text().contains("proxy_breaker_state 1"));
     // The open window is the behaviour under test: wait it out.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     assert_eq!(
         get_status(&server, 200).await,
         200,
@@ -328,7 +328,7 @@ async fn the_breaker_opens_on_errors_degrades_then_closes_after_a_good_probe() {
 #[tokio::test]
 async fn a_failed_probe_opens_the_breaker_again() {
     let breaker = Arc::new(Breaker::new(
-        breaker_policy(200),
+        breaker_policy(1000),
         None,
         Arc::new(Metrics::new()),
     ));
@@ -338,7 +338,7 @@ async fn a_failed_probe_opens_the_breaker_again() {
     }
     assert!(matches!(breaker.state(), State::Open { .. }));
     // Wait out the open window: it is what is under test.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     assert_eq!(
         get_status(&server, 504).await,
         504,

@@ -68,7 +68,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
             "--breaker-min-requests",
             "4",
             "--breaker-open",
-            "300ms",
+            "1s",
             "--max-fails",
             "100",
         ],
@@ -77,7 +77,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let url = guarded.get("gateway").map(|s| s.url()).unwrap_or_default();
     let admin = guarded.get("admin").map(|s| s.url()).unwrap_or_default();
     report.line(
-        "A breaker (50% errors over ≥4 requests, open for 300 ms) in front of a failing backend:",
+        "A breaker (50% errors over ≥4 requests, open for 1 s) in front of a failing backend:",
     );
     let mut seen = Vec::new();
     for _ in 0..4 {
@@ -105,7 +105,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         fallback.status().as_u16(),
         fallback.text().await?.trim_end()
     ));
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     let probe = client
         .get(format!("{url}/status/200"))
         .send()

@@ -146,7 +146,7 @@ async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
             "--breaker-min-requests",
             "4",
             "--breaker-open",
-            "300ms",
+            "1s",
             "--max-fails",
             "1000",
         ],
@@ -184,7 +184,7 @@ async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
     assert_eq!(stats["breaker_state"], "open");
     assert_eq!(stats["breaker_rejected"], 1);
     // The open window is the behaviour under test.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     let probe = client()
         .get(format!("{}/status/200", url(&gw)))
         .send()
