@@ -128,7 +128,7 @@ impl Middleware for RateLimit {
                 let mut refusal = text_response(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(
-                        "rate limit exceeded: {} requests a second, bursts of {}; retry in {}s",
+                        "rate limit exceeded: {}/s with bursts of {}; retry in {}s",
                         self.rate,
                         self.burst,
                         seconds.max(1)
