@@ -115,11 +115,7 @@ impl<T: Transport> ReverseProxy<T> {
     }
 
     /// Proxy one request — Go's `ServeHTTP`.
-    pub async fn serve(
-        &self,
-        client: &ClientConn,
-        mut req: Request<Incoming>,
-    ) -> Response<ProxyBody> {
+    pub async fn serve(&self, client: &ClientConn, req: Request<Incoming>) -> Response<ProxyBody> {
         // Before Go's step 1: what RFC 9112 says to reject and hyper lets
         // through. Ambiguous input must never reach a backend.
         if let Err(reason) = check_request(&req) {
@@ -137,11 +133,9 @@ impl<T: Transport> ReverseProxy<T> {
         //    client disconnects, which drops the upstream request with it and
         //    closes that connection.
 
-        // 2. Set up the outgoing request. The client's side of a protocol
-        //    upgrade must be claimed now, before the request is taken apart.
-        let client_upgrade = upgrade::requested_protocol(req.headers())
-            .is_some()
-            .then(|| hyper::upgrade::on(&mut req));
+        // 2. Set up the outgoing request: the client's parts become the
+        //    outgoing request's parts. (Its side of a protocol upgrade travels
+        //    with them, in the extensions, until step 5 claims it.)
 
         // 3. "Deep copy" the header: the request is ours, so we take its parts
         //    instead of copying them, noting first what the rules below need
@@ -169,6 +163,9 @@ impl<T: Transport> ReverseProxy<T> {
             return (self.error_handler)(&method, &uri, ProxyError::InvalidUpgrade(shown));
         }
         let requested_protocol = requested_protocol.filter(|p| !upgrade::is_h2c(p));
+        let client_upgrade = requested_protocol
+            .as_ref()
+            .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
         remove_hop_by_hop(&mut parts.headers);
         if client_wants_trailers {
             parts
