@@ -45,6 +45,7 @@ pub(crate) async fn route(
         (_, ["bytes", n]) => pattern_bytes(n),
         (_, ["trailers"]) => trailers(&query),
         (_, ["ws"]) => crate::websocket::accept(req, state.addr, &query),
+        (&Method::GET, ["ws-demo"]) => crate::websocket::demo_page(),
         (_, ["health"]) => health(&state),
         (&Method::POST, ["health", "down"]) => set_health(&state, false),
         (&Method::POST, ["health", "up"]) => set_health(&state, true),

@@ -18,6 +18,7 @@
 //! | `/bytes/{n}` | `n` deterministic bytes ([`pattern_byte`]) |
 //! | `/trailers?announce=` | chunked body followed by trailers |
 //! | `/ws?greet=` | websocket echo |
+//! | `/ws-demo` | a page that talks to `/ws` on the host it was loaded from |
 //! | `/health`, `POST /health/down`, `POST /health/up` | 200, or 503 while down |
 //! | `/flaky?fail_percent=P` | 500 with probability P % |
 //! | `/headers?set=Name:Value` | a response carrying those headers |

@@ -8,7 +8,8 @@
 //!
 //! With `?greet=1` the server first sends one text message naming itself, so
 //! a browser (which cannot read a 101's headers) can show which upstream it
-//! reached.
+//! reached. `/ws-demo` is that browser page: loaded through a proxy, it
+//! opens its socket through the same proxy.
 
 use std::net::SocketAddr;
 
@@ -82,5 +83,13 @@ pub(crate) fn accept(
         .header(header::UPGRADE, "websocket")
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(full(""))
+        .expect("static response parts are valid")
+}
+
+/// `/ws-demo`: the browser page of step 06.
+pub(crate) fn demo_page() -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(full(include_str!("ws_demo.html")))
         .expect("static response parts are valid")
 }

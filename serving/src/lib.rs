@@ -20,8 +20,10 @@
 //! Left out on purpose: TLS (step 07 wraps the stream itself) and any notion
 //! of routing — a server is given one service and that is all it knows.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -264,12 +266,27 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Everything one launch (one `cargo run -p …`) started: servers, and
-/// background tasks (health checks) that stop with them.
-#[derive(Debug, Default)]
+/// Closes something the servers do not track; see [`Launched::on_shutdown`].
+type Closer = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Everything one launch (one `cargo run -p …`) started: servers,
+/// background tasks (health checks) that stop with them, and closers for
+/// connections that outlive HTTP (upgraded websockets).
+#[derive(Default)]
 pub struct Launched {
     pub servers: Vec<ServerHandle>,
     tasks: Vec<JoinHandle<()>>,
+    closers: Vec<Closer>,
+}
+
+impl std::fmt::Debug for Launched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launched")
+            .field("servers", &self.servers)
+            .field("tasks", &self.tasks.len())
+            .field("closers", &self.closers.len())
+            .finish()
+    }
 }
 
 impl Launched {
@@ -282,10 +299,23 @@ impl Launched {
         self.tasks.push(task);
     }
 
+    /// At shutdown, call `close` and wait (at most [`DEFAULT_GRACE`]) for
+    /// what it returns, while the servers finish their requests. For
+    /// connections the servers no longer see: once hyper hands an upgraded
+    /// connection over, it is not an HTTP exchange any more and graceful
+    /// shutdown would not wait for it — or tell it anything.
+    pub fn on_shutdown<F>(&mut self, close: impl FnOnce() -> F + Send + 'static)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.closers.push(Box::new(move || Box::pin(close())));
+    }
+
     /// Take over everything `other` started.
     pub fn extend(&mut self, mut other: Launched) {
         self.servers.append(&mut other.servers);
         self.tasks.append(&mut other.tasks);
+        self.closers.append(&mut other.closers);
     }
 
     /// The first server whose name is `name`.
@@ -304,9 +334,21 @@ impl Launched {
         for task in &self.tasks {
             task.abort();
         }
-        for server in std::mem::take(&mut self.servers) {
-            server.shutdown().await;
-        }
+        let closers = std::mem::take(&mut self.closers);
+        let closing = async move {
+            for close in closers {
+                if tokio::time::timeout(DEFAULT_GRACE, close()).await.is_err() {
+                    warn!("a closer took longer than {DEFAULT_GRACE:?}; not waiting for it");
+                }
+            }
+        };
+        let servers = std::mem::take(&mut self.servers);
+        let stopping = async move {
+            for server in servers {
+                server.shutdown().await;
+            }
+        };
+        tokio::join!(closing, stopping);
     }
 }
 

@@ -15,7 +15,10 @@ use hyper::{Method, Response, Uri};
 use reverse_proxy_minimal::parse_upstream;
 use serving::{Binder, Launched, Server, ServerOptions};
 
-use crate::{ClientConn, Director, Forwarding, ProxyError, ReverseProxy, single_host};
+use crate::{
+    ClientConn, Director, Forwarding, HttpTransport, ProxyError, ReverseProxy, Transport,
+    single_host,
+};
 
 /// Command line of `step03-reverse-proxy`.
 #[derive(Parser, Debug, Clone)]
@@ -94,17 +97,30 @@ impl ProxyOptions {
 
     /// The proxy these options describe, around `director`.
     pub fn build(&self, director: Director) -> anyhow::Result<ReverseProxy> {
-        build(self, director)
+        self.build_with(director, HttpTransport::default())
+    }
+
+    /// The same, sending upstream through `transport` (step 07's speaks TLS).
+    pub fn build_with<T: Transport>(
+        &self,
+        director: Director,
+        transport: T,
+    ) -> anyhow::Result<ReverseProxy<T>> {
+        build(self, director, transport)
     }
 }
 
-fn build(args: &ProxyOptions, director: Director) -> anyhow::Result<ReverseProxy> {
+fn build<T: Transport>(
+    args: &ProxyOptions,
+    director: Director,
+    transport: T,
+) -> anyhow::Result<ReverseProxy<T>> {
     let timeout = match args.timeout {
         Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
         None => None,
     };
-    let mut proxy = ReverseProxy::new(director)
+    let mut proxy = ReverseProxy::with_transport(director, transport)
         .flush_interval(Some(Duration::from_millis(args.flush_interval)))
         .timeout(timeout)
         .forwarding(if args.trust_forwarded {

@@ -47,6 +47,7 @@ pub use director::{Director, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
 pub use forwarded::{ClientConn, Forwarding};
 pub use transport::{HttpTransport, Transport, TransportOptions};
+pub use upgrade::{Upgrade, UpgradeHandler};
 
 /// Go's `ModifyResponse func(*http.Response) error`.
 pub type ModifyResponse = Arc<
@@ -64,6 +65,7 @@ pub struct ReverseProxy<T = HttpTransport> {
     modify_response: Option<ModifyResponse>,
     error_handler: ErrorHandler,
     forwarding: Forwarding,
+    upgrade_handler: UpgradeHandler,
 }
 
 impl ReverseProxy<HttpTransport> {
@@ -83,6 +85,7 @@ impl<T: Transport> ReverseProxy<T> {
             modify_response: None,
             error_handler: Arc::new(default_error_handler),
             forwarding: Forwarding::Edge,
+            upgrade_handler: Arc::new(upgrade::spawn_tunnel),
         }
     }
 
@@ -111,6 +114,13 @@ impl<T: Transport> ReverseProxy<T> {
 
     pub fn forwarding(mut self, forwarding: Forwarding) -> Self {
         self.forwarding = forwarding;
+        self
+    }
+
+    /// What to do with the connections of an accepted upgrade (default:
+    /// [`upgrade::spawn_tunnel`], a plain byte copy).
+    pub fn on_upgrade(mut self, handler: UpgradeHandler) -> Self {
+        self.upgrade_handler = handler;
         self
     }
 
@@ -230,12 +240,18 @@ impl<T: Transport> ReverseProxy<T> {
             };
             let (mut head, _) = response.into_parts();
             remove_hop_by_hop(&mut head.headers);
-            upgrade::restore_upgrade_headers(&mut head.headers, requested);
+            upgrade::restore_upgrade_headers(&mut head.headers, requested.clone());
             let mut response = Response::from_parts(head, ProxyBody::default());
             if let Err(e) = self.run_modify_response(&mut response) {
                 return (self.error_handler)(&method, &uri, e);
             }
-            upgrade::spawn_tunnel(client_upgrade, backend_upgrade, client.peer);
+            (self.upgrade_handler)(Upgrade {
+                client: client_upgrade,
+                backend: backend_upgrade,
+                peer: client.peer,
+                target: uri,
+                protocol: requested,
+            });
             return response;
         }
 

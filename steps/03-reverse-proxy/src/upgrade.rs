@@ -9,15 +9,20 @@
 //! a tunnel to who-knows-what.
 //!
 //! After the 101, both connections stop being HTTP. `hyper::upgrade::on`
-//! hands over the client's and the backend's sockets, and bytes are copied
-//! both ways until either side closes.
+//! hands over the client's and the backend's sockets as an [`Upgrade`], and
+//! the proxy's [`UpgradeHandler`] decides what happens to them. The default,
+//! [`spawn_tunnel`], copies bytes both ways until either side closes — all
+//! Go does. Step 06 installs a handler that knows websocket framing, so it
+//! can time idle tunnels out and close them cleanly at shutdown.
 //!
 //! `Upgrade: h2c` is never forwarded: a backend that switched to HTTP/2 on
 //! the proxy's connection would let the client send requests the proxy
 //! never sees — past every rule it enforces.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use hyper::Uri;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
@@ -53,17 +58,43 @@ pub fn restore_upgrade_headers(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::UPGRADE, protocol);
 }
 
-/// Copy bytes between client and backend until either closes.
-pub fn spawn_tunnel(client: OnUpgrade, backend: OnUpgrade, peer: SocketAddr) {
+/// Both halves of an upgrade the backend accepted, not yet connected.
+pub struct Upgrade {
+    /// The client's connection, once hyper has sent it the 101.
+    pub client: OnUpgrade,
+    /// The backend's connection, once hyper has read its 101.
+    pub backend: OnUpgrade,
+    /// Who the client is (for logs).
+    pub peer: SocketAddr,
+    /// Where the director sent the request.
+    pub target: Uri,
+    /// The protocol both sides agreed on (`websocket`, …).
+    pub protocol: HeaderValue,
+}
+
+impl Upgrade {
+    /// Wait for both sides to hand over their connections.
+    pub async fn connect(self) -> Result<(TokioIo<Upgraded>, TokioIo<Upgraded>), hyper::Error> {
+        let (client, backend) = tokio::try_join!(self.client, self.backend)?;
+        Ok((TokioIo::new(client), TokioIo::new(backend)))
+    }
+}
+
+/// What the proxy does with an accepted upgrade (it must not block: spawn).
+pub type UpgradeHandler = Arc<dyn Fn(Upgrade) + Send + Sync>;
+
+/// The default handler: copy bytes between client and backend until either
+/// closes.
+pub fn spawn_tunnel(upgrade: Upgrade) {
     tokio::spawn(async move {
-        let (client, backend): (Upgraded, Upgraded) = match tokio::try_join!(client, backend) {
+        let peer = upgrade.peer;
+        let (mut client, mut backend) = match upgrade.connect().await {
             Ok(pair) => pair,
             Err(e) => {
                 debug!("upgrade for {peer} failed: {e}");
                 return;
             }
         };
-        let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
         match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
             Ok((up, down)) => {
                 debug!("upgraded connection for {peer} closed: {up} bytes up, {down} down")

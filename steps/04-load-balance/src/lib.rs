@@ -29,7 +29,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{ActiveChecks, Balancer, HealthPolicy, Kind, Options, Upstream};
 use reverse_proxy::director::{Director, point_at};
-use reverse_proxy::{ClientConn, ProxyOptions, ReverseProxy};
+use reverse_proxy::{
+    ClientConn, HttpTransport, ProxyOptions, ReverseProxy, Transport, UpgradeHandler,
+};
 use reverse_proxy_minimal::parse_upstream;
 use serving::{Binder, Launched, Server};
 use tracing::debug;
@@ -119,19 +121,21 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 struct Chosen(Arc<Upstream>);
 
 /// Step 03's proxy with a balancer in front.
-pub struct BalancedProxy {
+pub struct BalancedProxy<T = HttpTransport> {
     balancer: Arc<Balancer>,
-    proxy: ReverseProxy,
+    proxy: ReverseProxy<T>,
     hash_key: HashKey,
     policy: HealthPolicy,
 }
 
-impl BalancedProxy {
+impl<T: Transport> BalancedProxy<T> {
+    /// Balance over `balancer`'s set, sending upstream through `transport`.
     pub fn new(
         balancer: Arc<Balancer>,
         options: &ProxyOptions,
         hash_key: HashKey,
         policy: HealthPolicy,
+        transport: T,
     ) -> anyhow::Result<Self> {
         let director: Director = Arc::new(|parts| {
             if let Some(Chosen(upstream)) = parts.extensions.remove::<Chosen>() {
@@ -140,10 +144,16 @@ impl BalancedProxy {
         });
         Ok(Self {
             balancer,
-            proxy: options.build(director)?,
+            proxy: options.build_with(director, transport)?,
             hash_key,
             policy,
         })
+    }
+
+    /// Hand accepted upgrades to `handler` (step 06: websocket-aware tunnels).
+    pub fn on_upgrade(mut self, handler: UpgradeHandler) -> Self {
+        self.proxy = self.proxy.on_upgrade(handler);
+        self
     }
 
     pub async fn handle(&self, client: &ClientConn, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -201,6 +211,17 @@ pub async fn build(
     binder: &Binder,
     launched: &mut Launched,
 ) -> anyhow::Result<BalancedProxy> {
+    build_with(balance, proxy, binder, launched, HttpTransport::default()).await
+}
+
+/// [`build`], sending upstream through `transport`.
+pub async fn build_with<T: Transport>(
+    balance: &BalanceOptions,
+    proxy: &ProxyOptions,
+    binder: &Binder,
+    launched: &mut Launched,
+    transport: T,
+) -> anyhow::Result<BalancedProxy<T>> {
     let upstreams: Vec<(Uri, u32)> = if balance.upstreams.is_empty() {
         let demo = real_server::Args::parse_from(
             std::iter::once("real_server").chain(DEMO_ADDRS.iter().flat_map(|a| ["--listen", a])),
@@ -243,7 +264,7 @@ pub async fn build(
         max_fails: balance.max_fails.max(1),
         cooldown: balance.fail_cooldown,
     };
-    BalancedProxy::new(balancer, proxy, balance.hash_key.clone(), policy)
+    BalancedProxy::new(balancer, proxy, balance.hash_key.clone(), policy, transport)
 }
 
 /// Start the balanced proxy (and the real servers, when no upstream was given).

@@ -20,6 +20,7 @@
 //! A middleware is in the chain only when its flag is given.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -40,8 +41,8 @@ use middleware::request_id::RequestId;
 use middleware::rewrite::{Rewrite, Rule};
 use middleware::stats::{Metrics, ServedBy, Stats, admin_response};
 use middleware::{Chain, Ctx, Endpoint};
-use reverse_proxy::ProxyOptions;
-use serving::{Binder, Launched, Server};
+use reverse_proxy::{HttpTransport, ProxyOptions, Transport};
+use serving::{Binder, Launched, Server, ServerHandle};
 
 /// Command line of `step05-middleware`.
 #[derive(Parser, Debug, Clone)]
@@ -105,9 +106,9 @@ pub struct Args {
 }
 
 /// Step 04's proxy as the chain's endpoint.
-struct ProxyEndpoint(BalancedProxy);
+struct ProxyEndpoint<T>(BalancedProxy<T>);
 
-impl Endpoint for ProxyEndpoint {
+impl<T: Transport> Endpoint for ProxyEndpoint<T> {
     fn call<'a>(
         &'a self,
         req: Request<Incoming>,
@@ -126,7 +127,11 @@ impl Endpoint for ProxyEndpoint {
 }
 
 /// Assemble the chain the flags ask for.
-pub fn chain(args: &Args, proxy: BalancedProxy, metrics: &Arc<Metrics>) -> anyhow::Result<Chain> {
+pub fn chain<T: Transport>(
+    args: &Args,
+    proxy: BalancedProxy<T>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Chain> {
     let mut chain = Chain::new(Arc::new(ProxyEndpoint(proxy))).with(Arc::new(RequestId));
     if args.admin.is_some() {
         chain = chain.with(Arc::new(Stats {
@@ -190,13 +195,38 @@ pub fn chain(args: &Args, proxy: BalancedProxy, metrics: &Arc<Metrics>) -> anyho
 /// Start the gateway, its admin listener, and what step 04 needs.
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
-    let proxy = balanced_proxy::build(&args.balance, &args.proxy, binder, &mut launched).await?;
+    let chain = build(
+        &args,
+        binder,
+        &mut launched,
+        HttpTransport::default(),
+        |proxy| proxy,
+    )
+    .await?;
+    let server = Server::new(binder.bind(args.listen).await?, "gateway")
+        .options(args.proxy.server_options());
+    launched.push(serve(chain, server, "http")?);
+    Ok(launched)
+}
+
+/// The chain `args` describe around step 04's proxy, plus the admin
+/// listener when asked for. `adapt` may change the proxy first (step 06
+/// gives it websocket-aware tunnels); `transport` carries requests upstream
+/// (step 07's speaks TLS).
+pub async fn build<T: Transport>(
+    args: &Args,
+    binder: &Binder,
+    launched: &mut Launched,
+    transport: T,
+    adapt: impl FnOnce(BalancedProxy<T>) -> BalancedProxy<T>,
+) -> anyhow::Result<Arc<Chain>> {
+    let proxy =
+        balanced_proxy::build_with(&args.balance, &args.proxy, binder, launched, transport).await?;
     let metrics = Arc::new(Metrics::new());
-    let chain = Arc::new(chain(&args, proxy, &metrics)?);
+    let chain = Arc::new(chain(args, adapt(proxy), &metrics)?);
     tracing::info!("middleware chain: {} links before the proxy", chain.len());
     if let Some(admin) = args.admin {
         let listener = binder.bind(admin).await?;
-        let metrics = metrics.clone();
         launched.push(Server::new(listener, "admin").spawn(move |_peer| {
             let metrics = metrics.clone();
             service_fn(move |req: Request<Incoming>| {
@@ -205,18 +235,18 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
             })
         })?);
     }
-    let listener = binder.bind(args.listen).await?;
-    launched.push(
-        Server::new(listener, "gateway")
-            .options(args.proxy.server_options())
-            .spawn(move |peer| {
-                let chain = chain.clone();
-                let ctx = Ctx::new(peer, "http");
-                service_fn(move |req| {
-                    let (chain, ctx) = (chain.clone(), ctx.clone());
-                    async move { Ok::<_, Infallible>(chain.serve(req, &ctx).await) }
-                })
-            })?,
-    );
-    Ok(launched)
+    Ok(chain)
+}
+
+/// Serve `chain` on `server`; `scheme` is how clients reach it (`http` or
+/// `https`), for X-Forwarded-Proto.
+pub fn serve(chain: Arc<Chain>, server: Server, scheme: &'static str) -> io::Result<ServerHandle> {
+    server.spawn(move |peer| {
+        let chain = chain.clone();
+        let ctx = Ctx::new(peer, scheme);
+        service_fn(move |req| {
+            let (chain, ctx) = (chain.clone(), ctx.clone());
+            async move { Ok::<_, Infallible>(chain.serve(req, &ctx).await) }
+        })
+    })
 }
