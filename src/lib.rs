@@ -13,7 +13,48 @@ pub mod chapters;
 pub mod probes;
 mod report;
 
+use std::io::Write;
+use std::time::Duration;
+
 pub use report::Report;
+
+/// The root command line: the tour, or one of the tools beside it.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "proxy-workbench",
+    about = "The proxy workbench tour: every step, run in-process, chapter by chapter"
+)]
+pub struct Cli {
+    /// Instead of the tour, run the probes against this running proxy
+    /// (which must have real_server behind it), e.g. http://127.0.0.1:8000.
+    #[arg(long, value_name = "URL", conflicts_with = "websocket")]
+    pub target: Option<String>,
+    /// Instead of the tour, open this websocket (ws://host:port/path) and
+    /// show the handshake byte by byte and every frame.
+    #[arg(long, value_name = "URL")]
+    pub websocket: Option<String>,
+    /// With --websocket: a text message to send and wait for the echo of (repeatable).
+    #[arg(long, value_name = "TEXT", requires = "websocket")]
+    pub send: Vec<String>,
+    /// With --websocket: after the messages, stay quiet this long (e.g. 2s)
+    /// and show what the other side does, before closing.
+    #[arg(long, value_name = "DURATION", requires = "websocket", value_parser = balanced_proxy::parse_duration)]
+    pub quiet: Option<Duration>,
+}
+
+impl Cli {
+    /// Do what the command line asks, printing to `out`.
+    pub async fn run(self, mut out: impl Write + Send + 'static) -> anyhow::Result<()> {
+        if let Some(url) = &self.websocket {
+            return websocket_proxy::handshake::talk(url, &self.send, self.quiet, &mut out).await;
+        }
+        let mut report = Report::new(out);
+        match &self.target {
+            Some(url) => probe_target(&mut report, url).await,
+            None => run(&mut report).await,
+        }
+    }
+}
 
 /// Run every chapter in order, writing to `report`.
 pub async fn run(report: &mut Report) -> anyhow::Result<()> {
@@ -27,6 +68,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     chapters::ch03_reverse_proxy::run(report).await?;
     chapters::ch04_load_balance::run(report).await?;
     chapters::ch05_middleware::run(report).await?;
+    chapters::ch06_websocket::run(report).await?;
     report.blank();
     report.line("The tour is over. NOTES.md explains each chapter; `cargo run -p <step>` runs one step on its own.");
     Ok(())

@@ -214,6 +214,10 @@ impl Session {
             "step05-middleware" => {
                 gateway::launch(gateway::Args::try_parse_from(argv)?, &self.binder).await?
             }
+            "step06-websocket" => {
+                let args = websocket_proxy::Args::try_parse_from(argv)?;
+                websocket_proxy::launch(args, &self.binder).await?
+            }
             "step04-load-balance" => {
                 let args = balanced_proxy::Args::try_parse_from(argv)?;
                 balanced_proxy::launch(args, &self.binder).await?
@@ -246,15 +250,18 @@ impl Session {
         Ok(self.to_requested(&String::from_utf8_lossy(&output.stdout)))
     }
 
-    /// `cargo run -- --target URL`: the root binary's probe mode, in-process.
+    /// `cargo run -- ARGS`: the root binary's tools (`--target`,
+    /// `--websocket`), in-process. The tour itself is checked by tests/tour.rs.
     async fn run_tour(&self, args: &str) -> anyhow::Result<String> {
         let words = shell_words::split(&self.to_actual(args))?;
-        let ["--target", url] = words.iter().map(String::as_str).collect::<Vec<_>>()[..] else {
-            bail!("the checker runs `cargo run -- --target URL` only");
-        };
+        let cli = proxy_workbench::Cli::try_parse_from(
+            std::iter::once("proxy-workbench".to_owned()).chain(words),
+        )?;
+        if cli.target.is_none() && cli.websocket.is_none() {
+            bail!("the checker runs `cargo run -- --target URL` or `--websocket URL` only");
+        }
         let output = SharedBuffer::default();
-        let mut report = proxy_workbench::Report::new(output.clone());
-        proxy_workbench::probe_target(&mut report, url).await?;
+        cli.run(output.clone()).await?;
         let text = String::from_utf8(output.0.lock().unwrap().clone())?;
         Ok(self.to_requested(&text))
     }

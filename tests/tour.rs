@@ -45,6 +45,12 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "    four failing requests: 500 500 500 500",
         "    breaker open; the next request gets the fallback at once: 503",
         "and the breaker is closed",
+        "Chapter 6 · websockets (step06-websocket)",
+        "    < HTTP/1.1 101 Switching Protocols",
+        "    accept checks out: base64(sha1(key + GUID))",
+        "    < text: hello",
+        "    < close: 1001 idle for 300ms",
+        "    close: 1001 proxy shutting down",
         "The tour is over.",
     ] {
         assert!(
@@ -52,4 +58,20 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
             "missing {expected:?} in\n{stdout}"
         );
     }
+    // Sticky: the five placements after "land on:" name one backend;
+    // round-robin's name three.
+    let placements = |heading: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(heading))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no line after {heading:?}"));
+        let mut distinct: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        assert_eq!(distinct.len(), 5, "{line}");
+        distinct.sort();
+        distinct.dedup();
+        distinct
+    };
+    assert_eq!(placements("Five connections from 127.0.0.1").len(), 1);
+    assert_eq!(placements("and with --balance round-robin").len(), 3);
 }

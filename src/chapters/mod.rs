@@ -6,3 +6,4 @@ pub mod ch02_minimal_reverse_proxy;
 pub mod ch03_reverse_proxy;
 pub mod ch04_load_balance;
 pub mod ch05_middleware;
+pub mod ch06_websocket;

@@ -40,7 +40,9 @@ async fn open(url: &str, n: usize) -> anyhow::Result<Vec<Session>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let binary = args.next().context("usage: idle_tunnels PROXY_BINARY [SESSIONS] [MESSAGES]")?;
+    let binary = args
+        .next()
+        .context("usage: idle_tunnels PROXY_BINARY [SESSIONS] [MESSAGES]")?;
     let sessions: usize = args.next().map_or(Ok(1000), |s| s.parse())?;
     let messages: usize = args.next().map_or(Ok(100), |s| s.parse())?;
 
@@ -48,7 +50,14 @@ async fn main() -> anyhow::Result<()> {
     let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let listen = format!("127.0.0.1:{port}");
     let mut proxy = tokio::process::Command::new(&binary)
-        .args(["--listen", &listen, "--upstream", &backend.url(), "--threads", "1"])
+        .args([
+            "--listen",
+            &listen,
+            "--upstream",
+            &backend.url(),
+            "--threads",
+            "1",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -57,7 +66,10 @@ async fn main() -> anyhow::Result<()> {
     let pid = proxy.id().context("proxy exited")?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(&listen).await.is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "the proxy did not listen within 10 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the proxy did not listen within 10 s"
+        );
         tokio::task::yield_now().await;
     }
     let url = format!("ws://{listen}/ws");

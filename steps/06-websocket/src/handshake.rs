@@ -29,14 +29,27 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, Role};
 const MAX_HEAD: usize = 16 * 1024;
 
 /// Open `url` (ws://host:port/path), send each of `messages` and wait for
-/// its echo, then close; print everything to `out`.
-pub async fn talk(url: &str, messages: &[String], out: &mut impl Write) -> anyhow::Result<()> {
-    tokio::time::timeout(Duration::from_secs(10), conversation(url, messages, out))
+/// its echo, then close; print everything to `out`. With `quiet`, stay
+/// silent that long first and show whatever the other side does meanwhile
+/// (an idle timeout closing the connection, say).
+pub async fn talk(
+    url: &str,
+    messages: &[String],
+    quiet: Option<Duration>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let limit = Duration::from_secs(10) + quiet.unwrap_or_default();
+    tokio::time::timeout(limit, conversation(url, messages, quiet, out))
         .await
-        .context("the conversation did not finish within 10 s")?
+        .with_context(|| format!("the conversation did not finish within {limit:?}"))?
 }
 
-async fn conversation(url: &str, messages: &[String], out: &mut impl Write) -> anyhow::Result<()> {
+async fn conversation(
+    url: &str,
+    messages: &[String],
+    quiet: Option<Duration>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let rest = url
         .strip_prefix("ws://")
         .with_context(|| format!("{url}: only ws:// URLs are spoken here"))?;
@@ -105,6 +118,26 @@ async fn conversation(url: &str, messages: &[String], out: &mut impl Write) -> a
             if done {
                 break;
             }
+        }
+    }
+    if let Some(quiet) = quiet {
+        writeln!(out, "(quiet for up to {quiet:?})")?;
+        let closed = tokio::time::timeout(quiet, async {
+            while let Some(frame) = ws.next().await {
+                let frame = frame?;
+                describe(out, "< ", &frame)?;
+                if frame.is_close() {
+                    // tungstenite has already sent our answering close.
+                    return Ok::<_, anyhow::Error>(true);
+                }
+            }
+            Ok(true)
+        })
+        .await;
+        if let Ok(closed) = closed
+            && closed?
+        {
+            return Ok(());
         }
     }
     let bye = Message::Close(Some(CloseFrame {

@@ -234,6 +234,7 @@ async fn the_handshake_client_shows_the_101_and_the_echo() {
     websocket_proxy::handshake::talk(
         &ws_url(&launched, "/ws?greet=1"),
         &["hi there".to_owned()],
+        None,
         &mut out,
     )
     .await
