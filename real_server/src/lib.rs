@@ -26,7 +26,8 @@
 //! Every response carries `x-served-by: ip:port`, so load-balancing tests can
 //! see which backend answered without parsing bodies.
 //!
-//! Left out on purpose: TLS (step 07 has its own), persistence, and any
+//! Left out on purpose: TLS of its own ([`serve`] runs the endpoints on a
+//! server the caller may have put behind TLS), persistence, and any
 //! configuration beyond the listen address: a test backend should behave the
 //! same every time.
 
@@ -96,11 +97,17 @@ pub async fn launch_for_step(binder: &Binder) -> anyhow::Result<Launched> {
 
 /// Serve the real server's endpoints on `listener`.
 pub fn spawn(listener: TcpListener) -> std::io::Result<ServerHandle> {
+    serve(Server::new(listener, NAME))
+}
+
+/// Serve the endpoints on a server set up by the caller — step 07's tests
+/// put one behind TLS to play an HTTPS upstream.
+pub fn serve(server: Server) -> std::io::Result<ServerHandle> {
     let state = Arc::new(State {
-        addr: listener.local_addr()?,
+        addr: server.local_addr()?,
         healthy: AtomicBool::new(true),
     });
-    Server::new(listener, NAME).spawn(move |peer| {
+    server.spawn(move |peer| {
         let state = state.clone();
         service_fn(move |req| endpoints::route(state.clone(), peer, req))
     })

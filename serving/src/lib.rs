@@ -17,8 +17,15 @@
 //!   through `hyper_util::server::conn::auto`, with upgrades enabled, so
 //!   CONNECT tunnels and websockets work through any step.
 //!
-//! Left out on purpose: TLS (step 07 wraps the stream itself) and any notion
-//! of routing — a server is given one service and that is all it knows.
+//! TLS is one option of the same loop ([`Server::tls`], step 07): the
+//! handshake runs on the connection's own task, bounded by the header read
+//! timeout, so a slow or silent TLS client never holds up accepting others.
+//! Which HTTP version to speak is still hyper's choice by the connection
+//! preface; ALPN, set in the rustls config, only tells the client which
+//! ones are on offer.
+//!
+//! Left out on purpose: any notion of routing — a server is given one
+//! service and that is all it knows.
 
 use std::future::Future;
 use std::io;
@@ -36,6 +43,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 /// How long in-flight requests get to finish after a shutdown was asked for.
@@ -117,6 +125,7 @@ impl Default for ServerOptions {
 pub struct ServerHandle {
     name: &'static str,
     addr: SocketAddr,
+    scheme: &'static str,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -127,9 +136,9 @@ impl ServerHandle {
         self.addr
     }
 
-    /// `http://ip:port`, handy for clients.
+    /// `http://ip:port` (`https://` with TLS), handy for clients.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// What the server is (for logs: "real server", "reverse proxy", …).
@@ -157,6 +166,7 @@ pub struct Server {
     listener: TcpListener,
     options: ServerOptions,
     name: &'static str,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -165,11 +175,23 @@ impl Server {
             listener,
             options: ServerOptions::default(),
             name,
+            tls: None,
         }
     }
 
     pub fn options(mut self, options: ServerOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Speak TLS on this listener (HTTPS), with this rustls configuration.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(TlsAcceptor::from(config));
         self
     }
 
@@ -189,8 +211,9 @@ impl Server {
         let addr = self.listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let name = self.name;
-        info!("{name} listening on http://{addr}");
-        let (listener, options) = (self.listener, self.options);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        info!("{name} listening on {scheme}://{addr}");
+        let (listener, options, tls) = (self.listener, self.options, self.tls);
         let task = tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -217,12 +240,39 @@ impl Server {
                 };
                 // Small request/response exchanges must not wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), make_service(peer))
-                    .into_owned();
-                let conn = graceful.watch(conn);
+                let service = make_service(peer);
+                let Some(tls) = &tls else {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            debug!("{name}: connection from {peer} ended: {e}");
+                        }
+                    });
+                    continue;
+                };
+                let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+                let handshake_limit = options.header_read_timeout.unwrap_or(DEFAULT_GRACE);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let stream = match tokio::time::timeout(handshake_limit, tls.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            return debug!("{name}: TLS handshake with {peer} failed: {e}");
+                        }
+                        Err(_) => {
+                            return debug!(
+                                "{name}: no TLS handshake from {peer} within {handshake_limit:?}"
+                            );
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
                         debug!("{name}: connection from {peer} ended: {e}");
                     }
                 });
@@ -238,6 +288,7 @@ impl Server {
         Ok(ServerHandle {
             name,
             addr,
+            scheme,
             stop,
             task: Some(task),
         })

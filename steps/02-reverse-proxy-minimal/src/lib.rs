@@ -54,12 +54,21 @@ pub struct Args {
 
 /// An upstream is an `http://` URL with a host; it may carry a path and query.
 pub fn parse_upstream(raw: &str) -> Result<Uri, String> {
+    parse_upstream_with(raw, &[Scheme::HTTP])
+}
+
+/// The same, for steps that also speak other schemes upstream (`https`
+/// from step 04 on, where the transport decides what it can reach).
+pub fn parse_upstream_with(raw: &str, schemes: &[Scheme]) -> Result<Uri, String> {
     let uri: Uri = raw
         .parse()
         .map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
-    if uri.scheme() != Some(&Scheme::HTTP) || uri.authority().is_none() {
+    let known = uri.scheme().is_some_and(|s| schemes.contains(s));
+    if !known || uri.authority().is_none() {
+        let names: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
         return Err(format!(
-            "{raw:?}: an upstream must be an http:// URL with a host, e.g. http://127.0.0.1:2003"
+            "{raw:?}: an upstream must be a {} URL with a host, e.g. http://127.0.0.1:2003",
+            names.join(" or ")
         ));
     }
     Ok(uri)

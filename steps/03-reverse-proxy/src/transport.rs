@@ -16,7 +16,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// What a transport's failure carries.
@@ -29,6 +29,12 @@ pub trait Transport: Send + Sync + 'static {
         &self,
         request: Request<Incoming>,
     ) -> impl Future<Output = Result<Response<Incoming>, TransportError>> + Send;
+
+    /// Can this transport reach upstreams of this URL scheme? Checked once
+    /// at start, so a misconfigured upstream is an error, not a 502 per request.
+    fn speaks(&self, scheme: &str) -> bool {
+        scheme == "http"
+    }
 }
 
 /// Tuning for [`HttpTransport`].
@@ -57,17 +63,33 @@ pub struct HttpTransport {
     client: Client<HttpConnector, Incoming>,
 }
 
+impl TransportOptions {
+    /// The TCP connector these options describe (step 07 wraps it in TLS).
+    pub fn connector(&self) -> HttpConnector {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_nodelay(true);
+        connector
+    }
+
+    /// A pooled client over `connector`, tuned by these options.
+    pub fn client<C>(&self, connector: C) -> Client<C, Incoming>
+    where
+        C: Connect + Clone + Send + Sync + 'static,
+    {
+        Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .build(connector)
+    }
+}
+
 impl HttpTransport {
     pub fn new(options: TransportOptions) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(options.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(options.pool_idle_timeout)
-            .pool_max_idle_per_host(options.pool_max_idle_per_host)
-            .build(connector);
-        Self { client }
+        Self {
+            client: options.client(options.connector()),
+        }
     }
 }
 

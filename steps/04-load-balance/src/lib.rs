@@ -25,6 +25,7 @@ use std::time::Duration;
 use clap::Parser;
 use forward_proxy::{ProxyBody, text_response};
 use hyper::body::Incoming;
+use hyper::http::uri::Scheme;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{ActiveChecks, Balancer, HealthPolicy, Kind, Options, Upstream};
@@ -32,7 +33,7 @@ use reverse_proxy::director::{Director, point_at};
 use reverse_proxy::{
     ClientConn, HttpTransport, ProxyOptions, ReverseProxy, Transport, UpgradeHandler,
 };
-use reverse_proxy_minimal::parse_upstream;
+use reverse_proxy_minimal::parse_upstream_with;
 use serving::{Binder, Launched, Server};
 use tracing::debug;
 
@@ -96,7 +97,10 @@ pub fn parse_weighted(raw: &str) -> Result<(Uri, u32), String> {
             (url, weight)
         }
     };
-    Ok((parse_upstream(url)?, weight))
+    Ok((
+        parse_upstream_with(url, &[Scheme::HTTP, Scheme::HTTPS])?,
+        weight,
+    ))
 }
 
 /// `500ms`, `1s`, `2m`, `1h`.
@@ -242,6 +246,14 @@ pub async fn build_with<T: Transport>(
     } else {
         balance.upstreams.clone()
     };
+    for (url, _) in &upstreams {
+        let scheme = url.scheme_str().unwrap_or("http");
+        if !transport.speaks(scheme) {
+            anyhow::bail!(
+                "{url}: this step speaks plain http to upstreams; https upstreams need step07-https"
+            );
+        }
+    }
     let set: Vec<Arc<Upstream>> = upstreams
         .into_iter()
         .map(|(url, weight)| Upstream::new(url, weight))

@@ -243,6 +243,25 @@ fn bad_flags_are_clear_cli_errors() {
     assert!(error(&["--upstream", "http://127.0.0.1:1,weight=0"]).contains("weight=N with N ≥ 1"));
     assert!(error(&["--hash-key", "cookie"]).contains("expected url, client-ip or header:NAME"));
     assert!(error(&["--health-interval", "soon"]).contains("expected a number and a unit"));
+    assert!(error(&["--upstream", "ftp://127.0.0.1:1"]).contains("http:// or https://"));
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_refused_at_start_by_a_plain_http_step() {
+    let args = balanced_proxy::Args::try_parse_from([
+        "step04-load-balance",
+        "--upstream",
+        "https://127.0.0.1:1",
+    ])
+    .unwrap();
+    let error = balanced_proxy::launch(args, &Binder::ephemeral())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("https upstreams need step07-https"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -27,11 +27,13 @@ pub mod handshake;
 pub mod tunnel;
 
 use std::ffi::OsString;
+use std::sync::Arc;
 use std::time::Duration;
 
 use balanced_proxy::parse_duration;
 use clap::{Args as _, Command, FromArgMatches};
-use reverse_proxy::HttpTransport;
+use middleware::Chain;
+use reverse_proxy::{HttpTransport, Transport};
 use serving::{Binder, Launched, Server};
 
 pub use tunnel::Tunnels;
@@ -51,10 +53,8 @@ pub struct Args {
 impl Args {
     /// The command line with this step's defaults (sticky placement).
     pub fn command() -> Command {
-        Self::augment_args(Command::new("step06-websocket"))
+        sticky_defaults(Self::augment_args(Command::new("step06-websocket")))
             .about("Step 06: websockets through the balanced gateway — sticky by client IP, idle timeouts, clean closes")
-            .mut_arg("balance", |arg| arg.default_value("consistent-hash"))
-            .mut_arg("hash_key", |arg| arg.default_value("client-ip"))
     }
 
     pub fn try_parse_from<I, T>(argv: I) -> Result<Self, clap::Error>
@@ -74,23 +74,37 @@ impl Args {
 /// Start the proxy (and three real servers, when no upstream was given).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
-    let tunnels = Tunnels::new(args.idle_timeout);
-    let handler = tunnels.handler();
-    let chain = gateway::build(
-        &args.gateway,
-        binder,
-        &mut launched,
-        HttpTransport::default(),
-        |proxy| proxy.on_upgrade(handler),
-    )
-    .await?;
+    let chain = build(&args, binder, &mut launched, HttpTransport::default()).await?;
     let server = Server::new(binder.bind(args.gateway.listen).await?, "websocket proxy")
         .options(args.gateway.proxy.server_options());
     launched.push(gateway::serve(chain, server, "http")?);
-    tracing::info!(
-        "websockets: idle timeout {:?}; a browser demo is at /ws-demo",
-        args.idle_timeout
-    );
-    launched.on_shutdown(move || async move { tunnels.close_all().await });
+    tracing::info!("a browser demo is at /ws-demo");
     Ok(launched)
+}
+
+/// Step 05's chain with websocket-aware tunnels, which `launched` closes
+/// at shutdown. Step 07 serves the same chain over TLS.
+pub async fn build<T: Transport>(
+    args: &Args,
+    binder: &Binder,
+    launched: &mut Launched,
+    transport: T,
+) -> anyhow::Result<Arc<Chain>> {
+    let tunnels = Tunnels::new(args.idle_timeout);
+    let handler = tunnels.handler();
+    let chain = gateway::build(&args.gateway, binder, launched, transport, |proxy| {
+        proxy.on_upgrade(handler)
+    })
+    .await?;
+    tracing::info!("websocket tunnels close after {:?} idle", args.idle_timeout);
+    launched.on_shutdown(move || async move { tunnels.close_all().await });
+    Ok(chain)
+}
+
+/// This step's defaults on a command line that flattens [`Args`]: sticky
+/// placement by client address.
+pub fn sticky_defaults(command: Command) -> Command {
+    command
+        .mut_arg("balance", |arg| arg.default_value("consistent-hash"))
+        .mut_arg("hash_key", |arg| arg.default_value("client-ip"))
 }

@@ -1,0 +1,167 @@
+//! HTTPS to upstreams: the proxy as a TLS *client*, which must check who
+//! it is talking to.
+//!
+//! A proxy that accepts any upstream certificate turns "encrypted" into
+//! "encrypted to whoever answered": anyone on the network path between
+//! proxy and backend can present a certificate of their own and read every
+//! request. So upstream certificates are verified — against the system's
+//! root CAs by default (`/etc/ssl/certs` on Debian), or against exactly the
+//! CA given with `--upstream-ca` (an internal CA, or the self-signed
+//! certificate of a test backend). A certificate that does not verify is a
+//! 502 whose text says why, never a silent success. `--insecure-upstream`
+//! exists because people will otherwise patch it in, and it logs a warning
+//! on every start so nobody forgets it is on.
+//!
+//! [`HttpsTransport`] is step 03's pooled client with hyper-rustls's
+//! connector around the same TCP connector, so plain `http://` upstreams
+//! still work beside `https://` ones, and pooling, timeouts and upgrades
+//! (`wss://` upstreams) are unchanged.
+//!
+//! Left out on purpose: client certificates toward upstreams (mTLS), HTTP/2
+//! to upstreams, certificate pinning.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use reverse_proxy::transport::TransportError;
+use reverse_proxy::{Transport, TransportOptions};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::certificates::{TlsSetupError, certificates_from};
+
+/// Whom to believe about an upstream's identity.
+#[derive(Debug, Clone)]
+pub enum UpstreamTrust {
+    /// The operating system's root CAs.
+    SystemRoots,
+    /// Only the CA certificates in this PEM file.
+    CaFile(PathBuf),
+    /// Nobody is checked. Dangerous.
+    Insecure,
+}
+
+/// Step 03's pooled transport, speaking TLS to `https://` upstreams.
+#[derive(Clone)]
+pub struct HttpsTransport {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+}
+
+impl HttpsTransport {
+    pub fn new(trust: &UpstreamTrust, options: &TransportOptions) -> Result<Self, TlsSetupError> {
+        let builder = rustls::ClientConfig::builder_with_provider(crate::crypto())
+            .with_safe_default_protocol_versions()?;
+        let config = match trust {
+            UpstreamTrust::SystemRoots => {
+                let found = rustls_native_certs::load_native_certs();
+                for error in &found.errors {
+                    tracing::warn!("while loading the system's root certificates: {error}");
+                }
+                let mut roots = RootCertStore::empty();
+                let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+                tracing::debug!("trusting {added} system root certificates for https upstreams");
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            UpstreamTrust::CaFile(path) => {
+                let mut roots = RootCertStore::empty();
+                for certificate in certificates_from(path)? {
+                    roots
+                        .add(certificate)
+                        .map_err(|e| TlsSetupError::BadCertificate {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })?;
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            UpstreamTrust::Insecure => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(crate::crypto())))
+                .with_no_client_auth(),
+        };
+        let mut tcp = options.connector();
+        // The TCP connector must let https:// URLs through to the TLS layer.
+        tcp.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        Ok(Self {
+            client: options.client(connector),
+        })
+    }
+}
+
+impl Transport for HttpsTransport {
+    fn round_trip(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<Incoming>, TransportError>> + Send {
+        let response = self.client.request(request);
+        async move { response.await.map_err(Into::into) }
+    }
+
+    fn speaks(&self, scheme: &str) -> bool {
+        scheme == "http" || scheme == "https"
+    }
+}
+
+/// `--insecure-upstream`: every certificate is accepted. The handshake
+/// signatures are still checked, which proves only that the peer holds the
+/// key of the certificate it showed — any certificate at all.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,433 @@
+//! Step 07 end to end: TLS toward clients, TLS toward upstreams, the
+//! redirect listener — with certificates made for each test by a test CA.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serving::{Binder, Launched, Server, ServerHandle};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A directory of PEM files that lives as long as the test.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    /// A CA, and a leaf for `names` signed by it: ca.pem, leaf.pem, leaf.key.
+    fn new(names: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "step07-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "proxy workbench test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let leaf = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("leaf.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// A rustls server configuration serving the leaf.
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let chain = CertificateDer::pem_file_iter(self.dir.join("leaf.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(self.dir.join("leaf.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(tls_proxy::crypto())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        Arc::new(config)
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+async fn proxy(flags: &[&str]) -> anyhow::Result<Launched> {
+    let argv = ["step07-https"].into_iter().chain(flags.iter().copied());
+    tls_proxy::launch(tls_proxy::Args::try_parse_from(argv)?, &Binder::ephemeral()).await
+}
+
+fn addr(launched: &Launched) -> SocketAddr {
+    launched.get("https proxy").unwrap().addr()
+}
+
+/// A client that trusts exactly the certificates in `pem` and finds
+/// `localhost` at `at`.
+fn client_trusting(pem: &Path, at: SocketAddr) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(&std::fs::read(pem).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root)
+        .resolve("localhost", at)
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// real_server behind TLS, serving the leaf of `pki`: an HTTPS upstream.
+async fn tls_backend(pki: &Pki) -> ServerHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    real_server::serve(Server::new(listener, "tls backend").tls(pki.server_config())).unwrap()
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_is_generated_and_its_file_is_what_clients_trust() {
+    let dir = Pki::new(&["unused"]);
+    let cert = dir.path("generated.pem");
+    let launched = proxy(&["--cert-out", &cert]).await.unwrap();
+    let client = client_trusting(Path::new(&cert), addr(&launched));
+    for host in ["localhost".to_owned(), addr(&launched).ip().to_string()] {
+        let url = format!("https://{host}:{}/hello", addr(&launched).port());
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let echo: real_server::Echo = response.json().await.unwrap();
+        assert_eq!(echo.header("x-forwarded-proto"), Some("https"));
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_certificate_is_refused() {
+    let pki = Pki::new(&["localhost"]);
+    let launched = proxy(&["--cert-out", &pki.path("generated.pem")])
+        .await
+        .unwrap();
+    // Trusting some other CA is not trusting this certificate.
+    let client = client_trusting(&pki.dir.join("ca.pem"), addr(&launched));
+    let error = client
+        .get(format!("https://localhost:{}/", addr(&launched).port()))
+        .send()
+        .await
+        .unwrap_err();
+    let chain = format!("{error:?}");
+    assert!(chain.contains("UnknownIssuer"), "{chain}");
+}
+
+#[tokio::test]
+async fn alpn_gives_http2_to_clients_that_offer_it_and_http1_to_the_rest() {
+    let pki = Pki::new(&["unused"]);
+    let cert = pki.path("generated.pem");
+    let launched = proxy(&["--cert-out", &cert]).await.unwrap();
+    let url = format!("https://localhost:{}/", addr(&launched).port());
+    let both = client_trusting(Path::new(&cert), addr(&launched));
+    let response = both.get(&url).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let http1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .http1_only()
+        .add_root_certificate(root)
+        .resolve("localhost", addr(&launched))
+        .no_proxy()
+        .build()
+        .unwrap();
+    let response = http1.get(&url).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn certificate_files_from_a_ca_are_served() {
+    let pki = Pki::new(&["localhost"]);
+    let launched = proxy(&[
+        "--tls-cert",
+        &pki.path("leaf.pem"),
+        "--tls-key",
+        &pki.path("leaf.key"),
+    ])
+    .await
+    .unwrap();
+    let client = client_trusting(&pki.dir.join("ca.pem"), addr(&launched));
+    let response = client
+        .get(format!("https://localhost:{}/", addr(&launched).port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_certificate_files_are_clear_errors_at_start() {
+    let pki = Pki::new(&["localhost"]);
+    let missing = pki.path("nope.pem");
+    let error = proxy(&["--tls-cert", &missing, "--tls-key", &pki.path("leaf.key")])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("cannot read") && error.contains("nope.pem"),
+        "{error}"
+    );
+
+    let error = proxy(&[
+        "--tls-cert",
+        &pki.path("leaf.key"),
+        "--tls-key",
+        &pki.path("leaf.key"),
+    ])
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("no PEM certificate"), "{error}");
+
+    let error = proxy(&[
+        "--tls-cert",
+        &pki.path("leaf.pem"),
+        "--tls-key",
+        &pki.path("leaf.pem"),
+    ])
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("no PEM private key"), "{error}");
+
+    // Both halves valid, but not of one pair.
+    let other = Pki::new(&["localhost"]);
+    let error = proxy(&[
+        "--tls-cert",
+        &pki.path("leaf.pem"),
+        "--tls-key",
+        &other.path("leaf.key"),
+    ])
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("cannot be used together"), "{error}");
+
+    let error = tls_proxy::Args::try_parse_from(["step07-https", "--tls-cert", "x.pem"])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("--tls-key"), "{error}");
+}
+
+#[tokio::test]
+async fn https_upstreams_are_verified_against_the_given_ca() {
+    let pki = Pki::new(&["localhost"]);
+    let backend = tls_backend(&pki).await;
+    let upstream = format!("https://localhost:{}", backend.addr().port());
+    let launched = proxy(&[
+        "--upstream",
+        &upstream,
+        "--upstream-ca",
+        &pki.path("ca.pem"),
+        "--cert-out",
+        &pki.path("generated.pem"),
+    ])
+    .await
+    .unwrap();
+    let client = client_trusting(&pki.dir.join("generated.pem"), addr(&launched));
+    let response = client
+        .get(format!(
+            "https://localhost:{}/over/tls",
+            addr(&launched).port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo: real_server::Echo = response.json().await.unwrap();
+    assert_eq!(echo.path, "/over/tls");
+    assert_eq!(echo.served_by, backend.addr().to_string());
+}
+
+#[tokio::test]
+async fn an_untrusted_upstream_certificate_is_a_502_that_says_why() {
+    let pki = Pki::new(&["localhost"]);
+    let backend = tls_backend(&pki).await;
+    let wrong_name = Pki::new(&["somewhere.else"]);
+    let misnamed = tls_backend(&wrong_name).await;
+    for (backend, ca, why) in [
+        // The system roots have never heard of the test CA.
+        (&backend, None, "invalid peer certificate: UnknownIssuer"),
+        // Signed by the CA we trust, but for another name.
+        (
+            &misnamed,
+            Some(wrong_name.path("ca.pem")),
+            "invalid peer certificate: certificate not valid for name \"localhost\"",
+        ),
+    ] {
+        let upstream = format!("https://localhost:{}", backend.addr().port());
+        let generated = pki.path("generated.pem");
+        let mut flags = vec!["--upstream", &upstream, "--cert-out", &generated];
+        if let Some(ca) = &ca {
+            flags.extend(["--upstream-ca", ca]);
+        }
+        let launched = proxy(&flags).await.unwrap();
+        let client = client_trusting(&pki.dir.join("generated.pem"), addr(&launched));
+        let response = client
+            .get(format!("https://localhost:{}/", addr(&launched).port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 502);
+        let text = response.text().await.unwrap();
+        assert!(text.contains(why), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn insecure_upstream_accepts_what_verification_would_refuse() {
+    let pki = Pki::new(&["localhost"]);
+    let backend = tls_backend(&pki).await;
+    let upstream = format!("https://localhost:{}", backend.addr().port());
+    let launched = proxy(&[
+        "--upstream",
+        &upstream,
+        "--insecure-upstream",
+        "--cert-out",
+        &pki.path("generated.pem"),
+    ])
+    .await
+    .unwrap();
+    let client = client_trusting(&pki.dir.join("generated.pem"), addr(&launched));
+    let response = client
+        .get(format!("https://localhost:{}/", addr(&launched).port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let conflict = tls_proxy::Args::try_parse_from([
+        "step07-https",
+        "--insecure-upstream",
+        "--upstream-ca",
+        "x",
+    ]);
+    assert!(conflict.is_err(), "the two trust flags exclude each other");
+}
+
+#[tokio::test]
+async fn the_redirect_listener_sends_everyone_to_https() {
+    let pki = Pki::new(&["unused"]);
+    let launched = proxy(&[
+        "--redirect-http",
+        "127.0.0.1:0",
+        "--cert-out",
+        &pki.path("generated.pem"),
+    ])
+    .await
+    .unwrap();
+    let redirect = launched.get("https redirect").unwrap().addr();
+    let https_port = addr(&launched).port();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("http://{redirect}/a/b?x=1&y=2"))
+        .header("host", "example.test:8080")
+        .body("form data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 308, "a POST stays a POST");
+    assert_eq!(
+        response.headers()["location"],
+        format!("https://example.test:{https_port}/a/b?x=1&y=2").as_str()
+    );
+
+    // HTTP/1.0 may leave Host out; then there is nowhere to send it.
+    let mut raw = TcpStream::connect(redirect).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut raw, b"GET / HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.0 400"), "{answer}");
+}
+
+#[tokio::test]
+async fn websockets_work_over_tls() {
+    let pki = Pki::new(&["unused"]);
+    let cert = pki.path("generated.pem");
+    let launched = proxy(&["--cert-out", &cert]).await.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(tls_proxy::crypto())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr(&launched)).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}/ws?greet=1", addr(&launched).port());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    let hello = ws.next().await.unwrap().unwrap();
+    assert!(
+        hello
+            .to_text()
+            .unwrap()
+            .starts_with("connected to real server")
+    );
+    ws.send(Message::text("over tls")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("over tls"));
+}
+
+#[tokio::test]
+async fn a_client_that_never_starts_the_handshake_is_cut_off() {
+    let pki = Pki::new(&["unused"]);
+    let launched = proxy(&[
+        "--header-read-timeout",
+        "1",
+        "--cert-out",
+        &pki.path("generated.pem"),
+    ])
+    .await
+    .unwrap();
+    let mut silent = TcpStream::connect(addr(&launched)).await.unwrap();
+    let started = Instant::now();
+    let mut byte = [0; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut byte))
+        .await
+        .expect("the proxy closes the connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
