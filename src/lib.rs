@@ -69,6 +69,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     chapters::ch04_load_balance::run(report).await?;
     chapters::ch05_middleware::run(report).await?;
     chapters::ch06_websocket::run(report).await?;
+    chapters::ch07_https::run(report).await?;
     report.blank();
     report.line("The tour is over. NOTES.md explains each chapter; `cargo run -p <step>` runs one step on its own.");
     Ok(())

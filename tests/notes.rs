@@ -218,6 +218,9 @@ impl Session {
                 let args = websocket_proxy::Args::try_parse_from(argv)?;
                 websocket_proxy::launch(args, &self.binder).await?
             }
+            "step07-https" => {
+                tls_proxy::launch(tls_proxy::Args::try_parse_from(argv)?, &self.binder).await?
+            }
             "step04-load-balance" => {
                 let args = balanced_proxy::Args::try_parse_from(argv)?;
                 balanced_proxy::launch(args, &self.binder).await?

@@ -51,6 +51,13 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "    < text: hello",
         "    < close: 1001 idle for 300ms",
         "    close: 1001 proxy shutting down",
+        "Chapter 7 · HTTPS (step07-https)",
+        "    a client offering h2 and http/1.1  → HTTP/2.0; the backend saw x-forwarded-proto: https",
+        "    a client offering http/1.1 only    → HTTP/1.1; the backend saw x-forwarded-proto: https",
+        "    a client trusting only the system roots: refused: ",
+        "    --redirect-http: GET http://…/page?x=1 → 308 Permanent Redirect to https://127.0.0.1:",
+        "    verifying against the system roots: 502: upstream request failed: client error (Connect): invalid peer certificate: UnknownIssuer",
+        "    with --upstream-ca <the first proxy's certificate>: 200",
         "The tour is over.",
     ] {
         assert!(

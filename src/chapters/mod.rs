@@ -7,3 +7,4 @@ pub mod ch03_reverse_proxy;
 pub mod ch04_load_balance;
 pub mod ch05_middleware;
 pub mod ch06_websocket;
+pub mod ch07_https;
