@@ -3,15 +3,15 @@
 //! `X-Request-Id` is kept when the client (or a proxy before us) sent a
 //! sane one, and generated otherwise; it goes upstream with the request and
 //! back with the response, and every log line written while the request is
-//! handled carries it (a `tracing` span), so one grep follows a request
-//! through the proxy's log, the backend's, and the client's report.
+//! handled carries it (`serving::with_request_id`, which explains why that
+//! is not a `tracing` span), so one grep follows a request through the
+//! proxy's log, the backend's, and the client's report.
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response};
-use tracing::Instrument;
 
 use forward_proxy::ProxyBody;
 
@@ -31,10 +31,11 @@ fn acceptable(value: &HeaderValue) -> bool {
 /// 128 random bits as 32 hex digits, written without a format string.
 fn generate() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let id: u128 = rand::random();
+    let id: [u8; 16] = rand::random();
     let mut text = [0u8; 32];
-    for (i, byte) in text.iter_mut().enumerate() {
-        *byte = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(id) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     HeaderValue::from_bytes(&text).expect("hex is a valid header")
 }
@@ -51,18 +52,11 @@ impl Middleware for RequestId {
             _ => generate(),
         };
         req.headers_mut().insert(X_REQUEST_ID, id.clone());
-        // `acceptable` ids and generated ones are ASCII, so this never fails;
-        // recording a &str is the subscriber's cheapest path.
-        let span = tracing::info_span!("request", id = id.to_str().unwrap_or("?"));
-        // Inner middlewares start working (and may log, or refuse) as soon as
-        // `run` is called, before the future is first polled: call it inside
-        // the span too, not only poll it there.
-        span.in_scope(|| next.run(req, ctx))
+        serving::with_request_id(id.clone(), || next.run(req, ctx))
             .map(move |mut response| {
                 response.headers_mut().insert(X_REQUEST_ID, id);
                 response
             })
-            .instrument(span)
             .boxed()
     }
 }

@@ -27,6 +27,8 @@
 //! Left out on purpose: any notion of routing — a server is given one
 //! service and that is all it knows.
 
+mod log;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -45,6 +47,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
+
+pub use log::{RequestIdLines, init_tracing, with_request_id};
+
+/// Every program that serves through this crate allocates with mimalloc.
+/// A proxy allocates a few dozen small, short-lived objects per request
+/// (futures, header maps, body frames); glibc's malloc spends about twice
+/// as many instructions on each as mimalloc does. nginx avoids the question
+/// with a memory pool per request; in Rust the allocator is the lever.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How long in-flight requests get to finish after a shutdown was asked for.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -409,16 +421,4 @@ impl Drop for Launched {
             task.abort();
         }
     }
-}
-
-/// Install the `tracing` subscriber every binary uses: `RUST_LOG` decides,
-/// `info` when unset.
-pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs go to stderr so they never mix with what a program prints as output.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
