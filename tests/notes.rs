@@ -8,7 +8,8 @@
 //!
 //! Commands of the form `cargo run -p PACKAGE [-- ARGS] &` start servers.
 //! They run in-process through the same `launch` function the package's
-//! binary calls, but with an ephemeral [`Binder`]: every listener binds a
+//! binary calls — on one thread, as with `--threads 1` — but with an
+//! ephemeral [`Binder`]: every listener binds a
 //! free port instead of the one asked for. The checker remembers which
 //! requested address became which actual one, rewrites later commands to
 //! reach the actual ports, and rewrites output back to the requested ones,
@@ -152,6 +153,50 @@ impl std::io::Write for SharedBuffer {
 struct Session {
     binder: Binder,
     launched: Vec<Launched>,
+    servers: ServerThread,
+}
+
+/// Where a chapter's servers run: one thread with a current-thread runtime,
+/// which is what `--threads 1` gives a learner. Transcripts that show an
+/// order (a round-robin cycle, which each worker thread keeps on its own)
+/// then print the same order every time.
+struct ServerThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    fn start() -> Self {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime");
+            handle_tx
+                .send(runtime.handle().clone())
+                .expect("the checker waits");
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        });
+        Self {
+            handle: handle_rx.recv().expect("the server thread starts"),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Session {
@@ -159,6 +204,7 @@ impl Session {
         Self {
             binder: Binder::ephemeral(),
             launched: Vec::new(),
+            servers: ServerThread::start(),
         }
     }
 
@@ -198,39 +244,13 @@ impl Session {
             ["--", args @ ..] => args.iter().map(|a| self.to_actual(a)).collect(),
             _ => bail!("arguments go after `--`"),
         };
-        let argv = std::iter::once(package.to_string()).chain(args);
-        let launched = match *package {
-            "real_server" => {
-                real_server::launch(real_server::Args::try_parse_from(argv)?, &self.binder).await?
-            }
-            "step01-forward-proxy" => {
-                forward_proxy::launch(forward_proxy::Args::try_parse_from(argv)?, &self.binder)
-                    .await?
-            }
-            "step02-reverse-proxy-minimal" => {
-                let args = reverse_proxy_minimal::Args::try_parse_from(argv)?;
-                reverse_proxy_minimal::launch(args, &self.binder).await?
-            }
-            "step05-middleware" => {
-                gateway::launch(gateway::Args::try_parse_from(argv)?, &self.binder).await?
-            }
-            "step06-websocket" => {
-                let args = websocket_proxy::Args::try_parse_from(argv)?;
-                websocket_proxy::launch(args, &self.binder).await?
-            }
-            "step07-https" => {
-                tls_proxy::launch(tls_proxy::Args::try_parse_from(argv)?, &self.binder).await?
-            }
-            "step04-load-balance" => {
-                let args = balanced_proxy::Args::try_parse_from(argv)?;
-                balanced_proxy::launch(args, &self.binder).await?
-            }
-            "step03-reverse-proxy" => {
-                reverse_proxy::launch(reverse_proxy::Args::try_parse_from(argv)?, &self.binder)
-                    .await?
-            }
-            other => bail!("the checker does not know how to launch {other}"),
-        };
+        let argv: Vec<String> = std::iter::once(package.to_string()).chain(args).collect();
+        let (package, binder) = (package.to_string(), self.binder.clone());
+        let launched = self
+            .servers
+            .handle
+            .spawn(async move { launch(&package, argv, &binder).await })
+            .await??;
         self.launched.push(launched);
         Ok(())
     }
@@ -271,9 +291,42 @@ impl Session {
 
     async fn close(self) {
         for launched in self.launched {
-            launched.shutdown().await;
+            let _ = self.servers.handle.spawn(launched.shutdown()).await;
         }
     }
+}
+
+/// `cargo run -p PACKAGE -- ARGS`: the package's own `launch`, in-process.
+async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Result<Launched> {
+    let launched = match package {
+        "real_server" => {
+            real_server::launch(real_server::Args::try_parse_from(argv)?, binder).await?
+        }
+        "step01-forward-proxy" => {
+            forward_proxy::launch(forward_proxy::Args::try_parse_from(argv)?, binder).await?
+        }
+        "step02-reverse-proxy-minimal" => {
+            let args = reverse_proxy_minimal::Args::try_parse_from(argv)?;
+            reverse_proxy_minimal::launch(args, binder).await?
+        }
+        "step05-middleware" => {
+            gateway::launch(gateway::Args::try_parse_from(argv)?, binder).await?
+        }
+        "step06-websocket" => {
+            let args = websocket_proxy::Args::try_parse_from(argv)?;
+            websocket_proxy::launch(args, binder).await?
+        }
+        "step07-https" => tls_proxy::launch(tls_proxy::Args::try_parse_from(argv)?, binder).await?,
+        "step04-load-balance" => {
+            let args = balanced_proxy::Args::try_parse_from(argv)?;
+            balanced_proxy::launch(args, binder).await?
+        }
+        "step03-reverse-proxy" => {
+            reverse_proxy::launch(reverse_proxy::Args::try_parse_from(argv)?, binder).await?
+        }
+        other => bail!("the checker does not know how to launch {other}"),
+    };
+    Ok(launched)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -23,7 +23,8 @@
 //! back to zero, so the sequence repeats exactly. nginx runs the three steps
 //! under a lock on every pick. We run them once, when the upstream set or an
 //! effective weight changes, and store the cycle as a *schedule*; a pick is
-//! then one atomic increment and an index — the same sequence, no lock.
+//! then a per-thread increment and an index — the same sequence, no lock
+//! (each worker thread follows the cycle on its own, see [`crate::Turns`]).
 //! Weights are divided by their greatest common divisor first (10, 20, 30
 //! is 1, 2, 3), and the reduced total is capped at [`MAX_TOTAL_WEIGHT`].
 //!
@@ -32,9 +33,8 @@
 //! sent less before it is ejected.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{Error, Strategy, Upstream, first_from};
+use crate::{Error, Strategy, Turns, Upstream, first_from};
 
 /// The longest schedule we precompute (total of the reduced weights).
 pub const MAX_TOTAL_WEIGHT: u64 = 100_000;
@@ -42,7 +42,7 @@ pub const MAX_TOTAL_WEIGHT: u64 = 100_000;
 pub struct WeightedRoundRobin {
     upstreams: Vec<Arc<Upstream>>,
     schedule: Vec<usize>,
-    next: AtomicUsize,
+    turns: Turns,
 }
 
 impl WeightedRoundRobin {
@@ -60,7 +60,7 @@ impl WeightedRoundRobin {
         Ok(Self {
             upstreams,
             schedule: smooth_schedule(&reduced),
-            next: AtomicUsize::new(0),
+            turns: Turns::new(),
         })
     }
 }
@@ -93,7 +93,7 @@ impl Strategy for WeightedRoundRobin {
         if self.schedule.is_empty() {
             return None;
         }
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
+        let turn = self.turns.next() % self.schedule.len();
         first_from(&self.schedule, turn, |&i| self.upstreams[i].is_healthy())
             .map(|&i| &self.upstreams[i])
     }
