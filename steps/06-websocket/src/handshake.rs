@@ -57,9 +57,18 @@ async fn conversation(
         Some(at) => rest.split_at(at),
         None => (rest, "/"),
     };
-    let mut stream = TcpStream::connect(authority)
+    // ws:// without a port means port 80, as http:// does.
+    let address = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.contains(']'))
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut stream = TcpStream::connect(&address)
         .await
-        .with_context(|| format!("cannot connect to {authority}"))?;
+        .with_context(|| format!("cannot connect to {address}"))?;
 
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
     let request = format!(

@@ -249,3 +249,23 @@ async fn the_handshake_client_shows_the_101_and_the_echo() {
     assert!(out.contains("< text: hi there"), "{out}");
     assert!(out.ends_with("< close: 1000 bye\n"), "{out}");
 }
+
+#[tokio::test]
+async fn the_handshake_client_explains_what_it_cannot_do() {
+    let mut out = Vec::new();
+    let error = websocket_proxy::handshake::talk("wss://example.com/", &[], None, &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("only ws:// URLs"),
+        "{error:#}"
+    );
+    // Port 1 on loopback: nobody listens, and the error says where it tried.
+    let error = websocket_proxy::handshake::talk("ws://127.0.0.1:1/ws", &[], None, &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("cannot connect to 127.0.0.1:1"),
+        "{error:#}"
+    );
+}
