@@ -102,6 +102,15 @@ fn client_trusting(pem: &Path, at: SocketAddr) -> reqwest::Client {
         .unwrap()
 }
 
+/// GET `path` from the proxy as `localhost`, trusting only `pem`.
+async fn get_via(launched: &Launched, pem: &Path, path: &str) -> reqwest::Response {
+    client_trusting(pem, addr(launched))
+        .get(format!("https://localhost:{}{path}", addr(launched).port()))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// real_server behind TLS, serving the leaf of `pki`: an HTTPS upstream.
 async fn tls_backend(pki: &Pki) -> ServerHandle {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -176,12 +185,7 @@ async fn certificate_files_from_a_ca_are_served() {
     ])
     .await
     .unwrap();
-    let client = client_trusting(&pki.dir.join("ca.pem"), addr(&launched));
-    let response = client
-        .get(format!("https://localhost:{}/", addr(&launched).port()))
-        .send()
-        .await
-        .unwrap();
+    let response = get_via(&launched, &pki.dir.join("ca.pem"), "/").await;
     assert_eq!(response.status(), 200);
 }
 
@@ -254,15 +258,7 @@ async fn https_upstreams_are_verified_against_the_given_ca() {
     ])
     .await
     .unwrap();
-    let client = client_trusting(&pki.dir.join("generated.pem"), addr(&launched));
-    let response = client
-        .get(format!(
-            "https://localhost:{}/over/tls",
-            addr(&launched).port()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let response = get_via(&launched, &pki.dir.join("generated.pem"), "/over/tls").await;
     assert_eq!(response.status(), 200);
     let echo: real_server::Echo = response.json().await.unwrap();
     assert_eq!(echo.path, "/over/tls");
@@ -292,12 +288,7 @@ async fn an_untrusted_upstream_certificate_is_a_502_that_says_why() {
             flags.extend(["--upstream-ca", ca]);
         }
         let launched = proxy(&flags).await.unwrap();
-        let client = client_trusting(&pki.dir.join("generated.pem"), addr(&launched));
-        let response = client
-            .get(format!("https://localhost:{}/", addr(&launched).port()))
-            .send()
-            .await
-            .unwrap();
+        let response = get_via(&launched, &pki.dir.join("generated.pem"), "/").await;
         assert_eq!(response.status(), 502);
         let text = response.text().await.unwrap();
         assert!(text.contains(why), "{text}");
@@ -318,12 +309,7 @@ async fn insecure_upstream_accepts_what_verification_would_refuse() {
     ])
     .await
     .unwrap();
-    let client = client_trusting(&pki.dir.join("generated.pem"), addr(&launched));
-    let response = client
-        .get(format!("https://localhost:{}/", addr(&launched).port()))
-        .send()
-        .await
-        .unwrap();
+    let response = get_via(&launched, &pki.dir.join("generated.pem"), "/").await;
     assert_eq!(response.status(), 200);
     let conflict = tls_proxy::Args::try_parse_from([
         "step07-https",
