@@ -56,7 +56,7 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "    a client offering http/1.1 only    → HTTP/1.1; the backend saw x-forwarded-proto: https",
         "    a client trusting only the system roots: refused: ",
         "    --redirect-http: GET http://…/page?x=1 → 308 Permanent Redirect to https://127.0.0.1:",
-        "    verifying against the system roots: 502: upstream request failed: client error (Connect): invalid peer certificate: UnknownIssuer",
+        "    verifying against the system roots: 502: upstream request failed: cannot connect: invalid peer certificate: UnknownIssuer",
         "    with --upstream-ca <the first proxy's certificate>: 200",
         "The tour is over.",
     ] {

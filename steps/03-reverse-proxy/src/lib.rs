@@ -29,6 +29,7 @@ pub mod director;
 pub mod error;
 pub mod flush;
 pub mod forwarded;
+pub mod pool;
 pub mod transport;
 pub mod upgrade;
 

@@ -1,23 +1,25 @@
 //! The transport: Go's `RoundTripper`, one request in, one response out.
 //!
-//! The default, [`HttpTransport`], is hyper-util's pooled client: keep-alive
-//! connections per upstream, an idle limit and timeout, a connect timeout,
-//! and `TCP_NODELAY`, because a proxy's small writes must not wait for
-//! Nagle's algorithm. Reusing upstream connections is most of what makes a
-//! proxy fast: a new TCP connection per request costs a handshake and a
-//! slow-start, and leaves sockets in TIME_WAIT by the thousand.
+//! The default, [`HttpTransport`], is [`Pool`](crate::pool::Pool) over
+//! hyper-util's TCP connector: keep-alive connections per upstream, an idle
+//! limit and timeout, a connect timeout, and `TCP_NODELAY`, because a
+//! proxy's small writes must not wait for Nagle's algorithm. Reusing
+//! upstream connections is most of what makes a proxy fast: a new TCP
+//! connection per request costs a handshake and a slow-start, and leaves
+//! sockets in TIME_WAIT by the thousand.
 //!
 //! The trait is generic (no boxed futures), so the default transport costs
-//! nothing over calling the client directly. Step 07 plugs in a TLS one.
+//! nothing over calling the pool directly. Step 07 plugs in a TLS one.
 
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connect, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::pool::{Connector, Pool, PooledBody};
 
 /// What a transport's failure carries.
 pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,10 +27,13 @@ pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
 /// Sends one request upstream and returns the response head; the body
 /// streams afterwards.
 pub trait Transport: Send + Sync + 'static {
+    /// The upstream response's body.
+    type Body: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static;
+
     fn round_trip(
         &self,
         request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<Incoming>, TransportError>> + Send;
+    ) -> impl Future<Output = Result<Response<Self::Body>, TransportError>> + Send;
 
     /// Can this transport reach upstreams of this URL scheme? Checked once
     /// at start, so a misconfigured upstream is an error, not a 502 per request.
@@ -57,12 +62,6 @@ impl Default for TransportOptions {
     }
 }
 
-/// The default transport: a pooled HTTP/1.1 client.
-#[derive(Clone)]
-pub struct HttpTransport {
-    client: Client<HttpConnector, Incoming>,
-}
-
 impl TransportOptions {
     /// The TCP connector these options describe (step 07 wraps it in TLS).
     pub fn connector(&self) -> HttpConnector {
@@ -72,23 +71,26 @@ impl TransportOptions {
         connector
     }
 
-    /// A pooled client over `connector`, tuned by these options.
-    pub fn client<C>(&self, connector: C) -> Client<C, Incoming>
-    where
-        C: Connect + Clone + Send + Sync + 'static,
-    {
-        Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .build(connector)
+    /// A connection pool over `connector`, tuned by these options.
+    pub fn pool<C: Connector>(&self, connector: C) -> Pool<C> {
+        Pool::new(
+            connector,
+            self.pool_idle_timeout,
+            self.pool_max_idle_per_host,
+        )
     }
+}
+
+/// The default transport: pooled HTTP/1.1 over TCP.
+#[derive(Clone)]
+pub struct HttpTransport {
+    pool: Pool<HttpConnector>,
 }
 
 impl HttpTransport {
     pub fn new(options: TransportOptions) -> Self {
         Self {
-            client: options.client(options.connector()),
+            pool: options.pool(options.connector()),
         }
     }
 }
@@ -100,11 +102,13 @@ impl Default for HttpTransport {
 }
 
 impl Transport for HttpTransport {
+    type Body = PooledBody;
+
     fn round_trip(
         &self,
         request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<Incoming>, TransportError>> + Send {
-        let response = self.client.request(request);
+    ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
+        let response = self.pool.send(request);
         async move { response.await.map_err(Into::into) }
     }
 }

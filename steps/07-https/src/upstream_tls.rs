@@ -12,7 +12,7 @@
 //! exists because people will otherwise patch it in, and it logs a warning
 //! on every start so nobody forgets it is on.
 //!
-//! [`HttpsTransport`] is step 03's pooled client with hyper-rustls's
+//! [`HttpsTransport`] is step 03's connection pool with hyper-rustls's
 //! connector around the same TCP connector, so plain `http://` upstreams
 //! still work beside `https://` ones, and pooling, timeouts and upgrades
 //! (`wss://` upstreams) are unchanged.
@@ -27,8 +27,8 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use reverse_proxy::pool::{Pool, PooledBody};
 use reverse_proxy::transport::TransportError;
 use reverse_proxy::{Transport, TransportOptions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -52,7 +52,7 @@ pub enum UpstreamTrust {
 /// Step 03's pooled transport, speaking TLS to `https://` upstreams.
 #[derive(Clone)]
 pub struct HttpsTransport {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    pool: Pool<HttpsConnector<HttpConnector>>,
 }
 
 impl HttpsTransport {
@@ -96,17 +96,19 @@ impl HttpsTransport {
             .enable_http1()
             .wrap_connector(tcp);
         Ok(Self {
-            client: options.client(connector),
+            pool: options.pool(connector),
         })
     }
 }
 
 impl Transport for HttpsTransport {
+    type Body = PooledBody;
+
     fn round_trip(
         &self,
         request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<Incoming>, TransportError>> + Send {
-        let response = self.client.request(request);
+    ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
+        let response = self.pool.send(request);
         async move { response.await.map_err(Into::into) }
     }
 
