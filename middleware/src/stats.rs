@@ -16,6 +16,8 @@
 //! hands the client's body to hyper's client untouched. Response bytes are
 //! counted as the body streams out.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,10 +53,29 @@ struct RequestLabels {
     upstream: Arc<str>,
 }
 
+/// Which counter of `requests` a request lands in, by identity: the
+/// upstream's name is compared by address (the cache holds the `Arc`, so
+/// the address cannot be reused while it is cached).
+#[derive(Hash, PartialEq, Eq)]
+struct CounterKey {
+    method: &'static str,
+    status: u16,
+    upstream: usize,
+}
+
+type CounterCache = HashMap<CounterKey, (Arc<str>, Counter), foldhash::fast::RandomState>;
+
 /// Every number the proxy keeps.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    /// Each thread's handles into `requests`. A `Family` lookup hashes the
+    /// whole label set with SipHash under a lock, on every request; label
+    /// sets repeat, so each thread remembers the counters it has used.
+    /// Bounded by methods × statuses × upstreams.
+    request_counters: thread_local::ThreadLocal<RefCell<CounterCache>>,
+    /// The `upstream` label of a response no upstream served.
+    no_upstream: Arc<str>,
     duration: Histogram,
     bytes_in: Counter,
     bytes_out: Counter,
@@ -124,6 +145,8 @@ impl Metrics {
         Self {
             registry,
             requests,
+            request_counters: thread_local::ThreadLocal::new(),
+            no_upstream: Arc::from("-"),
             duration,
             bytes_in,
             bytes_out,
@@ -133,6 +156,28 @@ impl Metrics {
             breaker_state,
             per_second: PerSecond::default(),
         }
+    }
+
+    /// One more request answered with `status` by `upstream`.
+    fn count_request(&self, method: &'static str, status: u16, upstream: &Arc<str>) {
+        let key = CounterKey {
+            method,
+            status,
+            upstream: Arc::as_ptr(upstream).cast::<u8>() as usize,
+        };
+        let mut counters = self.request_counters.get_or_default().borrow_mut();
+        let (_, counter) = counters.entry(key).or_insert_with(|| {
+            let labels = RequestLabels {
+                method,
+                status,
+                upstream: upstream.clone(),
+            };
+            (
+                upstream.clone(),
+                self.requests.get_or_create(&labels).clone(),
+            )
+        });
+        counter.inc();
     }
 
     /// Prometheus' text exposition format.
@@ -240,18 +285,12 @@ impl Middleware for Stats {
             metrics.in_flight.dec();
             metrics.bytes_in.inc_by(bytes_in);
             metrics.duration.observe(started.elapsed().as_secs_f64());
-            let upstream = response
-                .extensions()
-                .get::<ServedBy>()
-                .map_or_else(|| Arc::from("-"), |s| s.0.clone());
-            metrics
-                .requests
-                .get_or_create(&RequestLabels {
-                    method: method_label(&method),
-                    status: response.status().as_u16(),
-                    upstream,
-                })
-                .inc();
+            let upstream = response.extensions().get::<ServedBy>().map(|s| &s.0);
+            metrics.count_request(
+                method_label(&method),
+                response.status().as_u16(),
+                upstream.unwrap_or(&metrics.no_upstream),
+            );
             let counter = metrics.bytes_out.clone();
             response.map(|body| {
                 forward_proxy::observe(body, move |frame| {
