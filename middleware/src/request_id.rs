@@ -12,7 +12,7 @@ use std::cell::Cell;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{Entry, HeaderName, HeaderValue};
 use hyper::{Request, Response};
 
 use forward_proxy::ProxyBody;
@@ -68,11 +68,21 @@ impl Middleware for RequestId {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        let id = match req.headers().get(&X_REQUEST_ID) {
-            Some(value) if acceptable(value) => value.clone(),
-            _ => generate(),
+        // One lookup of the (custom, so byte-hashed) name for both the
+        // check and the write.
+        let id = match req.headers_mut().entry(X_REQUEST_ID) {
+            Entry::Occupied(mut kept) => {
+                let id = if acceptable(kept.get()) {
+                    kept.get().clone()
+                } else {
+                    generate()
+                };
+                // Also collapses repeated headers into the one id we log.
+                kept.insert(id.clone());
+                id
+            }
+            Entry::Vacant(slot) => slot.insert(generate()).clone(),
         };
-        req.headers_mut().insert(X_REQUEST_ID, id.clone());
         serving::with_request_id(id.clone(), || next.run(req, ctx))
             .map(move |mut response| {
                 response.headers_mut().insert(X_REQUEST_ID, id);

@@ -59,6 +59,10 @@ impl Endpoint for Stub {
                     .headers_mut()
                     .insert("x-seen-request-id", id.clone());
             }
+            let ids = req.headers().get_all("x-request-id").iter().count();
+            response
+                .headers_mut()
+                .insert("x-seen-request-id-count", ids.into());
             response
         })
     }
@@ -164,6 +168,17 @@ async fn request_ids_are_kept_or_generated_and_travel_both_ways() {
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "abc-123");
     assert_eq!(response.headers()["x-seen-request-id"], "abc-123");
+    // Two ids: the first is kept, and the backend sees only that one.
+    let response = client()
+        .get(server.url())
+        .header("x-request-id", "first-1")
+        .header("x-request-id", "second-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "first-1");
+    assert_eq!(response.headers()["x-seen-request-id"], "first-1");
+    assert_eq!(response.headers()["x-seen-request-id-count"], "1");
     for sent in [None, Some("has spaces"), Some("")] {
         let mut request = client().get(server.url());
         if let Some(id) = sent {

@@ -120,10 +120,6 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis))
 }
 
-/// The chosen upstream, carried from the balancer to the director.
-#[derive(Clone)]
-struct Chosen(Arc<Upstream>);
-
 /// Step 03's proxy with a balancer in front.
 pub struct BalancedProxy<T = HttpTransport> {
     balancer: Arc<Balancer>,
@@ -141,11 +137,9 @@ impl<T: Transport> BalancedProxy<T> {
         policy: HealthPolicy,
         transport: T,
     ) -> anyhow::Result<Self> {
-        let director: Director = Arc::new(|parts| {
-            if let Some(Chosen(upstream)) = parts.extensions.remove::<Chosen>() {
-                point_at(parts, &upstream.url, upstream.host.as_ref());
-            }
-        });
+        // Never called: each request is served with a director aimed at the
+        // upstream picked for it (`handle_reporting`).
+        let director: Director = Arc::new(|_| {});
         Ok(Self {
             balancer,
             proxy: options.build_with(director, transport)?,
@@ -169,7 +163,7 @@ impl<T: Transport> BalancedProxy<T> {
     pub async fn handle_reporting(
         &self,
         client: &ClientConn,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
     ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let key = if self.balancer.kind().uses_key() {
             self.hash_key.of(&req, client.peer)
@@ -185,10 +179,14 @@ impl<T: Transport> BalancedProxy<T> {
             return (refusal, None);
         };
         let in_flight = self.balancer.start(&upstream);
-        req.extensions_mut().insert(Chosen(upstream.clone()));
         // Only keep the path around when it will be logged.
         let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
-        let response = self.proxy.serve(client, req).await;
+        let response = self
+            .proxy
+            .serve_with(client, req, |parts| {
+                point_at(parts, &upstream.url, upstream.host.as_ref());
+            })
+            .await;
         let ok = !response.status().is_server_error();
         self.balancer.report(&upstream, &self.policy, ok);
         if let Some(path) = path {
