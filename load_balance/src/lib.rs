@@ -140,6 +140,12 @@ impl Kind {
     pub fn uses_key(self) -> bool {
         matches!(self, Kind::ConsistentHash | Kind::BoundedConsistentHash)
     }
+
+    /// Does this strategy read how many requests each upstream has in
+    /// flight? Only then is it worth counting them.
+    pub fn uses_load(self) -> bool {
+        matches!(self, Kind::LeastConnections | Kind::BoundedConsistentHash)
+    }
 }
 
 impl fmt::Display for Kind {

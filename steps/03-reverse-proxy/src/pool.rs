@@ -166,7 +166,9 @@ impl Shared {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Take the warmest idle connection to `key` that is still usable.
+    /// Take the warmest idle connection to `key` that is still usable: one
+    /// poll lets hyper finish the previous exchange and see whether the
+    /// upstream has closed the connection meanwhile.
     fn checkout(&self, key: &Key) -> Option<Connection> {
         loop {
             let Idle { mut connection, .. } = self.idle().get_mut(key)?.pop()?;
@@ -177,10 +179,12 @@ impl Shared {
     }
 
     /// Keep a connection whose exchange has ended, if it can take another.
-    fn put(self: &Arc<Self>, mut connection: Connection) {
-        // One poll lets hyper finish the exchange's bookkeeping and notice
-        // a `Connection: close` from the upstream.
-        if !connection.is_alive() || !connection.sender.is_ready() {
+    fn put(self: &Arc<Self>, connection: Connection) {
+        // hyper finishes the exchange's bookkeeping (and notices a
+        // `Connection: close`) on the connection's next poll, which
+        // `checkout` does anyway; polling here too would cost a read
+        // attempt per request.
+        if connection.sender.is_closed() {
             return;
         }
         let since = Instant::now();
@@ -403,13 +407,21 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        if let Some(connection) = &mut this.connection
-            && connection.driver.as_mut().poll(cx).is_ready()
-        {
-            // Finished: what it read is already in `body`.
-            this.connection = None;
-        }
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        // hyper often reads a small response's head and body in one go, so
+        // the frame may be here already; only when it is not does the
+        // connection need driving (each poll of it costs a read attempt).
+        let frame = match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                if let Some(connection) = &mut this.connection
+                    && connection.driver.as_mut().poll(cx).is_ready()
+                {
+                    // Finished: what it read is already in `body`.
+                    this.connection = None;
+                }
+                ready!(Pin::new(&mut this.body).poll_frame(cx))
+            }
+        };
         if frame.is_none() {
             this.release(true);
         }

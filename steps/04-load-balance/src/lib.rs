@@ -178,7 +178,14 @@ impl<T: Transport> BalancedProxy<T> {
             );
             return (refusal, None);
         };
-        let in_flight = self.balancer.start(&upstream);
+        // Counting a request in flight until its body has been sent takes
+        // two atomic updates and a wrapper around the body; only the
+        // strategies that weigh load read the count.
+        let in_flight = self
+            .balancer
+            .kind()
+            .uses_load()
+            .then(|| self.balancer.start(&upstream));
         // Only keep the path around when it will be logged.
         let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
         let response = self
@@ -193,11 +200,14 @@ impl<T: Transport> BalancedProxy<T> {
             debug!("{path} → {upstream} ({})", response.status());
         }
         // The request stays in flight until its body has been sent.
-        let response = response.map(|body| {
-            forward_proxy::observe(body, move |_| {
-                let _ = &in_flight;
-            })
-        });
+        let response = match in_flight {
+            Some(in_flight) => response.map(|body| {
+                forward_proxy::observe(body, move |_| {
+                    let _ = &in_flight;
+                })
+            }),
+            None => response,
+        };
         (response, Some(upstream))
     }
 }
