@@ -110,7 +110,8 @@ struct Key {
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.scheme == other.scheme && self.authority.as_str() == other.authority.as_str()
+        self.scheme.as_str() == other.scheme.as_str()
+            && self.authority.as_str() == other.authority.as_str()
     }
 }
 
@@ -184,11 +185,13 @@ impl Shared {
 
     /// Keep a connection whose exchange has ended, if it can take another.
     fn put(self: &Arc<Self>, connection: Connection) {
-        // hyper finishes the exchange's bookkeeping (and notices a
-        // `Connection: close`) on the connection's next poll, which
-        // `checkout` does anyway; polling here too would cost a read
-        // attempt per request.
-        if connection.sender.is_closed() {
+        // The poll that delivered the body's end also left hyper ready for
+        // the next request — unless it is still sending this request's
+        // body (the upstream answered early): that connection is closed,
+        // not parked half way through an exchange. A `Connection: close`
+        // or a close by the upstream shows at checkout's poll; polling
+        // here as well would cost a read attempt per request.
+        if self.max_idle_per_upstream == 0 || !connection.sender.is_ready() {
             return;
         }
         let since = Instant::now();
@@ -206,13 +209,29 @@ impl Shared {
     /// Close idle connections that timed out or that the upstream closed,
     /// so they do not linger in CLOSE_WAIT until the next request.
     fn reap(&self) {
+        // Polling and closing happen outside the lock every request's
+        // checkout takes: the lists are taken out, sorted, and what
+        // survives goes back under the connections returned meanwhile
+        // (it is older, so it belongs at the cold end).
+        let taken = std::mem::take(&mut *self.idle());
         let now = Instant::now();
-        self.idle().retain(|_, list| {
+        let mut survivors = Vec::new();
+        for (key, mut list) in taken {
             list.retain_mut(|idle| {
                 now.duration_since(idle.since) < self.idle_timeout && idle.connection.is_alive()
             });
-            !list.is_empty()
-        });
+            if !list.is_empty() {
+                survivors.push((key, list));
+            }
+        }
+        let mut idle = self.idle();
+        for (key, mut older) in survivors {
+            let list = idle.entry(key).or_default();
+            older.append(list);
+            let excess = older.len().saturating_sub(self.max_idle_per_upstream);
+            older.drain(..excess);
+            *list = older;
+        }
     }
 
     fn start_reaper(self: &Arc<Self>) {
@@ -324,15 +343,27 @@ enum Exchange {
 /// Send one request on `connection`, polling the connection ourselves
 /// until the response head is in.
 async fn exchange(
-    mut connection: Connection,
+    connection: Connection,
     request: Request<Incoming>,
     pool: &Arc<Shared>,
 ) -> Exchange {
-    let mut response = pin!(connection.sender.try_send_request(request));
-    let mut finished = false;
+    let Connection {
+        mut sender,
+        driver,
+        key,
+    } = connection;
+    let tunnel_if_accepted = request.method() == Method::CONNECT;
+    let mut response = pin!(sender.try_send_request(request));
+    let mut driver = Some(driver);
     let head = poll_fn(|cx| {
-        if !finished {
-            finished = connection.driver.as_mut().poll(cx).is_ready();
+        if let Some(running) = &mut driver
+            && running.as_mut().poll(cx).is_ready()
+        {
+            // Drop it at once: hyper may end a connection the upstream
+            // closed without taking the request queued on it, and only
+            // dropping the connection hands that request back (as not
+            // started, so `send` retries it) instead of leaving it waiting.
+            driver = None;
         }
         response.as_mut().poll(cx)
     })
@@ -346,15 +377,22 @@ async fn exchange(
             };
         }
     };
-    let connection = if finished {
-        None
-    } else if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+    let status = response.status();
+    let upgraded =
+        status == StatusCode::SWITCHING_PROTOCOLS || (tunnel_if_accepted && status.is_success());
+    let connection = match driver {
         // hyper hands the connection's bytes to `hyper::upgrade::on` only
         // while the connection future is polled.
-        tokio::spawn(connection.driver);
-        None
-    } else {
-        Some(connection)
+        Some(driver) if upgraded => {
+            tokio::spawn(driver);
+            None
+        }
+        Some(driver) => Some(Connection {
+            sender,
+            driver,
+            key,
+        }),
+        None => None,
     };
     Exchange::Done(Ok(response.map(|body| PooledBody {
         body,
@@ -426,7 +464,14 @@ impl Body for PooledBody {
                 ready!(Pin::new(&mut this.body).poll_frame(cx))
             }
         };
-        if frame.is_none() {
+        // Trailers are the last frame of an HTTP/1 body, and hyper writes
+        // them without asking for the end that follows.
+        let ended = match &frame {
+            None => true,
+            Some(Ok(frame)) => frame.is_trailers(),
+            Some(Err(_)) => false,
+        };
+        if ended {
             this.release(true);
         }
         Poll::Ready(frame)

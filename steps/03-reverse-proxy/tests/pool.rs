@@ -127,3 +127,73 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         "closed {after:?} after the response, idle timeout {idle:?}"
     );
 }
+
+#[tokio::test]
+async fn a_response_with_trailers_gives_its_connection_back() {
+    let (backend, accepted) = counting_backend(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: abc\r\n\r\n",
+        false,
+    )
+    .await;
+    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    for _ in 0..5 {
+        let response = client()
+            .get(proxy.servers[0].url())
+            .header("te", "trailers")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.text().await.unwrap(), "hello");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_early_answer_closes_the_connection_still_taking_an_upload() {
+    // The backend answers as soon as it has the head and never reads the
+    // body; the client keeps uploading. The proxy must not park that
+    // connection in the pool half way through the exchange.
+    let (closed_tx, mut closed) = mpsc::unbounded_channel();
+    let backend = raw_backend(move |mut stream: TcpStream| {
+        let closed_tx = closed_tx.clone();
+        async move {
+            read_head(&mut stream).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo much")
+                .await;
+            let mut sink = [0u8; 65536];
+            while tokio::io::AsyncReadExt::read(&mut stream, &mut sink)
+                .await
+                .is_ok_and(|n| n > 0)
+            {}
+            let _ = closed_tx.send(());
+        }
+    })
+    .await;
+    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let (chunks_tx, chunks) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    chunks_tx
+        .send(Ok(bytes::Bytes::from(vec![b'x'; 1024])))
+        .await
+        .unwrap();
+    let upload = reqwest::Body::wrap_stream(tokio_stream_from(chunks));
+    let response = client()
+        .post(proxy.servers[0].url())
+        .body(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(response.text().await.unwrap(), "too much");
+    tokio::time::timeout(Duration::from_secs(3), closed.recv())
+        .await
+        .expect("the upstream connection was kept open with the upload unfinished");
+    drop(chunks_tx);
+}
+
+/// The receiving half of a channel as a stream (for a streaming request body).
+fn tokio_stream_from<T: Send + 'static>(
+    mut receiver: mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
