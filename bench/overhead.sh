@@ -29,7 +29,10 @@ CMD[step03]="target/release/step03-reverse-proxy --listen 127.0.0.1:19110 --upst
 CMD[step05-all]="target/release/step05-middleware --listen 127.0.0.1:19110 --upstream $UP --admin 127.0.0.1:19111 --rate-limit 1000000000 --rate-key client-ip --breaker-error-rate 50 --max-concurrent 100000 --allow 127.0.0.0/8 --rewrite ^/never/(.*)=/\$1"
 declare -A CPU RPS
 for r in $(seq "$ROUNDS"); do
-  for n in step03 step05-all; do
+  # Alternate which goes first, so a machine getting busier (or quieter)
+  # during a round does not always favour the same proxy.
+  order="step03 step05-all"; [ $((r % 2)) -eq 0 ] && order="step05-all step03"
+  for n in $order; do
     taskset -c 1 ${CMD[$n]} >/dev/null 2>&1 & PX=$!
     wait_port 19110
     taskset -c 0 wrk -t1 -c64 -d2s http://127.0.0.1:19110/ >/dev/null
