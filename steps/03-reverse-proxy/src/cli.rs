@@ -13,7 +13,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Response, Uri};
 use reverse_proxy_minimal::parse_upstream;
-use serving::{Binder, Launched, Server, ServerOptions};
+use serving::{Binder, Launched, Server, ServerHandle, ServerOptions};
 
 use crate::{
     ClientConn, Director, Forwarding, HttpTransport, ProxyError, ReverseProxy, Transport,
@@ -175,18 +175,22 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     tracing::info!("proxying every request to {upstream}");
     let proxy = Arc::new(args.proxy.build(single_host(upstream))?);
     let listener = binder.bind(args.listen).await?;
-    let options = args.proxy.server_options();
-    launched.push(
-        Server::new(listener, "reverse proxy")
-            .options(options)
-            .spawn(move |peer| {
-                let proxy = proxy.clone();
-                let client = ClientConn::new(peer, "http");
-                service_fn(move |req| {
-                    let (proxy, client) = (proxy.clone(), client.clone());
-                    async move { Ok::<_, Infallible>(proxy.serve(&client, req).await) }
-                })
-            })?,
-    );
+    let server = Server::new(listener, "reverse proxy").options(args.proxy.server_options());
+    launched.push(serve(proxy, server)?);
     Ok(launched)
+}
+
+/// Serve `proxy` to plain-HTTP clients on `server`.
+pub fn serve<T: Transport>(
+    proxy: Arc<ReverseProxy<T>>,
+    server: Server,
+) -> std::io::Result<ServerHandle> {
+    server.spawn(move |peer| {
+        let proxy = proxy.clone();
+        let client = ClientConn::new(peer, "http");
+        service_fn(move |req| {
+            let (proxy, client) = (proxy.clone(), client.clone());
+            async move { Ok::<_, Infallible>(proxy.serve(&client, req).await) }
+        })
+    })
 }

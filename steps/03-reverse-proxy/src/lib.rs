@@ -43,7 +43,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
 
-pub use cli::{Args, ProxyOptions, launch};
+pub use cli::{Args, ProxyOptions, launch, serve};
 pub use director::{Director, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
 pub use forwarded::{ClientConn, Forwarding};

@@ -319,6 +319,16 @@ impl<C: Connector> Pool<C> {
         }
     }
 
+    /// [`send`](Self::send) as a [`Transport`](crate::Transport)'s round
+    /// trip, for the transports built on this pool.
+    pub fn round_trip(
+        &self,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
+        let response = self.send(request);
+        async move { response.await.map_err(Into::into) }
+    }
+
     async fn connect(&self, key: Key, target: Uri) -> Result<Connection, PoolError> {
         let io = self
             .connector

@@ -108,7 +108,6 @@ impl Transport for HttpTransport {
         &self,
         request: Request<Incoming>,
     ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
-        let response = self.pool.send(request);
-        async move { response.await.map_err(Into::into) }
+        self.pool.round_trip(request)
     }
 }

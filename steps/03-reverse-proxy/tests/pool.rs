@@ -3,14 +3,12 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hyper::service::service_fn;
-use reverse_proxy::{ClientConn, HttpTransport, ReverseProxy, TransportOptions, single_host};
+use reverse_proxy::{HttpTransport, ReverseProxy, TransportOptions, single_host};
 use serving::{Binder, Server, ServerHandle};
 use support::*;
 use tokio::io::AsyncWriteExt;
@@ -86,16 +84,7 @@ async fn proxy_with_idle_timeout(upstream: SocketAddr, idle: Duration) -> Server
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    Server::new(listener, "proxy")
-        .spawn(move |peer| {
-            let proxy = proxy.clone();
-            let client = ClientConn::new(peer, "http");
-            service_fn(move |req| {
-                let (proxy, client) = (proxy.clone(), client.clone());
-                async move { Ok::<_, Infallible>(proxy.serve(&client, req).await) }
-            })
-        })
-        .unwrap()
+    reverse_proxy::serve(proxy, Server::new(listener, "proxy")).unwrap()
 }
 
 #[tokio::test]

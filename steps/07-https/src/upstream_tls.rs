@@ -108,8 +108,7 @@ impl Transport for HttpsTransport {
         &self,
         request: Request<Incoming>,
     ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
-        let response = self.pool.send(request);
-        async move { response.await.map_err(Into::into) }
+        self.pool.round_trip(request)
     }
 
     fn speaks(&self, scheme: &str) -> bool {
