@@ -246,35 +246,41 @@ impl Middleware for Breaker {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
+        // Admission is decided now; only an admitted request gets a future
+        // that waits for the upstream's answer.
+        let permit = match &self.concurrency {
+            Some((semaphore, limit)) => match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    self.metrics.breaker_rejected.inc();
+                    let refusal = text_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("too many concurrent requests (limit {limit}); try again shortly"),
+                    );
+                    return Box::pin(async move { refusal });
+                }
+            },
+            None => None,
+        };
+        let probe = match self.admit() {
+            Admission::Pass { probe } => probe,
+            Admission::Refuse => {
+                let fallback = self.fallback();
+                return Box::pin(async move { fallback });
+            }
+        };
+        // If the client goes away during a probe, the future is dropped
+        // before `record`: the guard frees the probe slot, or the breaker
+        // would stay half-open with a probe that never ends.
+        let guard = ProbeGuard {
+            breaker: self,
+            armed: probe,
+        };
+        let response = next.run(req, ctx);
         Box::pin(async move {
-            let _permit = match &self.concurrency {
-                Some((semaphore, limit)) => match semaphore.clone().try_acquire_owned() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => {
-                        self.metrics.breaker_rejected.inc();
-                        return text_response(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!(
-                                "too many concurrent requests (limit {limit}); try again shortly"
-                            ),
-                        );
-                    }
-                },
-                None => None,
-            };
-            let probe = match self.admit() {
-                Admission::Pass { probe } => probe,
-                Admission::Refuse => return self.fallback(),
-            };
-            // If the client goes away during a probe, this future is dropped
-            // before `record`: the guard frees the probe slot, or the breaker
-            // would stay half-open with a probe that never ends.
-            let guard = ProbeGuard {
-                breaker: self,
-                armed: probe,
-            };
-            let response = next.run(req, ctx).await;
+            let response = response.await;
             std::mem::forget(guard);
+            drop(permit);
             self.record(probe, response.status().is_server_error());
             response
         })

@@ -26,7 +26,7 @@ pub mod rewrite;
 pub mod stats;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use forward_proxy::ProxyBody;
 use futures_util::future::BoxFuture;
@@ -35,22 +35,38 @@ use hyper::{Request, Response};
 pub use reverse_proxy::ClientConn;
 
 /// What a middleware knows about the request besides the request itself:
-/// the client's connection (peer address, scheme, and its IP formatted once).
-#[derive(Debug, Clone)]
+/// the client's connection, and what the chain learns while it handles the
+/// request. One per request.
+#[derive(Debug)]
 pub struct Ctx {
     pub client: ClientConn,
+    upstream: OnceLock<Arc<str>>,
 }
 
 impl Ctx {
-    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
+    pub fn new(client: ClientConn) -> Self {
         Self {
-            client: ClientConn::new(peer, scheme),
+            client,
+            upstream: OnceLock::new(),
         }
     }
 
     /// The client's TCP peer.
     pub fn peer(&self) -> SocketAddr {
         self.client.peer
+    }
+
+    /// The endpoint says which upstream answered. A slot in the context,
+    /// not a response extension: the extension map would cost two
+    /// allocations per request to carry one name back up the chain.
+    pub fn set_upstream(&self, name: Arc<str>) {
+        // The endpoint runs once per request; a second name is ignored.
+        let _ = self.upstream.set(name);
+    }
+
+    /// The upstream that answered, once the endpoint has said so.
+    pub fn upstream(&self) -> Option<&Arc<str>> {
+        self.upstream.get()
     }
 }
 

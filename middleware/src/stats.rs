@@ -39,11 +39,6 @@ use prometheus_client::registry::Registry;
 
 use crate::{Ctx, Middleware, Next};
 
-/// The upstream that served a response, if the endpoint says so (a
-/// response extension).
-#[derive(Debug, Clone)]
-pub struct ServedBy(pub Arc<str>);
-
 /// Label values are shared or static: building the key of a counter costs
 /// no allocation per request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -270,26 +265,28 @@ impl Middleware for Stats {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
+        // The request side runs now, so the boxed future below holds only
+        // what the response side needs, not the request.
+        let metrics = &self.metrics;
+        let started = Instant::now();
+        let method = method_label(req.method());
+        let bytes_in = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        metrics.per_second.tick(started);
+        let in_flight = InFlight::enter(metrics);
+        let response = next.run(req, ctx);
         Box::pin(async move {
-            let metrics = &self.metrics;
-            let started = Instant::now();
-            let method = req.method().clone();
-            let bytes_in = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                .unwrap_or(0);
-            metrics.in_flight.inc();
-            metrics.per_second.tick(started);
-            let response = next.run(req, ctx).await;
-            metrics.in_flight.dec();
+            let response = response.await;
+            drop(in_flight);
             metrics.bytes_in.inc_by(bytes_in);
             metrics.duration.observe(started.elapsed().as_secs_f64());
-            let upstream = response.extensions().get::<ServedBy>().map(|s| &s.0);
             metrics.count_request(
-                method_label(&method),
+                method,
                 response.status().as_u16(),
-                upstream.unwrap_or(&metrics.no_upstream),
+                ctx.upstream().unwrap_or(&metrics.no_upstream),
             );
             let counter = metrics.bytes_out.clone();
             response.map(|body| {
@@ -300,6 +297,24 @@ impl Middleware for Stats {
                 })
             })
         })
+    }
+}
+
+/// One request in the in-flight gauge until it is answered or dropped (a
+/// client that hangs up mid-request drops the future, and the gauge must
+/// not keep counting it).
+struct InFlight<'a>(&'a Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a Metrics) -> Self {
+        metrics.in_flight.inc();
+        Self(&metrics.in_flight)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -20,7 +20,7 @@ use middleware::rate_limit::{RateKey, RateLimit};
 use middleware::request_id::RequestId;
 use middleware::rewrite::{Rewrite, Rule};
 use middleware::stats::{Metrics, Stats};
-use middleware::{Chain, Ctx, Endpoint, Middleware, Next};
+use middleware::{Chain, ClientConn, Ctx, Endpoint, Middleware, Next};
 use serving::{Server, ServerHandle};
 use tokio::net::TcpListener;
 
@@ -76,7 +76,13 @@ async fn serve(chain: Chain) -> ServerHandle {
             let chain = chain.clone();
             service_fn(move |req| {
                 let chain = chain.clone();
-                async move { Ok::<_, Infallible>(chain.serve(req, &Ctx::new(peer, "http")).await) }
+                async move {
+                    Ok::<_, Infallible>(
+                        chain
+                            .serve(req, &Ctx::new(ClientConn::new(peer, "http")))
+                            .await,
+                    )
+                }
             })
         })
         .unwrap()
@@ -575,6 +581,47 @@ async fn statistics_count_by_status_and_serve_prometheus_text() {
     assert!(summary["qps_10s"].as_f64().is_some());
     let admin = middleware::stats::admin_response(&metrics, "/nope");
     assert_eq!(admin.status(), 404);
+}
+
+#[tokio::test]
+async fn the_in_flight_gauge_forgets_a_client_that_hung_up() {
+    use tokio::io::AsyncWriteExt;
+    let stub = Arc::new(Stub {
+        gate: Some(Arc::new(tokio::sync::Notify::new())),
+        ..Stub::default()
+    });
+    let metrics = Arc::new(Metrics::new());
+    let server = serve(Chain::new(stub.clone()).with(Arc::new(Stats {
+        metrics: metrics.clone(),
+    })))
+    .await;
+    let mut client = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    while stub.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let gauge = |metrics: &Metrics| {
+        let text = metrics.prometheus_text();
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("proxy_in_flight_requests "))
+            .map(str::to_owned);
+        line.unwrap_or_else(|| panic!("no in-flight gauge in\n{text}"))
+    };
+    assert_eq!(gauge(&metrics), "proxy_in_flight_requests 1");
+    // The stub never answers; the client gives up and hangs up, and the
+    // server drops the request's future.
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while gauge(&metrics) != "proxy_in_flight_requests 0" {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the gauge still counts a request whose client hung up");
 }
 
 #[tokio::test]

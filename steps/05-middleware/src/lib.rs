@@ -39,9 +39,9 @@ use middleware::breaker::{Breaker, BreakerPolicy};
 use middleware::rate_limit::{RateKey, RateLimit};
 use middleware::request_id::RequestId;
 use middleware::rewrite::{Rewrite, Rule};
-use middleware::stats::{Metrics, ServedBy, Stats, admin_response};
+use middleware::stats::{Metrics, Stats, admin_response};
 use middleware::{Chain, Ctx, Endpoint};
-use reverse_proxy::{HttpTransport, ProxyOptions, Transport};
+use reverse_proxy::{ClientConn, HttpTransport, ProxyOptions, Transport};
 use serving::{Binder, Launched, Server, ServerHandle};
 
 /// Command line of `step05-middleware`.
@@ -115,11 +115,9 @@ impl<T: Transport> Endpoint for ProxyEndpoint<T> {
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         Box::pin(async move {
-            let (mut response, upstream) = self.0.handle_reporting(&ctx.client, req).await;
+            let (response, upstream) = self.0.handle_reporting(&ctx.client, req).await;
             if let Some(upstream) = upstream {
-                response
-                    .extensions_mut()
-                    .insert(ServedBy(upstream.name.clone()));
+                ctx.set_upstream(upstream.name.clone());
             }
             response
         })
@@ -243,9 +241,10 @@ pub async fn build<T: Transport>(
 pub fn serve(chain: Arc<Chain>, server: Server, scheme: &'static str) -> io::Result<ServerHandle> {
     server.spawn(move |peer| {
         let chain = chain.clone();
-        let ctx = Ctx::new(peer, scheme);
+        let client = ClientConn::new(peer, scheme);
         service_fn(move |req| {
-            let (chain, ctx) = (chain.clone(), ctx.clone());
+            let chain = chain.clone();
+            let ctx = Ctx::new(client.clone());
             async move { Ok::<_, Infallible>(chain.serve(req, &ctx).await) }
         })
     })
