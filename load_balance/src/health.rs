@@ -102,8 +102,15 @@ impl Health {
     pub(crate) fn record(&self, policy: &HealthPolicy, success: bool) -> bool {
         let before = self.effective_weight();
         let after = if success {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
-            self.ejected_until_ms.store(0, Ordering::Relaxed);
+            // Nearly every outcome is a success on a healthy upstream: read
+            // before writing, so the cache line every core reads stays
+            // shared instead of bouncing between cores on each request.
+            if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+            if self.ejected_until_ms.load(Ordering::Relaxed) != 0 {
+                self.ejected_until_ms.store(0, Ordering::Relaxed);
+            }
             (before + 1).min(self.weight)
         } else {
             let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;

@@ -29,7 +29,7 @@
 //! most N requests at once, 503 beyond — a bulkhead that keeps one slow
 //! upstream from absorbing every connection the proxy has.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,6 @@ use forward_proxy::{ProxyBody, text_response};
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::stats::Metrics;
@@ -89,30 +88,50 @@ impl State {
 
 const BUCKETS: usize = 10;
 
-/// Requests and errors per second, for the last ten seconds.
+/// Requests and errors per second, for the last ten seconds. Every request
+/// is recorded, so recording takes no lock: a bucket is three atomics, and
+/// the first request of a new second resets the bucket it reuses. (Two
+/// threads crossing a second's boundary at once may lose a count or two; a
+/// rate over ten seconds does not notice.)
 #[derive(Debug)]
 struct Window {
-    /// (second since start, requests, errors)
-    buckets: [(u64, u64, u64); BUCKETS],
+    buckets: [Bucket; BUCKETS],
     start: Instant,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// Which second since `start` the counts are for (`u64::MAX`: none).
+    second: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
 }
 
 impl Window {
     fn new() -> Self {
         Self {
-            buckets: [(u64::MAX, 0, 0); BUCKETS],
+            buckets: std::array::from_fn(|_| Bucket {
+                second: AtomicU64::new(u64::MAX),
+                requests: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+            }),
             start: Instant::now(),
         }
     }
 
-    fn record(&mut self, error: bool) {
+    fn record(&self, error: bool) {
         let second = self.start.elapsed().as_secs();
-        let bucket = &mut self.buckets[(second % BUCKETS as u64) as usize];
-        if bucket.0 != second {
-            *bucket = (second, 0, 0);
+        let bucket = &self.buckets[(second % BUCKETS as u64) as usize];
+        if bucket.second.load(Ordering::Relaxed) != second
+            && bucket.second.swap(second, Ordering::Relaxed) != second
+        {
+            bucket.requests.store(0, Ordering::Relaxed);
+            bucket.errors.store(0, Ordering::Relaxed);
         }
-        bucket.1 += 1;
-        bucket.2 += u64::from(error);
+        bucket.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            bucket.errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// (requests, errors) within the last ten seconds.
@@ -120,29 +139,65 @@ impl Window {
         let now = self.start.elapsed().as_secs();
         self.buckets
             .iter()
-            .filter(|(second, _, _)| *second != u64::MAX && now - second < BUCKETS as u64)
-            .fold((0, 0), |(r, e), (_, requests, errors)| {
-                (r + requests, e + errors)
+            .filter(|bucket| {
+                let second = bucket.second.load(Ordering::Relaxed);
+                second != u64::MAX && now - second < BUCKETS as u64
+            })
+            .fold((0, 0), |(requests, errors), bucket| {
+                (
+                    requests + bucket.requests.load(Ordering::Relaxed),
+                    errors + bucket.errors.load(Ordering::Relaxed),
+                )
             })
     }
 
-    fn clear(&mut self) {
-        self.buckets = [(u64::MAX, 0, 0); BUCKETS];
+    fn clear(&self) {
+        for bucket in &self.buckets {
+            bucket.second.store(u64::MAX, Ordering::Relaxed);
+        }
     }
 }
 
-struct Inner {
-    state: State,
-    window: Window,
+/// At most `limit` requests at once. Only ever tried, never waited on, so
+/// a counter does what a semaphore would, without the semaphore's lock on
+/// every release.
+#[derive(Debug)]
+struct ConcurrencyCap {
+    in_flight: AtomicUsize,
+    limit: usize,
+}
+
+impl ConcurrencyCap {
+    fn try_enter(&self) -> Option<CapSlot<'_>> {
+        if self.in_flight.fetch_add(1, Ordering::Acquire) < self.limit {
+            Some(CapSlot(&self.in_flight))
+        } else {
+            self.in_flight.fetch_sub(1, Ordering::Release);
+            None
+        }
+    }
+}
+
+/// One request's place under the cap, given back when it is dropped
+/// (answered, or abandoned by a client that hung up).
+struct CapSlot<'a>(&'a AtomicUsize);
+
+impl Drop for CapSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 pub struct Breaker {
     policy: BreakerPolicy,
-    inner: Mutex<Inner>,
-    /// `inner.state == Closed`, readable without the lock: the state of
+    /// Transitions happen under this lock; the window is outside it, as
+    /// every request writes to it.
+    state: Mutex<State>,
+    window: Window,
+    /// `*state == Closed`, readable without the lock: the state of
     /// nearly every request, so admitting it takes one atomic load.
     closed: AtomicBool,
-    concurrency: Option<(Arc<Semaphore>, usize)>,
+    concurrency: Option<ConcurrencyCap>,
     metrics: Arc<Metrics>,
 }
 
@@ -160,22 +215,23 @@ impl Breaker {
     ) -> Self {
         Self {
             policy,
-            inner: Mutex::new(Inner {
-                state: State::Closed,
-                window: Window::new(),
-            }),
+            state: Mutex::new(State::Closed),
+            window: Window::new(),
             closed: AtomicBool::new(true),
-            concurrency: max_concurrent.map(|n| (Arc::new(Semaphore::new(n)), n)),
+            concurrency: max_concurrent.map(|limit| ConcurrencyCap {
+                in_flight: AtomicUsize::new(0),
+                limit,
+            }),
             metrics,
         }
     }
 
     pub fn state(&self) -> State {
-        self.inner.lock().expect("breaker mutex poisoned").state
+        *self.state.lock().expect("breaker mutex poisoned")
     }
 
-    fn set(&self, inner: &mut Inner, state: State) {
-        inner.state = state;
+    fn set(&self, current: &mut State, state: State) {
+        *current = state;
         self.closed.store(state == State::Closed, Ordering::Release);
         self.metrics.breaker_state.set(state.gauge());
     }
@@ -184,49 +240,53 @@ impl Breaker {
         if self.closed.load(Ordering::Acquire) {
             return Admission::Pass { probe: false };
         }
-        let mut inner = self.inner.lock().expect("breaker mutex poisoned");
-        match inner.state {
+        let mut state = self.state.lock().expect("breaker mutex poisoned");
+        match *state {
             State::Closed => Admission::Pass { probe: false },
             State::Open { until } if Instant::now() >= until => {
                 info!("circuit half-open: letting one probe through");
-                self.set(&mut inner, State::HalfOpen { probing: true });
+                self.set(&mut state, State::HalfOpen { probing: true });
                 Admission::Pass { probe: true }
             }
             State::Open { .. } | State::HalfOpen { probing: true } => Admission::Refuse,
             State::HalfOpen { probing: false } => {
-                self.set(&mut inner, State::HalfOpen { probing: true });
+                self.set(&mut state, State::HalfOpen { probing: true });
                 Admission::Pass { probe: true }
             }
         }
     }
 
     fn record(&self, probe: bool, error: bool) {
-        let mut inner = self.inner.lock().expect("breaker mutex poisoned");
         if probe {
+            let mut state = self.state.lock().expect("breaker mutex poisoned");
             if error {
                 warn!("circuit open again: the probe failed");
                 let until = Instant::now() + self.policy.open_for;
-                self.set(&mut inner, State::Open { until });
+                self.set(&mut state, State::Open { until });
             } else {
                 info!("circuit closed: the probe succeeded");
-                inner.window.clear();
-                self.set(&mut inner, State::Closed);
+                self.window.clear();
+                self.set(&mut state, State::Closed);
             }
             return;
         }
-        inner.window.record(error);
+        self.window.record(error);
         // Only an error can push the rate over the threshold.
-        if !error || inner.state != State::Closed {
+        if !error {
             return;
         }
-        let (requests, errors) = inner.window.totals();
+        let mut state = self.state.lock().expect("breaker mutex poisoned");
+        if *state != State::Closed {
+            return;
+        }
+        let (requests, errors) = self.window.totals();
         if requests >= self.policy.min_requests
             && errors as f64 >= self.policy.error_rate * requests as f64
         {
             warn!("circuit open: {errors} of {requests} requests failed in the last {BUCKETS} s");
-            inner.window.clear();
+            self.window.clear();
             let until = Instant::now() + self.policy.open_for;
-            self.set(&mut inner, State::Open { until });
+            self.set(&mut state, State::Open { until });
         }
     }
 
@@ -248,14 +308,17 @@ impl Middleware for Breaker {
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         // Admission is decided now; only an admitted request gets a future
         // that waits for the upstream's answer.
-        let permit = match &self.concurrency {
-            Some((semaphore, limit)) => match semaphore.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
+        let slot = match &self.concurrency {
+            Some(cap) => match cap.try_enter() {
+                Some(slot) => Some(slot),
+                None => {
                     self.metrics.breaker_rejected.inc();
                     let refusal = text_response(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        format!("too many concurrent requests (limit {limit}); try again shortly"),
+                        format!(
+                            "too many concurrent requests (limit {}); try again shortly",
+                            cap.limit
+                        ),
                     );
                     return Box::pin(async move { refusal });
                 }
@@ -280,7 +343,7 @@ impl Middleware for Breaker {
         Box::pin(async move {
             let response = response.await;
             std::mem::forget(guard);
-            drop(permit);
+            drop(slot);
             self.record(probe, response.status().is_server_error());
             response
         })
@@ -295,10 +358,10 @@ struct ProbeGuard<'a> {
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let mut inner = self.breaker.inner.lock().expect("breaker mutex poisoned");
-            if inner.state == (State::HalfOpen { probing: true }) {
+            let mut state = self.breaker.state.lock().expect("breaker mutex poisoned");
+            if *state == (State::HalfOpen { probing: true }) {
                 self.breaker
-                    .set(&mut inner, State::HalfOpen { probing: false });
+                    .set(&mut state, State::HalfOpen { probing: false });
             }
         }
     }

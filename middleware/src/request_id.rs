@@ -9,6 +9,7 @@
 
 use std::cell::Cell;
 
+use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
@@ -58,7 +59,11 @@ fn generate() -> HeaderValue {
         pair[0] = HEX[usize::from(byte >> 4)];
         pair[1] = HEX[usize::from(byte & 0xf)];
     }
-    HeaderValue::from_bytes(&text).expect("hex is a valid header")
+    // The id is cloned three times (the request, the log scope, the
+    // response). `from_owner` makes the bytes reference-counted from the
+    // start; bytes copied from a slice would be copied again into a shared
+    // block at the first clone.
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).expect("hex is a valid header")
 }
 
 impl Middleware for RequestId {

@@ -625,6 +625,55 @@ async fn the_in_flight_gauge_forgets_a_client_that_hung_up() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_gives_its_place_under_the_cap_back() {
+    use tokio::io::AsyncWriteExt;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let stub = Arc::new(Stub {
+        gate: Some(gate.clone()),
+        ..Stub::default()
+    });
+    let breaker = Breaker::new(BreakerPolicy::default(), Some(1), Arc::new(Metrics::new()));
+    let server = serve(Chain::new(stub.clone()).with(Arc::new(breaker))).await;
+    let mut first = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    while stub.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    drop(first);
+    // Once the server has dropped the abandoned request, the one place is
+    // free again: a new request is let through (and waits at the gate)
+    // instead of being refused.
+    let mut second = None;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut response = tokio::spawn(client().get(server.url()).send());
+            let admitted = async {
+                while stub.calls.load(Ordering::SeqCst) < 2 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::select! {
+                () = admitted => {
+                    second = Some(response);
+                    return;
+                }
+                refused = &mut response => {
+                    assert_eq!(refused.unwrap().unwrap().status(), 503, "only the cap refuses here");
+                }
+            }
+        }
+    })
+    .await
+    .expect("the abandoned request still holds the only place");
+    gate.notify_one();
+    let second = second.expect("admitted").await.unwrap().unwrap();
+    assert_eq!(second.status(), 200);
+}
+
+#[tokio::test]
 async fn rs256_tokens_are_verified_with_the_public_key() {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     let public = include_bytes!("fixtures/jwt-test-public.pem").to_vec();
