@@ -13,10 +13,17 @@
 # proxy running alone; the ratio is what this script is for.
 #   bench/overhead.sh [ROUNDS] [SECONDS]   (default 9 rounds of 5 s)
 #   bench/overhead.sh --self [ROUNDS] [SECONDS]   step 03 against itself
+#   bench/overhead.sh --flags 'FLAGS' [ROUNDS] [SECONDS]
+#       step 05 with FLAGS against step 05 with none: what one middleware
+#       costs, e.g. --flags '--admin 127.0.0.1:19121'
 # Needs: nginx and wrk (apt-get install -y nginx-light wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SELF=0; [ "${1:-}" = --self ] && { SELF=1; shift; }
+MODE=all; FLAGS=""
+case "${1:-}" in
+  --self) MODE=self; shift;;
+  --flags) MODE=flags; FLAGS=$2; shift 2;;
+esac
 ROUNDS=${1:-9}; D=${2:-5}
 cargo build --release -p step03-reverse-proxy -p step05-middleware
 W=$(mktemp -d /tmp/overhead.XXXX); PIDS=()
@@ -33,16 +40,16 @@ taskset -c 0 nginx -c "$W/be.conf" -p "$W" & PIDS+=($!)
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 wait_port 19101
 UP=http://127.0.0.1:19101
-A_NAME=step03
-A="target/release/step03-reverse-proxy --listen 127.0.0.1:19110 --upstream $UP"
-if [ $SELF = 1 ]; then
-  B_NAME=step03-again
-  B="target/release/step03-reverse-proxy --listen 127.0.0.1:19120 --upstream $UP"
-else
+STEP03="target/release/step03-reverse-proxy --upstream $UP"
+STEP05="target/release/step05-middleware --upstream $UP"
+case $MODE in
+  self) A_NAME=step03; A=$STEP03; B_NAME=step03-again; B=$STEP03;;
+  flags) A_NAME=step05-none; A=$STEP05; B_NAME=step05+flags; B="$STEP05 $FLAGS";;
   # Every middleware on, each set so that the benchmark's requests pass it.
-  B_NAME=step05-all
-  B="target/release/step05-middleware --listen 127.0.0.1:19120 --upstream $UP --admin 127.0.0.1:19121 --rate-limit 1000000000 --rate-key client-ip --breaker-error-rate 50 --max-concurrent 100000 --allow 127.0.0.0/8 --rewrite ^/never/(.*)=/\$1"
-fi
+  all) A_NAME=step03; A=$STEP03; B_NAME=step05-all
+       B="$STEP05 --admin 127.0.0.1:19121 --rate-limit 1000000000 --rate-key client-ip --breaker-error-rate 50 --max-concurrent 100000 --allow 127.0.0.0/8 --rewrite ^/never/(.*)=/\$1";;
+esac
+A="$A --listen 127.0.0.1:19110"; B="$B --listen 127.0.0.1:19120"
 taskset -c 1 $A >"$W/a.log" 2>&1 & PA=$!; PIDS+=($PA)
 taskset -c 1 $B >"$W/b.log" 2>&1 & PB=$!; PIDS+=($PB)
 wait_port 19110; wait_port 19120

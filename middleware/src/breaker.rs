@@ -30,7 +30,7 @@
 //! upstream from absorbing every connection the proxy has.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use forward_proxy::{ProxyBody, text_response};
@@ -89,13 +89,18 @@ impl State {
 const BUCKETS: usize = 10;
 
 /// Requests and errors per second, for the last ten seconds. Every request
-/// is recorded, so recording takes no lock: a bucket is three atomics, and
-/// the first request of a new second resets the bucket it reuses. (Two
-/// threads crossing a second's boundary at once may lose a count or two; a
-/// rate over ten seconds does not notice.)
+/// is recorded, so recording takes no lock: a bucket is three atomics.
+/// Reusing a bucket for a new second is the one step that must not race —
+/// counts added between "this bucket is now second s" and "its counts are
+/// zero" would be lost or, worse, mixed with ten-second-old ones — so it
+/// happens under a lock, taken once per bucket per second: the counts are
+/// zeroed first, then the new second is published (`Release`), and a
+/// request adds to a bucket only once it has seen its own second there
+/// (`Acquire`).
 #[derive(Debug)]
 struct Window {
     buckets: [Bucket; BUCKETS],
+    rotate: Mutex<()>,
     start: Instant,
 }
 
@@ -115,6 +120,7 @@ impl Window {
                 requests: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
             }),
+            rotate: Mutex::new(()),
             start: Instant::now(),
         }
     }
@@ -122,11 +128,13 @@ impl Window {
     fn record(&self, error: bool) {
         let second = self.start.elapsed().as_secs();
         let bucket = &self.buckets[(second % BUCKETS as u64) as usize];
-        if bucket.second.load(Ordering::Relaxed) != second
-            && bucket.second.swap(second, Ordering::Relaxed) != second
-        {
-            bucket.requests.store(0, Ordering::Relaxed);
-            bucket.errors.store(0, Ordering::Relaxed);
+        if bucket.second.load(Ordering::Acquire) != second {
+            let _rotating = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
+            if bucket.second.load(Ordering::Acquire) != second {
+                bucket.requests.store(0, Ordering::Relaxed);
+                bucket.errors.store(0, Ordering::Relaxed);
+                bucket.second.store(second, Ordering::Release);
+            }
         }
         bucket.requests.fetch_add(1, Ordering::Relaxed);
         if error {
@@ -140,8 +148,11 @@ impl Window {
         self.buckets
             .iter()
             .filter(|bucket| {
-                let second = bucket.second.load(Ordering::Relaxed);
-                second != u64::MAX && now - second < BUCKETS as u64
+                // Wrapping: an unused bucket (`u64::MAX`) and one a
+                // concurrent request has just claimed for the next second
+                // both come out far above the window.
+                let second = bucket.second.load(Ordering::Acquire);
+                now.wrapping_sub(second) < BUCKETS as u64
             })
             .fold((0, 0), |(requests, errors), bucket| {
                 (
@@ -152,8 +163,9 @@ impl Window {
     }
 
     fn clear(&self) {
+        let _rotating = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
         for bucket in &self.buckets {
-            bucket.second.store(u64::MAX, Ordering::Relaxed);
+            bucket.second.store(u64::MAX, Ordering::Release);
         }
     }
 }
@@ -169,12 +181,15 @@ struct ConcurrencyCap {
 
 impl ConcurrencyCap {
     fn try_enter(&self) -> Option<CapSlot<'_>> {
-        if self.in_flight.fetch_add(1, Ordering::Acquire) < self.limit {
-            Some(CapSlot(&self.in_flight))
-        } else {
-            self.in_flight.fetch_sub(1, Ordering::Release);
-            None
-        }
+        // Compare-and-swap, not add-then-undo: an add past the limit, even
+        // undone at once, could make a request arriving at that moment be
+        // refused while a place is free.
+        self.in_flight
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| CapSlot(&self.in_flight))
     }
 }
 

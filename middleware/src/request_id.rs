@@ -61,8 +61,8 @@ fn generate() -> HeaderValue {
     }
     // The id is cloned three times (the request, the log scope, the
     // response). `from_owner` makes the bytes reference-counted from the
-    // start; bytes copied from a slice would be copied again into a shared
-    // block at the first clone.
+    // start: one allocation. Bytes copied from a slice take two, the
+    // buffer and, at the first clone, a separate reference count.
     HeaderValue::from_maybe_shared(Bytes::from_owner(text)).expect("hex is a valid header")
 }
 

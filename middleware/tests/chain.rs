@@ -642,6 +642,11 @@ async fn a_client_that_hangs_up_gives_its_place_under_the_cap_back() {
     while stub.calls.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
     }
+    assert_eq!(
+        get_status(&server, 200).await,
+        503,
+        "the first holds the place"
+    );
     drop(first);
     // Once the server has dropped the abandoned request, the one place is
     // free again: a new request is let through (and waits at the gate)
@@ -671,6 +676,76 @@ async fn a_client_that_hangs_up_gives_its_place_under_the_cap_back() {
     gate.notify_one();
     let second = second.expect("admitted").await.unwrap().unwrap();
     assert_eq!(second.status(), 200);
+}
+
+/// With `x-drop`, starts the rest of the chain and drops its future
+/// without polling it — what hyper does when a client hangs up before the
+/// request's future first runs — and answers 204 itself.
+struct DropsUnpolled;
+
+impl Middleware for DropsUnpolled {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        if !req.headers().contains_key("x-drop") {
+            return next.run(req, ctx);
+        }
+        drop(next.run(req, ctx));
+        let mut response = Response::new(ProxyBody::default());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        Box::pin(async move { response })
+    }
+}
+
+#[tokio::test]
+async fn a_request_dropped_before_it_runs_frees_its_cap_place_and_its_probe() {
+    let breaker = Arc::new(Breaker::new(
+        breaker_policy(200),
+        Some(1),
+        Arc::new(Metrics::new()),
+    ));
+    let stub = Arc::new(Stub::default());
+    let chain = Chain::new(stub.clone())
+        .with(Arc::new(DropsUnpolled))
+        .with(breaker.clone());
+    let server = serve(chain).await;
+    let dropped = || async {
+        let response = client()
+            .get(server.url())
+            .header("x-drop", "1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    };
+    dropped().await;
+    assert_eq!(
+        get_status(&server, 200).await,
+        200,
+        "the dropped request gave its only place back"
+    );
+    assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
+    for status in [200, 500, 500] {
+        get_status(&server, status).await;
+    }
+    assert!(matches!(breaker.state(), State::Open { .. }));
+    // The open window is the behaviour under test: wait it out.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    dropped().await;
+    assert_eq!(
+        breaker.state(),
+        State::HalfOpen { probing: false },
+        "the dropped probe freed the probe slot"
+    );
+    assert_eq!(
+        get_status(&server, 200).await,
+        200,
+        "the next probe goes through"
+    );
+    assert_eq!(breaker.state(), State::Closed);
 }
 
 #[tokio::test]
