@@ -29,8 +29,8 @@
 //! most N requests at once, 503 beyond — a bulkhead that keeps one slow
 //! upstream from absorbing every connection the proxy has.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use forward_proxy::{ProxyBody, text_response};
@@ -39,6 +39,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use tracing::{info, warn};
 
+use crate::per_second::PerSecond;
 use crate::stats::Metrics;
 use crate::{Ctx, Middleware, Next};
 
@@ -88,88 +89,6 @@ impl State {
 
 const BUCKETS: usize = 10;
 
-/// Requests and errors per second, for the last ten seconds. Every request
-/// is recorded, so recording takes no lock: a bucket is three atomics.
-/// Reusing a bucket for a new second is the one step that must not race —
-/// counts added between "this bucket is now second s" and "its counts are
-/// zero" would be lost or, worse, mixed with ten-second-old ones — so it
-/// happens under a lock, taken once per bucket per second: the counts are
-/// zeroed first, then the new second is published (`Release`), and a
-/// request adds to a bucket only once it has seen its own second there
-/// (`Acquire`).
-#[derive(Debug)]
-struct Window {
-    buckets: [Bucket; BUCKETS],
-    rotate: Mutex<()>,
-    start: Instant,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    /// Which second since `start` the counts are for (`u64::MAX`: none).
-    second: AtomicU64,
-    requests: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl Window {
-    fn new() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| Bucket {
-                second: AtomicU64::new(u64::MAX),
-                requests: AtomicU64::new(0),
-                errors: AtomicU64::new(0),
-            }),
-            rotate: Mutex::new(()),
-            start: Instant::now(),
-        }
-    }
-
-    fn record(&self, error: bool) {
-        let second = self.start.elapsed().as_secs();
-        let bucket = &self.buckets[(second % BUCKETS as u64) as usize];
-        if bucket.second.load(Ordering::Acquire) != second {
-            let _rotating = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
-            if bucket.second.load(Ordering::Acquire) != second {
-                bucket.requests.store(0, Ordering::Relaxed);
-                bucket.errors.store(0, Ordering::Relaxed);
-                bucket.second.store(second, Ordering::Release);
-            }
-        }
-        bucket.requests.fetch_add(1, Ordering::Relaxed);
-        if error {
-            bucket.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// (requests, errors) within the last ten seconds.
-    fn totals(&self) -> (u64, u64) {
-        let now = self.start.elapsed().as_secs();
-        self.buckets
-            .iter()
-            .filter(|bucket| {
-                // Wrapping: an unused bucket (`u64::MAX`) and one a
-                // concurrent request has just claimed for the next second
-                // both come out far above the window.
-                let second = bucket.second.load(Ordering::Acquire);
-                now.wrapping_sub(second) < BUCKETS as u64
-            })
-            .fold((0, 0), |(requests, errors), bucket| {
-                (
-                    requests + bucket.requests.load(Ordering::Relaxed),
-                    errors + bucket.errors.load(Ordering::Relaxed),
-                )
-            })
-    }
-
-    fn clear(&self) {
-        let _rotating = self.rotate.lock().unwrap_or_else(PoisonError::into_inner);
-        for bucket in &self.buckets {
-            bucket.second.store(u64::MAX, Ordering::Release);
-        }
-    }
-}
-
 /// At most `limit` requests at once. Only ever tried, never waited on, so
 /// a counter does what a semaphore would, without the semaphore's lock on
 /// every release.
@@ -208,7 +127,7 @@ pub struct Breaker {
     /// Transitions happen under this lock; the window is outside it, as
     /// every request writes to it.
     state: Mutex<State>,
-    window: Window,
+    window: PerSecond<BUCKETS>,
     /// `*state == Closed`, readable without the lock: the state of
     /// nearly every request, so admitting it takes one atomic load.
     closed: AtomicBool,
@@ -231,7 +150,7 @@ impl Breaker {
         Self {
             policy,
             state: Mutex::new(State::Closed),
-            window: Window::new(),
+            window: PerSecond::new(),
             closed: AtomicBool::new(true),
             concurrency: max_concurrent.map(|limit| ConcurrencyCap {
                 in_flight: AtomicUsize::new(0),
@@ -285,7 +204,8 @@ impl Breaker {
             }
             return;
         }
-        self.window.record(error);
+        self.window
+            .record(self.window.second(Instant::now()), error);
         // Only an error can push the rate over the threshold.
         if !error {
             return;
@@ -294,7 +214,7 @@ impl Breaker {
         if *state != State::Closed {
             return;
         }
-        let (requests, errors) = self.window.totals();
+        let (requests, errors) = self.totals();
         if requests >= self.policy.min_requests
             && errors as f64 >= self.policy.error_rate * requests as f64
         {
@@ -303,6 +223,17 @@ impl Breaker {
             let until = Instant::now() + self.policy.open_for;
             self.set(&mut state, State::Open { until });
         }
+    }
+
+    /// (requests, errors) within the last ten seconds.
+    fn totals(&self) -> (u64, u64) {
+        let now = self.window.second(Instant::now());
+        (0..BUCKETS as u64)
+            .filter_map(|ago| now.checked_sub(ago))
+            .map(|second| self.window.counts(second))
+            .fold((0, 0), |(requests, errors), (r, e)| {
+                (requests + r, errors + e)
+            })
     }
 
     fn fallback(&self) -> Response<ProxyBody> {

@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod breaker;
+mod per_second;
 pub mod rate_limit;
 pub mod request_id;
 pub mod rewrite;

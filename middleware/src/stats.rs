@@ -37,6 +37,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::per_second::PerSecond;
 use crate::{Ctx, Middleware, Next};
 
 /// Label values are shared or static: building the key of a counter costs
@@ -78,7 +79,10 @@ pub struct Metrics {
     pub(crate) rate_limited: Counter,
     pub(crate) breaker_rejected: Counter,
     pub(crate) breaker_state: Gauge,
-    per_second: PerSecond,
+    /// Requests per second; 11 buckets, so the last 10 complete seconds
+    /// are all there beside the current one. Seconds come from the clock
+    /// read that starts each request's latency: no second read.
+    per_second: PerSecond<11>,
 }
 
 impl Default for Metrics {
@@ -148,7 +152,7 @@ impl Metrics {
             rate_limited,
             breaker_rejected,
             breaker_state,
-            per_second: PerSecond::default(),
+            per_second: PerSecond::new(),
         }
     }
 
@@ -184,7 +188,14 @@ impl Metrics {
 
     /// A JSON summary for people: totals, QPS, the limiter and breaker.
     pub fn summary(&self) -> serde_json::Value {
-        let (qps_1s, qps_10s) = self.per_second.rates();
+        let now = self.per_second.second(Instant::now());
+        let requests = |ago: u64| {
+            now.checked_sub(ago)
+                .map_or(0, |s| self.per_second.counts(s).0)
+        };
+        // The last complete second, and the mean of the last ten.
+        let qps_1s = requests(1);
+        let qps_10s = (1..=10).map(requests).sum::<u64>() as f64 / 10.0;
         serde_json::json!({
             "in_flight": self.in_flight.get(),
             "qps_1s": qps_1s,
@@ -267,60 +278,6 @@ impl EncodeMetric for LatencyHistogram {
     }
 }
 
-/// Requests per second over the last 11 seconds, lock-free. Seconds are
-/// counted from when the metrics were created, on the monotonic clock the
-/// latency measurement reads anyway: one clock read per request, not two.
-struct PerSecond {
-    counts: [AtomicU64; 11],
-    seconds: [AtomicU64; 11],
-    since: Instant,
-}
-
-impl Default for PerSecond {
-    fn default() -> Self {
-        Self {
-            counts: Default::default(),
-            // No slot has seen a second yet.
-            seconds: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
-            since: Instant::now(),
-        }
-    }
-}
-
-impl PerSecond {
-    fn second(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.since).as_secs()
-    }
-
-    fn tick(&self, at: Instant) {
-        let now = self.second(at);
-        let slot = (now % 11) as usize;
-        if self.seconds[slot].swap(now, Ordering::Relaxed) != now {
-            // First request of a new second: the slot held a second 11 ago.
-            self.counts[slot].store(0, Ordering::Relaxed);
-        }
-        self.counts[slot].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// (last complete second, mean of the last 10 complete seconds).
-    fn rates(&self) -> (u64, f64) {
-        let now = self.second(Instant::now());
-        let count = |ago: u64| {
-            let Some(second) = now.checked_sub(ago) else {
-                return 0;
-            };
-            let slot = (second % 11) as usize;
-            if self.seconds[slot].load(Ordering::Relaxed) == second {
-                self.counts[slot].load(Ordering::Relaxed)
-            } else {
-                0
-            }
-        };
-        let ten: u64 = (1..=10).map(count).sum();
-        (count(1), ten as f64 / 10.0)
-    }
-}
-
 /// The middleware that fills [`Metrics`].
 pub struct Stats {
     pub metrics: Arc<Metrics>,
@@ -343,7 +300,9 @@ impl Middleware for Stats {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .unwrap_or(0);
-        metrics.per_second.tick(started);
+        metrics
+            .per_second
+            .record(metrics.per_second.second(started), false);
         let in_flight = InFlight::enter(metrics);
         let response = next.run(req, ctx);
         Box::pin(async move {

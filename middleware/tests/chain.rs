@@ -92,6 +92,32 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// A stub that holds every request until its gate is opened.
+fn gated_stub() -> (Arc<Stub>, Arc<tokio::sync::Notify>) {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let stub = Arc::new(Stub {
+        gate: Some(gate.clone()),
+        ..Stub::default()
+    });
+    (stub, gate)
+}
+
+/// Send a request over a raw connection and return once `stub` has it, so
+/// the caller can hang up on a request in flight by dropping the stream.
+async fn request_in_flight(server: &ServerHandle, stub: &Stub) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let calls = stub.calls.load(Ordering::SeqCst);
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    while stub.calls.load(Ordering::SeqCst) == calls {
+        tokio::task::yield_now().await;
+    }
+    stream
+}
+
 /// Adds its name to `x-trace` on the way back; aborts with 418 if told to.
 struct Tracer {
     name: &'static str,
@@ -371,11 +397,7 @@ async fn a_failed_probe_opens_the_breaker_again() {
 
 #[tokio::test]
 async fn the_concurrency_cap_refuses_beyond_its_limit() {
-    let gate = Arc::new(tokio::sync::Notify::new());
-    let stub = Arc::new(Stub {
-        gate: Some(gate.clone()),
-        ..Stub::default()
-    });
+    let (stub, gate) = gated_stub();
     let breaker = Breaker::new(BreakerPolicy::default(), Some(1), Arc::new(Metrics::new()));
     let server = serve(Chain::new(stub.clone()).with(Arc::new(breaker))).await;
     let first = tokio::spawn(client().get(server.url()).send());
@@ -585,24 +607,13 @@ async fn statistics_count_by_status_and_serve_prometheus_text() {
 
 #[tokio::test]
 async fn the_in_flight_gauge_forgets_a_client_that_hung_up() {
-    use tokio::io::AsyncWriteExt;
-    let stub = Arc::new(Stub {
-        gate: Some(Arc::new(tokio::sync::Notify::new())),
-        ..Stub::default()
-    });
+    let (stub, _gate) = gated_stub();
     let metrics = Arc::new(Metrics::new());
     let server = serve(Chain::new(stub.clone()).with(Arc::new(Stats {
         metrics: metrics.clone(),
     })))
     .await;
-    let mut client = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    while stub.calls.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    let client = request_in_flight(&server, &stub).await;
     let gauge = |metrics: &Metrics| {
         let text = metrics.prometheus_text();
         let line = text
@@ -617,7 +628,7 @@ async fn the_in_flight_gauge_forgets_a_client_that_hung_up() {
     drop(client);
     tokio::time::timeout(Duration::from_secs(5), async {
         while gauge(&metrics) != "proxy_in_flight_requests 0" {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::task::yield_now().await;
         }
     })
     .await
@@ -626,22 +637,10 @@ async fn the_in_flight_gauge_forgets_a_client_that_hung_up() {
 
 #[tokio::test]
 async fn a_client_that_hangs_up_gives_its_place_under_the_cap_back() {
-    use tokio::io::AsyncWriteExt;
-    let gate = Arc::new(tokio::sync::Notify::new());
-    let stub = Arc::new(Stub {
-        gate: Some(gate.clone()),
-        ..Stub::default()
-    });
+    let (stub, gate) = gated_stub();
     let breaker = Breaker::new(BreakerPolicy::default(), Some(1), Arc::new(Metrics::new()));
     let server = serve(Chain::new(stub.clone()).with(Arc::new(breaker))).await;
-    let mut first = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    first
-        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    while stub.calls.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    let first = request_in_flight(&server, &stub).await;
     assert_eq!(
         get_status(&server, 200).await,
         503,
