@@ -38,7 +38,7 @@ pub struct Cli {
     pub send: Vec<String>,
     /// With --websocket: after the messages, stay quiet this long (e.g. 2s)
     /// and show what the other side does, before closing.
-    #[arg(long, value_name = "DURATION", requires = "websocket", value_parser = balanced_proxy::parse_duration)]
+    #[arg(long, value_name = "DURATION", requires = "websocket", value_parser = step04_load_balance::parse_duration)]
     pub quiet: Option<Duration>,
 }
 
@@ -46,7 +46,7 @@ impl Cli {
     /// Do what the command line asks, printing to `out`.
     pub async fn run(self, mut out: impl Write + Send + 'static) -> anyhow::Result<()> {
         if let Some(url) = &self.websocket {
-            return websocket_proxy::handshake::talk(url, &self.send, self.quiet, &mut out).await;
+            return step06_websocket::handshake::talk(url, &self.send, self.quiet, &mut out).await;
         }
         let mut report = Report::new(out);
         match &self.target {

@@ -19,14 +19,14 @@ async fn step_02_has_its_gaps_and_step_03_closes_them() {
     let binder = Binder::ephemeral();
     let backends = real_server::launch_defaults(&binder).await.unwrap();
     let upstream = backends.servers[0].url();
-    let step02 = reverse_proxy_minimal::launch(
-        reverse_proxy_minimal::Args::parse_from(["step02", "--upstream", &upstream]),
+    let step02 = step02_reverse_proxy_minimal::launch(
+        step02_reverse_proxy_minimal::Args::parse_from(["step02", "--upstream", &upstream]),
         &binder,
     )
     .await
     .unwrap();
-    let step03 = reverse_proxy::launch(
-        reverse_proxy::Args::parse_from(["step03", "--upstream", &upstream]),
+    let step03 = step03_reverse_proxy::launch(
+        step03_reverse_proxy::Args::parse_from(["step03", "--upstream", &upstream]),
         &binder,
     )
     .await

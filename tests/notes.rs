@@ -303,26 +303,31 @@ async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Re
             real_server::launch(real_server::Args::try_parse_from(argv)?, binder).await?
         }
         "step01-forward-proxy" => {
-            forward_proxy::launch(forward_proxy::Args::try_parse_from(argv)?, binder).await?
+            step01_forward_proxy::launch(step01_forward_proxy::Args::try_parse_from(argv)?, binder)
+                .await?
         }
         "step02-reverse-proxy-minimal" => {
-            let args = reverse_proxy_minimal::Args::try_parse_from(argv)?;
-            reverse_proxy_minimal::launch(args, binder).await?
+            let args = step02_reverse_proxy_minimal::Args::try_parse_from(argv)?;
+            step02_reverse_proxy_minimal::launch(args, binder).await?
         }
         "step05-middleware" => {
-            gateway::launch(gateway::Args::try_parse_from(argv)?, binder).await?
+            step05_middleware::launch(step05_middleware::Args::try_parse_from(argv)?, binder)
+                .await?
         }
         "step06-websocket" => {
-            let args = websocket_proxy::Args::try_parse_from(argv)?;
-            websocket_proxy::launch(args, binder).await?
+            let args = step06_websocket::Args::try_parse_from(argv)?;
+            step06_websocket::launch(args, binder).await?
         }
-        "step07-https" => tls_proxy::launch(tls_proxy::Args::try_parse_from(argv)?, binder).await?,
+        "step07-https" => {
+            step07_https::launch(step07_https::Args::try_parse_from(argv)?, binder).await?
+        }
         "step04-load-balance" => {
-            let args = balanced_proxy::Args::try_parse_from(argv)?;
-            balanced_proxy::launch(args, binder).await?
+            let args = step04_load_balance::Args::try_parse_from(argv)?;
+            step04_load_balance::launch(args, binder).await?
         }
         "step03-reverse-proxy" => {
-            reverse_proxy::launch(reverse_proxy::Args::try_parse_from(argv)?, binder).await?
+            step03_reverse_proxy::launch(step03_reverse_proxy::Args::try_parse_from(argv)?, binder)
+                .await?
         }
         other => bail!("the checker does not know how to launch {other}"),
     };

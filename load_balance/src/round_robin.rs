@@ -4,8 +4,8 @@
 //! Exactly even, and cheap — but blind to weights and to how busy each
 //! upstream is. A down upstream's turn passes to the next one.
 //!
-//! The counter is per thread ([`Turns`](crate::Turns) says why): each
-//! worker thread cycles exactly, as each nginx worker does.
+//! One counter for the whole process ([`Turns`](crate::Turns)), so the
+//! cycle is exact whatever the number of worker threads.
 
 use std::sync::Arc;
 

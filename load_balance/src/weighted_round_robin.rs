@@ -23,8 +23,8 @@
 //! back to zero, so the sequence repeats exactly. nginx runs the three steps
 //! under a lock on every pick. We run them once, when the upstream set or an
 //! effective weight changes, and store the cycle as a *schedule*; a pick is
-//! then a per-thread increment and an index — the same sequence, no lock
-//! (each worker thread follows the cycle on its own, see [`crate::Turns`]).
+//! then one shared atomic increment and an index — the same sequence, no
+//! lock, one cycle for the whole process ([`crate::Turns`]).
 //! Weights are divided by their greatest common divisor first (10, 20, 30
 //! is 1, 2, 3), and the reduced total is capped at [`MAX_TOTAL_WEIGHT`].
 //!

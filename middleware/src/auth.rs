@@ -19,13 +19,13 @@
 use std::net::IpAddr;
 
 use base64::Engine as _;
-use forward_proxy::{ProxyBody, text_response};
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use proxy_core::{ProxyBody, text_response};
 
 use crate::{Ctx, Middleware, Next};
 

@@ -33,10 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use forward_proxy::{ProxyBody, text_response};
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use proxy_core::{ProxyBody, text_response};
 use tracing::{info, warn};
 
 use crate::per_second::PerSecond;

@@ -29,11 +29,11 @@ pub mod stats;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use forward_proxy::ProxyBody;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-pub use reverse_proxy::ClientConn;
+pub use proxy_core::ClientConn;
+use proxy_core::ProxyBody;
 
 /// What a middleware knows about the request besides the request itself:
 /// the client's connection, and what the chain learns while it handles the

@@ -22,7 +22,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use forward_proxy::{ProxyBody, text_response};
 use futures_util::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DashMapStateStore;
@@ -30,6 +29,7 @@ use governor::{Quota, RateLimiter};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use proxy_core::{ProxyBody, text_response};
 
 use crate::stats::Metrics;
 use crate::{Ctx, Middleware, Next};

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::header::{Entry, HeaderName, HeaderValue};
 use hyper::{Request, Response};
 
-use forward_proxy::ProxyBody;
+use proxy_core::ProxyBody;
 
 use crate::{Ctx, Middleware, Next};
 

@@ -7,11 +7,11 @@
 //! removes a prefix. The query string is kept as it is. A rewrite that
 //! would produce an invalid URL leaves the request unchanged and logs why.
 
-use forward_proxy::ProxyBody;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::http::uri::PathAndQuery;
 use hyper::{Request, Response};
+use proxy_core::ProxyBody;
 use regex::Regex;
 use tracing::{debug, warn};
 

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use forward_proxy::ProxyBody;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -36,6 +35,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use proxy_core::ProxyBody;
 
 use crate::per_second::PerSecond;
 use crate::{Ctx, Middleware, Next};
@@ -317,7 +317,7 @@ impl Middleware for Stats {
             );
             let counter = metrics.bytes_out.clone();
             response.map(|body| {
-                forward_proxy::observe(body, move |frame| {
+                proxy_core::observe(body, move |frame| {
                     if let Some(data) = frame.data_ref() {
                         counter.inc_by(data.len() as u64);
                     }

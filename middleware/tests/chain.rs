@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use forward_proxy::{ProxyBody, text_response};
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -21,6 +20,7 @@ use middleware::request_id::RequestId;
 use middleware::rewrite::{Rewrite, Rule};
 use middleware::stats::{Metrics, Stats};
 use middleware::{Chain, ClientConn, Ctx, Endpoint, Middleware, Next};
+use proxy_core::{ProxyBody, text_response};
 use serving::{Server, ServerHandle};
 use tokio::net::TcpListener;
 

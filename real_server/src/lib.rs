@@ -79,10 +79,13 @@ pub async fn launch_defaults(binder: &Binder) -> anyhow::Result<Launched> {
     launch(Args::parse_from(["real_server"]), binder).await
 }
 
-/// What a step does when no `--upstream` was given: start the default real
-/// servers in-process and say so, so `cargo run -p stepNN-…` alone works.
-pub async fn launch_for_step(binder: &Binder) -> anyhow::Result<Launched> {
-    let launched = launch_defaults(binder).await?;
+/// What a step does when no `--upstream` was given: start real servers on
+/// `addrs` in-process and say so, so `cargo run -p stepNN-…` alone works.
+pub async fn launch_for_step(binder: &Binder, addrs: &[&str]) -> anyhow::Result<Launched> {
+    let args = Args::parse_from(
+        std::iter::once("real_server").chain(addrs.iter().flat_map(|addr| ["--listen", addr])),
+    );
+    let launched = launch(args, binder).await?;
     let addrs: Vec<String> = launched
         .servers
         .iter()

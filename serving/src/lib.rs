@@ -50,14 +50,6 @@ use tracing::{debug, info, warn};
 
 pub use log::{RequestIdLines, init_tracing, with_request_id};
 
-/// Every program that serves through this crate allocates with mimalloc.
-/// A proxy allocates a few dozen small, short-lived objects per request
-/// (futures, header maps, body frames); glibc's malloc spends about twice
-/// as many instructions on each as mimalloc does. nginx avoids the question
-/// with a memory pool per request; in Rust the allocator is the lever.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// How long in-flight requests get to finish after a shutdown was asked for.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 

@@ -14,8 +14,8 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let binder = Binder::ephemeral();
     let backends = real_server::launch_defaults(&binder).await?;
     let backend = &backends.servers[0];
-    let proxy = forward_proxy::launch(
-        forward_proxy::Args::parse_from(["step01-forward-proxy"]),
+    let proxy = step01_forward_proxy::launch(
+        step01_forward_proxy::Args::parse_from(["step01-forward-proxy"]),
         &binder,
     )
     .await?;

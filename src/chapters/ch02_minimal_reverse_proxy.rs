@@ -14,8 +14,8 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let binder = Binder::ephemeral();
     let backends = real_server::launch_defaults(&binder).await?;
     let upstream = format!("{}/base?from=proxy", backends.servers[0].url());
-    let proxy = reverse_proxy_minimal::launch(
-        reverse_proxy_minimal::Args::parse_from([
+    let proxy = step02_reverse_proxy_minimal::launch(
+        step02_reverse_proxy_minimal::Args::parse_from([
             "step02-reverse-proxy-minimal",
             "--upstream",
             &upstream,

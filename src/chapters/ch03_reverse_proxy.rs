@@ -14,13 +14,13 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let binder = Binder::ephemeral();
     let backends = real_server::launch_defaults(&binder).await?;
     let upstream = backends.servers[0].url();
-    let step03 = reverse_proxy::launch(
-        reverse_proxy::Args::parse_from(["step03-reverse-proxy", "--upstream", &upstream]),
+    let step03 = step03_reverse_proxy::launch(
+        step03_reverse_proxy::Args::parse_from(["step03-reverse-proxy", "--upstream", &upstream]),
         &binder,
     )
     .await?;
-    let step02 = reverse_proxy_minimal::launch(
-        reverse_proxy_minimal::Args::parse_from([
+    let step02 = step02_reverse_proxy_minimal::launch(
+        step02_reverse_proxy_minimal::Args::parse_from([
             "step02-reverse-proxy-minimal",
             "--upstream",
             &upstream,

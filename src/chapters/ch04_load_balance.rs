@@ -60,7 +60,9 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         for upstream in &upstreams {
             argv.extend(["--upstream".to_owned(), upstream.clone()]);
         }
-        let proxy = balanced_proxy::launch(balanced_proxy::Args::parse_from(argv), &binder).await?;
+        let proxy =
+            step04_load_balance::launch(step04_load_balance::Args::parse_from(argv), &binder)
+                .await?;
         let url = proxy.servers[0].url();
         let mut counts: HashMap<String, usize> = HashMap::new();
         for i in 0..REQUESTS {
@@ -95,7 +97,8 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     for server in &backends.servers {
         argv.extend(["--upstream".to_owned(), server.url()]);
     }
-    let proxy = balanced_proxy::launch(balanced_proxy::Args::parse_from(argv), &binder).await?;
+    let proxy =
+        step04_load_balance::launch(step04_load_balance::Args::parse_from(argv), &binder).await?;
     let url = proxy.servers[0].url();
     let sick = &backends.servers[2];
     client

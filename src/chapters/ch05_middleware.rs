@@ -18,7 +18,7 @@ async fn gateway(binder: &Binder, upstream: &str, flags: &[&str]) -> anyhow::Res
     ]
     .into_iter()
     .chain(flags.iter().copied());
-    gateway::launch(gateway::Args::parse_from(argv), binder).await
+    step05_middleware::launch(step05_middleware::Args::parse_from(argv), binder).await
 }
 
 pub async fn run(report: &mut Report) -> anyhow::Result<()> {

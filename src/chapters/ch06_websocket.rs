@@ -13,7 +13,7 @@ async fn proxy(binder: &Binder, flags: &[&str]) -> anyhow::Result<Launched> {
     let argv = ["step06-websocket"]
         .into_iter()
         .chain(flags.iter().copied());
-    websocket_proxy::launch(websocket_proxy::Args::try_parse_from(argv)?, binder).await
+    step06_websocket::launch(step06_websocket::Args::try_parse_from(argv)?, binder).await
 }
 
 fn ws_url(launched: &Launched, path: &str) -> String {
@@ -40,7 +40,7 @@ async fn placements(url: &str, n: usize) -> anyhow::Result<Vec<String>> {
 async fn talk(url: &str, send: &[&str], quiet: Option<Duration>) -> anyhow::Result<String> {
     let send: Vec<String> = send.iter().map(|s| s.to_string()).collect();
     let mut out = Vec::new();
-    websocket_proxy::handshake::talk(url, &send, quiet, &mut out).await?;
+    step06_websocket::handshake::talk(url, &send, quiet, &mut out).await?;
     Ok(String::from_utf8(out)?)
 }
 

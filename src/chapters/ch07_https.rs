@@ -10,7 +10,7 @@ use crate::Report;
 
 async fn proxy(binder: &Binder, flags: &[&str]) -> anyhow::Result<Launched> {
     let argv = ["step07-https"].into_iter().chain(flags.iter().copied());
-    tls_proxy::launch(tls_proxy::Args::try_parse_from(argv)?, binder).await
+    step07_https::launch(step07_https::Args::try_parse_from(argv)?, binder).await
 }
 
 fn addr(launched: &Launched) -> anyhow::Result<SocketAddr> {
@@ -73,7 +73,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         .build()?;
     let refused = match untrusting.get(&url).send().await {
         Ok(response) => format!("answered {}", response.status()),
-        Err(e) => format!("refused: {}", forward_proxy::error_chain(&e)),
+        Err(e) => format!("refused: {}", proxy_core::error_chain(&e)),
     };
     report.indented(format!(
         "a client trusting only the system roots: {refused}"

@@ -12,7 +12,7 @@
 //! 2. for `CONNECT` it dials the target and, once the client has its 200,
 //!    copies bytes both ways ([`tunnel`]); it never sees what they mean;
 //! 3. otherwise it copies the request, strips hop-by-hop headers
-//!    ([`headers`]), appends `X-Forwarded-For` and sends it through a pooled
+//!    ([`proxy_core::headers`]), appends `X-Forwarded-For` and sends it through a pooled
 //!    hyper-util client — the transport's round trip;
 //! 4. status, headers (stripped the same way) and body stream back.
 //!
@@ -20,20 +20,17 @@
 //! opaque; decrypting it would need a forged certificate), and access
 //! control beyond Basic proxy authentication.
 
-pub mod headers;
 pub mod tunnel;
 
 use std::convert::Infallible;
-use std::error::Error as StdError;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
@@ -41,12 +38,10 @@ use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use proxy_core::headers;
+use proxy_core::{ProxyBody, error_chain, text_response};
 use serving::{Binder, Launched, Server};
 use tracing::debug;
-
-/// The body of every response a proxy in this course sends: the upstream's
-/// body streamed through, or a short text the proxy wrote itself.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// How long to wait for a TCP connection to a target before answering 502.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,76 +82,6 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     launched.push(server);
     Ok(launched)
-}
-
-/// A text response written by the proxy itself (errors, refusals).
-pub fn text_response(status: StatusCode, message: impl Into<String>) -> Response<ProxyBody> {
-    let mut body = message.into();
-    body.push('\n');
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("static response parts are valid")
-}
-
-/// `body`, with `on_frame` called on every frame as it passes and dropped
-/// with the body. Later steps use it to count bytes, and to hold a guard
-/// (a request counted in flight) until the body has been sent.
-pub fn observe(
-    body: ProxyBody,
-    on_frame: impl FnMut(&hyper::body::Frame<Bytes>) + Send + Sync + Unpin + 'static,
-) -> ProxyBody {
-    Observed { body, on_frame }.boxed()
-}
-
-struct Observed<F> {
-    body: ProxyBody,
-    on_frame: F,
-}
-
-impl<F> hyper::body::Body for Observed<F>
-where
-    F: FnMut(&hyper::body::Frame<Bytes>) + Unpin,
-{
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
-            (self.on_frame)(frame);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// An error and all its causes, `outer: inner: innermost`, because hyper's
-/// top-level messages ("client error (Connect)") say little on their own.
-pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The forward proxy's state, shared by every connection.

@@ -18,7 +18,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use crate::{CONNECT_TIMEOUT, ProxyBody, error_chain, text_response};
+use proxy_core::{ProxyBody, error_chain, text_response};
+
+use crate::CONNECT_TIMEOUT;
 
 /// Answer a CONNECT request: dial, reply, then copy both ways in the background.
 pub async fn open(

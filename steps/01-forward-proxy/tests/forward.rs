@@ -22,10 +22,10 @@ struct Setup {
 
 impl Setup {
     async fn new(extra_args: &[&str]) -> Self {
-        let args = forward_proxy::Args::parse_from(
+        let args = step01_forward_proxy::Args::parse_from(
             std::iter::once("step01-forward-proxy").chain(extra_args.iter().copied()),
         );
-        let proxy = forward_proxy::launch(args, &Binder::ephemeral())
+        let proxy = step01_forward_proxy::launch(args, &Binder::ephemeral())
             .await
             .unwrap();
         let backend = real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
@@ -299,9 +299,12 @@ async fn proxy_auth_is_required_when_configured() {
 
 #[test]
 fn bad_proxy_auth_flag_is_a_clear_cli_error() {
-    let error =
-        forward_proxy::Args::try_parse_from(["step01-forward-proxy", "--proxy-auth", "nocolon"])
-            .unwrap_err()
-            .to_string();
+    let error = step01_forward_proxy::Args::try_parse_from([
+        "step01-forward-proxy",
+        "--proxy-auth",
+        "nocolon",
+    ])
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("expected USER:PASSWORD"), "{error}");
 }

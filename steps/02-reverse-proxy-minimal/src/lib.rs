@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
-use forward_proxy::{ProxyBody, error_chain, text_response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::http::uri::{PathAndQuery, Scheme};
@@ -33,6 +32,7 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use proxy_core::{ProxyBody, error_chain, text_response};
 use serving::{Binder, Launched, Server};
 
 /// Command line of `step02-reverse-proxy-minimal`.
@@ -74,13 +74,33 @@ pub fn parse_upstream_with(raw: &str, schemes: &[Scheme]) -> Result<Uri, String>
     Ok(uri)
 }
 
+/// Where the demo backends listen when no `--upstream` is given.
+pub const DEMO_ADDRS: [&str; 2] = ["127.0.0.1:2003", "127.0.0.1:2004"];
+
+/// What a step does when no `--upstream` was given: start real servers on
+/// `addrs` in-process, so `cargo run -p stepNN-…` alone shows the step
+/// working. The test backends are a default feature (`backends`): a crate
+/// that uses a chapter's library leaves them out with
+/// `default-features = false`, and then a missing `--upstream` is an error.
+pub async fn start_backends(binder: &Binder, addrs: &[&str]) -> anyhow::Result<Launched> {
+    #[cfg(feature = "backends")]
+    return real_server::launch_for_step(binder, addrs).await;
+    #[cfg(not(feature = "backends"))]
+    {
+        let _ = (binder, addrs);
+        anyhow::bail!(
+            "no --upstream given, and this build has no test backends to start in-process (the `backends` feature is off)"
+        )
+    }
+}
+
 /// Start the proxy (and the real servers, when no upstream was given).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let upstream = match args.upstream {
         Some(upstream) => upstream,
         None => {
-            let backends = real_server::launch_for_step(binder).await?;
+            let backends = start_backends(binder, &DEMO_ADDRS).await?;
             let first = backends.servers[0].url().parse()?;
             launched.extend(backends);
             first

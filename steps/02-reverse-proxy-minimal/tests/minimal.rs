@@ -16,12 +16,12 @@ async fn backend() -> ServerHandle {
 }
 
 async fn proxy_to(upstream: &str) -> Launched {
-    let args = reverse_proxy_minimal::Args::parse_from([
+    let args = step02_reverse_proxy_minimal::Args::parse_from([
         "step02-reverse-proxy-minimal",
         "--upstream",
         upstream,
     ]);
-    reverse_proxy_minimal::launch(args, &Binder::ephemeral())
+    step02_reverse_proxy_minimal::launch(args, &Binder::ephemeral())
         .await
         .unwrap()
 }
@@ -82,8 +82,10 @@ async fn status_headers_and_body_come_back_unchanged() {
 #[tokio::test]
 async fn without_upstream_it_starts_real_servers_and_uses_the_first() {
     let binder = Binder::ephemeral();
-    let args = reverse_proxy_minimal::Args::parse_from(["step02-reverse-proxy-minimal"]);
-    let launched = reverse_proxy_minimal::launch(args, &binder).await.unwrap();
+    let args = step02_reverse_proxy_minimal::Args::parse_from(["step02-reverse-proxy-minimal"]);
+    let launched = step02_reverse_proxy_minimal::launch(args, &binder)
+        .await
+        .unwrap();
     let requested: Vec<String> = binder.bound().iter().map(|(r, _)| r.to_string()).collect();
     assert_eq!(
         requested,
@@ -106,7 +108,7 @@ async fn without_upstream_it_starts_real_servers_and_uses_the_first() {
 }
 
 fn args_default_listen() -> String {
-    reverse_proxy_minimal::Args::parse_from(["step02-reverse-proxy-minimal"])
+    step02_reverse_proxy_minimal::Args::parse_from(["step02-reverse-proxy-minimal"])
         .listen
         .to_string()
 }

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use forward_proxy::ProxyBody;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Response, Uri};
-use reverse_proxy_minimal::parse_upstream;
+use proxy_core::ProxyBody;
 use serving::{Binder, Launched, Server, ServerHandle, ServerOptions};
+use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream, start_backends};
 
 use crate::{
     ClientConn, Director, Forwarding, HttpTransport, ProxyError, ReverseProxy, Transport,
@@ -166,7 +166,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let upstream = match args.upstream.clone() {
         Some(upstream) => upstream,
         None => {
-            let backends = real_server::launch_for_step(binder).await?;
+            let backends = start_backends(binder, &DEMO_ADDRS).await?;
             let first = backends.servers[0].url().parse()?;
             launched.extend(backends);
             first

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use hyper::Uri;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
-use reverse_proxy_minimal::target_uri;
+use step02_reverse_proxy_minimal::target_uri;
 
 /// Edits the outgoing request before it is sent.
 pub type Director = Arc<dyn Fn(&mut Parts) + Send + Sync>;

@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use forward_proxy::{ProxyBody, error_chain, text_response};
 use hyper::{Method, Response, StatusCode, Uri};
+use proxy_core::{ProxyBody, error_chain, text_response};
 use thiserror::Error;
 use tracing::warn;
 
-use crate::transport::TransportError;
+use proxy_core::TransportError;
 
 /// Everything that turns a proxied request into an error response.
 #[derive(Debug, Error)]

@@ -4,7 +4,7 @@
 //! pass the client along in headers:
 //!
 //! - `X-Forwarded-For` is a list, one address per hop: each proxy appends the
-//!   peer it saw (step 01's `append_forwarded_for`). Anyone can write
+//!   peer it saw (`proxy_core::headers::append_forwarded_for`). Anyone can write
 //!   anything at its start, so a backend trusts only the entries its own
 //!   proxies added, counted from the right.
 //! - `X-Real-IP` is one address, the client's, set by the *first* proxy. The
@@ -19,10 +19,9 @@
 //! These are set after hop-by-hop headers are removed, so a client's
 //! `Connection: X-Forwarded-For` cannot strip them.
 
-use std::net::SocketAddr;
-
-use forward_proxy::headers::{append_forwarded_for, ip_header_value};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use proxy_core::ClientConn;
+use proxy_core::headers::append_forwarded_for;
 
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -39,31 +38,6 @@ pub enum Forwarding {
     BehindProxy,
 }
 
-/// The connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct ClientConn {
-    pub peer: SocketAddr,
-    /// `"http"` or `"https"`.
-    pub scheme: &'static str,
-    /// The peer's IP, formatted once for all the connection's requests.
-    ip: HeaderValue,
-}
-
-impl ClientConn {
-    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
-        Self {
-            peer,
-            scheme,
-            ip: ip_header_value(peer.ip()),
-        }
-    }
-
-    /// The peer's IP as a header value (formatted once per connection).
-    pub fn ip(&self) -> &HeaderValue {
-        &self.ip
-    }
-}
-
 /// Add the forwarding headers to an outgoing request.
 pub fn set_forwarded_headers(
     headers: &mut HeaderMap,
@@ -71,7 +45,7 @@ pub fn set_forwarded_headers(
     original_host: Option<HeaderValue>,
     forwarding: Forwarding,
 ) {
-    append_forwarded_for(headers, &client.ip);
+    append_forwarded_for(headers, client.ip());
     let keep = forwarding == Forwarding::BehindProxy;
     let mut set = |name: HeaderName, value: Option<HeaderValue>| {
         if keep && headers.contains_key(&name) {
@@ -86,7 +60,7 @@ pub fn set_forwarded_headers(
             }
         }
     };
-    set(X_REAL_IP, Some(client.ip.clone()));
+    set(X_REAL_IP, Some(client.ip().clone()));
     set(X_FORWARDED_HOST, original_host);
     set(
         X_FORWARDED_PROTO,

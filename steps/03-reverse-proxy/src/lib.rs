@@ -29,25 +29,24 @@ pub mod director;
 pub mod error;
 pub mod flush;
 pub mod forwarded;
-pub mod pool;
 pub mod transport;
 pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use forward_proxy::headers::remove_hop_by_hop;
-use forward_proxy::{ProxyBody, text_response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
+use proxy_core::headers::remove_hop_by_hop;
+use proxy_core::{ClientConn, ProxyBody, Transport, text_response};
 
 pub use cli::{Args, ProxyOptions, launch, serve};
 pub use director::{Director, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
-pub use forwarded::{ClientConn, Forwarding};
-pub use transport::{HttpTransport, Transport, TransportOptions};
+pub use forwarded::Forwarding;
+pub use transport::{HttpTransport, TransportOptions};
 pub use upgrade::{Upgrade, UpgradeHandler};
 
 /// Go's `ModifyResponse func(*http.Response) error`.

@@ -1,46 +1,27 @@
-//! The transport: Go's `RoundTripper`, one request in, one response out.
+//! Step 03's default transport (Go's `RoundTripper`; the trait is
+//! [`proxy_core::Transport`]).
 //!
-//! The default, [`HttpTransport`], is [`Pool`](crate::pool::Pool) over
-//! hyper-util's TCP connector: keep-alive connections per upstream, an idle
+//! [`HttpTransport`] is an [`upstream_pool::Pool`] over hyper-util's TCP
+//! connector: keep-alive connections per upstream, an idle
 //! limit and timeout, a connect timeout, and `TCP_NODELAY`, because a
 //! proxy's small writes must not wait for Nagle's algorithm. Reusing
 //! upstream connections is most of what makes a proxy fast: a new TCP
 //! connection per request costs a handshake and a slow-start, and leaves
 //! sockets in TIME_WAIT by the thousand.
 //!
-//! The trait is generic (no boxed futures), so the default transport costs
-//! nothing over calling the pool directly. Step 07 plugs in a TLS one.
+//! How the pool works, and why it is not hyper-util's general-purpose
+//! client, is `upstream_pool`'s story; this chapter only needs to know that
+//! connections are kept and reused. Step 07 plugs in a TLS transport.
 
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use crate::pool::{Connector, Pool, PooledBody};
-
-/// What a transport's failure carries.
-pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Sends one request upstream and returns the response head; the body
-/// streams afterwards.
-pub trait Transport: Send + Sync + 'static {
-    /// The upstream response's body.
-    type Body: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static;
-
-    fn round_trip(
-        &self,
-        request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<Self::Body>, TransportError>> + Send;
-
-    /// Can this transport reach upstreams of this URL scheme? Checked once
-    /// at start, so a misconfigured upstream is an error, not a 502 per request.
-    fn speaks(&self, scheme: &str) -> bool {
-        scheme == "http"
-    }
-}
+use proxy_core::{Transport, TransportError};
+use upstream_pool::{Connector, Pool, PooledBody};
 
 /// Tuning for [`HttpTransport`].
 #[derive(Debug, Clone)]

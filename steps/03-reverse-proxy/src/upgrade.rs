@@ -31,7 +31,7 @@ use tracing::debug;
 /// The protocol named by `Upgrade`, if `Connection` lists `upgrade`.
 pub fn requested_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     let connection_says_upgrade =
-        forward_proxy::headers::connection_listed(headers).contains(&header::UPGRADE);
+        proxy_core::headers::connection_listed(headers).contains(&header::UPGRADE);
     if connection_says_upgrade {
         headers.get(header::UPGRADE).cloned()
     } else {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use reverse_proxy::{HttpTransport, ReverseProxy, TransportOptions, single_host};
 use serving::{Binder, Server, ServerHandle};
+use step03_reverse_proxy::{HttpTransport, ReverseProxy, TransportOptions, single_host};
 use support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -84,7 +84,7 @@ async fn proxy_with_idle_timeout(upstream: SocketAddr, idle: Duration) -> Server
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    reverse_proxy::serve(proxy, Server::new(listener, "proxy")).unwrap()
+    step03_reverse_proxy::serve(proxy, Server::new(listener, "proxy")).unwrap()
 }
 
 #[tokio::test]

@@ -23,18 +23,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use forward_proxy::{ProxyBody, text_response};
 use hyper::body::Incoming;
 use hyper::http::uri::Scheme;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{ActiveChecks, Balancer, HealthPolicy, Kind, Options, Upstream};
-use reverse_proxy::director::{Director, point_at};
-use reverse_proxy::{
-    ClientConn, HttpTransport, ProxyOptions, ReverseProxy, Transport, UpgradeHandler,
-};
-use reverse_proxy_minimal::parse_upstream_with;
+use proxy_core::{ClientConn, Transport};
+use proxy_core::{ProxyBody, text_response};
 use serving::{Binder, Launched, Server};
+use step02_reverse_proxy_minimal::{parse_upstream_with, start_backends};
+use step03_reverse_proxy::director::{Director, point_at};
+use step03_reverse_proxy::{HttpTransport, ProxyOptions, ReverseProxy, UpgradeHandler};
 use tracing::debug;
 
 pub use hash_key::HashKey;
@@ -202,7 +201,7 @@ impl<T: Transport> BalancedProxy<T> {
         // The request stays in flight until its body has been sent.
         let response = match in_flight {
             Some(in_flight) => response.map(|body| {
-                forward_proxy::observe(body, move |_| {
+                proxy_core::observe(body, move |_| {
                     let _ = &in_flight;
                 })
             }),
@@ -235,20 +234,14 @@ pub async fn build_with<T: Transport>(
     transport: T,
 ) -> anyhow::Result<BalancedProxy<T>> {
     let upstreams: Vec<(Uri, u32)> = if balance.upstreams.is_empty() {
-        let demo = real_server::Args::parse_from(
-            std::iter::once("real_server").chain(DEMO_ADDRS.iter().flat_map(|a| ["--listen", a])),
-        );
-        let backends = real_server::launch(demo, binder).await?;
+        let backends = start_backends(binder, &DEMO_ADDRS).await?;
         let set = backends
             .servers
             .iter()
             .zip(1..)
             .map(|(server, weight)| Ok((server.url().parse()?, weight)))
             .collect::<anyhow::Result<_>>()?;
-        tracing::info!(
-            "no --upstream given: started {} real servers in-process, weights 1, 2, 3",
-            backends.servers.len()
-        );
+        tracing::info!("the in-process real servers get weights 1, 2, 3");
         launched.extend(backends);
         set
     } else {

@@ -24,9 +24,12 @@ async fn proxy(upstreams: &[String], extra: &[&str]) -> Launched {
         argv.extend(["--upstream".to_owned(), upstream.clone()]);
     }
     argv.extend(extra.iter().map(|s| s.to_string()));
-    balanced_proxy::launch(balanced_proxy::Args::parse_from(argv), &Binder::ephemeral())
-        .await
-        .unwrap()
+    step04_load_balance::launch(
+        step04_load_balance::Args::parse_from(argv),
+        &Binder::ephemeral(),
+    )
+    .await
+    .unwrap()
 }
 
 fn client() -> reqwest::Client {
@@ -216,12 +219,12 @@ async fn no_healthy_upstream_is_a_503_that_says_so() {
 #[tokio::test]
 async fn without_upstreams_three_weighted_real_servers_start() {
     let binder = Binder::ephemeral();
-    let args = balanced_proxy::Args::parse_from([
+    let args = step04_load_balance::Args::parse_from([
         "step04-load-balance",
         "--balance",
         "weighted-round-robin",
     ]);
-    let launched = balanced_proxy::launch(args, &binder).await.unwrap();
+    let launched = step04_load_balance::launch(args, &binder).await.unwrap();
     let counts = served_by(&launched, "/", 12).await;
     let shares: Vec<usize> = launched.servers[..3]
         .iter()
@@ -233,7 +236,7 @@ async fn without_upstreams_three_weighted_real_servers_start() {
 #[test]
 fn bad_flags_are_clear_cli_errors() {
     let error = |args: &[&str]| {
-        balanced_proxy::Args::try_parse_from(
+        step04_load_balance::Args::try_parse_from(
             std::iter::once("step04-load-balance").chain(args.iter().copied()),
         )
         .unwrap_err()
@@ -248,13 +251,13 @@ fn bad_flags_are_clear_cli_errors() {
 
 #[tokio::test]
 async fn an_https_upstream_is_refused_at_start_by_a_plain_http_step() {
-    let args = balanced_proxy::Args::try_parse_from([
+    let args = step04_load_balance::Args::try_parse_from([
         "step04-load-balance",
         "--upstream",
         "https://127.0.0.1:1",
     ])
     .unwrap();
-    let error = balanced_proxy::launch(args, &Binder::ephemeral())
+    let error = step04_load_balance::launch(args, &Binder::ephemeral())
         .await
         .unwrap_err()
         .to_string();

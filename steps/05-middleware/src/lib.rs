@@ -26,9 +26,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use balanced_proxy::{BalanceOptions, BalancedProxy, parse_duration};
 use clap::Parser;
-use forward_proxy::ProxyBody;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -41,8 +39,11 @@ use middleware::request_id::RequestId;
 use middleware::rewrite::{Rewrite, Rule};
 use middleware::stats::{Metrics, Stats, admin_response};
 use middleware::{Chain, Ctx, Endpoint};
-use reverse_proxy::{ClientConn, HttpTransport, ProxyOptions, Transport};
+use proxy_core::ProxyBody;
+use proxy_core::{ClientConn, Transport};
 use serving::{Binder, Launched, Server, ServerHandle};
+use step03_reverse_proxy::{HttpTransport, ProxyOptions};
+use step04_load_balance::{BalanceOptions, BalancedProxy, parse_duration};
 
 /// Command line of `step05-middleware`.
 #[derive(Parser, Debug, Clone)]
@@ -219,7 +220,8 @@ pub async fn build<T: Transport>(
     adapt: impl FnOnce(BalancedProxy<T>) -> BalancedProxy<T>,
 ) -> anyhow::Result<Arc<Chain>> {
     let proxy =
-        balanced_proxy::build_with(&args.balance, &args.proxy, binder, launched, transport).await?;
+        step04_load_balance::build_with(&args.balance, &args.proxy, binder, launched, transport)
+            .await?;
     let metrics = Arc::new(Metrics::new());
     let chain = Arc::new(chain(args, adapt(proxy), &metrics)?);
     tracing::info!("middleware chain: {} links before the proxy", chain.len());

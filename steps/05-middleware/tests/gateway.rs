@@ -20,9 +20,12 @@ async fn gateway(upstream: &str, extra: &[&str]) -> Launched {
     ]
     .into_iter()
     .chain(extra.iter().copied());
-    gateway::launch(gateway::Args::parse_from(argv), &Binder::ephemeral())
-        .await
-        .unwrap()
+    step05_middleware::launch(
+        step05_middleware::Args::parse_from(argv),
+        &Binder::ephemeral(),
+    )
+    .await
+    .unwrap()
 }
 
 fn url(launched: &Launched) -> String {
@@ -266,7 +269,7 @@ async fn rewrites_reach_the_upstream() {
 #[test]
 fn bad_flags_are_clear_cli_errors() {
     let error = |args: &[&str]| {
-        gateway::Args::try_parse_from(
+        step05_middleware::Args::try_parse_from(
             std::iter::once("step05-middleware").chain(args.iter().copied()),
         )
         .unwrap_err()
@@ -312,14 +315,14 @@ async fn an_rs256_public_key_file_guards_the_upstream() {
         200
     );
     assert_eq!(client().get(url(&gw)).send().await.unwrap().status(), 401);
-    let missing = gateway::Args::parse_from([
+    let missing = step05_middleware::Args::parse_from([
         "step05-middleware",
         "--upstream",
         &backend.url(),
         "--jwt-public-key",
         "/nonexistent/key.pem",
     ]);
-    let error = gateway::launch(missing, &Binder::ephemeral())
+    let error = step05_middleware::launch(missing, &Binder::ephemeral())
         .await
         .unwrap_err()
         .to_string();

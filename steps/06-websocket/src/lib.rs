@@ -30,11 +30,12 @@ use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::Duration;
 
-use balanced_proxy::parse_duration;
 use clap::{Args as _, Command, FromArgMatches};
 use middleware::Chain;
-use reverse_proxy::{HttpTransport, Transport};
+use proxy_core::Transport;
 use serving::{Binder, Launched, Server};
+use step03_reverse_proxy::HttpTransport;
+use step04_load_balance::parse_duration;
 
 pub use tunnel::Tunnels;
 
@@ -43,7 +44,7 @@ pub use tunnel::Tunnels;
 #[group(id = "websocket")]
 pub struct Args {
     #[command(flatten)]
-    pub gateway: gateway::Args,
+    pub middleware: step05_middleware::Args,
     /// Close a websocket when nothing has crossed it, either way, for this
     /// long (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -75,9 +76,12 @@ impl Args {
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let chain = build(&args, binder, &mut launched, HttpTransport::default()).await?;
-    let server = Server::new(binder.bind(args.gateway.listen).await?, "websocket proxy")
-        .options(args.gateway.proxy.server_options());
-    launched.push(gateway::serve(chain, server, "http")?);
+    let server = Server::new(
+        binder.bind(args.middleware.listen).await?,
+        "websocket proxy",
+    )
+    .options(args.middleware.proxy.server_options());
+    launched.push(step05_middleware::serve(chain, server, "http")?);
     tracing::info!("a browser demo is at /ws-demo");
     Ok(launched)
 }
@@ -92,7 +96,7 @@ pub async fn build<T: Transport>(
 ) -> anyhow::Result<Arc<Chain>> {
     let tunnels = Tunnels::new(args.idle_timeout);
     let handler = tunnels.handler();
-    let chain = gateway::build(&args.gateway, binder, launched, transport, |proxy| {
+    let chain = step05_middleware::build(&args.middleware, binder, launched, transport, |proxy| {
         proxy.on_upgrade(handler)
     })
     .await?;

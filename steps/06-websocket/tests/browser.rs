@@ -212,8 +212,8 @@ async fn the_demo_page_echoes_through_the_proxy_in_chromium() -> anyhow::Result<
         eprintln!("skipped: no chromium on PATH (apt-get install chromium, or set CHROMIUM)");
         return Ok(());
     };
-    let args = websocket_proxy::Args::try_parse_from(["step06-websocket"])?;
-    let launched = websocket_proxy::launch(args, &Binder::ephemeral()).await?;
+    let args = step06_websocket::Args::try_parse_from(["step06-websocket"])?;
+    let launched = step06_websocket::launch(args, &Binder::ephemeral()).await?;
     let proxy = launched.get("websocket proxy").unwrap().addr();
     let backends: Vec<String> = launched
         .servers

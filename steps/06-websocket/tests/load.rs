@@ -33,9 +33,9 @@ async fn a_thousand_concurrent_sessions_echo_every_message() {
     raise_open_file_limit(16_384);
     // Round-robin over the three demo backends, so all of them carry load.
     let args =
-        websocket_proxy::Args::try_parse_from(["step06-websocket", "--balance", "round-robin"])
+        step06_websocket::Args::try_parse_from(["step06-websocket", "--balance", "round-robin"])
             .unwrap();
-    let launched = websocket_proxy::launch(args, &Binder::ephemeral())
+    let launched = step06_websocket::launch(args, &Binder::ephemeral())
         .await
         .unwrap();
     let url = format!(

@@ -18,8 +18,8 @@ async fn proxy(flags: &[&str]) -> Launched {
     let argv = ["step06-websocket"]
         .into_iter()
         .chain(flags.iter().copied());
-    let args = websocket_proxy::Args::try_parse_from(argv).unwrap();
-    websocket_proxy::launch(args, &Binder::ephemeral())
+    let args = step06_websocket::Args::try_parse_from(argv).unwrap();
+    step06_websocket::launch(args, &Binder::ephemeral())
         .await
         .unwrap()
 }
@@ -231,7 +231,7 @@ async fn a_bad_upgrade_is_refused_before_any_tunnel() {
 async fn the_handshake_client_shows_the_101_and_the_echo() {
     let launched = proxy(&[]).await;
     let mut out = Vec::new();
-    websocket_proxy::handshake::talk(
+    step06_websocket::handshake::talk(
         &ws_url(&launched, "/ws?greet=1"),
         &["hi there".to_owned()],
         None,
@@ -253,7 +253,7 @@ async fn the_handshake_client_shows_the_101_and_the_echo() {
 #[tokio::test]
 async fn the_handshake_client_explains_what_it_cannot_do() {
     let mut out = Vec::new();
-    let error = websocket_proxy::handshake::talk("wss://example.com/", &[], None, &mut out)
+    let error = step06_websocket::handshake::talk("wss://example.com/", &[], None, &mut out)
         .await
         .unwrap_err();
     assert!(
@@ -261,7 +261,7 @@ async fn the_handshake_client_explains_what_it_cannot_do() {
         "{error:#}"
     );
     // Port 1 on loopback: nobody listens, and the error says where it tried.
-    let error = websocket_proxy::handshake::talk("ws://127.0.0.1:1/ws", &[], None, &mut out)
+    let error = step06_websocket::handshake::talk("ws://127.0.0.1:1/ws", &[], None, &mut out)
         .await
         .unwrap_err();
     assert!(

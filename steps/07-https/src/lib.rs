@@ -30,9 +30,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args as _, Command, FromArgMatches};
-use reverse_proxy::TransportOptions;
 use rustls::crypto::CryptoProvider;
 use serving::{Binder, Launched, Server};
+use step03_reverse_proxy::TransportOptions;
 
 use crate::upstream_tls::{HttpsTransport, UpstreamTrust};
 
@@ -48,7 +48,7 @@ pub fn crypto() -> Arc<CryptoProvider> {
 #[group(id = "https")]
 pub struct Args {
     #[command(flatten)]
-    pub websocket: websocket_proxy::Args,
+    pub websocket: step06_websocket::Args,
     /// Certificate chain to serve (PEM, leaf first). Without --tls-cert and
     /// --tls-key, a self-signed certificate for localhost and 127.0.0.1 is
     /// generated at start.
@@ -76,7 +76,7 @@ pub struct Args {
 
 impl Args {
     pub fn command() -> Command {
-        websocket_proxy::sticky_defaults(Self::augment_args(Command::new("step07-https"))).about(
+        step06_websocket::sticky_defaults(Self::augment_args(Command::new("step07-https"))).about(
             "Step 07: the gateway over HTTPS — TLS termination (HTTP/2 and HTTP/1.1 by ALPN), verified https upstreams, an http→https redirect",
         )
     }
@@ -106,7 +106,7 @@ impl Args {
 /// Start the HTTPS gateway, the optional redirect listener, and the real
 /// servers when no upstream was given.
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
-    let gateway_args = &args.websocket.gateway;
+    let gateway_args = &args.websocket.middleware;
     let listener = binder.bind(gateway_args.listen).await?;
     let port = listener.local_addr()?.port();
 
@@ -136,11 +136,11 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let transport = HttpsTransport::new(&trust, &TransportOptions::default())?;
 
     let mut launched = Launched::default();
-    let chain = websocket_proxy::build(&args.websocket, binder, &mut launched, transport).await?;
+    let chain = step06_websocket::build(&args.websocket, binder, &mut launched, transport).await?;
     let server = Server::new(listener, "https proxy")
         .options(gateway_args.proxy.server_options())
         .tls(tls);
-    launched.push(gateway::serve(chain, server, "https")?);
+    launched.push(step05_middleware::serve(chain, server, "https")?);
     if let Some(addr) = args.redirect_http {
         let server = Server::new(binder.bind(addr).await?, "https redirect");
         launched.push(redirect::spawn(server, port)?);

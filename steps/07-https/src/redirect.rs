@@ -14,11 +14,11 @@
 
 use std::convert::Infallible;
 
-use forward_proxy::{ProxyBody, text_response};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
+use proxy_core::{ProxyBody, text_response};
 use serving::{Server, ServerHandle};
 
 /// The redirect for one request, to HTTPS on `https_port`.

@@ -28,13 +28,14 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use reverse_proxy::pool::{Pool, PooledBody};
-use reverse_proxy::transport::TransportError;
-use reverse_proxy::{Transport, TransportOptions};
+use proxy_core::Transport;
+use proxy_core::TransportError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use step03_reverse_proxy::TransportOptions;
+use upstream_pool::{Pool, PooledBody};
 
 use crate::certificates::{TlsSetupError, certificates_from};
 

@@ -58,7 +58,7 @@ impl Pki {
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         let key = PrivateKeyDer::from_pem_file(self.dir.join("leaf.key")).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(tls_proxy::crypto())
+        let config = rustls::ServerConfig::builder_with_provider(step07_https::crypto())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
@@ -81,7 +81,11 @@ fn rand_suffix() -> u64 {
 
 async fn proxy(flags: &[&str]) -> anyhow::Result<Launched> {
     let argv = ["step07-https"].into_iter().chain(flags.iter().copied());
-    tls_proxy::launch(tls_proxy::Args::try_parse_from(argv)?, &Binder::ephemeral()).await
+    step07_https::launch(
+        step07_https::Args::try_parse_from(argv)?,
+        &Binder::ephemeral(),
+    )
+    .await
 }
 
 fn addr(launched: &Launched) -> SocketAddr {
@@ -237,7 +241,7 @@ async fn bad_certificate_files_are_clear_errors_at_start() {
     .to_string();
     assert!(error.contains("cannot be used together"), "{error}");
 
-    let error = tls_proxy::Args::try_parse_from(["step07-https", "--tls-cert", "x.pem"])
+    let error = step07_https::Args::try_parse_from(["step07-https", "--tls-cert", "x.pem"])
         .unwrap_err()
         .to_string();
     assert!(error.contains("--tls-key"), "{error}");
@@ -311,7 +315,7 @@ async fn insecure_upstream_accepts_what_verification_would_refuse() {
     .unwrap();
     let response = get_via(&launched, &pki.dir.join("generated.pem"), "/").await;
     assert_eq!(response.status(), 200);
-    let conflict = tls_proxy::Args::try_parse_from([
+    let conflict = step07_https::Args::try_parse_from([
         "step07-https",
         "--insecure-upstream",
         "--upstream-ca",
@@ -370,7 +374,7 @@ async fn websockets_work_over_tls() {
     for certificate in CertificateDer::pem_file_iter(&cert).unwrap() {
         roots.add(certificate.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(tls_proxy::crypto())
+    let config = rustls::ClientConfig::builder_with_provider(step07_https::crypto())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)

@@ -37,12 +37,12 @@ impl Setup {
 
 /// step 03 in front of `upstream`.
 pub async fn proxy_to(upstream: &str, extra: &[&str]) -> Launched {
-    let args = reverse_proxy::Args::parse_from(
+    let args = step03_reverse_proxy::Args::parse_from(
         ["step03-reverse-proxy", "--upstream", upstream]
             .into_iter()
             .chain(extra.iter().copied()),
     );
-    reverse_proxy::launch(args, &Binder::ephemeral())
+    step03_reverse_proxy::launch(args, &Binder::ephemeral())
         .await
         .unwrap()
 }

@@ -8,8 +8,8 @@
 //! RFC 9110 §7.6.1 lists the fixed ones and lets a sender name more in
 //! `Connection`; every `Connection` header counts, not just the first.
 //!
-//! Step 03 reuses these functions and adds the exceptions Go's ReverseProxy
-//! makes (`Te: trailers`, protocol upgrades).
+//! Step 01 applies them as they are; step 03 adds the exceptions Go's
+//! ReverseProxy makes (`Te: trailers`, protocol upgrades).
 
 use std::net::IpAddr;
 

@@ -1,0 +1,85 @@
+//! The body every proxy here answers with, and the few ways they make one.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::header;
+use hyper::{Response, StatusCode};
+
+/// The body of every response a proxy in this course sends: the upstream's
+/// body streamed through, or a short text the proxy wrote itself.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// A text response written by the proxy itself (errors, refusals).
+pub fn text_response(status: StatusCode, message: impl Into<String>) -> Response<ProxyBody> {
+    let mut body = message.into();
+    body.push('\n');
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .expect("static response parts are valid")
+}
+
+/// `body`, with `on_frame` called on every frame as it passes and dropped
+/// with the body. Used to count bytes, and to hold a guard (a request
+/// counted in flight) until the body has been sent.
+pub fn observe(
+    body: ProxyBody,
+    on_frame: impl FnMut(&Frame<Bytes>) + Send + Sync + Unpin + 'static,
+) -> ProxyBody {
+    Observed { body, on_frame }.boxed()
+}
+
+struct Observed<F> {
+    body: ProxyBody,
+    on_frame: F,
+}
+
+impl<F> Body for Observed<F>
+where
+    F: FnMut(&Frame<Bytes>) + Unpin,
+{
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            (self.on_frame)(frame);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// An error and all its causes, `outer: inner: innermost`, because hyper's
+/// top-level messages ("client error (Connect)") say little on their own.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

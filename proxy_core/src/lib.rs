@@ -1,0 +1,26 @@
+//! `proxy_core`: the words every proxy in the workbench shares.
+//!
+//! Seven chapters build seven proxies, and the libraries under them
+//! (`load_balance`, `middleware`, `upstream_pool`) handle the same things:
+//! a response body, a refusal written as text, the headers that belong to
+//! one hop, the client on the other end, a way to send a request upstream.
+//! They are defined here, once, below every chapter, so a library never
+//! reaches up into a chapter to borrow a type and a chapter can change
+//! without rippling through the libraries.
+//!
+//! - [`body`]: [`ProxyBody`], [`text_response`], [`observe`], [`error_chain`];
+//! - [`headers`]: the hop-by-hop rules and `X-Forwarded-For`;
+//! - [`client`]: [`ClientConn`], the connection a request came in on;
+//! - [`transport`]: [`Transport`], Go's `RoundTripper`, and its error.
+//!
+//! Left out on purpose: anything with behaviour of its own (serving,
+//! pooling, picking, the proxies themselves). This crate is vocabulary.
+
+pub mod body;
+pub mod client;
+pub mod headers;
+pub mod transport;
+
+pub use body::{ProxyBody, error_chain, observe, text_response};
+pub use client::ClientConn;
+pub use transport::{Transport, TransportError};
