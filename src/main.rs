@@ -1,9 +1,9 @@
 use clap::Parser;
 
-// One thread: the tour is a sequence of demonstrations, and a single worker
-// shows round-robin's cycle (which each worker thread keeps on its own)
-// exactly, as `--threads 1` does for a step.
-#[tokio::main(flavor = "current_thread")]
+// The default multi-threaded runtime, as every step binary uses: what the
+// tour shows (round-robin's exact cycle included) holds whatever the number
+// of worker threads.
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
     proxy_workbench::Cli::parse().run(std::io::stdout()).await
 }

@@ -8,14 +8,16 @@
 //!
 //! Commands of the form `cargo run -p PACKAGE [-- ARGS] &` start servers.
 //! They run in-process through the same `launch` function the package's
-//! binary calls — on one thread, as with `--threads 1` — but with an
+//! binary calls — on a multi-threaded runtime, as the binary's — but with an
 //! ephemeral [`Binder`]: every listener binds a
 //! free port instead of the one asked for. The checker remembers which
 //! requested address became which actual one, rewrites later commands to
 //! reach the actual ports, and rewrites output back to the requested ones,
 //! so the transcripts read with the ports a learner will see.
 //!
-//! Every other command runs in `bash`. Each `## Chapter` starts clean: the
+//! Every other command runs in `bash` and must exit 0, as a learner's would
+//! when the transcript shows no error; a transcript that teaches a failure
+//! prints its status (`…; echo "exit $?"`). Each `## Chapter` starts clean: the
 //! servers of the previous chapter are shut down first.
 
 use std::net::SocketAddr;
@@ -156,10 +158,10 @@ struct Session {
     servers: ServerThread,
 }
 
-/// Where a chapter's servers run: one thread with a current-thread runtime,
-/// which is what `--threads 1` gives a learner. Transcripts that show an
-/// order (a round-robin cycle, which each worker thread keeps on its own)
-/// then print the same order every time.
+/// Where a chapter's servers run: a runtime of their own with two worker
+/// threads, as a learner's `cargo run -p …` has on this machine, so a
+/// transcript that shows an order (a round-robin cycle) is checked the way
+/// a learner sees it, with requests landing on either thread.
 struct ServerThread {
     handle: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -171,10 +173,11 @@ impl ServerThread {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
-                .expect("a current-thread runtime");
+                .expect("a multi-threaded runtime");
             handle_tx
                 .send(runtime.handle().clone())
                 .expect("the checker waits");
@@ -270,6 +273,16 @@ impl Session {
         )
         .await
         .context("command did not finish within 30 s")??;
+        // A command that fails where the transcript shows it succeeding is
+        // a failed transcript, whatever it printed. A transcript that
+        // teaches a failure says so in its output (`…; echo "exit $?"`).
+        if !output.status.success() {
+            bail!(
+                "exited with {}; stderr: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            );
+        }
         Ok(self.to_requested(&String::from_utf8_lossy(&output.stdout)))
     }
 

@@ -52,7 +52,12 @@ fn smooth_weighted_round_robin_interleaves() {
 /// Picks made by `threads` threads taking strict turns (thread 0, 1, …, 0,
 /// 1, …): what a multi-threaded proxy does when consecutive requests land
 /// on different worker threads.
-fn picks_across_threads(lb: &Balancer, set: &[Arc<Upstream>], threads: usize, picks: usize) -> Vec<usize> {
+fn picks_across_threads(
+    lb: &Balancer,
+    set: &[Arc<Upstream>],
+    threads: usize,
+    picks: usize,
+) -> Vec<usize> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let order = std::sync::Mutex::new(vec![usize::MAX; picks]);
     std::thread::scope(|scope| {
