@@ -1,4 +1,4 @@
-//! `middleware`: what a gateway does around the proxying itself.
+//! `middleware`: what a proxy does around the proxying itself.
 //!
 //! The seed extends its proxy with a gin-style router: a list of handlers,
 //! each receiving the request and the means to call the rest of the list.
@@ -8,12 +8,14 @@
 //! reverse proxy is the [`Endpoint`] at the end of the [`Chain`].
 //!
 //! ```text
-//! request → request_id → stats → auth → rate_limit → breaker → rewrite → proxy
+//! request → request_id → stats → rate_limit → auth → breaker → rewrite → proxy
 //! response ←──────────────────────────────────────────────────────────────┘
 //! ```
 //!
+//! That is the order step 05 builds (rate limiting before auth, so a flood
+//! of bad credentials is refused cheaply before any signature is checked).
 //! Each middleware is an independent module and the chain takes them in any
-//! order; NOTES chapter 5 explains the order step 05 uses.
+//! order; NOTES chapter 5 explains the choice.
 //!
 //! Left out on purpose: body-rewriting middleware (it would have to buffer,
 //! and streaming is a property the proxy keeps) and per-route chains.

@@ -17,7 +17,7 @@
 //! requests, buckets that have refilled completely — indistinguishable from
 //! new ones — are dropped.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,7 +61,7 @@ impl FromStr for RateKey {
     }
 }
 
-/// Drop fully refilled buckets every this many requests.
+/// Drop fully refilled buckets every this many requests (by default).
 const CLEANUP_EVERY: u64 = 4096;
 
 /// One bucket per key. The map hashes keys with foldhash, seeded at random
@@ -80,6 +80,7 @@ pub struct RateLimit {
     rate: u32,
     burst: u32,
     checks: AtomicU64,
+    cleanup_every: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -96,12 +97,22 @@ impl RateLimit {
             rate: rate.get(),
             burst: burst.get(),
             checks: AtomicU64::new(0),
+            cleanup_every: CLEANUP_EVERY,
             metrics,
         }
     }
 
-    /// The bucket's key. Header values are cheap to clone (shared bytes), so
-    /// keying by them costs no allocation per request.
+    /// Forget fully refilled buckets every `requests` requests instead of
+    /// every 4,096: a forgotten bucket is one that would allow a full burst
+    /// anyway, so forgetting it changes no answer, only memory.
+    pub fn cleanup_every(mut self, requests: NonZeroU64) -> Self {
+        self.cleanup_every = requests.get();
+        self
+    }
+
+    /// The bucket's key. A header's key is a copy: a clone of the request's
+    /// header value would share (and keep alive) the buffer the whole
+    /// request head was read into, for as long as the bucket lives.
     fn key_of(&self, req: &Request<Incoming>, ctx: &Ctx) -> HeaderValue {
         match &self.key {
             RateKey::Global => HeaderValue::from_static(""),
@@ -109,14 +120,13 @@ impl RateLimit {
             RateKey::Header(name) => req
                 .headers()
                 .get(name)
-                .cloned()
+                .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
                 .unwrap_or_else(|| HeaderValue::from_static("")),
         }
     }
 
-    /// Buckets currently remembered (for tests and /stats).
+    /// Buckets currently remembered, refilled or not (for tests and /stats).
     pub fn tracked_keys(&self) -> usize {
-        self.limiter.retain_recent();
         self.limiter.len()
     }
 }
@@ -128,7 +138,8 @@ impl Middleware for RateLimit {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
+        let checks = self.checks.fetch_add(1, Ordering::Relaxed);
+        if checks % self.cleanup_every == self.cleanup_every - 1 {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }

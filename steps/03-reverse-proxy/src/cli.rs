@@ -97,13 +97,15 @@ impl ProxyOptions {
 
     /// The proxy these options describe, around `director`.
     pub fn build(&self, director: Director) -> anyhow::Result<ReverseProxy> {
-        self.build_with(director, HttpTransport::default())
+        self.build_with(Some(director), HttpTransport::default())
     }
 
-    /// The same, sending upstream through `transport` (step 07's speaks TLS).
+    /// The same, sending upstream through `transport` (step 07's speaks
+    /// TLS); without a director, each request brings its own
+    /// ([`ReverseProxy::serve_with`]).
     pub fn build_with<T: Transport>(
         &self,
-        director: Director,
+        director: Option<Director>,
         transport: T,
     ) -> anyhow::Result<ReverseProxy<T>> {
         build(self, director, transport)
@@ -112,7 +114,7 @@ impl ProxyOptions {
 
 fn build<T: Transport>(
     args: &ProxyOptions,
-    director: Director,
+    director: Option<Director>,
     transport: T,
 ) -> anyhow::Result<ReverseProxy<T>> {
     let timeout = match args.timeout {
@@ -120,7 +122,7 @@ fn build<T: Transport>(
         Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
         None => None,
     };
-    let mut proxy = ReverseProxy::with_transport(director, transport)
+    let mut proxy = ReverseProxy::directed_by(director, transport)
         .flush_interval(Some(Duration::from_millis(args.flush_interval)))
         .timeout(timeout)
         .forwarding(if args.trust_forwarded {

@@ -30,6 +30,8 @@ pub enum ProxyError {
     UpgradeMismatch { requested: String, got: String },
     #[error("modify-response hook failed: {0}")]
     ModifyResponse(Box<dyn std::error::Error + Send + Sync>),
+    #[error("this proxy has no director of its own: serve it with serve_with")]
+    NoDirector,
 }
 
 impl ProxyError {
@@ -37,6 +39,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::NoDirector => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_GATEWAY,
         }
     }

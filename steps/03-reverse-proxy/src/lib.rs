@@ -1,4 +1,4 @@
-//! Step 03: `reverse_proxy`, a clone of Go's `httputil.ReverseProxy`.
+//! Step 03: `step03_reverse_proxy`, a clone of Go's `httputil.ReverseProxy`.
 //!
 //! Step 02 showed the four moves of a reverse proxy and everything they get
 //! wrong. This crate keeps the moves and gets the protocol right, with the
@@ -38,7 +38,8 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Request, Response, StatusCode, Version};
+use hyper::http::request::Parts;
+use hyper::{Request, Response, StatusCode, Uri, Version};
 use proxy_core::headers::remove_hop_by_hop;
 use proxy_core::{ClientConn, ProxyBody, Transport, text_response};
 
@@ -58,7 +59,9 @@ pub type ModifyResponse = Arc<
 
 /// The reverse proxy: a director, a transport and the optional hooks.
 pub struct ReverseProxy<T = HttpTransport> {
-    director: Director,
+    /// None for a proxy whose requests each bring their own director
+    /// ([`serve_with`](Self::serve_with)), as Go's `Rewrite` replaces `Director`.
+    director: Option<Director>,
     transport: T,
     flush_interval: Option<Duration>,
     timeout: Option<Duration>,
@@ -77,6 +80,13 @@ impl ReverseProxy<HttpTransport> {
 
 impl<T: Transport> ReverseProxy<T> {
     pub fn with_transport(director: Director, transport: T) -> Self {
+        Self::directed_by(Some(director), transport)
+    }
+
+    /// A proxy with `director` as its own, or with none: then every request
+    /// is served through [`serve_with`](Self::serve_with) with a director of
+    /// its own (step 04 directs each request at the upstream picked for it).
+    pub fn directed_by(director: Option<Director>, transport: T) -> Self {
         Self {
             director,
             transport,
@@ -124,152 +134,81 @@ impl<T: Transport> ReverseProxy<T> {
         self
     }
 
-    /// Proxy one request — Go's `ServeHTTP`.
+    /// Proxy one request — Go's `ServeHTTP`, with the proxy's own director.
     pub async fn serve(&self, client: &ClientConn, req: Request<Incoming>) -> Response<ProxyBody> {
-        self.serve_with(client, req, |parts| (self.director)(parts))
-            .await
+        match &self.director {
+            Some(director) => self.serve_with(client, req, |parts| director(parts)).await,
+            // Go answers the same way when neither Director nor Rewrite is set.
+            None => (self.error_handler)(req.method(), req.uri(), ProxyError::NoDirector),
+        }
     }
 
-    /// [`serve`](Self::serve), with `director` in place of the proxy's own
-    /// for this one request. Step 04 picks an upstream per request and
-    /// hands it to the director this way, instead of stashing it in the
-    /// request's extensions (which costs three allocations a request).
+    /// [`serve`](Self::serve), with `director` deciding where this one
+    /// request goes — the role of Go's per-request `Rewrite`. Step 04 picks
+    /// an upstream per request and directs the request at it this way.
+    ///
+    /// The numbered comments are the 13 steps of Go's `ServeHTTP`.
     pub async fn serve_with(
         &self,
         client: &ClientConn,
         req: Request<Incoming>,
-        director: impl FnOnce(&mut hyper::http::request::Parts),
+        director: impl FnOnce(&mut Parts),
     ) -> Response<ProxyBody> {
-        // Before Go's step 1: what RFC 9112 says to reject and hyper lets
-        // through. Ambiguous input must never reach a backend.
+        // Before step 1: what RFC 9112 says to reject and hyper lets through.
+        // Ambiguous input must never reach a backend.
         if let Err(reason) = check_request(&req) {
-            let mut refusal = text_response(StatusCode::BAD_REQUEST, reason);
-            // A client that sent this may mean something else by what follows
-            // on the connection; don't read any more of it.
-            refusal
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return refusal;
+            return refuse(reason);
         }
 
         // 1. Stop when the client goes away. Go wires a CloseNotifier to a
-        //    context; here nothing is needed: hyper drops this future when the
-        //    client disconnects, which drops the upstream request with it and
-        //    closes that connection.
+        //    context; here nothing is needed: hyper drops this future when
+        //    the client disconnects, which drops the upstream request with it
+        //    and closes that connection.
 
-        // 2. Set up the outgoing request: the client's parts become the
-        //    outgoing request's parts. (Its side of a protocol upgrade travels
-        //    with them, in the extensions, until step 5 claims it.)
-
-        // 3. "Deep copy" the header: the request is ours, so we take its parts
-        //    instead of copying them, noting first what the rules below need
-        //    from the client's original headers.
+        // 2. Set up the outgoing request: the client's parts become its
+        //    parts. (The client's side of a protocol upgrade travels with
+        //    them, in the extensions, until step 5 claims it.)
+        // 3. "Deep copy" the header: the request is ours, so we take its
+        //    parts instead of copying them, noting first what the rules
+        //    below need from the client's original headers.
         let (mut parts, body) = req.into_parts();
-        let client_wants_trailers = te_has_trailers(&parts.headers);
-        let announced_trailers = parts.headers.get(header::TRAILER).cloned();
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        let noted = ClientHeaders::note(&parts);
 
         // 4. Let the director rewrite the request.
         director(&mut parts);
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
 
         // 5. Upgrade header special handling, then the hop-by-hop headers go.
-        let requested_protocol = upgrade::requested_protocol(&parts.headers);
-        if let Some(protocol) = &requested_protocol
-            && !upgrade::is_printable(protocol)
-        {
-            let shown = String::from_utf8_lossy(protocol.as_bytes()).into_owned();
-            return (self.error_handler)(&method, &uri, ProxyError::InvalidUpgrade(shown));
-        }
-        let requested_protocol = requested_protocol.filter(|p| !upgrade::is_h2c(p));
-        let client_upgrade = requested_protocol
-            .as_ref()
-            .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+        let upgrade = match upgrade::claim(&mut parts) {
+            Ok(upgrade) => upgrade,
+            Err(error) => return (self.error_handler)(&method, &uri, error),
+        };
         remove_hop_by_hop(&mut parts.headers);
-        if client_wants_trailers {
-            parts
-                .headers
-                .insert(header::TE, HeaderValue::from_static("trailers"));
-        }
-        if let Some(trailers) = announced_trailers {
-            // Not hop-by-hop in meaning: it tells the backend which trailer
-            // fields follow the body, and hyper only sends the ones announced.
-            parts.headers.insert(header::TRAILER, trailers);
-        }
-        if let Some(protocol) = &requested_protocol {
-            upgrade::restore_upgrade_headers(&mut parts.headers, protocol.clone());
+        noted.restore(&mut parts.headers);
+        if let Some(upgrade) = &upgrade {
+            upgrade::restore_upgrade_headers(&mut parts.headers, upgrade.protocol.clone());
         }
 
         // 6. Append the client's address (X-Forwarded-For and friends).
-        forwarded::set_forwarded_headers(
-            &mut parts.headers,
-            client,
-            original_host,
-            self.forwarding,
-        );
+        forwarded::set_forwarded_headers(&mut parts.headers, client, noted.host, self.forwarding);
         parts.version = Version::HTTP_11;
 
         // 7. Send the request upstream.
-        let round_trip = self.transport.round_trip(Request::from_parts(parts, body));
-        let result = match self.timeout {
-            Some(limit) => match tokio::time::timeout(limit, round_trip).await {
-                Ok(result) => result.map_err(ProxyError::Upstream),
-                Err(_) => Err(ProxyError::Timeout(limit)),
-            },
-            None => round_trip.await.map_err(ProxyError::Upstream),
-        };
-        let mut response = match result {
+        let response = match self.round_trip(Request::from_parts(parts, body)).await {
             Ok(response) => response,
-            Err(e) => return (self.error_handler)(&method, &uri, e),
+            Err(error) => return (self.error_handler)(&method, &uri, error),
         };
 
         // 8. A 101 Switching Protocols response becomes a tunnel.
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let backend_upgrade = hyper::upgrade::on(&mut response);
-            let got = upgrade::requested_protocol(response.headers());
-            let (requested, client_upgrade) = match (requested_protocol, client_upgrade) {
-                (Some(requested), Some(client_upgrade))
-                    if got.as_ref().is_some_and(|g| {
-                        g.as_bytes().eq_ignore_ascii_case(requested.as_bytes())
-                    }) =>
-                {
-                    (requested, client_upgrade)
-                }
-                (requested, _) => {
-                    let show = |v: Option<HeaderValue>| {
-                        v.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                            .unwrap_or_default()
-                    };
-                    let error = ProxyError::UpgradeMismatch {
-                        requested: show(requested),
-                        got: show(got),
-                    };
-                    return (self.error_handler)(&method, &uri, error);
-                }
+            return match self.switch_protocols(client, response, upgrade, &uri) {
+                Ok(response) => response,
+                Err(error) => (self.error_handler)(&method, &uri, error),
             };
-            let (mut head, _) = response.into_parts();
-            remove_hop_by_hop(&mut head.headers);
-            upgrade::restore_upgrade_headers(&mut head.headers, requested.clone());
-            let mut response = Response::from_parts(head, ProxyBody::default());
-            if let Err(e) = self.run_modify_response(&mut response) {
-                return (self.error_handler)(&method, &uri, e);
-            }
-            (self.upgrade_handler)(Upgrade {
-                client: client_upgrade,
-                backend: backend_upgrade,
-                peer: client.peer,
-                target: uri,
-                protocol: requested,
-            });
-            return response;
         }
 
-        // 9. Remove hop-by-hop headers from the response.
+        // 9. Remove hop-by-hop headers from the response (keeping the
+        //    trailer announcement, step 11).
         let (mut head, body) = response.into_parts();
         let response_trailers = head.headers.get(header::TRAILER).cloned();
         remove_hop_by_hop(&mut head.headers);
@@ -280,8 +219,8 @@ impl<T: Transport> ReverseProxy<T> {
         let mut response = Response::from_parts(head, body);
 
         // 10. Let the modify-response hook change it; its error is ours.
-        if let Err(e) = self.run_modify_response(&mut response) {
-            return (self.error_handler)(&method, &uri, e);
+        if let Err(error) = self.run_modify_response(&mut response) {
+            return (self.error_handler)(&method, &uri, error);
         }
 
         // 11. Copy the headers — they move with the response — and announce
@@ -298,12 +237,121 @@ impl<T: Transport> ReverseProxy<T> {
         response
     }
 
+    /// Step 7: the transport's round trip, bounded by the timeout.
+    async fn round_trip(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Response<T::Body>, ProxyError> {
+        let round_trip = self.transport.round_trip(request);
+        match self.timeout {
+            Some(limit) => match tokio::time::timeout(limit, round_trip).await {
+                Ok(result) => result.map_err(ProxyError::Upstream),
+                Err(_) => Err(ProxyError::Timeout(limit)),
+            },
+            None => round_trip.await.map_err(ProxyError::Upstream),
+        }
+    }
+
+    /// Step 8: the backend said 101. If it switched to what the client asked
+    /// for, answer the client's 101 and hand both connections to the upgrade
+    /// handler; otherwise it is a 502, not a tunnel to who-knows-what.
+    fn switch_protocols(
+        &self,
+        client: &ClientConn,
+        mut response: Response<T::Body>,
+        requested: Option<upgrade::Requested>,
+        target: &Uri,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let backend = hyper::upgrade::on(&mut response);
+        let switched_to = upgrade::requested_protocol(response.headers());
+        let (protocol, client_side) = match requested {
+            Some(upgrade::Requested {
+                protocol,
+                client: Some(client_side),
+            }) if upgrade::Requested::matches_protocol(&protocol, switched_to.as_ref()) => {
+                (protocol, client_side)
+            }
+            requested => {
+                let show = |v: Option<&HeaderValue>| {
+                    v.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .unwrap_or_default()
+                };
+                return Err(ProxyError::UpgradeMismatch {
+                    requested: show(requested.as_ref().map(|r| &r.protocol)),
+                    got: show(switched_to.as_ref()),
+                });
+            }
+        };
+        let (mut head, _) = response.into_parts();
+        remove_hop_by_hop(&mut head.headers);
+        upgrade::restore_upgrade_headers(&mut head.headers, protocol.clone());
+        let mut response = Response::from_parts(head, ProxyBody::default());
+        self.run_modify_response(&mut response)?;
+        (self.upgrade_handler)(Upgrade {
+            client: client_side,
+            backend,
+            peer: client.peer,
+            target: target.clone(),
+            protocol,
+        });
+        Ok(response)
+    }
+
     fn run_modify_response(&self, response: &mut Response<ProxyBody>) -> Result<(), ProxyError> {
         match &self.modify_response {
             Some(hook) => hook(response).map_err(ProxyError::ModifyResponse),
             None => Ok(()),
         }
     }
+}
+
+/// What the hop-by-hop rules need from the client's original headers, noted
+/// before the director and the stripping change them.
+struct ClientHeaders {
+    /// `Te: trailers` is the one `Te` value a proxy passes on (Go does too):
+    /// without it, a gRPC backend would not send its status trailers.
+    wants_trailers: bool,
+    /// `Trailer` names the trailer fields that follow the body; hyper sends
+    /// only announced ones, so the announcement must survive.
+    announced_trailers: Option<HeaderValue>,
+    /// The `Host` the client asked for, for `X-Forwarded-Host`.
+    host: Option<HeaderValue>,
+}
+
+impl ClientHeaders {
+    fn note(parts: &Parts) -> Self {
+        Self {
+            wants_trailers: te_has_trailers(&parts.headers),
+            announced_trailers: parts.headers.get(header::TRAILER).cloned(),
+            host: parts.headers.get(header::HOST).cloned().or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            }),
+        }
+    }
+
+    /// Put back what the hop-by-hop stripping removed but the backend needs.
+    fn restore(&self, headers: &mut HeaderMap) {
+        if self.wants_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        if let Some(trailers) = &self.announced_trailers {
+            headers.insert(header::TRAILER, trailers.clone());
+        }
+    }
+}
+
+/// A 400 for a request that may mean something else to another parser. The
+/// connection closes after it: a client that sent this may mean something
+/// else by what follows on the connection too.
+fn refuse(reason: &'static str) -> Response<ProxyBody> {
+    let mut refusal = text_response(StatusCode::BAD_REQUEST, reason);
+    refusal
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    refusal
 }
 
 fn te_has_trailers(headers: &HeaderMap) -> bool {

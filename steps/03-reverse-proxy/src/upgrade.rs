@@ -24,9 +24,12 @@ use std::sync::Arc;
 
 use hyper::Uri;
 use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tracing::debug;
+
+use crate::ProxyError;
 
 /// The protocol named by `Upgrade`, if `Connection` lists `upgrade`.
 pub fn requested_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
@@ -37,6 +40,43 @@ pub fn requested_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     } else {
         None
     }
+}
+
+/// What the client asked to switch to, claimed from its request (step 5).
+pub struct Requested {
+    /// The protocol to put back into the outgoing `Upgrade` header.
+    pub protocol: HeaderValue,
+    /// The client's side of the upgrade; absent over HTTP/2, which has no
+    /// 101, so a backend's 101 to such a request is refused.
+    pub client: Option<OnUpgrade>,
+}
+
+impl Requested {
+    /// Did the backend switch to the protocol that was asked for?
+    pub fn matches_protocol(asked: &HeaderValue, switched_to: Option<&HeaderValue>) -> bool {
+        switched_to.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(asked.as_bytes()))
+    }
+}
+
+/// Take the upgrade out of an outgoing request before the hop-by-hop
+/// headers go: an unprintable protocol is an error, `h2c` is dropped (the
+/// request is forwarded as a plain one), anything else is claimed together
+/// with the client's side of the connection.
+pub fn claim(parts: &mut Parts) -> Result<Option<Requested>, ProxyError> {
+    let Some(protocol) = requested_protocol(&parts.headers) else {
+        return Ok(None);
+    };
+    if !is_printable(&protocol) {
+        let shown = String::from_utf8_lossy(protocol.as_bytes()).into_owned();
+        return Err(ProxyError::InvalidUpgrade(shown));
+    }
+    if is_h2c(&protocol) {
+        return Ok(None);
+    }
+    Ok(Some(Requested {
+        protocol,
+        client: parts.extensions.remove::<OnUpgrade>(),
+    }))
 }
 
 /// Printable ASCII only, as Go's `ascii.IsPrint` demands.

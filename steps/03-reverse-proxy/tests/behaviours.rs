@@ -15,7 +15,7 @@ use real_server::Echo;
 use sha2::{Digest, Sha256};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn echo(setup: &Setup, headers: &[(&str, &str)]) -> Echo {
@@ -493,9 +493,11 @@ async fn upstream_connections_are_pooled_and_reused() {
 // 10 and 11. Bad input and protocol edges.
 
 async fn assert_refused(setup: &Setup, request: &[u8], expected_status: &str) {
+    // A refusal is an answer: a dropped connection (or a handler that
+    // panicked) tells the client nothing and must not pass as one.
     let answer = raw(setup.addr(), request).await;
     assert!(
-        answer.is_empty() || answer.starts_with(&format!("HTTP/1.1 {expected_status}")),
+        answer.starts_with(&format!("HTTP/1.1 {expected_status}")),
         "{}\n→ {answer}",
         String::from_utf8_lossy(request)
     );
@@ -740,17 +742,58 @@ async fn http2_clients_are_served_and_the_upstream_gets_http1() {
     );
 }
 
-#[tokio::test]
-async fn flush_interval_keeps_the_body_intact() {
-    let setup = Setup::new(&["--flush-interval", "50"]).await;
-    let body = client()
-        .get(format!("{}/stream/20?interval_ms=5", setup.url()))
+/// The body of `/stream/10?interval_ms=30` as the client's reads saw it:
+/// how many pieces arrived, and the whole text.
+async fn stream_as_read(flags: &[&str]) -> (usize, String) {
+    let setup = Setup::new(flags).await;
+    let mut response = client()
+        .get(format!("{}/stream/10?interval_ms=30", setup.url()))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    assert_eq!(body.lines().count(), 20);
-    assert!(body.ends_with("chunk 20 of 20\n"));
+    let (mut pieces, mut body) = (0, Vec::new());
+    while let Some(piece) = response.chunk().await.unwrap() {
+        pieces += 1;
+        body.extend_from_slice(&piece);
+    }
+    (pieces, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn flush_interval_coalesces_writes_and_keeps_the_body_intact() {
+    // Ten chunks 30 ms apart: written one by one by default, gathered into
+    // one or two writes by a one-second interval.
+    let (streamed, plain_body) = stream_as_read(&[]).await;
+    let (coalesced, body) = stream_as_read(&["--flush-interval", "1000"]).await;
+    assert!(streamed >= 5, "without an interval: {streamed} pieces");
+    assert!(
+        coalesced <= 2,
+        "with --flush-interval 1000: {coalesced} pieces"
+    );
+    assert_eq!(body, plain_body);
+    assert_eq!(body.lines().count(), 10);
+    assert!(body.ends_with("chunk 10 of 10\n"), "{body}");
+}
+
+#[tokio::test]
+async fn a_proxy_without_a_director_says_so_instead_of_guessing() {
+    // As Go's ReverseProxy with neither Director nor Rewrite: an error
+    // answer, never a request sent wherever its URL happens to point.
+    let proxy = step03_reverse_proxy::ReverseProxy::directed_by(
+        None,
+        step03_reverse_proxy::HttpTransport::default(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = step03_reverse_proxy::serve(
+        std::sync::Arc::new(proxy),
+        serving::Server::new(listener, "proxy"),
+    )
+    .unwrap();
+    let answer = raw(
+        server.addr(),
+        b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    assert!(answer.contains("no director"), "{answer}");
 }

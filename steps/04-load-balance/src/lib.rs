@@ -1,13 +1,15 @@
 //! Step 04: the ReverseProxy of step 03 in front of several upstreams.
 //!
 //! The seed's `NewLoadBalanceReverseProxy` asks the load balancer for an
-//! address inside the director, and panics when there is none ("todo 优化点3").
+//! address inside the director, and panics when there is none (the seed
+//! leaves that as a to-do, its "optimisation point 3").
 //! Here the choice happens *before* the director, in [`BalancedProxy::handle`]:
 //!
 //! 1. compute the request's hash key (only for hashing strategies);
 //! 2. ask the [`Balancer`] for a healthy upstream — none: 503 with a reason;
-//! 3. hand the choice to step 03's `serve` in a request extension, where the
-//!    director points the request at it (step 03's `point_at`);
+//! 3. serve the request with step 03's `serve_with` and a director made
+//!    for this request, which points it at the choice (step 03's
+//!    `point_at`) — the pick never has to travel inside the request;
 //! 4. report the outcome (5xx or a proxy error counts as a failure) for
 //!    passive health, and count the request as in flight until its response
 //!    body has been sent, for least-connections and bounded loads.
@@ -32,7 +34,7 @@ use proxy_core::{ClientConn, Transport};
 use proxy_core::{ProxyBody, text_response};
 use serving::{Binder, Launched, Server};
 use step02_reverse_proxy_minimal::{parse_upstream_with, start_backends};
-use step03_reverse_proxy::director::{Director, point_at};
+use step03_reverse_proxy::director::point_at;
 use step03_reverse_proxy::{HttpTransport, ProxyOptions, ReverseProxy, UpgradeHandler};
 use tracing::debug;
 
@@ -136,12 +138,11 @@ impl<T: Transport> BalancedProxy<T> {
         policy: HealthPolicy,
         transport: T,
     ) -> anyhow::Result<Self> {
-        // Never called: each request is served with a director aimed at the
-        // upstream picked for it (`handle_reporting`).
-        let director: Director = Arc::new(|_| {});
         Ok(Self {
             balancer,
-            proxy: options.build_with(director, transport)?,
+            // No director of its own: each request is directed at the
+            // upstream picked for it (`handle_reporting`).
+            proxy: options.build_with(None, transport)?,
             hash_key,
             policy,
         })

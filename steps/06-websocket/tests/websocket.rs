@@ -158,17 +158,19 @@ async fn an_idle_tunnel_is_closed_with_going_away_on_both_sides() {
 
 #[tokio::test]
 async fn traffic_keeps_a_tunnel_open_past_the_idle_timeout() {
-    let launched = proxy(&["--idle-timeout", "400ms"]).await;
+    let launched = proxy(&["--idle-timeout", "1s"]).await;
     let mut ws = connect(&ws_url(&launched, "/ws")).await;
     let started = Instant::now();
     let mut sent = 0;
-    // 1.2 s of traffic, a message every 150 ms: never 400 ms of silence.
-    while started.elapsed() < Duration::from_millis(1200) {
+    // 2.5 s of traffic, a message every 100 ms: silences ten times shorter
+    // than the idle timeout, however slow the machine, over two and a half
+    // timeouts.
+    while started.elapsed() < Duration::from_millis(2500) {
         sent += 1;
         let text = format!("message {sent}");
         ws.send(Message::text(text.clone())).await.unwrap();
         assert_eq!(next(&mut ws).await, Message::text(text));
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(sent >= 6);
 }

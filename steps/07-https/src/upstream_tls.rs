@@ -12,7 +12,7 @@
 //! exists because people will otherwise patch it in, and it logs a warning
 //! on every start so nobody forgets it is on.
 //!
-//! [`HttpsTransport`] is step 03's connection pool with hyper-rustls's
+//! [`HttpsTransport`] is the same `upstream_pool` step 03 uses, with hyper-rustls's
 //! connector around the same TCP connector, so plain `http://` upstreams
 //! still work beside `https://` ones, and pooling, timeouts and upgrades
 //! (`wss://` upstreams) are unchanged.
