@@ -18,15 +18,27 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub fn text_response(status: StatusCode, message: impl Into<String>) -> Response<ProxyBody> {
     let mut body = message.into();
     body.push('\n');
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("static response parts are valid")
+    complete_response(status, "text/plain; charset=utf-8", body)
+}
+
+/// A whole response the proxy writes itself, of any content type (an error
+/// page, a metrics page).
+pub fn complete_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ProxyBody> {
+    let mut response = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
 }
 
 /// `body`, with `on_frame` called on every frame as it passes and dropped

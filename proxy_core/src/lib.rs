@@ -8,7 +8,8 @@
 //! reaches up into a chapter to borrow a type and a chapter can change
 //! without rippling through the libraries.
 //!
-//! - [`body`]: [`ProxyBody`], [`text_response`], [`observe`], [`error_chain`];
+//! - [`body`]: [`ProxyBody`], [`text_response`], [`complete_response`],
+//!   [`observe`], [`error_chain`];
 //! - [`headers`]: the hop-by-hop rules and `X-Forwarded-For`;
 //! - [`client`]: [`ClientConn`], the connection a request came in on;
 //! - [`transport`]: [`Transport`], Go's `RoundTripper`, and its error.
@@ -21,6 +22,6 @@ pub mod client;
 pub mod headers;
 pub mod transport;
 
-pub use body::{ProxyBody, error_chain, observe, text_response};
+pub use body::{ProxyBody, complete_response, error_chain, observe, text_response};
 pub use client::ClientConn;
 pub use transport::{Transport, TransportError};

@@ -10,12 +10,14 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap};
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::endpoints::{Body, bad_request, digest_body, full};
+use crate::respond::{Body, bad_request, full};
 
 /// What the echo endpoint answers, as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,4 +145,23 @@ pub(crate) async fn echo(
         .header(header::CONTENT_TYPE, content_type)
         .body(full(body))
         .expect("static response parts are valid")
+}
+
+/// Read a request body to its end, hashing as it streams by; returns
+/// `(length, sha256 hex, trailers)`.
+async fn digest_body(mut body: Incoming) -> Result<(u64, String, Option<HeaderMap>), hyper::Error> {
+    let mut hasher = Sha256::new();
+    let mut length = 0u64;
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame?;
+        if let Some(data) = frame.data_ref() {
+            hasher.update(data);
+            length += data.len() as u64;
+        }
+        if let Ok(t) = frame.into_trailers() {
+            trailers = Some(t);
+        }
+    }
+    Ok((length, hex::encode(hasher.finalize()), trailers))
 }

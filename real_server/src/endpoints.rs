@@ -12,16 +12,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::State;
-
-/// The body type of every real-server response.
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
+use crate::respond::{Body, Query, bad_request, parse_bounded, text};
 
 /// Upper bounds that keep one silly request from tying a backend up.
 const MAX_DELAY_MS: u64 = 300_000;
@@ -62,75 +60,6 @@ pub(crate) async fn route(
         HeaderValue::from_str(&state.addr.to_string()).expect("a socket address is a valid header"),
     );
     Ok(response)
-}
-
-/// The query string as ordered pairs; repeated keys are kept.
-pub(crate) struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(query: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
-    }
-
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A numeric parameter: its default when absent, an error sentence when
-    /// present but not a number in `0..=max`.
-    fn number(&self, key: &str, default: u64, max: u64) -> Result<u64, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(raw) => parse_bounded(key, raw, max),
-        }
-    }
-
-    /// True unless the parameter is `0`, `false` or `no`.
-    pub(crate) fn flag(&self, key: &str, default: bool) -> bool {
-        match self.get(key) {
-            None => default,
-            Some(v) => !matches!(v, "0" | "false" | "no"),
-        }
-    }
-}
-
-fn parse_bounded(what: &str, raw: &str, max: u64) -> Result<u64, String> {
-    match raw.parse::<u64>() {
-        Ok(n) if n <= max => Ok(n),
-        _ => Err(format!(
-            "{what} must be a whole number from 0 to {max}, got {raw:?}"
-        )),
-    }
-}
-
-pub(crate) fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into()).boxed()
-}
-
-pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(full(body.into()))
-        .expect("static response parts are valid")
-}
-
-pub(crate) fn bad_request(reason: impl std::fmt::Display) -> Response<Body> {
-    text(StatusCode::BAD_REQUEST, format!("real_server: {reason}\n"))
 }
 
 fn status(code: &str) -> Response<Body> {
@@ -310,25 +239,4 @@ fn set_headers(query: &Query) -> Response<Body> {
         response.headers_mut().append(name, value);
     }
     response
-}
-
-/// Read a request body to its end, hashing as it streams by; returns
-/// `(length, sha256 hex, trailers)`.
-pub(crate) async fn digest_body(
-    mut body: Incoming,
-) -> Result<(u64, String, Option<HeaderMap>), hyper::Error> {
-    let mut hasher = Sha256::new();
-    let mut length = 0u64;
-    let mut trailers = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame?;
-        if let Some(data) = frame.data_ref() {
-            hasher.update(data);
-            length += data.len() as u64;
-        }
-        if let Ok(t) = frame.into_trailers() {
-            trailers = Some(t);
-        }
-    }
-    Ok((length, hex::encode(hasher.finalize()), trailers))
 }

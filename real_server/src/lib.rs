@@ -33,6 +33,7 @@
 
 mod echo;
 mod endpoints;
+mod respond;
 mod websocket;
 
 use std::net::SocketAddr;

@@ -5,13 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper::{Method, Response, Uri};
-use proxy_core::ProxyBody;
+use proxy_core::{ProxyBody, complete_response};
 use serving::{Binder, Launched, Server, ServerHandle, ServerOptions};
 use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream, start_backends};
 
@@ -151,15 +149,7 @@ fn demo_error_page(method: &Method, uri: &Uri, error: ProxyError) -> Response<Pr
         "<!doctype html><title>upstream trouble</title><h1>{} — the upstream could not answer</h1><p>{error}</p>\n",
         error.status().as_u16()
     );
-    Response::builder()
-        .status(error.status())
-        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .body(
-            Full::new(Bytes::from(page))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
-        .expect("static response parts are valid")
+    complete_response(error.status(), "text/html; charset=utf-8", page)
 }
 
 /// Start the proxy (and the real servers, when no upstream was given).
