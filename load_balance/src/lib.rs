@@ -331,9 +331,10 @@ pub(crate) fn first_from<T>(items: &[T], start: usize, accept: impl Fn(&T) -> bo
 /// for the whole process. Every worker thread takes its turn from the same
 /// atomic, so the proxy follows one exact cycle whatever the thread count —
 /// what chapter 4 shows a learner with curl in a loop. The price is one
-/// cache line that two busy cores pass back and forth: about 150 ns a pick
-/// when both contend (`cargo bench -p load_balance`), roughly 1 % of a
-/// proxied request. nginx's workers each keep their own cycle instead,
+/// cache line that two busy cores pass back and forth: 60–90 ns a pick
+/// when both contend, where strategies that write nothing shared take
+/// 30–50 (`cargo bench -p load_balance`; bench/README.md) — well under 1 %
+/// of a proxied request. nginx's workers each keep their own cycle instead,
 /// which interleaves cycles (with three upstreams, requests can go
 /// a b c a b b); the course keeps the textbook behaviour.
 pub(crate) struct Turns(AtomicUsize);

@@ -7,9 +7,6 @@
 //! is not a `tracing` span), so one grep follows a request through the
 //! proxy's log, the backend's, and the client's report.
 
-use std::cell::Cell;
-
-use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
@@ -31,39 +28,11 @@ fn acceptable(value: &HeaderValue) -> bool {
     !bytes.is_empty() && bytes.len() <= 200 && bytes.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
-thread_local! {
-    /// splitmix64 state per thread, seeded once from the OS. Ids must be
-    /// unique, not secret: a fast generator is enough, and each thread's
-    /// random 64-bit starting point keeps the threads' sequences apart.
-    static NEXT_ID: Cell<u64> = Cell::new(rand::random());
-}
-
-fn splitmix64() -> u64 {
-    NEXT_ID.with(|state| {
-        let mut z = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        state.set(z);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    })
-}
-
-/// 128 bits as 32 hex digits, written without a format string.
+/// 128 random bits as 32 hex digits. Ids must be unique, not secret; at
+/// 128 bits two never collide in practice.
 fn generate() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&splitmix64().to_be_bytes());
-    id[8..].copy_from_slice(&splitmix64().to_be_bytes());
-    let mut text = [0u8; 32];
-    for (pair, byte) in text.chunks_exact_mut(2).zip(id) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
-    }
-    // The id is cloned three times (the request, the log scope, the
-    // response). `from_owner` makes the bytes reference-counted from the
-    // start: one allocation. Bytes copied from a slice take two, the
-    // buffer and, at the first clone, a separate reference count.
-    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).expect("hex is a valid header")
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("{id:032x}")).expect("hex digits are a valid header value")
 }
 
 impl Middleware for RequestId {

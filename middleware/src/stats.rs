@@ -16,21 +16,18 @@
 //! hands the client's body to hyper's client untouched. Response bytes are
 //! counted as the body streams out.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use proxy_core::{ProxyBody, complete_response};
 
@@ -46,30 +43,13 @@ struct RequestLabels {
     upstream: Arc<str>,
 }
 
-/// Which counter of `requests` a request lands in, by identity: the
-/// upstream's name is compared by address (the cache holds the `Arc`, so
-/// the address cannot be reused while it is cached).
-#[derive(Hash, PartialEq, Eq)]
-struct CounterKey {
-    method: &'static str,
-    status: u16,
-    upstream: usize,
-}
-
-type CounterCache = HashMap<CounterKey, (Arc<str>, Counter), foldhash::fast::RandomState>;
-
 /// Every number the proxy keeps.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    /// Each thread's handles into `requests`. A `Family` lookup hashes the
-    /// whole label set with SipHash under a lock, on every request; label
-    /// sets repeat, so each thread remembers the counters it has used.
-    /// Bounded by methods × statuses × upstreams.
-    request_counters: thread_local::ThreadLocal<RefCell<CounterCache>>,
     /// The `upstream` label of a response no upstream served.
     no_upstream: Arc<str>,
-    duration: LatencyHistogram,
+    duration: Histogram,
     bytes_in: Counter,
     bytes_out: Counter,
     in_flight: Gauge,
@@ -92,7 +72,9 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("proxy");
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration = LatencyHistogram::default();
+        // Doubling bounds from 0.5 ms to about 16 s: fine where proxies
+        // live, and still able to show a request that took seconds.
+        let duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let (bytes_in, bytes_out, in_flight) =
             (Counter::default(), Counter::default(), Gauge::default());
         let (rate_limited, breaker_rejected, breaker_state) =
@@ -140,7 +122,6 @@ impl Metrics {
         Self {
             registry,
             requests,
-            request_counters: thread_local::ThreadLocal::new(),
             no_upstream: Arc::from("-"),
             duration,
             bytes_in,
@@ -155,24 +136,12 @@ impl Metrics {
 
     /// One more request answered with `status` by `upstream`.
     fn count_request(&self, method: &'static str, status: u16, upstream: &Arc<str>) {
-        let key = CounterKey {
+        let labels = RequestLabels {
             method,
             status,
-            upstream: Arc::as_ptr(upstream).cast::<u8>() as usize,
+            upstream: upstream.clone(),
         };
-        let mut counters = self.request_counters.get_or_default().borrow_mut();
-        let (_, counter) = counters.entry(key).or_insert_with(|| {
-            let labels = RequestLabels {
-                method,
-                status,
-                upstream: upstream.clone(),
-            };
-            (
-                upstream.clone(),
-                self.requests.get_or_create(&labels).clone(),
-            )
-        });
-        counter.inc();
+        self.requests.get_or_create(&labels).inc();
     }
 
     /// Prometheus' text exposition format.
@@ -203,75 +172,6 @@ impl Metrics {
             "breaker_rejected": self.breaker_rejected.get(),
             "breaker_state": match self.breaker_state.get() { 1 => "open", 2 => "half-open", _ => "closed" },
         })
-    }
-}
-
-/// Time to the response head, in 16 doubling buckets from 0.5 ms to about
-/// 16 s, and +Inf.
-///
-/// prometheus-client's `Histogram` would do, but it takes a mutex for each
-/// observation and searches its bounds, and every request from every
-/// worker thread observes one. With bounds that double from 0.5 ms, a
-/// duration's bucket is the bit length of `(duration - 1 ns) / 0.5 ms` —
-/// no search — and an observation is two relaxed atomic additions. The
-/// crate still writes it out (`EncodeMetric`), in the same format as its
-/// own histogram.
-#[derive(Clone, Debug, Default)]
-struct LatencyHistogram(Arc<LatencyCounts>);
-
-#[derive(Debug, Default)]
-struct LatencyCounts {
-    /// Per bucket, not cumulative; the last is +Inf.
-    buckets: [AtomicU64; LATENCY_BOUNDS + 1],
-    sum_nanos: AtomicU64,
-}
-
-const LATENCY_BOUNDS: usize = 16;
-const FIRST_BOUND_NANOS: u64 = 500_000;
-
-impl LatencyHistogram {
-    fn observe(&self, elapsed: Duration) {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.0.buckets[Self::bucket(nanos)].fetch_add(1, Ordering::Relaxed);
-        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    /// Bucket `i` holds durations in (bound(i - 1), bound(i)], where
-    /// bound(i) = 0.5 ms × 2^i.
-    fn bucket(nanos: u64) -> usize {
-        let halves = nanos.saturating_sub(1) / FIRST_BOUND_NANOS;
-        ((u64::BITS - halves.leading_zeros()) as usize).min(LATENCY_BOUNDS)
-    }
-
-    fn upper_bound(bucket: usize) -> f64 {
-        if bucket == LATENCY_BOUNDS {
-            // What the crate's encoder writes as +Inf.
-            f64::MAX
-        } else {
-            FIRST_BOUND_NANOS as f64 * f64::from(1u32 << bucket) / 1e9
-        }
-    }
-}
-
-impl EncodeMetric for LatencyHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let buckets: Vec<(f64, u64)> = (0..=LATENCY_BOUNDS)
-            .map(|i| {
-                (
-                    Self::upper_bound(i),
-                    self.0.buckets[i].load(Ordering::Relaxed),
-                )
-            })
-            .collect();
-        // The count is the buckets' total, so `_count` always equals the
-        // +Inf bucket even while requests are being observed.
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
     }
 }
 
@@ -306,7 +206,7 @@ impl Middleware for Stats {
             let response = response.await;
             drop(in_flight);
             metrics.bytes_in.inc_by(bytes_in);
-            metrics.duration.observe(started.elapsed());
+            metrics.duration.observe(started.elapsed().as_secs_f64());
             metrics.count_request(
                 method,
                 response.status().as_u16(),
@@ -378,54 +278,4 @@ pub fn admin_response(metrics: &Metrics, path: &str) -> Response<ProxyBody> {
         ),
     };
     complete_response(status, content_type, body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-
-    #[test]
-    fn latency_buckets_are_bounded_above_and_open_below() {
-        let bucket = LatencyHistogram::bucket;
-        assert_eq!(bucket(0), 0);
-        assert_eq!(
-            bucket(500_000),
-            0,
-            "0.5 ms is in the first bucket (le=0.0005)"
-        );
-        assert_eq!(bucket(500_001), 1);
-        assert_eq!(bucket(1_000_000), 1);
-        assert_eq!(bucket(1_000_001), 2);
-        assert_eq!(bucket(500_000 << 15), 15, "16.384 s, the last bound");
-        assert_eq!(bucket((500_000 << 15) + 1), 16, "beyond it: +Inf");
-        assert_eq!(bucket(u64::MAX), 16);
-    }
-
-    /// The same observations, written out by the crate's own histogram and
-    /// by ours, give the same lines (the sum aside: ours adds nanoseconds,
-    /// the crate adds seconds as floats).
-    #[test]
-    fn latency_histogram_reads_like_the_crates_own() {
-        let ours = LatencyHistogram::default();
-        let theirs = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        for micros in [200, 500, 700, 3_000, 1_000_000, 20_000_000] {
-            ours.observe(Duration::from_micros(micros));
-            theirs.observe(micros as f64 / 1e6);
-        }
-        let text = |register: &dyn Fn(&mut Registry)| {
-            let mut registry = Registry::default();
-            register(&mut registry);
-            let mut text = String::new();
-            prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-            text.lines()
-                .filter(|line| !line.contains("_sum"))
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let ours_text = text(&|r| r.register("d", "h", ours.clone()));
-        assert_eq!(ours_text, text(&|r| r.register("d", "h", theirs.clone())));
-        assert!(ours_text.contains(&"d_bucket{le=\"0.0005\"} 2".to_owned()));
-        assert!(ours_text.contains(&"d_bucket{le=\"+Inf\"} 6".to_owned()));
-    }
 }
