@@ -27,12 +27,14 @@
 //! Left out on purpose: any notion of routing — a server is given one
 //! service and that is all it knows.
 
+mod guard;
 mod log;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,17 +43,155 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use guard::Caps;
+
+pub use guard::{SendTimeout, default_max_connections};
 pub use log::{RequestIdLines, init_tracing, with_request_id};
 
 /// How long in-flight requests get to finish after a shutdown was asked for.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The first and the longest pause after a failed accept.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// One accepted connection, on its way to being served.
+struct Connection<S> {
+    name: &'static str,
+    peer: SocketAddr,
+    /// When the first request head must have arrived (None: no limit).
+    deadline: Option<tokio::time::Instant>,
+    stream: SendTimeout<TcpStream>,
+    service: FirstRequest<S>,
+    /// The connection's place under the caps, held until it closes.
+    place: guard::Place,
+}
+
+impl<S> Connection<S> {
+    /// TLS (if configured), then HTTP until the connection ends; the TLS
+    /// handshake and the first request head share one deadline.
+    async fn serve<B>(
+        self,
+        builder: auto::Builder<TokioExecutor>,
+        tls: Option<TlsAcceptor>,
+        watcher: Watcher,
+    ) where
+        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Connection {
+            name,
+            peer,
+            deadline,
+            stream,
+            service,
+            place,
+        } = self;
+        let arrived = service.arrived.clone();
+        let before_deadline = |work| async move {
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+                None => Some(work.await),
+            }
+        };
+        let result = match tls {
+            None => {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                first_request_then_rest(watcher.watch(conn), arrived, deadline).await
+            }
+            Some(tls) => {
+                let stream = match before_deadline(tls.accept(stream)).await {
+                    Some(Ok(stream)) => stream,
+                    Some(Err(e)) => return debug!("{name}: TLS handshake with {peer} failed: {e}"),
+                    None => return debug!("{name}: no TLS handshake from {peer} in time"),
+                };
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                first_request_then_rest(watcher.watch(conn), arrived, deadline).await
+            }
+        };
+        match result {
+            None => debug!("{name}: no request from {peer} in time; closed"),
+            Some(Err(e)) => debug!("{name}: connection from {peer} ended: {e}"),
+            Some(Ok(())) => {}
+        }
+        drop(place);
+    }
+}
+
+/// Drive `conn` until its first request head has arrived, within
+/// `deadline`, then to its end. None: the deadline passed first (dropping
+/// the connection closes it).
+async fn first_request_then_rest<F, E>(
+    conn: F,
+    arrived: Arc<Notify>,
+    deadline: Option<tokio::time::Instant>,
+) -> Option<Result<(), E>>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let first = async {
+        tokio::select! {
+            biased;
+            () = arrived.notified() => None,
+            done = conn.as_mut() => Some(done),
+        }
+    };
+    let first = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, first).await.ok()?,
+        None => first.await,
+    };
+    match first {
+        Some(done) => Some(done),
+        None => Some(conn.await),
+    }
+}
+
+/// A connection's service, which also says when its first request head
+/// has been read (hyper calls the service only then).
+struct FirstRequest<S> {
+    service: S,
+    seen: AtomicBool,
+    arrived: Arc<Notify>,
+}
+
+impl<S> FirstRequest<S> {
+    fn new(service: S) -> Self {
+        Self {
+            service,
+            seen: AtomicBool::new(false),
+            arrived: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for FirstRequest<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if !self.seen.load(Ordering::Relaxed) && !self.seen.swap(true, Ordering::Relaxed) {
+            self.arrived.notify_one();
+        }
+        self.service.call(req)
+    }
+}
 
 /// Creates every listener of a launch, optionally remapping ports.
 #[derive(Clone, Debug, Default)]
@@ -99,12 +239,23 @@ impl Binder {
     }
 }
 
-/// Per-connection settings for the HTTP server side.
+/// Per-connection settings for the HTTP server side, and the limits that
+/// keep one client from taking the server down ([`guard`] explains each).
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// Close a connection whose request head has not fully arrived within this
-    /// time (the slowloris defence). `None` disables it.
+    /// Close a connection whose request head has not fully arrived within
+    /// this time (the slowloris defence), counted from accept for the first
+    /// request (TLS and protocol detection included). `None` disables it.
     pub header_read_timeout: Option<Duration>,
+    /// Accept at most this many connections at once; more wait in the
+    /// kernel's backlog until one closes.
+    pub max_connections: usize,
+    /// At most this many open connections from one client address; more
+    /// are closed as soon as they are accepted.
+    pub max_connections_per_address: usize,
+    /// Close a connection when a write to it has made no progress for this
+    /// long (the client stopped reading). `None` disables it.
+    pub send_timeout: Option<Duration>,
     /// Largest request head hyper will buffer before answering 431.
     pub max_header_bytes: usize,
     /// How long in-flight requests may run on after shutdown starts.
@@ -115,6 +266,9 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             header_read_timeout: Some(Duration::from_secs(10)),
+            max_connections: default_max_connections(),
+            max_connections_per_address: 1024,
+            send_timeout: Some(Duration::from_secs(60)),
             max_header_bytes: 64 * 1024,
             grace: DEFAULT_GRACE,
         }
@@ -227,59 +381,57 @@ impl Server {
                 .max_buf_size(options.max_header_bytes.max(8192));
             builder.http2().timer(TokioTimer::new());
             let graceful = GracefulShutdown::new();
+            let caps = Caps::new(options.max_connections, options.max_connections_per_address);
+            let mut backoff = ACCEPT_BACKOFF_MIN;
 
             loop {
+                // Room under the global cap first: at the cap, new
+                // connections wait in the backlog instead of taking a file
+                // descriptor each.
+                let room = tokio::select! {
+                    room = caps.room() => room,
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                };
                 let accepted = tokio::select! {
                     accepted = listener.accept() => accepted,
                     _ = stopped.wait_for(|stop| *stop) => break,
                 };
                 let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
+                    Ok(pair) => {
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        pair
+                    }
                     Err(e) => {
-                        // Usually EMFILE: back off instead of spinning on the error.
-                        warn!("{name}: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Usually EMFILE: back off, longer each time, instead
+                        // of spinning on the error and flooding the log.
+                        warn!("{name}: accept failed: {e}; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                         continue;
                     }
                 };
-                // Small request/response exchanges must not wait for Nagle.
-                let _ = stream.set_nodelay(true);
-                let service = make_service(peer);
-                let Some(tls) = &tls else {
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            debug!("{name}: connection from {peer} ended: {e}");
-                        }
-                    });
+                let Some(place) = caps.admit(room, peer.ip()) else {
+                    debug!(
+                        "{name}: {peer} already holds {} connections; closing the new one",
+                        options.max_connections_per_address
+                    );
                     continue;
                 };
-                let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
-                let handshake_limit = options.header_read_timeout.unwrap_or(DEFAULT_GRACE);
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(handshake_limit, tls.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            return debug!("{name}: TLS handshake with {peer} failed: {e}");
-                        }
-                        Err(_) => {
-                            return debug!(
-                                "{name}: no TLS handshake from {peer} within {handshake_limit:?}"
-                            );
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        debug!("{name}: connection from {peer} ended: {e}");
-                    }
-                });
+                // Small request/response exchanges must not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                let connection = Connection {
+                    name,
+                    peer,
+                    // The first request head is due this long after accept.
+                    deadline: options
+                        .header_read_timeout
+                        .map(|limit| tokio::time::Instant::now() + limit),
+                    stream: SendTimeout::new(stream, options.send_timeout),
+                    service: FirstRequest::new(make_service(peer)),
+                    place,
+                };
+                let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
+                tokio::spawn(connection.serve(builder, tls, watcher));
             }
             drop(listener);
             tokio::select! {

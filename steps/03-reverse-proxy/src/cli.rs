@@ -52,9 +52,23 @@ pub struct ProxyOptions {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Close a connection whose request head has not arrived within this
-    /// many seconds (the slowloris defence).
+    /// many seconds, counted from accept for the first request (the
+    /// slowloris defence).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub header_read_timeout: u64,
+    /// Serve at most this many client connections at once; more wait to be
+    /// accepted (default: 10,000, or fewer if the open-files limit is low).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// At most this many open connections from one client address; more
+    /// are closed at once. Raise it behind a load balancer, whose address
+    /// every connection shares.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections_per_ip: usize,
+    /// Close a client connection that has read nothing of its response for
+    /// this many seconds (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub send_timeout: u64,
     /// Trust X-Real-IP / X-Forwarded-Host / -Proto from peers (we are behind another proxy).
     #[arg(long)]
     pub trust_forwarded: bool,
@@ -89,6 +103,11 @@ impl ProxyOptions {
     pub fn server_options(&self) -> ServerOptions {
         ServerOptions {
             header_read_timeout: Some(Duration::from_secs(self.header_read_timeout.max(1))),
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(serving::default_max_connections),
+            max_connections_per_address: self.max_connections_per_ip,
+            send_timeout: (self.send_timeout > 0).then(|| Duration::from_secs(self.send_timeout)),
             ..ServerOptions::default()
         }
     }

@@ -365,13 +365,11 @@ async fn the_redirect_listener_sends_everyone_to_https() {
     assert!(answer.starts_with("HTTP/1.0 400"), "{answer}");
 }
 
-#[tokio::test]
-async fn websockets_work_over_tls() {
-    let pki = Pki::new(&["unused"]);
-    let cert = pki.path("generated.pem");
-    let launched = proxy(&["--cert-out", &cert]).await.unwrap();
+/// A TLS connection to the proxy as `localhost`, trusting the certificate
+/// it wrote to `cert`.
+async fn tls_to(launched: &Launched, cert: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_file_iter(&cert).unwrap() {
+    for certificate in CertificateDer::pem_file_iter(cert).unwrap() {
         roots.add(certificate.unwrap()).unwrap();
     }
     let config = rustls::ClientConfig::builder_with_provider(step07_https::crypto())
@@ -379,11 +377,19 @@ async fn websockets_work_over_tls() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = TcpStream::connect(addr(&launched)).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tcp = TcpStream::connect(addr(launched)).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn websockets_work_over_tls() {
+    let pki = Pki::new(&["unused"]);
+    let cert = pki.path("generated.pem");
+    let launched = proxy(&["--cert-out", &cert]).await.unwrap();
+    let tls = tls_to(&launched, &cert).await;
     let url = format!("wss://localhost:{}/ws?greet=1", addr(&launched).port());
     let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
     let hello = ws.next().await.unwrap().unwrap();
@@ -420,4 +426,21 @@ async fn a_client_that_never_starts_the_handshake_is_cut_off() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_client_that_completes_the_handshake_and_says_nothing_is_cut_off() {
+    // The deadline counts from accept: a finished handshake does not
+    // restart it, and the first request head is due within the same second.
+    let pki = Pki::new(&["unused"]);
+    let cert = pki.path("generated.pem");
+    let launched = proxy(&["--header-read-timeout", "1", "--cert-out", &cert])
+        .await
+        .unwrap();
+    let mut silent = tls_to(&launched, &cert).await;
+    let mut byte = [0; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut byte))
+        .await
+        .expect("the proxy closes the connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }

@@ -1,0 +1,178 @@
+//! The defaults against hostile clients, each attack replayed over real
+//! sockets against a server with a trivial service.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::Response;
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use serving::{Server, ServerHandle, ServerOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// A server answering "ok" to everything, with `options`.
+async fn server(options: ServerOptions) -> ServerHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Server::new(listener, "test")
+        .options(options)
+        .spawn(|_peer| {
+            service_fn(|_req| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            })
+        })
+        .unwrap()
+}
+
+/// Wait (up to `limit`) for the server to close `stream`; how long it took.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn served(addr: SocketAddr) -> bool {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(REQUEST).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    answer.starts_with(b"HTTP/1.1 200")
+}
+
+fn options() -> ServerOptions {
+    ServerOptions {
+        header_read_timeout: Some(Duration::from_secs(1)),
+        ..ServerOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_header_timeout_counts_from_accept_whatever_the_client_sent() {
+    let server = server(options()).await;
+    // Nothing at all; one byte (hyper is still deciding between HTTP/1 and
+    // HTTP/2); half of the HTTP/2 preface; a complete HTTP/2 preface with
+    // no request after it.
+    for sent in [
+        &b""[..],
+        b"P",
+        b"PRI * HTTP/2.0\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        let took = closed_within(&mut stream, Duration::from_secs(8)).await;
+        let took = took.unwrap_or_else(|| panic!("{sent:?}: still open after 8 s"));
+        assert!(took >= Duration::from_millis(800), "{sent:?}: {took:?}");
+    }
+    assert!(served(server.addr()).await, "and a real client is served");
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let server = server(ServerOptions {
+        header_read_timeout: Some(Duration::from_secs(30)),
+        max_connections_per_address: 2,
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(server.addr()).await.unwrap());
+    }
+    // Both are accepted before the third arrives: the server closes only a
+    // connection beyond the share.
+    let mut third = TcpStream::connect(server.addr()).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "a third silent connection from the same address stayed open"
+    );
+    drop(held.pop());
+    // The freed place is taken by the next connection (it may take the
+    // server a moment to notice the close).
+    let started = Instant::now();
+    while !served(server.addr()).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never served again"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn at_the_global_cap_new_connections_wait_for_a_free_place() {
+    let server = server(ServerOptions {
+        header_read_timeout: Some(Duration::from_secs(30)),
+        max_connections: 2,
+        ..ServerOptions::default()
+    })
+    .await;
+    let holders = [
+        TcpStream::connect(server.addr()).await.unwrap(),
+        TcpStream::connect(server.addr()).await.unwrap(),
+    ];
+    let mut waiting = TcpStream::connect(server.addr()).await.unwrap();
+    waiting.write_all(REQUEST).await.unwrap();
+    let mut answer = [0u8; 12];
+    // Not accepted while the two hold their places (a short look: an
+    // answer now would be the bug).
+    let early = tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut answer)).await;
+    assert!(early.is_err(), "answered at the cap: {early:?}");
+    drop(holders);
+    waiting.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_its_response_dropped() {
+    // A response that never ends, and a signal when the server drops it.
+    let (dropped_tx, mut dropped) = mpsc::channel::<()>(1);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::new(listener, "test")
+        .options(ServerOptions {
+            send_timeout: Some(Duration::from_secs(1)),
+            ..ServerOptions::default()
+        })
+        .spawn(move |_peer| {
+            let dropped_tx = dropped_tx.clone();
+            service_fn(move |_req| {
+                let guard = DropSignal(dropped_tx.clone());
+                let chunks = futures_util::stream::repeat_with(move || {
+                    let _ = &guard;
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; 64 * 1024])))
+                });
+                async move { Ok::<_, Infallible>(Response::new(StreamBody::new(chunks).boxed())) }
+            })
+        })
+        .unwrap();
+    // A client with a small receive window that never reads.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut client = socket.connect(server.addr()).await.unwrap();
+    client.write_all(REQUEST).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), dropped.recv())
+        .await
+        .expect("the response was still being held 10 s after the client stopped reading");
+}
+
+struct DropSignal(mpsc::Sender<()>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
+    }
+}
