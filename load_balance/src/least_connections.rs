@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use crate::{Dice, Strategy, Upstream, first_from};
+use crate::random::Dice;
+use crate::{Strategy, Upstream, first_from};
 
 pub struct LeastConnections {
     upstreams: Vec<Arc<Upstream>>,

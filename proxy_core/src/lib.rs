@@ -1,7 +1,7 @@
 //! `proxy_core`: the words every proxy in the workbench shares.
 //!
 //! Seven chapters build seven proxies, and the libraries under them
-//! (`load_balance`, `middleware`, `upstream_pool`) handle the same things:
+//! (`middleware`, `upstream_pool`) handle the same things:
 //! a response body, a refusal written as text, the headers that belong to
 //! one hop, the client on the other end, a way to send a request upstream.
 //! They are defined here, once, below every chapter, so a library never

@@ -8,7 +8,11 @@ use serving::{Binder, Launched};
 
 use crate::Report;
 
-async fn gateway(binder: &Binder, upstream: &str, flags: &[&str]) -> anyhow::Result<Launched> {
+async fn middleware_proxy(
+    binder: &Binder,
+    upstream: &str,
+    flags: &[&str],
+) -> anyhow::Result<Launched> {
     let argv = [
         "step05-middleware",
         "--upstream",
@@ -35,8 +39,12 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     // One token a second: the next refill is a whole second away, far more
     // than six concurrent requests take even in a debug build on a busy
     // machine, so exactly three get through.
-    let limited = gateway(&binder, &upstream, &["--rate-limit", "1", "--burst", "3"]).await?;
-    let url = limited.get("gateway").map(|s| s.url()).unwrap_or_default();
+    let limited =
+        middleware_proxy(&binder, &upstream, &["--rate-limit", "1", "--burst", "3"]).await?;
+    let url = limited
+        .get("middleware proxy")
+        .map(|s| s.url())
+        .unwrap_or_default();
     let answers = futures_util::future::join_all((0..6).map(|_| client.get(&url).send())).await;
     let mut statuses = Vec::new();
     for answer in answers {
@@ -70,7 +78,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     limited.shutdown().await;
 
     report.blank();
-    let guarded = gateway(
+    let guarded = middleware_proxy(
         &binder,
         &upstream,
         &[
@@ -85,7 +93,10 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         ],
     )
     .await?;
-    let url = guarded.get("gateway").map(|s| s.url()).unwrap_or_default();
+    let url = guarded
+        .get("middleware proxy")
+        .map(|s| s.url())
+        .unwrap_or_default();
     let admin = guarded.get("admin").map(|s| s.url()).unwrap_or_default();
     report.line(
         "A breaker (50% errors over ≥4 requests, open for 1 s) in front of a failing backend:",

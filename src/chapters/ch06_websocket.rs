@@ -48,7 +48,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     report.chapter(6, "websockets (step06-websocket)");
     let binder = Binder::ephemeral();
     let sticky = proxy(&binder, &[]).await?;
-    report.line("A websocket through the gateway, byte by byte (> we send, < we receive):");
+    report.line("A websocket through step 06, byte by byte (> we send, < we receive):");
     report.indented(talk(&ws_url(&sticky, "/ws?greet=1"), &["hello"], None).await?);
 
     let seen = placements(&ws_url(&sticky, "/ws?greet=1"), 5).await?;

@@ -14,10 +14,13 @@
 //! | `ModifyResponse func(*Response) error` | [`ModifyResponse`]; an error goes to the error handler |
 //! | `ErrorHandler` | [`ErrorHandler`]; default 502, 504 on timeout |
 //!
-//! [`ReverseProxy::serve`] follows the 13 steps of Go's `ServeHTTP`, in
-//! order, each marked with a comment. Later steps build on this type: step
-//! 04 swaps in a load-balancing director, step 05 wraps `serve` in
-//! middleware.
+//! [`ReverseProxy::serve_with`] follows the 13 steps of Go's `ServeHTTP`,
+//! in order, each marked with a comment; [`ReverseProxy::serve`] calls it
+//! with the proxy's own director. Later steps build on this type: step 04
+//! builds a proxy without a director of its own and serves each request
+//! with a director aimed at the upstream it picked (Go's `Rewrite` plays
+//! that part), and step 05 puts step 04's proxy at the end of a middleware
+//! chain.
 //!
 //! Left out on purpose: HTTP/2 to upstreams (hyper's pool speaks HTTP/1.1
 //! to them; clients may use either), HTTPS (step 07), caching, retries (a
@@ -138,7 +141,8 @@ impl<T: Transport> ReverseProxy<T> {
     pub async fn serve(&self, client: &ClientConn, req: Request<Incoming>) -> Response<ProxyBody> {
         match &self.director {
             Some(director) => self.serve_with(client, req, |parts| director(parts)).await,
-            // Go answers the same way when neither Director nor Rewrite is set.
+            // Go's ServeHTTP reports the same mistake to its error handler
+            // (a 502 by default) when neither Director nor Rewrite is set.
             None => (self.error_handler)(req.method(), req.uri(), ProxyError::NoDirector),
         }
     }
@@ -212,11 +216,7 @@ impl<T: Transport> ReverseProxy<T> {
         let (mut head, body) = response.into_parts();
         let response_trailers = head.headers.get(header::TRAILER).cloned();
         remove_hop_by_hop(&mut head.headers);
-        let body = match self.flush_interval {
-            Some(interval) => flush::Coalesce::new(body, interval).boxed(),
-            None => body.boxed(),
-        };
-        let mut response = Response::from_parts(head, body);
+        let mut response = Response::from_parts(head, body.boxed());
 
         // 10. Let the modify-response hook change it; its error is ours.
         if let Err(error) = self.run_modify_response(&mut response) {
@@ -232,9 +232,12 @@ impl<T: Transport> ReverseProxy<T> {
         // 12. Write the status code: hyper writes it with the headers when
         //     this response is returned.
 
-        // 13. Copy the body: hyper writes each frame as it arrives (or as
-        //     flush::Coalesce releases it), trailers last.
-        response
+        // 13. Copy the body: hyper writes each frame as it arrives, trailers
+        //     last — or as flush::Coalesce releases them, with an interval.
+        match self.flush_interval {
+            Some(interval) => response.map(|body| flush::Coalesce::new(body, interval).boxed()),
+            None => response,
+        }
     }
 
     /// Step 7: the transport's round trip, bounded by the timeout.
@@ -265,11 +268,9 @@ impl<T: Transport> ReverseProxy<T> {
         let backend = hyper::upgrade::on(&mut response);
         let switched_to = upgrade::requested_protocol(response.headers());
         let (protocol, client_side) = match requested {
-            Some(upgrade::Requested {
-                protocol,
-                client: Some(client_side),
-            }) if upgrade::Requested::matches_protocol(&protocol, switched_to.as_ref()) => {
-                (protocol, client_side)
+            Some(requested) if requested.accepts(switched_to.as_ref()) => {
+                let client_side = requested.client.expect("accepts() checked it is there");
+                (requested.protocol, client_side)
             }
             requested => {
                 let show = |v: Option<&HeaderValue>| {

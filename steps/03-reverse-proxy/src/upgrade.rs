@@ -52,9 +52,12 @@ pub struct Requested {
 }
 
 impl Requested {
-    /// Did the backend switch to the protocol that was asked for?
-    pub fn matches_protocol(asked: &HeaderValue, switched_to: Option<&HeaderValue>) -> bool {
-        switched_to.is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(asked.as_bytes()))
+    /// Can the backend's 101 become a tunnel: did it switch to the protocol
+    /// asked for, on a client connection that can be handed over?
+    pub fn accepts(&self, switched_to: Option<&HeaderValue>) -> bool {
+        self.client.is_some()
+            && switched_to
+                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(self.protocol.as_bytes()))
     }
 }
 
@@ -80,7 +83,7 @@ pub fn claim(parts: &mut Parts) -> Result<Option<Requested>, ProxyError> {
 }
 
 /// Printable ASCII only, as Go's `ascii.IsPrint` demands.
-pub fn is_printable(protocol: &HeaderValue) -> bool {
+fn is_printable(protocol: &HeaderValue) -> bool {
     protocol
         .as_bytes()
         .iter()
@@ -88,7 +91,7 @@ pub fn is_printable(protocol: &HeaderValue) -> bool {
 }
 
 /// Is this the cleartext HTTP/2 upgrade we refuse to tunnel?
-pub fn is_h2c(protocol: &HeaderValue) -> bool {
+fn is_h2c(protocol: &HeaderValue) -> bool {
     protocol.as_bytes().eq_ignore_ascii_case(b"h2c")
 }
 

@@ -794,6 +794,6 @@ async fn a_proxy_without_a_director_says_so_instead_of_guessing() {
         b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
     assert!(answer.contains("no director"), "{answer}");
 }

@@ -191,7 +191,7 @@ pub fn chain<T: Transport>(
     Ok(chain)
 }
 
-/// Start the gateway, its admin listener, and what step 04 needs.
+/// Start the middleware proxy, its admin listener, and what step 04 needs.
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let chain = build(
@@ -202,7 +202,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         |proxy| proxy,
     )
     .await?;
-    let server = Server::new(binder.bind(args.listen).await?, "gateway")
+    let server = Server::new(binder.bind(args.listen).await?, "middleware proxy")
         .options(args.proxy.server_options());
     launched.push(serve(chain, server, "http")?);
     Ok(launched)

@@ -55,7 +55,7 @@ impl Args {
     /// The command line with this step's defaults (sticky placement).
     pub fn command() -> Command {
         sticky_defaults(Self::augment_args(Command::new("step06-websocket")))
-            .about("Step 06: websockets through the balanced gateway — sticky by client IP, idle timeouts, clean closes")
+            .about("Step 06: websockets through the balanced, guarded proxy — sticky by client IP, idle timeouts, clean closes")
     }
 
     pub fn try_parse_from<I, T>(argv: I) -> Result<Self, clap::Error>

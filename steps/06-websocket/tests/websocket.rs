@@ -1,4 +1,4 @@
-//! Step 06 end to end: websockets through the whole gateway, over TCP.
+//! Step 06 end to end: websockets through the whole step 06 proxy, over TCP.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Step 07: HTTPS — the gateway of steps 05 and 06 behind TLS, and TLS to
+//! Step 07: HTTPS — the proxy of steps 05 and 06 behind TLS, and TLS to
 //! upstreams.
 //!
 //! Two different jobs share the word "HTTPS" here:
@@ -77,7 +77,7 @@ pub struct Args {
 impl Args {
     pub fn command() -> Command {
         step06_websocket::sticky_defaults(Self::augment_args(Command::new("step07-https"))).about(
-            "Step 07: the gateway over HTTPS — TLS termination (HTTP/2 and HTTP/1.1 by ALPN), verified https upstreams, an http→https redirect",
+            "Step 07: the balanced, guarded proxy over HTTPS — TLS termination (HTTP/2 and HTTP/1.1 by ALPN), verified https upstreams, an http→https redirect",
         )
     }
 
@@ -103,11 +103,11 @@ impl Args {
     }
 }
 
-/// Start the HTTPS gateway, the optional redirect listener, and the real
+/// Start the HTTPS proxy, the optional redirect listener, and the real
 /// servers when no upstream was given.
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
-    let gateway_args = &args.websocket.middleware;
-    let listener = binder.bind(gateway_args.listen).await?;
+    let middleware_args = &args.websocket.middleware;
+    let listener = binder.bind(middleware_args.listen).await?;
     let port = listener.local_addr()?.port();
 
     let identity = match (&args.tls_cert, &args.tls_key) {
@@ -138,7 +138,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let chain = step06_websocket::build(&args.websocket, binder, &mut launched, transport).await?;
     let server = Server::new(listener, "https proxy")
-        .options(gateway_args.proxy.server_options())
+        .options(middleware_args.proxy.server_options())
         .tls(tls);
     launched.push(step05_middleware::serve(chain, server, "https")?);
     if let Some(addr) = args.redirect_http {

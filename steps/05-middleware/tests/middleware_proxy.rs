@@ -10,7 +10,7 @@ async fn backend() -> ServerHandle {
     real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
 }
 
-async fn gateway(upstream: &str, extra: &[&str]) -> Launched {
+async fn middleware_proxy(upstream: &str, extra: &[&str]) -> Launched {
     let argv = [
         "step05-middleware",
         "--upstream",
@@ -29,7 +29,7 @@ async fn gateway(upstream: &str, extra: &[&str]) -> Launched {
 }
 
 fn url(launched: &Launched) -> String {
-    launched.get("gateway").unwrap().url()
+    launched.get("middleware proxy").unwrap().url()
 }
 
 fn admin(launched: &Launched) -> String {
@@ -43,9 +43,9 @@ fn client() -> reqwest::Client {
 #[tokio::test]
 async fn without_middleware_flags_it_proxies_and_names_each_request() {
     let backend = backend().await;
-    let gw = gateway(&backend.url(), &[]).await;
+    let proxy = middleware_proxy(&backend.url(), &[]).await;
     let response = client()
-        .get(format!("{}/hello", url(&gw)))
+        .get(format!("{}/hello", url(&proxy)))
         .send()
         .await
         .unwrap();
@@ -65,7 +65,7 @@ async fn without_middleware_flags_it_proxies_and_names_each_request() {
 #[tokio::test]
 async fn refusals_carry_the_request_id_and_are_counted() {
     let backend = backend().await;
-    let gw = gateway(
+    let proxy = middleware_proxy(
         &backend.url(),
         &[
             "--rate-limit",
@@ -80,7 +80,7 @@ async fn refusals_carry_the_request_id_and_are_counted() {
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let response = client()
-            .get(url(&gw))
+            .get(url(&proxy))
             .basic_auth("alice", Some("secret"))
             .send()
             .await
@@ -90,7 +90,7 @@ async fn refusals_carry_the_request_id_and_are_counted() {
     }
     assert_eq!(statuses, [200, 200, 429]);
     let metrics = client()
-        .get(format!("{}/metrics", admin(&gw)))
+        .get(format!("{}/metrics", admin(&proxy)))
         .send()
         .await
         .unwrap()
@@ -114,7 +114,7 @@ async fn refusals_carry_the_request_id_and_are_counted() {
 #[tokio::test]
 async fn the_rate_limit_comes_before_auth() {
     let backend = backend().await;
-    let gw = gateway(
+    let proxy = middleware_proxy(
         &backend.url(),
         &[
             "--rate-limit",
@@ -126,11 +126,14 @@ async fn the_rate_limit_comes_before_auth() {
         ],
     )
     .await;
-    assert_eq!(client().get(url(&gw)).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client().get(url(&proxy)).send().await.unwrap().status(),
+        401
+    );
     // The unauthenticated attempt spent the bucket: a flood of bad
     // credentials is throttled before each one is checked.
     let response = client()
-        .get(url(&gw))
+        .get(url(&proxy))
         .basic_auth("alice", Some("secret"))
         .send()
         .await
@@ -141,7 +144,7 @@ async fn the_rate_limit_comes_before_auth() {
 #[tokio::test]
 async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
     let backend = backend().await;
-    let gw = gateway(
+    let proxy = middleware_proxy(
         &backend.url(),
         &[
             "--breaker-error-rate",
@@ -157,14 +160,14 @@ async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
     .await;
     for _ in 0..4 {
         let response = client()
-            .get(format!("{}/flaky?fail_percent=100", url(&gw)))
+            .get(format!("{}/flaky?fail_percent=100", url(&proxy)))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 500);
     }
     let degraded = client()
-        .get(format!("{}/status/200", url(&gw)))
+        .get(format!("{}/status/200", url(&proxy)))
         .send()
         .await
         .unwrap();
@@ -177,7 +180,7 @@ async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
             .starts_with("service degraded")
     );
     let stats: serde_json::Value = client()
-        .get(format!("{}/stats", admin(&gw)))
+        .get(format!("{}/stats", admin(&proxy)))
         .send()
         .await
         .unwrap()
@@ -189,13 +192,13 @@ async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
     // The open window is the behaviour under test.
     tokio::time::sleep(Duration::from_millis(1050)).await;
     let probe = client()
-        .get(format!("{}/status/200", url(&gw)))
+        .get(format!("{}/status/200", url(&proxy)))
         .send()
         .await
         .unwrap();
     assert_eq!(probe.status(), 200);
     let stats: serde_json::Value = client()
-        .get(format!("{}/stats", admin(&gw)))
+        .get(format!("{}/stats", admin(&proxy)))
         .send()
         .await
         .unwrap()
@@ -209,7 +212,7 @@ async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
 async fn jwt_and_networks_guard_the_upstream() {
     use jsonwebtoken::{EncodingKey, Header, encode};
     let backend = backend().await;
-    let gw = gateway(
+    let proxy = middleware_proxy(
         &backend.url(),
         &["--jwt-secret", "s3cret", "--allow", "127.0.0.0/8"],
     )
@@ -227,7 +230,7 @@ async fn jwt_and_networks_guard_the_upstream() {
     .unwrap();
     assert_eq!(
         client()
-            .get(url(&gw))
+            .get(url(&proxy))
             .bearer_auth(&token)
             .send()
             .await
@@ -237,7 +240,7 @@ async fn jwt_and_networks_guard_the_upstream() {
     );
     assert_eq!(
         client()
-            .get(url(&gw))
+            .get(url(&proxy))
             .bearer_auth("not.a.token")
             .send()
             .await
@@ -245,7 +248,7 @@ async fn jwt_and_networks_guard_the_upstream() {
             .status(),
         401
     );
-    let denied = gateway(&backend.url(), &["--deny", "127.0.0.1/32"]).await;
+    let denied = middleware_proxy(&backend.url(), &["--deny", "127.0.0.1/32"]).await;
     let response = client().get(url(&denied)).send().await.unwrap();
     assert_eq!(response.status(), 403);
 }
@@ -253,9 +256,9 @@ async fn jwt_and_networks_guard_the_upstream() {
 #[tokio::test]
 async fn rewrites_reach_the_upstream() {
     let backend = backend().await;
-    let gw = gateway(&backend.url(), &["--rewrite", "^/api/v1/(.*)=/$1"]).await;
+    let proxy = middleware_proxy(&backend.url(), &["--rewrite", "^/api/v1/(.*)=/$1"]).await;
     let echo: real_server::Echo = client()
-        .get(format!("{}/api/v1/users?id=7", url(&gw)))
+        .get(format!("{}/api/v1/users?id=7", url(&proxy)))
         .send()
         .await
         .unwrap()
@@ -291,7 +294,7 @@ async fn an_rs256_public_key_file_guards_the_upstream() {
     );
     let backend = backend().await;
     let public = format!("{fixtures}/jwt-test-public.pem");
-    let gw = gateway(&backend.url(), &["--jwt-public-key", &public]).await;
+    let proxy = middleware_proxy(&backend.url(), &["--jwt-public-key", &public]).await;
     let private = std::fs::read(format!("{fixtures}/jwt-test-private.pem")).unwrap();
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -306,7 +309,7 @@ async fn an_rs256_public_key_file_guards_the_upstream() {
     .unwrap();
     assert_eq!(
         client()
-            .get(url(&gw))
+            .get(url(&proxy))
             .bearer_auth(&token)
             .send()
             .await
@@ -314,7 +317,10 @@ async fn an_rs256_public_key_file_guards_the_upstream() {
             .status(),
         200
     );
-    assert_eq!(client().get(url(&gw)).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client().get(url(&proxy)).send().await.unwrap().status(),
+        401
+    );
     let missing = step05_middleware::Args::parse_from([
         "step05-middleware",
         "--upstream",
