@@ -13,9 +13,15 @@
 //!
 //! Keys: one bucket for everybody (`global`), one per client IP
 //! (`client-ip`), or one per value of a header (`header:NAME`, e.g. an API
-//! key). Memory stays bounded under many distinct keys: every few thousand
-//! requests, buckets that have refilled completely — indistinguishable from
-//! new ones — are dropped.
+//! key). Keys are chosen by clients, so the table is a target: a client
+//! inventing a new key per request would otherwise grow it without end.
+//! Three things bound it, as nginx's fixed-size `limit_req_zone` does:
+//! every few thousand requests, buckets that have refilled completely —
+//! indistinguishable from new ones — are dropped; at most `max_keys`
+//! buckets are kept, and clients arriving while the table is full share one
+//! overflow bucket (limited together, never unlimited); and a header key
+//! longer than [`MAX_KEY_BYTES`] is refused with 400. Keys are copies,
+//! never slices of the buffer a request head was read into.
 
 use std::num::{NonZeroU32, NonZeroU64};
 use std::str::FromStr;
@@ -24,7 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::DashMapStateStore;
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use governor::{Quota, RateLimiter};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
@@ -64,15 +72,64 @@ impl FromStr for RateKey {
 /// Drop fully refilled buckets every this many requests (by default).
 const CLEANUP_EVERY: u64 = 4096;
 
-/// One bucket per key. The map hashes keys with foldhash, seeded at random
-/// per process: a quarter of the cost of std's SipHash per request, and the
-/// random seed still keeps clients (who choose `header:NAME` keys) from
+/// Buckets kept at most, unless told otherwise.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// The longest header value accepted as a key.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// A bucket's name: a client's key, or the one bucket that clients share
+/// while the table is full.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum BucketKey {
+    Client(HeaderValue),
+    Overflow,
+}
+
+/// One bucket per key, at most `max_keys` of them. The map hashes keys with
+/// foldhash, seeded at random per process: cheaper than std's SipHash, and
+/// the random seed still keeps clients (who choose `header:NAME` keys) from
 /// steering their keys into one hash chain.
-type Buckets = RateLimiter<
-    HeaderValue,
-    DashMapStateStore<HeaderValue, foldhash::fast::RandomState>,
-    DefaultClock,
->;
+struct BoundedBuckets {
+    buckets: DashMapStateStore<BucketKey, foldhash::fast::RandomState>,
+    max_keys: usize,
+}
+
+impl StateStore for BoundedBuckets {
+    type Key = BucketKey;
+
+    fn measure_and_replace<T, F, E>(&self, key: &BucketKey, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        // A full table takes no new keys: newcomers share the overflow
+        // bucket until the cleanup makes room.
+        if self.buckets.len() >= self.max_keys && !self.buckets.contains_key(key) {
+            return self.buckets.measure_and_replace(&BucketKey::Overflow, f);
+        }
+        self.buckets.measure_and_replace(key, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<BucketKey> for BoundedBuckets {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.buckets.retain_recent(drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        self.buckets.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
+type Buckets = RateLimiter<BucketKey, BoundedBuckets, DefaultClock>;
 
 pub struct RateLimit {
     limiter: Buckets,
@@ -85,12 +142,28 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// `rate` requests a second per key, bursts of up to `burst`.
+    /// `rate` requests a second per key, bursts of up to `burst`, at most
+    /// [`DEFAULT_MAX_KEYS`] buckets.
     pub fn new(rate: NonZeroU32, burst: NonZeroU32, key: RateKey, metrics: Arc<Metrics>) -> Self {
+        Self::with_max_keys(rate, burst, key, metrics, DEFAULT_MAX_KEYS)
+    }
+
+    /// The same, keeping at most `max_keys` buckets.
+    pub fn with_max_keys(
+        rate: NonZeroU32,
+        burst: NonZeroU32,
+        key: RateKey,
+        metrics: Arc<Metrics>,
+        max_keys: usize,
+    ) -> Self {
+        let buckets = BoundedBuckets {
+            buckets: DashMapStateStore::with_hasher(foldhash::fast::RandomState::default()),
+            max_keys: max_keys.max(1),
+        };
         Self {
             limiter: RateLimiter::new(
                 Quota::per_second(rate).allow_burst(burst),
-                DashMapStateStore::with_hasher(foldhash::fast::RandomState::default()),
+                buckets,
                 DefaultClock::default(),
             ),
             key,
@@ -113,16 +186,19 @@ impl RateLimit {
     /// The bucket's key. A header's key is a copy: a clone of the request's
     /// header value would share (and keep alive) the buffer the whole
     /// request head was read into, for as long as the bucket lives.
-    fn key_of(&self, req: &Request<Incoming>, ctx: &Ctx) -> HeaderValue {
-        match &self.key {
+    /// A key too long to keep is refused (`Err` names the header).
+    fn key_of(&self, req: &Request<Incoming>, ctx: &Ctx) -> Result<BucketKey, &HeaderName> {
+        let key = match &self.key {
             RateKey::Global => HeaderValue::from_static(""),
             RateKey::ClientIp => ctx.client.ip().clone(),
-            RateKey::Header(name) => req
-                .headers()
-                .get(name)
-                .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
-                .unwrap_or_else(|| HeaderValue::from_static("")),
-        }
+            RateKey::Header(name) => match req.headers().get(name) {
+                Some(value) if value.len() > MAX_KEY_BYTES => return Err(name),
+                Some(value) => HeaderValue::from_bytes(value.as_bytes())
+                    .expect("a header value's bytes make a header value"),
+                None => HeaderValue::from_static(""),
+            },
+        };
+        Ok(BucketKey::Client(key))
     }
 
     /// Buckets currently remembered, refilled or not (for tests and /stats).
@@ -143,7 +219,16 @@ impl Middleware for RateLimit {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
-        let key = self.key_of(&req, ctx);
+        let key = match self.key_of(&req, ctx) {
+            Ok(key) => key,
+            Err(name) => {
+                let refusal = text_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} is longer than {MAX_KEY_BYTES} bytes"),
+                );
+                return Box::pin(async move { refusal });
+            }
+        };
         match self.limiter.check_key(&key) {
             Ok(()) => next.run(req, ctx),
             Err(not_until) => {

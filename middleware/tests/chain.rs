@@ -321,6 +321,66 @@ async fn rate_limit_memory_stays_bounded_under_many_keys() {
     );
 }
 
+#[tokio::test]
+async fn a_full_key_table_makes_newcomers_share_one_bucket() {
+    // Three buckets at most, two tokens each, one refill a second (longer
+    // than this test): the fourth and later keys share the overflow bucket,
+    // while the first three keep their own.
+    let limit = Arc::new(RateLimit::with_max_keys(
+        nz(1),
+        nz(2),
+        "header:x-key".parse().unwrap(),
+        Arc::new(Metrics::new()),
+        3,
+    ));
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(limit.clone())).await;
+    let status = |key: &str| {
+        let request = client().get(server.url()).header("x-key", key).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    for key in ["a", "b", "c"] {
+        assert_eq!(status(key).await, 200, "{key}'s first request");
+    }
+    assert_eq!(status("d").await, 200, "the overflow bucket's first token");
+    assert_eq!(
+        status("e").await,
+        200,
+        "its second, taken by another newcomer"
+    );
+    assert_eq!(status("f").await, 429, "newcomers share it: empty now");
+    assert_eq!(status("a").await, 200, "a still has a bucket of its own");
+    assert!(
+        limit.tracked_keys() <= 4,
+        "{} buckets",
+        limit.tracked_keys()
+    );
+}
+
+#[tokio::test]
+async fn a_key_too_long_to_keep_is_refused() {
+    let limit = RateLimit::new(
+        nz(100),
+        nz(100),
+        "header:x-key".parse().unwrap(),
+        Arc::new(Metrics::new()),
+    );
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(limit))).await;
+    let answer = client()
+        .get(server.url())
+        .header("x-key", "k".repeat(10_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("longer than 256 bytes")
+    );
+}
+
 fn breaker_policy(open_for_ms: u64) -> BreakerPolicy {
     BreakerPolicy {
         error_rate: 0.5,

@@ -67,6 +67,10 @@ pub struct Args {
     /// Whose bucket: global, client-ip or header:NAME.
     #[arg(long, value_name = "KEY", default_value = "client-ip")]
     pub rate_key: RateKey,
+    /// Keep at most this many buckets; clients arriving while the table is
+    /// full share one bucket until refilled buckets are forgotten.
+    #[arg(long, value_name = "N", default_value_t = middleware::rate_limit::DEFAULT_MAX_KEYS)]
+    pub rate_limit_keys: usize,
     /// Open the circuit when this percentage of requests fail (turns the breaker on).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub breaker_error_rate: Option<u8>,
@@ -139,11 +143,12 @@ pub fn chain<T: Transport>(
     }
     if let Some(rate) = args.rate_limit {
         let burst = args.burst.unwrap_or(rate);
-        chain = chain.with(Arc::new(RateLimit::new(
+        chain = chain.with(Arc::new(RateLimit::with_max_keys(
             rate,
             burst,
             args.rate_key.clone(),
             metrics.clone(),
+            args.rate_limit_keys,
         )));
     }
     if !args.basic_auth.is_empty()
