@@ -15,7 +15,14 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let backends = real_server::launch_defaults(&binder).await?;
     let backend = &backends.servers[0];
     let proxy = step01_forward_proxy::launch(
-        step01_forward_proxy::Args::parse_from(["step01-forward-proxy"]),
+        // The real servers are on loopback, which the proxy refuses to
+        // reach by default (NOTES chapter 1 says why).
+        step01_forward_proxy::Args::parse_from([
+            "step01-forward-proxy",
+            "--allow-private",
+            "--connect-ports",
+            "any",
+        ]),
         &binder,
     )
     .await?;

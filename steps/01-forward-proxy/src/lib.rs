@@ -20,12 +20,16 @@
 //! opaque; decrypting it would need a forged certificate), and access
 //! control beyond Basic proxy authentication.
 
+pub mod destination;
 pub mod tunnel;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -37,10 +41,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use proxy_core::headers;
 use proxy_core::{ProxyBody, error_chain, text_response};
 use serving::{Binder, Launched, Server};
+
+use destination::{ConnectPorts, Policy, Refusal};
 use tracing::debug;
 
 /// How long to wait for a TCP connection to a target before answering 502.
@@ -59,6 +66,13 @@ pub struct Args {
     /// Require `Proxy-Authorization: Basic` with these credentials (407 otherwise).
     #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_credentials)]
     pub proxy_auth: Option<String>,
+    /// Let clients reach loopback, private and link-local addresses (off:
+    /// they get 403, so the proxy is no way into the network behind it).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Ports CONNECT may tunnel to: `any`, or a list like 443,8443.
+    #[arg(long, value_name = "PORTS", default_value = "443")]
+    pub connect_ports: ConnectPorts,
 }
 
 fn parse_credentials(raw: &str) -> Result<String, String> {
@@ -71,7 +85,12 @@ fn parse_credentials(raw: &str) -> Result<String, String> {
 /// Start the forward proxy.
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let listener = binder.bind(args.listen).await?;
-    let proxy = Arc::new(ForwardProxy::new(listener.local_addr()?, args.proxy_auth));
+    let policy = Policy {
+        listen: listener.local_addr()?,
+        allow_private: args.allow_private,
+        connect_ports: args.connect_ports,
+    };
+    let proxy = Arc::new(ForwardProxy::new(policy, args.proxy_auth));
     let server = Server::new(listener, "forward proxy").spawn(move |peer| {
         let proxy = proxy.clone();
         service_fn(move |req| {
@@ -86,8 +105,8 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
 
 /// The forward proxy's state, shared by every connection.
 pub struct ForwardProxy {
-    client: Client<HttpConnector, Incoming>,
-    listen: SocketAddr,
+    client: Client<HttpConnector<CheckedResolver>, Incoming>,
+    policy: Arc<Policy>,
     /// The expected `Proxy-Authorization` value, if auth is on.
     expected_auth: Option<HeaderValue>,
     /// This instance's name in `Via`, to recognise requests that come back.
@@ -95,8 +114,13 @@ pub struct ForwardProxy {
 }
 
 impl ForwardProxy {
-    pub fn new(listen: SocketAddr, proxy_auth: Option<String>) -> Self {
-        let mut connector = HttpConnector::new();
+    pub fn new(policy: Policy, proxy_auth: Option<String>) -> Self {
+        let policy = Arc::new(policy);
+        let listen = policy.listen;
+        // The connector resolves names through the policy too, so a name
+        // that resolves to a private address only when it is dialled (DNS
+        // rebinding) is refused there as well.
+        let mut connector = HttpConnector::new_with_resolver(CheckedResolver(policy.clone()));
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -113,7 +137,7 @@ impl ForwardProxy {
             .expect("hex is a valid header");
         Self {
             client,
-            listen,
+            policy,
             expected_auth,
             via,
         }
@@ -125,7 +149,7 @@ impl ForwardProxy {
             return refusal;
         }
         if req.method() == Method::CONNECT {
-            return tunnel::open(req, peer, |target| self.is_self(target)).await;
+            return tunnel::open(req, peer, &self.policy).await;
         }
         let target = match (req.uri().scheme_str(), req.uri().authority()) {
             (Some("http"), Some(authority)) => authority.clone(),
@@ -147,12 +171,16 @@ impl ForwardProxy {
                 .windows(self.via.len())
                 .any(|w| w == self.via.as_bytes())
         });
-        if came_back || self.is_self(&target) {
+        let refusal = if came_back {
+            Err(Refusal::Loop)
+        } else {
+            let port = target.port_u16().unwrap_or(80);
+            self.policy.resolve(target.host(), port).await.map(|_| ())
+        };
+        if let Err(refusal) = refusal {
             return text_response(
-                StatusCode::LOOP_DETECTED,
-                format!(
-                    "refusing to forward to {target}: that is this proxy, and the request would loop"
-                ),
+                refusal.status(),
+                format!("refusing to forward to {target}: {refusal}"),
             );
         }
         self.forward(peer, req).await
@@ -172,28 +200,6 @@ impl ForwardProxy {
             HeaderValue::from_static("Basic realm=\"proxy workbench\""),
         );
         Some(refusal)
-    }
-
-    /// Would connecting to `target` reach this very proxy? Only literal
-    /// addresses and `localhost` are checked here; a name that resolves to
-    /// us is caught one hop later by our own `Via` token.
-    fn is_self(&self, target: &hyper::http::uri::Authority) -> bool {
-        let port = target.port_u16().unwrap_or(80);
-        let host = target.host().trim_start_matches('[').trim_end_matches(']');
-        let ip = if host.eq_ignore_ascii_case("localhost") {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            match host.parse::<IpAddr>() {
-                Ok(ip) => ip,
-                Err(_) => return false,
-            }
-        };
-        let ours = self.listen.ip();
-        port == self.listen.port()
-            && (ip == ours
-                || ours.is_unspecified()
-                || ip.is_unspecified()
-                || (ip.is_loopback() && ours.is_loopback()))
     }
 
     async fn forward(&self, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -231,5 +237,34 @@ impl ForwardProxy {
                 )
             }
         }
+    }
+}
+
+/// Name resolution for the forward proxy's client, through the policy.
+#[derive(Clone)]
+pub struct CheckedResolver(Arc<Policy>);
+
+impl tower_service::Service<Name> for CheckedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let policy = self.0.clone();
+        // The connector fills in the port; resolving only needs the name.
+        Box::pin(async move {
+            policy
+                .resolve(name.as_str(), 0)
+                .await
+                .map(Vec::into_iter)
+                .map_err(|refusal| {
+                    std::io::Error::new(std::io::ErrorKind::PermissionDenied, refusal.to_string())
+                })
+        })
     }
 }

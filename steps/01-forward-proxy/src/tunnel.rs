@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::http::uri::Authority;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -21,12 +20,13 @@ use tracing::{debug, info};
 use proxy_core::{ProxyBody, error_chain, text_response};
 
 use crate::CONNECT_TIMEOUT;
+use crate::destination::Policy;
 
 /// Answer a CONNECT request: dial, reply, then copy both ways in the background.
 pub async fn open(
     req: Request<Incoming>,
     peer: SocketAddr,
-    is_self: impl Fn(&Authority) -> bool,
+    policy: &Policy,
 ) -> Response<ProxyBody> {
     let Some(target) = req
         .uri()
@@ -39,13 +39,18 @@ pub async fn open(
             format!("CONNECT needs host:port, got {:?}", req.uri().to_string()),
         );
     };
-    if is_self(&target) {
-        return text_response(
-            StatusCode::LOOP_DETECTED,
-            format!("refusing to tunnel to {target}: that is this proxy"),
-        );
-    }
-    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.as_str()))
+    let port = target.port_u16().expect("checked above");
+    // Dial exactly the addresses the policy checked.
+    let addresses = match policy.resolve_tunnel(target.host(), port).await {
+        Ok(addresses) => addresses,
+        Err(refusal) => {
+            return text_response(
+                refusal.status(),
+                format!("refusing to tunnel to {target}: {refusal}"),
+            );
+        }
+    };
+    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addresses[..]))
         .await
     {
         Ok(Ok(stream)) => stream,

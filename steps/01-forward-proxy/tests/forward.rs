@@ -21,9 +21,17 @@ struct Setup {
 }
 
 impl Setup {
+    /// The proxy as the tests' loopback backends need it: local
+    /// destinations and any CONNECT port allowed.
     async fn new(extra_args: &[&str]) -> Self {
+        let open = ["--allow-private", "--connect-ports", "any"];
+        Self::with_defaults(&[&open[..], extra_args].concat()).await
+    }
+
+    /// The proxy with its defaults and `args`.
+    async fn with_defaults(args: &[&str]) -> Self {
         let args = step01_forward_proxy::Args::parse_from(
-            std::iter::once("step01-forward-proxy").chain(extra_args.iter().copied()),
+            std::iter::once("step01-forward-proxy").chain(args.iter().copied()),
         );
         let proxy = step01_forward_proxy::launch(args, &Binder::ephemeral())
             .await
@@ -256,13 +264,79 @@ async fn a_request_to_the_proxy_itself_does_not_loop() {
         assert_eq!(response.status(), 508, "{target}");
         assert!(response.text().await.unwrap().contains("would loop"));
     }
+    // However the proxy's own address is spelled, it resolves to the
+    // proxy: nesting CONNECTs to itself used to turn one client socket
+    // into thousands of the proxy's.
     let port = setup.proxy.servers[0].addr().port();
+    for host in [
+        "127.0.0.1",
+        "127.1",
+        "2130706433",
+        "0",
+        "[::ffff:127.0.0.1]",
+        "localhost",
+    ] {
+        let answer = raw(
+            &setup,
+            format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 508"), "{host}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn by_default_local_and_private_destinations_are_refused() {
+    let setup = Setup::with_defaults(&[]).await;
+    let port = setup.backend.addr().port();
+    for host in [
+        "127.0.0.1",
+        "127.1",
+        "2130706433",
+        "0",
+        "[::ffff:127.0.0.1]",
+        "localhost",
+        "10.0.0.1",
+        "169.254.169.254",
+    ] {
+        let response = setup
+            .client()
+            .get(format!("http://{host}:{port}/secret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{host}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("--allow-private"), "{host}: {text}");
+    }
+    let answer = raw(
+        &setup,
+        "CONNECT 127.1:443 HTTP/1.1\r\nHost: 127.1:443\r\n\r\n".to_owned(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+}
+
+#[tokio::test]
+async fn by_default_connect_reaches_port_443_only() {
+    let setup = Setup::with_defaults(&["--allow-private"]).await;
+    let port = setup.backend.addr().port();
     let answer = raw(
         &setup,
         format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 508"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("--connect-ports"), "{answer}");
+    // Listed, the same port is tunnelled to (the first setup's backend).
+    let allowed =
+        Setup::with_defaults(&["--allow-private", "--connect-ports", &format!("443,{port}")]).await;
+    let answer = raw(
+        &allowed,
+        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[tokio::test]
