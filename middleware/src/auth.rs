@@ -149,7 +149,7 @@ impl Middleware for Auth {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        if let Some(reason) = self.address_refusal(ctx.peer().ip()) {
+        if let Some(reason) = self.address_refusal(ctx.client.client_ip()) {
             let refusal = text_response(StatusCode::FORBIDDEN, reason);
             return Box::pin(async move { refusal });
         }

@@ -11,7 +11,8 @@
 //! - [`body`]: [`ProxyBody`], [`text_response`], [`complete_response`],
 //!   [`observe`], [`error_chain`];
 //! - [`headers`]: the hop-by-hop rules and `X-Forwarded-For`;
-//! - [`client`]: [`ClientConn`], the connection a request came in on;
+//! - [`client`]: [`ClientConn`], the connection a request came in on, and
+//!   [`TrustedProxies`], whose forwarded client addresses are believed;
 //! - [`transport`]: [`Transport`], Go's `RoundTripper`, and its error.
 //!
 //! Left out on purpose: anything with behaviour of its own (serving,
@@ -23,5 +24,5 @@ pub mod headers;
 pub mod transport;
 
 pub use body::{ProxyBody, complete_response, error_chain, observe, text_response};
-pub use client::ClientConn;
+pub use client::{ClientConn, TrustedProxies};
 pub use transport::{Transport, TransportError};

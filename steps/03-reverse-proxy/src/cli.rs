@@ -9,13 +9,13 @@ use clap::Parser;
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper::{Method, Response, Uri};
-use proxy_core::{ProxyBody, complete_response};
+use ipnet::IpNet;
+use proxy_core::{ProxyBody, TrustedProxies, complete_response};
 use serving::{Binder, Launched, Server, ServerHandle, ServerOptions};
 use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream, start_backends};
 
 use crate::{
-    ClientConn, Director, Forwarding, HttpTransport, ProxyError, ReverseProxy, Transport,
-    single_host,
+    ClientConn, Director, HttpTransport, ProxyError, ReverseProxy, Transport, single_host,
 };
 
 /// Command line of `step03-reverse-proxy`.
@@ -69,9 +69,12 @@ pub struct ProxyOptions {
     /// this many seconds (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub send_timeout: u64,
-    /// Trust X-Real-IP / X-Forwarded-Host / -Proto from peers (we are behind another proxy).
-    #[arg(long)]
-    pub trust_forwarded: bool,
+    /// A proxy (or load balancer) in front of this one, whose
+    /// X-Forwarded-For names the client; repeat for several. The client is
+    /// then the right-most address no trusted proxy wrote, for forwarding
+    /// headers, allow/deny lists, rate limits and hashing.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<IpNet>,
     /// Show the hooks the way the seed's demo does: a response header added
     /// by ModifyResponse, and a custom error page from ErrorHandler.
     #[arg(long)]
@@ -97,6 +100,11 @@ impl ProxyOptions {
                 .enable_all()
                 .build()
         }
+    }
+
+    /// The peers whose forwarded client addresses are believed.
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies::new(self.trusted_proxies.clone())
     }
 
     /// Connection settings for the listening side.
@@ -141,12 +149,7 @@ fn build<T: Transport>(
     };
     let mut proxy = ReverseProxy::directed_by(director, transport)
         .flush_interval(Some(Duration::from_millis(args.flush_interval)))
-        .timeout(timeout)
-        .forwarding(if args.trust_forwarded {
-            Forwarding::BehindProxy
-        } else {
-            Forwarding::Edge
-        });
+        .timeout(timeout);
     if args.demo_modify {
         proxy = proxy
             .modify_response(Arc::new(|response| {
@@ -187,20 +190,26 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let proxy = Arc::new(args.proxy.build(single_host(upstream))?);
     let listener = binder.bind(args.listen).await?;
     let server = Server::new(listener, "reverse proxy").options(args.proxy.server_options());
-    launched.push(serve(proxy, server)?);
+    launched.push(serve(proxy, server, args.proxy.trusted_proxies())?);
     Ok(launched)
 }
 
-/// Serve `proxy` to plain-HTTP clients on `server`.
+/// Serve `proxy` to plain-HTTP clients on `server`, believing the
+/// forwarded client addresses of `trusted` peers.
 pub fn serve<T: Transport>(
     proxy: Arc<ReverseProxy<T>>,
     server: Server,
+    trusted: TrustedProxies,
 ) -> std::io::Result<ServerHandle> {
+    let trusted = Arc::new(trusted);
     server.spawn(move |peer| {
-        let proxy = proxy.clone();
-        let client = ClientConn::new(peer, "http");
+        let (proxy, trusted) = (proxy.clone(), trusted.clone());
+        let conn = ClientConn::new(peer, "http");
         service_fn(move |req| {
-            let (proxy, client) = (proxy.clone(), client.clone());
+            let client = trusted
+                .client_of(&conn, req.headers())
+                .unwrap_or_else(|| conn.clone());
+            let proxy = proxy.clone();
             async move { Ok::<_, Infallible>(proxy.serve(&client, req).await) }
         })
     })

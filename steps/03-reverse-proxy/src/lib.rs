@@ -49,7 +49,6 @@ use proxy_core::{ClientConn, ProxyBody, Transport, text_response};
 pub use cli::{Args, ProxyOptions, launch, serve};
 pub use director::{Director, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
-pub use forwarded::Forwarding;
 pub use transport::{HttpTransport, TransportOptions};
 pub use upgrade::{Upgrade, UpgradeHandler};
 
@@ -70,7 +69,6 @@ pub struct ReverseProxy<T = HttpTransport> {
     timeout: Option<Duration>,
     modify_response: Option<ModifyResponse>,
     error_handler: ErrorHandler,
-    forwarding: Forwarding,
     upgrade_handler: UpgradeHandler,
 }
 
@@ -97,7 +95,6 @@ impl<T: Transport> ReverseProxy<T> {
             timeout: None,
             modify_response: None,
             error_handler: Arc::new(default_error_handler),
-            forwarding: Forwarding::Edge,
             upgrade_handler: Arc::new(upgrade::spawn_tunnel),
         }
     }
@@ -122,11 +119,6 @@ impl<T: Transport> ReverseProxy<T> {
 
     pub fn error_handler(mut self, handler: ErrorHandler) -> Self {
         self.error_handler = handler;
-        self
-    }
-
-    pub fn forwarding(mut self, forwarding: Forwarding) -> Self {
-        self.forwarding = forwarding;
         self
     }
 
@@ -194,7 +186,7 @@ impl<T: Transport> ReverseProxy<T> {
         }
 
         // 6. Append the client's address (X-Forwarded-For and friends).
-        forwarded::set_forwarded_headers(&mut parts.headers, client, noted.host, self.forwarding);
+        forwarded::set_forwarded_headers(&mut parts.headers, client, noted.host);
         parts.version = Version::HTTP_11;
 
         // 7. Send the request upstream.

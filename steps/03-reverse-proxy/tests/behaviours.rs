@@ -121,8 +121,37 @@ async fn connection_cannot_strip_the_forwarded_headers() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_rightmost_untrusted_address() {
+    let setup = Setup::new(&["--trusted-proxy", "127.0.0.1/32"]).await;
+    let seen = echo(
+        &setup,
+        &[
+            ("x-forwarded-for", "6.6.6.6, 192.0.2.7"),
+            ("x-real-ip", "6.6.6.6"),
+        ],
+    )
+    .await;
+    assert_eq!(seen.header("x-real-ip"), Some("192.0.2.7"));
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("6.6.6.6, 192.0.2.7, 127.0.0.1")
+    );
+    // Untrusted, the same headers name nobody: the peer is the client.
+    let edge = Setup::new(&[]).await;
+    let seen = echo(
+        &edge,
+        &[
+            ("x-forwarded-for", "6.6.6.6, 192.0.2.7"),
+            ("x-real-ip", "6.6.6.6"),
+        ],
+    )
+    .await;
+    assert_eq!(seen.header("x-real-ip"), Some("127.0.0.1"));
+}
+
+#[tokio::test]
 async fn x_real_ip_is_set_by_the_first_proxy_only() {
-    let inner = Setup::new(&["--trust-forwarded"]).await;
+    let inner = Setup::new(&["--trusted-proxy", "127.0.0.1/32"]).await;
     let outer = proxy_to(&inner.url(), &[]).await;
     let seen: Echo = client()
         .get(format!("{}/chain", outer.servers[0].url()))
@@ -787,6 +816,7 @@ async fn a_proxy_without_a_director_says_so_instead_of_guessing() {
     let server = step03_reverse_proxy::serve(
         std::sync::Arc::new(proxy),
         serving::Server::new(listener, "proxy"),
+        Default::default(),
     )
     .unwrap();
     let answer = raw(

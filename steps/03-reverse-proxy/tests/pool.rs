@@ -84,7 +84,7 @@ async fn proxy_with_idle_timeout(upstream: SocketAddr, idle: Duration) -> Server
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    step03_reverse_proxy::serve(proxy, Server::new(listener, "proxy")).unwrap()
+    step03_reverse_proxy::serve(proxy, Server::new(listener, "proxy"), Default::default()).unwrap()
 }
 
 #[tokio::test]

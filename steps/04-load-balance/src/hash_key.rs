@@ -5,7 +5,7 @@
 //! client IP keeps each client on one upstream (sticky sessions, websockets);
 //! a header such as `X-User-Id` keeps each user on one, across addresses.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use hyper::Request;
@@ -37,13 +37,13 @@ impl FromStr for HashKey {
 
 impl HashKey {
     /// The key bytes of one request.
-    pub fn of<B>(&self, req: &Request<B>, peer: SocketAddr) -> Vec<u8> {
+    pub fn of<B>(&self, req: &Request<B>, client: IpAddr) -> Vec<u8> {
         match self {
             HashKey::Url => req
                 .uri()
                 .path_and_query()
                 .map_or(b"/".to_vec(), |pq| pq.as_str().as_bytes().to_vec()),
-            HashKey::ClientIp => match peer.ip() {
+            HashKey::ClientIp => match client {
                 IpAddr::V4(ip) => ip.octets().to_vec(),
                 IpAddr::V6(ip) => ip.octets().to_vec(),
             },

@@ -166,7 +166,7 @@ impl<T: Transport> BalancedProxy<T> {
         req: Request<Incoming>,
     ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let key = if self.balancer.kind().uses_key() {
-            self.hash_key.of(&req, client.peer)
+            self.hash_key.of(&req, client.client_ip())
         } else {
             Vec::new()
         };
@@ -286,13 +286,17 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let proxy = Arc::new(build(&args.balance, &args.proxy, binder, &mut launched).await?);
     let listener = binder.bind(args.listen).await?;
+    let trusted = Arc::new(args.proxy.trusted_proxies());
     let server = Server::new(listener, "balanced proxy")
         .options(args.proxy.server_options())
         .spawn(move |peer| {
-            let proxy = proxy.clone();
-            let client = ClientConn::new(peer, "http");
+            let (proxy, trusted) = (proxy.clone(), trusted.clone());
+            let conn = ClientConn::new(peer, "http");
             service_fn(move |req| {
-                let (proxy, client) = (proxy.clone(), client.clone());
+                let client = trusted
+                    .client_of(&conn, req.headers())
+                    .unwrap_or_else(|| conn.clone());
+                let proxy = proxy.clone();
                 async move { Ok::<_, Infallible>(proxy.handle(&client, req).await) }
             })
         })?;

@@ -40,7 +40,7 @@ use middleware::rewrite::{Rewrite, Rule};
 use middleware::stats::{Metrics, Stats, admin_response};
 use middleware::{Chain, Ctx, Endpoint};
 use proxy_core::ProxyBody;
-use proxy_core::{ClientConn, Transport};
+use proxy_core::{ClientConn, Transport, TrustedProxies};
 use serving::{Binder, Launched, Server, ServerHandle};
 use step03_reverse_proxy::{HttpTransport, ProxyOptions};
 use step04_load_balance::{BalanceOptions, BalancedProxy, parse_duration};
@@ -209,7 +209,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     .await?;
     let server = Server::new(binder.bind(args.listen).await?, "middleware proxy")
         .options(args.proxy.server_options());
-    launched.push(serve(chain, server, "http")?);
+    launched.push(serve(chain, server, "http", args.proxy.trusted_proxies())?);
     Ok(launched)
 }
 
@@ -244,14 +244,24 @@ pub async fn build<T: Transport>(
 }
 
 /// Serve `chain` on `server`; `scheme` is how clients reach it (`http` or
-/// `https`), for X-Forwarded-Proto.
-pub fn serve(chain: Arc<Chain>, server: Server, scheme: &'static str) -> io::Result<ServerHandle> {
+/// `https`), for X-Forwarded-Proto. The client every link sees is the
+/// peer, or whom a `trusted` peer forwarded.
+pub fn serve(
+    chain: Arc<Chain>,
+    server: Server,
+    scheme: &'static str,
+    trusted: TrustedProxies,
+) -> io::Result<ServerHandle> {
+    let trusted = Arc::new(trusted);
     server.spawn(move |peer| {
-        let chain = chain.clone();
-        let client = ClientConn::new(peer, scheme);
+        let (chain, trusted) = (chain.clone(), trusted.clone());
+        let conn = ClientConn::new(peer, scheme);
         service_fn(move |req| {
             let chain = chain.clone();
-            let ctx = Ctx::new(client.clone());
+            let client = trusted
+                .client_of(&conn, req.headers())
+                .unwrap_or_else(|| conn.clone());
+            let ctx = Ctx::new(client);
             async move { Ok::<_, Infallible>(chain.serve(req, &ctx).await) }
         })
     })

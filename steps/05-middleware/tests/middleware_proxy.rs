@@ -337,3 +337,82 @@ async fn an_rs256_public_key_file_guards_the_upstream() {
         "{error}"
     );
 }
+
+/// Status of a GET with this `X-Forwarded-For`.
+async fn status_forwarded_for(proxy: &Launched, forwarded_for: &str) -> u16 {
+    client()
+        .get(url(proxy))
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_bucket_and_verdict() {
+    let backend = backend().await;
+    // The test client plays the load balancer at 127.0.0.1.
+    let behind = middleware_proxy(
+        &backend.url(),
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--rate-limit",
+            "1",
+            "--burst",
+            "1",
+            "--deny",
+            "192.0.2.0/24",
+        ],
+    )
+    .await;
+    assert_eq!(status_forwarded_for(&behind, "198.51.100.1").await, 200);
+    assert_eq!(
+        status_forwarded_for(&behind, "198.51.100.1").await,
+        429,
+        "its bucket is empty"
+    );
+    assert_eq!(
+        status_forwarded_for(&behind, "198.51.100.2").await,
+        200,
+        "another client, another bucket"
+    );
+    assert_eq!(
+        status_forwarded_for(&behind, "192.0.2.7").await,
+        403,
+        "denied by its own address"
+    );
+    // A forged entry left of the one the trusted proxy wrote changes nothing.
+    assert_eq!(
+        status_forwarded_for(&behind, "198.51.100.3, 192.0.2.8").await,
+        403
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_choose_its_address() {
+    let backend = backend().await;
+    let edge = middleware_proxy(
+        &backend.url(),
+        &[
+            "--rate-limit",
+            "1",
+            "--burst",
+            "1",
+            "--deny",
+            "127.0.0.1/32",
+        ],
+    )
+    .await;
+    // Denied as 127.0.0.1, whatever X-Forwarded-For claims.
+    assert_eq!(status_forwarded_for(&edge, "198.51.100.1").await, 403);
+    let limited = middleware_proxy(&backend.url(), &["--rate-limit", "1", "--burst", "1"]).await;
+    assert_eq!(status_forwarded_for(&limited, "198.51.100.1").await, 200);
+    assert_eq!(
+        status_forwarded_for(&limited, "198.51.100.2").await,
+        429,
+        "one bucket: the peer's"
+    );
+}

@@ -81,7 +81,12 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         "websocket proxy",
     )
     .options(args.middleware.proxy.server_options());
-    launched.push(step05_middleware::serve(chain, server, "http")?);
+    launched.push(step05_middleware::serve(
+        chain,
+        server,
+        "http",
+        args.middleware.proxy.trusted_proxies(),
+    )?);
     tracing::info!("a browser demo is at /ws-demo");
     Ok(launched)
 }

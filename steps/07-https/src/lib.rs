@@ -140,7 +140,12 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let server = Server::new(listener, "https proxy")
         .options(middleware_args.proxy.server_options())
         .tls(tls);
-    launched.push(step05_middleware::serve(chain, server, "https")?);
+    launched.push(step05_middleware::serve(
+        chain,
+        server,
+        "https",
+        middleware_args.proxy.trusted_proxies(),
+    )?);
     if let Some(addr) = args.redirect_http {
         let server = Server::new(binder.bind(addr).await?, "https redirect");
         launched.push(redirect::spawn(server, port)?);
