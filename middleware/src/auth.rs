@@ -13,8 +13,15 @@
 //!
 //! With Basic and JWT both configured, either one lets a request in. A
 //! missing or bad credential is a 401 whose `WWW-Authenticate` says which
-//! schemes are accepted, and whose body says what was wrong. The
-//! `Authorization` header is forwarded: backends may want the identity.
+//! schemes are accepted, and whose body says what was wrong in a few words
+//! of our own (never a library's internals). The `Authorization` header is
+//! forwarded: backends may want the identity.
+//!
+//! Details an attacker probes: scheme names are case-insensitive
+//! (`bearer` is `Bearer`); passwords are compared in constant time; a
+//! token is refused when its header lists `crit` extensions, which this
+//! proxy understands none of (RFC 7515 §4.1.11); and with `--jwt-issuer` /
+//! `--jwt-audience` a token minted for another service is refused.
 
 use std::net::IpAddr;
 
@@ -24,7 +31,9 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use ipnet::IpNet;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use proxy_core::headers::{constant_time_eq, split_credentials};
 use proxy_core::{ProxyBody, text_response};
 
 use crate::{Ctx, Middleware, Next};
@@ -67,10 +76,28 @@ impl Auth {
         };
         let mut validation = Validation::new(algorithm);
         validation.validate_nbf = true;
-        // Tokens need not carry an audience; exp is required.
+        // No audience is required unless one is configured; exp is.
         validation.validate_aud = false;
         self.jwt = Some((decoding, validation));
         Ok(self)
+    }
+
+    /// Accept only tokens whose `iss` is `issuer` (after [`jwt`](Self::jwt)).
+    pub fn jwt_issuer(mut self, issuer: &str) -> Self {
+        if let Some((_, validation)) = &mut self.jwt {
+            validation.set_issuer(&[issuer]);
+            validation.set_required_spec_claims(&["exp", "iss"]);
+        }
+        self
+    }
+
+    /// Accept only tokens whose `aud` names `audience` (after [`jwt`](Self::jwt)).
+    pub fn jwt_audience(mut self, audience: &str) -> Self {
+        if let Some((_, validation)) = &mut self.jwt {
+            validation.set_audience(&[audience]);
+            validation.validate_aud = true;
+        }
+        self
     }
 
     pub fn allow(mut self, networks: Vec<IpNet>) -> Self {
@@ -94,40 +121,47 @@ impl Auth {
     }
 
     /// `Ok` when the credentials check out (or none are required).
-    fn check_credentials(&self, req: &Request<Incoming>) -> Result<(), String> {
+    fn check_credentials(&self, req: &Request<Incoming>) -> Result<(), &'static str> {
         if self.basic.is_empty() && self.jwt.is_none() {
             return Ok(());
         }
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-            return Err("credentials required".to_owned());
+            return Err("credentials required");
         };
-        let value = value
-            .to_str()
-            .map_err(|_| "unreadable Authorization header".to_owned())?;
-        if let Some(encoded) = value.strip_prefix("Basic ") {
+        let Some((scheme, credentials)) = split_credentials(value) else {
+            return Err("unreadable Authorization header");
+        };
+        if scheme.eq_ignore_ascii_case("basic") {
             if self.basic.is_empty() {
-                return Err("Basic credentials are not accepted here".to_owned());
+                return Err("Basic credentials are not accepted here");
             }
             let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| "malformed Basic credentials".to_owned())?;
-            return if self.basic.contains(&decoded) {
+                .decode(credentials)
+                .map_err(|_| "malformed Basic credentials")?;
+            // Every pair is compared, each in constant time.
+            let known = self.basic.iter().fold(false, |found, pair| {
+                found | constant_time_eq(pair.as_bytes(), &decoded)
+            });
+            return if known {
                 Ok(())
             } else {
-                Err("unknown user or wrong password".to_owned())
+                Err("unknown user or wrong password")
             };
         }
-        if let Some(token) = value.strip_prefix("Bearer ") {
+        if scheme.eq_ignore_ascii_case("bearer") {
             let Some((key, validation)) = &self.jwt else {
-                return Err("bearer tokens are not accepted here".to_owned());
+                return Err("bearer tokens are not accepted here");
             };
-            return jsonwebtoken::decode::<serde_json::Value>(token.trim(), key, validation)
+            if has_critical_extensions(credentials) {
+                return Err(
+                    "invalid token: it requires extensions (crit) this proxy does not support",
+                );
+            }
+            return jsonwebtoken::decode::<serde_json::Value>(credentials, key, validation)
                 .map(|_| ())
-                .map_err(|e| format!("invalid token: {e}"));
+                .map_err(|e| token_refusal(e.kind()));
         }
-        Err("unsupported Authorization scheme".to_owned())
+        Err("unsupported Authorization scheme")
     }
 
     fn challenge(&self) -> HeaderValue {
@@ -163,5 +197,36 @@ impl Middleware for Auth {
                 Box::pin(async move { refusal })
             }
         }
+    }
+}
+
+/// Does the token's header carry `crit`? The header is the first
+/// dot-separated part, base64url-encoded JSON; one we cannot read is left
+/// for the verification to refuse.
+fn has_critical_extensions(token: &str) -> bool {
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
+        .is_some_and(|header| header.get("crit").is_some())
+}
+
+/// What a refused token is told: the reason in our words, not the
+/// library's (whose messages name its internal types).
+fn token_refusal(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ExpiredSignature => "invalid token: expired",
+        ErrorKind::ImmatureSignature => "invalid token: not valid yet",
+        ErrorKind::InvalidSignature => "invalid token: bad signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "invalid token: signed with an algorithm this proxy does not accept"
+        }
+        ErrorKind::InvalidIssuer => "invalid token: issued by someone else",
+        ErrorKind::InvalidAudience => "invalid token: meant for another audience",
+        ErrorKind::MissingRequiredClaim(_) => "invalid token: a required claim is missing",
+        _ => "invalid token: malformed",
     }
 }

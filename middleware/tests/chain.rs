@@ -545,17 +545,17 @@ async fn jwt_bearer_tokens_are_verified_with_their_times() {
         (
             token(now - 600, now - 900, b"s3cret"),
             401,
-            "ExpiredSignature",
+            "invalid token: expired",
         ),
         (
             token(now + 600, now + 300, b"s3cret"),
             401,
-            "ImmatureSignature",
+            "invalid token: not valid yet",
         ),
         (
             token(now + 600, now - 10, b"other"),
             401,
-            "InvalidSignature",
+            "invalid token: bad signature",
         ),
     ];
     for (jwt, status, reason) in cases {
@@ -574,6 +574,103 @@ async fn jwt_bearer_tokens_are_verified_with_their_times() {
             let body = response.text().await.unwrap();
             assert!(body.contains(reason), "{body}");
         }
+    }
+}
+
+#[tokio::test]
+async fn tokens_an_attacker_would_try_are_refused_in_our_words() {
+    use base64::Engine as _;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let auth = Auth::default()
+        .jwt(JwtKey::Hs256Secret(b"s3cret".to_vec()))
+        .unwrap()
+        .jwt_issuer("https://issuer.example")
+        .jwt_audience("api");
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(auth))).await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let signed = |header: &Header, claims: serde_json::Value| {
+        encode(header, &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
+    };
+    let good = serde_json::json!({"exp": exp, "iss": "https://issuer.example", "aud": "api"});
+    let b64 = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let unsigned = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&good.to_string())
+    );
+    let critical = {
+        // A valid signature over a header that demands an extension.
+        let header = b64(r#"{"alg":"HS256","typ":"JWT","crit":["exp-ext"],"exp-ext":1}"#);
+        let payload = b64(&good.to_string());
+        let signing_input = format!("{header}.{payload}");
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &EncodingKey::from_secret(b"s3cret"),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{signing_input}.{signature}")
+    };
+    let cases = [
+        ("bearer", signed(&Header::default(), good.clone()), 200, ""),
+        ("BEARER", signed(&Header::default(), good.clone()), 200, ""),
+        ("Bearer", unsigned, 401, "invalid token: "),
+        ("Bearer", critical, 401, "(crit)"),
+        (
+            "Bearer",
+            signed(
+                &Header::default(),
+                serde_json::json!({"exp": exp, "iss": "https://evil.example", "aud": "api"}),
+            ),
+            401,
+            "issued by someone else",
+        ),
+        (
+            "Bearer",
+            signed(
+                &Header::default(),
+                serde_json::json!({"exp": exp, "iss": "https://issuer.example", "aud": "billing"}),
+            ),
+            401,
+            "another audience",
+        ),
+    ];
+    for (scheme, token, status, reason) in cases {
+        let response = client()
+            .get(server.url())
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{scheme} {token}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(reason), "{body}");
+        // Never the library's own words (type and variant names).
+        assert!(
+            !body.contains("variant") && !body.contains("Error"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn basic_scheme_names_are_case_insensitive() {
+    use base64::Engine as _;
+    let auth = Auth::default().basic(vec!["alice:secret".to_owned()]);
+    let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(auth))).await;
+    let credentials = base64::engine::general_purpose::STANDARD.encode("alice:secret");
+    for scheme in ["basic", "BASIC", "Basic"] {
+        let response = client()
+            .get(server.url())
+            .header("authorization", format!("{scheme} {credentials}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
     }
 }
 

@@ -13,7 +13,9 @@
 
 use std::net::IpAddr;
 
+use hyper::Uri;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::Authority;
 
 /// The headers that are always hop-by-hop (RFC 9110 §7.6.1, plus the
 /// non-standard `Proxy-Connection` and `Keep-Alive` that old clients send).
@@ -84,6 +86,42 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
     headers.insert(name, value);
 }
 
+/// The host a request is for: the request line's authority when it has
+/// one (absolute form wins over `Host`, RFC 9112 §3.2.2), else the `Host`
+/// header, which must then be a host and an optional port — nothing else.
+/// A `Host` carrying `/`, `?`, `@`, spaces or control bytes is refused:
+/// whatever copies it into a `Location`, a log line or a forwarded header
+/// would carry the attacker's text along.
+pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<Authority>, &'static str> {
+    if let Some(authority) = uri.authority() {
+        return Ok(Some(authority.clone()));
+    }
+    let Some(host) = headers.get(header::HOST) else {
+        return Ok(None);
+    };
+    match Authority::try_from(host.as_bytes()) {
+        Ok(authority) if !authority.as_str().contains('@') && !authority.host().is_empty() => {
+            Ok(Some(authority))
+        }
+        _ => Err("the Host header must be a host name or address and an optional port"),
+    }
+}
+
+/// An `Authorization`-style value split into its scheme and credentials.
+/// Scheme names are case-insensitive (RFC 9110 §11.1): `basic`, `Basic`
+/// and `BASIC` are one scheme, so the caller compares with
+/// `eq_ignore_ascii_case`.
+pub fn split_credentials(value: &HeaderValue) -> Option<(&str, &str)> {
+    let (scheme, credentials) = value.to_str().ok()?.trim().split_once(' ')?;
+    Some((scheme, credentials.trim()))
+}
+
+/// Compare secrets in time that depends on their length only, so that how
+/// long a refusal takes says nothing about how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +153,46 @@ mod tests {
         append_forwarded_for(&mut headers, &ip_header_value("192.0.2.7".parse().unwrap()));
         let all: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
         assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7"]);
+    }
+
+    #[test]
+    fn credentials_split_whatever_the_scheme_case() {
+        let value = HeaderValue::from_static("bearer  abc.def ");
+        assert_eq!(split_credentials(&value), Some(("bearer", "abc.def")));
+        assert_eq!(split_credentials(&HeaderValue::from_static("Basic")), None);
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secrets"));
+    }
+
+    #[test]
+    fn host_headers_are_host_and_port_only() {
+        let host = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static(value));
+            request_host(&headers, &Uri::from_static("/")).map(|a| a.map(|a| a.to_string()))
+        };
+        assert_eq!(
+            host("example.com:8443"),
+            Ok(Some("example.com:8443".into()))
+        );
+        assert_eq!(host("[::1]:80"), Ok(Some("[::1]:80".into())));
+        for bad in [
+            "evil.example:444/phish?x=",
+            "a b",
+            "user@example.com",
+            "x?y",
+            "",
+        ] {
+            assert!(host(bad).is_err(), "{bad:?}");
+        }
+        // The request line's authority wins over Host.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("evil.example"));
+        let uri = Uri::from_static("http://good.example/path");
+        assert_eq!(
+            request_host(&headers, &uri).unwrap().unwrap(),
+            "good.example"
+        );
     }
 }

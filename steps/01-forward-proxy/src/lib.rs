@@ -107,8 +107,9 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
 pub struct ForwardProxy {
     client: Client<HttpConnector<CheckedResolver>, Incoming>,
     policy: Arc<Policy>,
-    /// The expected `Proxy-Authorization` value, if auth is on.
-    expected_auth: Option<HeaderValue>,
+    /// The expected `Proxy-Authorization: Basic` credentials (base64), if
+    /// auth is on.
+    expected_auth: Option<String>,
     /// This instance's name in `Via`, to recognise requests that come back.
     via: HeaderValue,
 }
@@ -126,10 +127,8 @@ impl ForwardProxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
-        let expected_auth = proxy_auth.map(|credentials| {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-            HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header")
-        });
+        let expected_auth = proxy_auth
+            .map(|credentials| base64::engine::general_purpose::STANDARD.encode(credentials));
         // A random token, so that two proxies on different machines with the
         // same address do not mistake each other for themselves.
         let token = RandomState::new().hash_one(listen);
@@ -188,7 +187,16 @@ impl ForwardProxy {
 
     fn check_auth(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
         let expected = self.expected_auth.as_ref()?;
-        if req.headers().get(header::PROXY_AUTHORIZATION) == Some(expected) {
+        // Scheme names are case-insensitive; the secret is compared in
+        // constant time, so timing says nothing about a guess.
+        let offered = req
+            .headers()
+            .get(header::PROXY_AUTHORIZATION)
+            .and_then(headers::split_credentials);
+        if let Some((scheme, credentials)) = offered
+            && scheme.eq_ignore_ascii_case("basic")
+            && headers::constant_time_eq(credentials.as_bytes(), expected.as_bytes())
+        {
             return None;
         }
         let mut refusal = text_response(

@@ -371,6 +371,23 @@ async fn proxy_auth_is_required_when_configured() {
     }
 }
 
+#[tokio::test]
+async fn proxy_auth_scheme_names_are_case_insensitive() {
+    let setup = Setup::new(&["--proxy-auth", "alice:secret"]).await;
+    // base64("alice:secret")
+    for scheme in ["basic", "BASIC"] {
+        let answer = raw(
+            &setup,
+            format!(
+                "GET {}/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: {scheme} YWxpY2U6c2VjcmV0\r\nConnection: close\r\n\r\n",
+                setup.backend.url()
+            ),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{scheme}: {answer}");
+    }
+}
+
 #[test]
 fn bad_proxy_auth_flag_is_a_clear_cli_error() {
     let error = step01_forward_proxy::Args::try_parse_from([

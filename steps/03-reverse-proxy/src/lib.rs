@@ -43,7 +43,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use proxy_core::headers::remove_hop_by_hop;
+use proxy_core::headers::{remove_hop_by_hop, request_host};
 use proxy_core::{ClientConn, ProxyBody, Transport, text_response};
 
 pub use cli::{Args, ProxyOptions, launch, serve};
@@ -366,5 +366,7 @@ fn check_request(req: &Request<Incoming>) -> Result<(), &'static str> {
     if req.headers().get_all(header::HOST).iter().count() > 1 {
         return Err("a request must have at most one Host header (RFC 9112 §3.2)");
     }
+    // It goes upstream as X-Forwarded-Host, and into logs: a host and port only.
+    request_host(req.headers(), req.uri())?;
     Ok(())
 }

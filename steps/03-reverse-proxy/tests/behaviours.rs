@@ -827,3 +827,12 @@ async fn a_proxy_without_a_director_says_so_instead_of_guessing() {
     assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
     assert!(answer.contains("no director"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_host_header_that_is_more_than_a_host_is_refused() {
+    let setup = Setup::new(&[]).await;
+    for host in ["evil.example:444/phish?x=", "user@example.com", "a\tb"] {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_refused(&setup, request.as_bytes(), "400").await;
+    }
+}

@@ -92,6 +92,12 @@ pub struct Args {
     /// Accept JWT bearer tokens signed RS256 by the holder of this public key (PEM file).
     #[arg(long, value_name = "FILE")]
     pub jwt_public_key: Option<std::path::PathBuf>,
+    /// Accept only bearer tokens whose `iss` claim is this.
+    #[arg(long, value_name = "ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Accept only bearer tokens whose `aud` claim names this.
+    #[arg(long, value_name = "AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// Only clients in these networks (repeatable CIDR).
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<IpNet>,
@@ -170,6 +176,12 @@ pub fn chain<T: Transport>(
             })?;
             auth = auth.jwt(JwtKey::Rs256PublicPem(pem))?;
         }
+        if let Some(issuer) = &args.jwt_issuer {
+            auth = auth.jwt_issuer(issuer);
+        }
+        if let Some(audience) = &args.jwt_audience {
+            auth = auth.jwt_audience(audience);
+        }
         chain = chain.with(Arc::new(auth));
     }
     if args.breaker_error_rate.is_some() || args.max_concurrent.is_some() {
@@ -231,6 +243,13 @@ pub async fn build<T: Transport>(
     let chain = Arc::new(chain(args, adapt(proxy), &metrics)?);
     tracing::info!("middleware chain: {} links before the proxy", chain.len());
     if let Some(admin) = args.admin {
+        // The admin pages have no authentication of their own (step 09's
+        // admin API does): reachable from elsewhere, anyone can read them.
+        if !admin.ip().is_loopback() {
+            tracing::warn!(
+                "--admin {admin} is reachable from other machines, and its pages need no credentials; bind it to 127.0.0.1 unless a firewall guards it"
+            );
+        }
         let listener = binder.bind(admin).await?;
         launched.push(Server::new(listener, "admin").spawn(move |_peer| {
             let metrics = metrics.clone();

@@ -18,22 +18,25 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
+use proxy_core::headers::request_host;
 use proxy_core::{ProxyBody, text_response};
 use serving::{Server, ServerHandle};
 
 /// The redirect for one request, to HTTPS on `https_port`.
 pub fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    let Some(host) = host.map(without_port).filter(|h| !h.is_empty()) else {
-        return text_response(
-            StatusCode::BAD_REQUEST,
-            "this listener only redirects to https, and needs a Host header to know where",
-        );
+    // Only a host and a port get into Location: anything else in Host would
+    // redirect the client to a page of the attacker's choosing.
+    let authority = match request_host(req.headers(), req.uri()) {
+        Ok(Some(authority)) => authority,
+        Ok(None) => {
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                "this listener only redirects to https, and needs a Host header to know where",
+            );
+        }
+        Err(reason) => return text_response(StatusCode::BAD_REQUEST, reason),
     };
+    let host = authority.host();
     let port = if https_port == 443 {
         String::new()
     } else {
@@ -41,12 +44,8 @@ pub fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody>
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let location = format!("https://{host}{port}{path}");
-    let Ok(location_value) = HeaderValue::from_str(&location) else {
-        return text_response(
-            StatusCode::BAD_REQUEST,
-            "the Host header is not a host name",
-        );
-    };
+    let location_value =
+        HeaderValue::from_str(&location).expect("a checked host and a parsed path make a header");
     let mut response = text_response(
         StatusCode::PERMANENT_REDIRECT,
         format!("this site is served over https: {location}"),
@@ -57,16 +56,6 @@ pub fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody>
     response
 }
 
-/// `example.com:80` → `example.com`; `[::1]:80` → `[::1]`.
-fn without_port(authority: &str) -> &str {
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            host
-        }
-        _ => authority,
-    }
-}
-
 /// Serve redirects on `server`.
 pub fn spawn(server: Server, https_port: u16) -> std::io::Result<ServerHandle> {
     server.spawn(move |_peer| {
@@ -75,18 +64,4 @@ pub fn spawn(server: Server, https_port: u16) -> std::io::Result<ServerHandle> {
             async move { Ok::<_, Infallible>(response) }
         })
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_port;
-
-    #[test]
-    fn ports_come_off_hosts_of_every_shape() {
-        assert_eq!(without_port("example.com:8080"), "example.com");
-        assert_eq!(without_port("example.com"), "example.com");
-        assert_eq!(without_port("127.0.0.1:80"), "127.0.0.1");
-        assert_eq!(without_port("[::1]:80"), "[::1]");
-        assert_eq!(without_port("[::1]"), "[::1]");
-    }
 }

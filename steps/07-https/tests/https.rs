@@ -365,6 +365,48 @@ async fn the_redirect_listener_sends_everyone_to_https() {
     assert!(answer.starts_with("HTTP/1.0 400"), "{answer}");
 }
 
+#[tokio::test]
+async fn the_redirect_never_copies_more_than_a_host_into_location() {
+    let pki = Pki::new(&["unused"]);
+    let launched = proxy(&[
+        "--redirect-http",
+        "127.0.0.1:0",
+        "--cert-out",
+        &pki.path("generated.pem"),
+    ])
+    .await
+    .unwrap();
+    let redirect = launched.get("https redirect").unwrap().addr();
+    let ask = |request: &'static str| async move {
+        let mut raw = TcpStream::connect(redirect).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut raw, request.as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        raw.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+    // A Host that would make Location point at a page of the attacker's.
+    let answer =
+        ask("GET /login HTTP/1.1\r\nHost: evil.example:444/phish?x=\r\nConnection: close\r\n\r\n")
+            .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("location:"),
+        "{answer}"
+    );
+    // The request line's authority wins over Host (RFC 9112 §3.2.2).
+    let answer = ask(
+        "GET http://good.example/login HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+    assert!(
+        answer.contains("location: https://good.example:"),
+        "{answer}"
+    );
+}
+
 /// A TLS connection to the proxy as `localhost`, trusting the certificate
 /// it wrote to `cert`.
 async fn tls_to(launched: &Launched, cert: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
