@@ -49,6 +49,10 @@ pub struct Args {
     /// long (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// Keep at most this many websockets open; more are closed right after
+    /// their handshake with 1013 (try again later).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_tunnels: usize,
 }
 
 impl Args {
@@ -99,7 +103,7 @@ pub async fn build<T: Transport>(
     launched: &mut Launched,
     transport: T,
 ) -> anyhow::Result<Arc<Chain>> {
-    let tunnels = Tunnels::new(args.idle_timeout);
+    let tunnels = Tunnels::new(args.idle_timeout, args.max_tunnels);
     let handler = tunnels.handler();
     let chain = step05_middleware::build(&args.middleware, binder, launched, transport, |proxy| {
         proxy.on_upgrade(handler)

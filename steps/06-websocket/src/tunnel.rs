@@ -49,10 +49,15 @@ const BUFFER: usize = 8 * 1024;
 /// The close code for "the server is going away" (RFC 6455 §7.4.1).
 const GOING_AWAY: u16 = 1001;
 
+/// The close code for "try again later" (IANA's websocket close codes).
+const TRY_AGAIN_LATER: u16 = 1013;
+
 /// Every tunnel the proxy holds open, and the means to close them all.
 #[derive(Clone)]
 pub struct Tunnels {
     idle_timeout: Duration,
+    /// At most this many open at once; more are closed as they open.
+    max_open: usize,
     /// Flips to true at shutdown. Each tunnel holds a receiver, so the
     /// receiver count is the number of open tunnels, and `closed()` resolves
     /// when the last one has gone.
@@ -60,9 +65,10 @@ pub struct Tunnels {
 }
 
 impl Tunnels {
-    pub fn new(idle_timeout: Duration) -> Self {
+    pub fn new(idle_timeout: Duration, max_open: usize) -> Self {
         Self {
             idle_timeout,
+            max_open,
             closing: Arc::new(watch::Sender::new(false)),
         }
     }
@@ -79,8 +85,13 @@ impl Tunnels {
     }
 
     fn spawn(&self, upgrade: Upgrade) {
+        // A tunnel is not a request: once the 101 is out, no request cap
+        // counts it, and it may stay for hours. Past the cap a new tunnel
+        // is closed at once, both ways, with "try again later" — the
+        // websocket way of saying 503 after the handshake.
+        let full = (self.open() >= self.max_open).then_some(self.max_open);
         let closing = self.closing.subscribe();
-        tokio::spawn(run(upgrade, self.idle_timeout, closing));
+        tokio::spawn(run(upgrade, self.idle_timeout, closing, full));
     }
 
     /// Close every tunnel (close frames both ways) and wait until all are gone.
@@ -99,6 +110,16 @@ impl Tunnels {
 enum Reason {
     Idle(Duration),
     Shutdown,
+    Full(usize),
+}
+
+impl Reason {
+    fn close_code(self) -> u16 {
+        match self {
+            Reason::Idle(_) | Reason::Shutdown => GOING_AWAY,
+            Reason::Full(_) => TRY_AGAIN_LATER,
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -106,6 +127,7 @@ impl fmt::Display for Reason {
         match self {
             Reason::Idle(limit) => write!(f, "idle for {limit:?}"),
             Reason::Shutdown => f.write_str("proxy shutting down"),
+            Reason::Full(max) => write!(f, "{max} tunnels already open"),
         }
     }
 }
@@ -134,7 +156,12 @@ impl Activity {
     }
 }
 
-async fn run(upgrade: Upgrade, idle_timeout: Duration, mut closing: watch::Receiver<bool>) {
+async fn run(
+    upgrade: Upgrade,
+    idle_timeout: Duration,
+    mut closing: watch::Receiver<bool>,
+    full: Option<usize>,
+) {
     let (peer, target) = (upgrade.peer, upgrade.target.clone());
     let websocket = upgrade
         .protocol
@@ -173,6 +200,8 @@ async fn run(upgrade: Upgrade, idle_timeout: Duration, mut closing: watch::Recei
     tokio::pin!(pumps);
 
     let reason = tokio::select! {
+        biased;
+        () = std::future::ready(()), if full.is_some() => Reason::Full(full.unwrap_or_default()),
         ended = &mut pumps => {
             match ended {
                 Ok((up, down)) => debug!("tunnel {peer} ⇄ {target} closed: {up} bytes up, {down} down"),
@@ -268,8 +297,12 @@ where
     // A close that already went this way (a close handshake under way)
     // must not be followed by a second one.
     if frames.closes() == 0 {
-        to.write_all(&close_frame(GOING_AWAY, &reason.to_string(), toward))
-            .await?;
+        to.write_all(&close_frame(
+            reason.close_code(),
+            &reason.to_string(),
+            toward,
+        ))
+        .await?;
     }
     frames.advance(&buf[unread], false);
     while frames.closes() == 0 {

@@ -271,3 +271,23 @@ async fn the_handshake_client_explains_what_it_cannot_do() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn tunnels_past_the_cap_are_closed_with_try_again_later() {
+    // A tunnel outlives its request, so no request cap counts it; this one
+    // does. The second websocket is told 1013 at once; the first goes on.
+    let launched = proxy(&["--max-tunnels", "1"]).await;
+    let mut first = connect(&ws_url(&launched, "/ws")).await;
+    first.send(Message::text("one")).await.unwrap();
+    assert_eq!(next(&mut first).await, Message::text("one"));
+    let mut second = connect(&ws_url(&launched, "/ws")).await;
+    match next(&mut second).await {
+        Message::Close(Some(frame)) => {
+            assert_eq!(frame.code, CloseCode::Again, "{frame:?}");
+            assert!(frame.reason.contains("1 tunnels already open"), "{frame:?}");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    first.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next(&mut first).await, Message::text("still here"));
+}
