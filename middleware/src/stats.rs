@@ -11,17 +11,17 @@
 //! the admin listener is Prometheus' text format, `/stats` a JSON summary
 //! with requests per second over the last 1 and 10 seconds.
 //!
-//! Request bytes are read from `Content-Length` (a chunked upload counts
-//! 0): counting the body itself would mean wrapping it, and the proxy
-//! hands the client's body to hyper's client untouched. Response bytes are
-//! counted as the body streams out.
+//! Bytes are counted as they are seen, never as claimed: a request's body
+//! bytes by the transport as it sends them upstream (through the request's
+//! [`SentBytes`] extension), a response's as its body streams out. A count
+//! taken from `Content-Length` would let a client add 2^63 with one header,
+//! and wrap the counter with two.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,7 +29,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use proxy_core::{ProxyBody, complete_response};
+use proxy_core::{ProxyBody, SentBytes, complete_response};
 
 use crate::per_second::PerSecond;
 use crate::{Ctx, Middleware, Next};
@@ -51,6 +51,8 @@ pub struct Metrics {
     no_upstream: Arc<str>,
     duration: Histogram,
     bytes_in: Counter,
+    /// Given to every request, for the transport to count into `bytes_in`.
+    sent_bytes: SentBytes,
     bytes_out: Counter,
     in_flight: Gauge,
     pub(crate) rate_limited: Counter,
@@ -91,7 +93,7 @@ impl Metrics {
         );
         registry.register(
             "request_bytes",
-            "Request body bytes (by Content-Length)",
+            "Request body bytes sent upstream",
             bytes_in.clone(),
         );
         registry.register(
@@ -124,6 +126,12 @@ impl Metrics {
             requests,
             no_upstream: Arc::from("-"),
             duration,
+            sent_bytes: {
+                let counter = bytes_in.clone();
+                SentBytes(Arc::new(move |n| {
+                    counter.inc_by(n);
+                }))
+            },
             bytes_in,
             bytes_out,
             in_flight,
@@ -183,7 +191,7 @@ pub struct Stats {
 impl Middleware for Stats {
     fn handle<'a>(
         &'a self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
@@ -192,11 +200,7 @@ impl Middleware for Stats {
         let metrics = &self.metrics;
         let started = Instant::now();
         let method = method_label(req.method());
-        let bytes_in = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .unwrap_or(0);
+        req.extensions_mut().insert(metrics.sent_bytes.clone());
         metrics
             .per_second
             .record(metrics.per_second.second(started), false);
@@ -205,7 +209,6 @@ impl Middleware for Stats {
         Box::pin(async move {
             let response = response.await;
             drop(in_flight);
-            metrics.bytes_in.inc_by(bytes_in);
             metrics.duration.observe(started.elapsed().as_secs_f64());
             metrics.count_request(
                 method,

@@ -25,4 +25,4 @@ pub mod transport;
 
 pub use body::{ProxyBody, complete_response, error_chain, observe, text_response};
 pub use client::{ClientConn, TrustedProxies};
-pub use transport::{Transport, TransportError};
+pub use transport::{SentBytes, Transport, TransportError};

@@ -9,6 +9,7 @@
 //! over calling it directly.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -17,12 +18,22 @@ use hyper::{Request, Response};
 /// What a transport's failure carries: any error, with its causes.
 pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A request extension: whoever wants to know how many request body bytes
+/// really went upstream (statistics) puts one in, and the transport calls it
+/// with each chunk's length as it sends it. Counting what was sent, not what
+/// `Content-Length` claimed, keeps a client from inflating (or wrapping) a
+/// byte counter with a number it made up.
+#[derive(Clone)]
+pub struct SentBytes(pub Arc<dyn Fn(u64) + Send + Sync>);
+
 /// Sends one request upstream and returns the response head; the body
 /// streams afterwards.
 pub trait Transport: Send + Sync + 'static {
     /// The upstream response's body.
     type Body: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static;
 
+    /// Sends `request`; if it carries a [`SentBytes`], reports the body's
+    /// bytes to it as they go.
     fn round_trip(
         &self,
         request: Request<Incoming>,

@@ -59,7 +59,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use thiserror::Error;
 use tower_service::Service;
 
-use proxy_core::TransportError;
+use proxy_core::{SentBytes, TransportError};
 
 /// Opens the byte stream to an upstream: TCP in step 03, TLS over TCP in step 07.
 /// Every tower service from a URI to a hyper IO is one, which covers
@@ -142,7 +142,7 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send + Sync>>;
 /// One upstream connection: the handle that sends and the future that
 /// moves the bytes.
 struct Connection {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<Counted>,
     driver: Driver,
     key: Arc<Key>,
 }
@@ -302,8 +302,9 @@ impl<C: Connector> Pool<C> {
     /// afterwards and returns the connection when it ends.
     pub async fn send(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
     ) -> Result<Response<PooledBody>, PoolError> {
+        let mut request = Counted::around(request);
         let key = key_of(request.uri())?;
         let target = request.uri().clone();
         to_origin_form(&mut request);
@@ -361,14 +362,14 @@ impl<C: Connector> Pool<C> {
 
 enum Exchange {
     Done(Result<Response<PooledBody>, PoolError>),
-    NotStarted(Request<Incoming>),
+    NotStarted(Request<Counted>),
 }
 
 /// Send one request on `connection`, polling the connection ourselves
 /// until the response head is in.
 async fn exchange(
     connection: Connection,
-    request: Request<Incoming>,
+    request: Request<Counted>,
     pool: &Arc<Shared>,
 ) -> Exchange {
     let Connection {
@@ -437,7 +438,7 @@ fn key_of(uri: &Uri) -> Result<Key, PoolError> {
 
 /// HTTP/1.1 to an origin server names the target by path (origin form),
 /// CONNECT by host and port; the host travels in `Host`.
-fn to_origin_form(request: &mut Request<Incoming>) {
+fn to_origin_form(request: &mut Request<Counted>) {
     if !request.headers().contains_key(HOST)
         && let Some(host) = request
             .uri()
@@ -527,5 +528,47 @@ impl Drop for PooledBody {
     /// often seen here. Anything short of the end closes the connection.
     fn drop(&mut self) {
         self.release(false);
+    }
+}
+
+/// A request body that reports each data frame's length to the request's
+/// [`SentBytes`], if it has one, as hyper takes the frame to send it.
+pub struct Counted {
+    body: Incoming,
+    sent: Option<SentBytes>,
+}
+
+impl Counted {
+    fn around(request: Request<Incoming>) -> Request<Counted> {
+        let (mut parts, body) = request.into_parts();
+        let sent = parts.extensions.remove::<SentBytes>();
+        Request::from_parts(parts, Counted { body, sent })
+    }
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let (Some(sent), Poll::Ready(Some(Ok(frame)))) = (&this.sent, &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            (sent.0)(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
