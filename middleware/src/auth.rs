@@ -48,8 +48,28 @@ pub enum JwtKey {
 pub struct Auth {
     basic: Vec<String>,
     jwt: Option<(DecodingKey, Validation)>,
-    allow: Vec<IpNet>,
-    deny: Vec<IpNet>,
+    addresses: AddressRules,
+}
+
+/// IP allow and deny lists: deny wins; with an allow list, only listed
+/// networks get in. Step 05 applies the same rules to its admin pages.
+#[derive(Debug, Clone, Default)]
+pub struct AddressRules {
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
+}
+
+impl AddressRules {
+    /// Why `ip` may not come in, if it may not.
+    pub fn refusal(&self, ip: IpAddr) -> Option<String> {
+        if self.deny.iter().any(|net| net.contains(&ip)) {
+            return Some(format!("forbidden: {ip} is in a denied network"));
+        }
+        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&ip)) {
+            return Some(format!("forbidden: {ip} is not in an allowed network"));
+        }
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,23 +121,13 @@ impl Auth {
     }
 
     pub fn allow(mut self, networks: Vec<IpNet>) -> Self {
-        self.allow = networks;
+        self.addresses.allow = networks;
         self
     }
 
     pub fn deny(mut self, networks: Vec<IpNet>) -> Self {
-        self.deny = networks;
+        self.addresses.deny = networks;
         self
-    }
-
-    fn address_refusal(&self, ip: IpAddr) -> Option<String> {
-        if self.deny.iter().any(|net| net.contains(&ip)) {
-            return Some(format!("forbidden: {ip} is in a denied network"));
-        }
-        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&ip)) {
-            return Some(format!("forbidden: {ip} is not in an allowed network"));
-        }
-        None
     }
 
     /// `Ok` when the credentials check out (or none are required).
@@ -183,7 +193,7 @@ impl Middleware for Auth {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        if let Some(reason) = self.address_refusal(ctx.client.client_ip()) {
+        if let Some(reason) = self.addresses.refusal(ctx.client.client_ip()) {
             let refusal = text_response(StatusCode::FORBIDDEN, reason);
             return Box::pin(async move { refusal });
         }

@@ -30,17 +30,17 @@ use clap::Parser;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use ipnet::IpNet;
-use middleware::auth::{Auth, JwtKey};
+use middleware::auth::{AddressRules, Auth, JwtKey};
 use middleware::breaker::{Breaker, BreakerPolicy};
 use middleware::rate_limit::{RateKey, RateLimit};
 use middleware::request_id::RequestId;
 use middleware::rewrite::{Rewrite, Rule};
 use middleware::stats::{Metrics, Stats, admin_response};
 use middleware::{Chain, Ctx, Endpoint};
-use proxy_core::ProxyBody;
 use proxy_core::{ClientConn, Transport, TrustedProxies};
+use proxy_core::{ProxyBody, text_response};
 use serving::{Binder, Launched, Server, ServerHandle};
 use step03_reverse_proxy::{HttpTransport, ProxyOptions};
 use step04_load_balance::{BalanceOptions, BalancedProxy, parse_duration};
@@ -243,18 +243,26 @@ pub async fn build<T: Transport>(
     let chain = Arc::new(chain(args, adapt(proxy), &metrics)?);
     tracing::info!("middleware chain: {} links before the proxy", chain.len());
     if let Some(admin) = args.admin {
-        // The admin pages have no authentication of their own (step 09's
-        // admin API does): reachable from elsewhere, anyone can read them.
+        // The admin pages have no credentials of their own (step 09's admin
+        // API does): --allow/--deny guard them too, and beyond loopback
+        // anyone those rules let in can read them.
         if !admin.ip().is_loopback() {
             tracing::warn!(
                 "--admin {admin} is reachable from other machines, and its pages need no credentials; bind it to 127.0.0.1 unless a firewall guards it"
             );
         }
         let listener = binder.bind(admin).await?;
-        launched.push(Server::new(listener, "admin").spawn(move |_peer| {
-            let metrics = metrics.clone();
+        let rules = Arc::new(AddressRules {
+            allow: args.allow.clone(),
+            deny: args.deny.clone(),
+        });
+        launched.push(Server::new(listener, "admin").spawn(move |peer| {
+            let (metrics, rules) = (metrics.clone(), rules.clone());
             service_fn(move |req: Request<Incoming>| {
-                let response = admin_response(&metrics, req.uri().path());
+                let response = match rules.refusal(peer.ip()) {
+                    Some(reason) => text_response(StatusCode::FORBIDDEN, reason),
+                    None => admin_response(&metrics, req.uri().path()),
+                };
                 async move { Ok::<_, Infallible>(response) }
             })
         })?);

@@ -460,3 +460,22 @@ async fn request_bytes_count_what_was_sent_not_what_was_claimed() {
     let counted = request_bytes().await;
     assert!((1000..=1006).contains(&counted), "request_bytes {counted}");
 }
+
+#[tokio::test]
+async fn the_admin_pages_obey_the_address_rules_too() {
+    let backend = backend().await;
+    let denied = middleware_proxy(&backend.url(), &["--deny", "127.0.0.0/8"]).await;
+    let response = client()
+        .get(format!("{}/metrics", admin(&denied)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let open = middleware_proxy(&backend.url(), &[]).await;
+    let response = client()
+        .get(format!("{}/metrics", admin(&open)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
