@@ -48,17 +48,38 @@ pub fn observe(
     body: ProxyBody,
     on_frame: impl FnMut(&Frame<Bytes>) + Send + Sync + Unpin + 'static,
 ) -> ProxyBody {
-    Observed { body, on_frame }.boxed()
+    Observed::new(body, on_frame).boxed()
 }
 
-struct Observed<F> {
-    body: ProxyBody,
+/// Whatever watches the frames of an [`Observed`] body: any closure, or a
+/// type of its own where the body's type must be named (the pool's request
+/// bodies, whose byte counter is optional).
+pub trait OnFrame {
+    fn on_frame(&mut self, frame: &Frame<Bytes>);
+}
+
+impl<F: FnMut(&Frame<Bytes>)> OnFrame for F {
+    fn on_frame(&mut self, frame: &Frame<Bytes>) {
+        self(frame)
+    }
+}
+
+/// A body whose frames pass by an [`OnFrame`] on their way.
+pub struct Observed<B, F> {
+    body: B,
     on_frame: F,
 }
 
-impl<F> Body for Observed<F>
+impl<B, F> Observed<B, F> {
+    pub fn new(body: B, on_frame: F) -> Self {
+        Self { body, on_frame }
+    }
+}
+
+impl<B, F> Body for Observed<B, F>
 where
-    F: FnMut(&Frame<Bytes>) + Unpin,
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    F: OnFrame + Unpin,
 {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -67,9 +88,10 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
-            (self.on_frame)(frame);
+            this.on_frame.on_frame(frame);
         }
         polled
     }

@@ -23,6 +23,8 @@ pub mod client;
 pub mod headers;
 pub mod transport;
 
-pub use body::{ProxyBody, complete_response, error_chain, observe, text_response};
+pub use body::{
+    Observed, OnFrame, ProxyBody, complete_response, error_chain, observe, text_response,
+};
 pub use client::{ClientConn, TrustedProxies};
 pub use transport::{SentBytes, Transport, TransportError};

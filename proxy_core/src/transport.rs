@@ -12,8 +12,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
+
+use crate::body::OnFrame;
 
 /// What a transport's failure carries: any error, with its causes.
 pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,6 +27,15 @@ pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
 /// byte counter with a number it made up.
 #[derive(Clone)]
 pub struct SentBytes(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+/// A transport's request body reports to the request's counter, if any.
+impl OnFrame for Option<SentBytes> {
+    fn on_frame(&mut self, frame: &Frame<Bytes>) {
+        if let (Some(sent), Some(data)) = (self, frame.data_ref()) {
+            (sent.0)(data.len() as u64);
+        }
+    }
+}
 
 /// Sends one request upstream and returns the response head; the body
 /// streams afterwards.

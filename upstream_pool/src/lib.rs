@@ -59,7 +59,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use thiserror::Error;
 use tower_service::Service;
 
-use proxy_core::{SentBytes, TransportError};
+use proxy_core::{Observed, SentBytes, TransportError};
 
 /// Opens the byte stream to an upstream: TCP in step 03, TLS over TCP in step 07.
 /// Every tower service from a URI to a hyper IO is one, which covers
@@ -304,7 +304,7 @@ impl<C: Connector> Pool<C> {
         &self,
         request: Request<Incoming>,
     ) -> Result<Response<PooledBody>, PoolError> {
-        let mut request = Counted::around(request);
+        let mut request = counted(request);
         let key = key_of(request.uri())?;
         let target = request.uri().clone();
         to_origin_form(&mut request);
@@ -533,42 +533,11 @@ impl Drop for PooledBody {
 
 /// A request body that reports each data frame's length to the request's
 /// [`SentBytes`], if it has one, as hyper takes the frame to send it.
-pub struct Counted {
-    body: Incoming,
-    sent: Option<SentBytes>,
-}
+pub type Counted = Observed<Incoming, Option<SentBytes>>;
 
-impl Counted {
-    fn around(request: Request<Incoming>) -> Request<Counted> {
-        let (mut parts, body) = request.into_parts();
-        let sent = parts.extensions.remove::<SentBytes>();
-        Request::from_parts(parts, Counted { body, sent })
-    }
-}
-
-impl Body for Counted {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if let (Some(sent), Poll::Ready(Some(Ok(frame)))) = (&this.sent, &polled)
-            && let Some(data) = frame.data_ref()
-        {
-            (sent.0)(data.len() as u64);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
+/// The request, its body wrapped to count what is sent.
+fn counted(request: Request<Incoming>) -> Request<Counted> {
+    let (mut parts, body) = request.into_parts();
+    let sent = parts.extensions.remove::<SentBytes>();
+    Request::from_parts(parts, Observed::new(body, sent))
 }
