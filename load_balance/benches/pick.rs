@@ -35,7 +35,7 @@ fn picks(c: &mut Criterion) {
             .measurement_time(Duration::from_secs(1))
             .warm_up_time(Duration::from_millis(300));
         let keys = keys();
-        for kind in Kind::ALL {
+        for kind in Kind::all() {
             for n in [2usize, 10, 100, 1000] {
                 let balancer = Arc::new(balancer(kind, n));
                 group.bench_with_input(BenchmarkId::new(kind.name(), n), &n, |b, _| {

@@ -104,7 +104,8 @@ impl Drop for InFlight {
     }
 }
 
-/// The strategy names the CLI accepts.
+/// The strategies, by name. Each variant has one line in [`STRATEGIES`],
+/// which says everything else about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Random,
@@ -115,36 +116,126 @@ pub enum Kind {
     BoundedConsistentHash,
 }
 
+/// How a registered strategy is built over an upstream set (the last
+/// argument is the balancer's total of requests in flight).
+type Builder =
+    fn(Vec<Arc<Upstream>>, &Options, Arc<AtomicUsize>) -> Result<Box<dyn Strategy>, Error>;
+
+/// One strategy: its name, what it reads, and how to build it.
+pub struct Registered {
+    pub kind: Kind,
+    pub name: &'static str,
+    /// Does it read the request's hash key? (Only then is one computed.)
+    pub reads_key: bool,
+    /// Does it read how many requests each upstream has in flight? (Only
+    /// then are they counted: two atomic updates and a body wrapper.)
+    pub reads_load: bool,
+    build: Builder,
+}
+
+/// The registry: adding a strategy is a module and a line here (and its
+/// variant above). Names, `--help`, error messages and the in-flight
+/// bookkeeping all come from this table.
+pub const STRATEGIES: [Registered; 6] = [
+    Registered {
+        kind: Kind::Random,
+        name: "random",
+        reads_key: false,
+        reads_load: false,
+        build: |upstreams, options, _| Ok(Box::new(random::Random::new(upstreams, options.seed))),
+    },
+    Registered {
+        kind: Kind::RoundRobin,
+        name: "round-robin",
+        reads_key: false,
+        reads_load: false,
+        build: |upstreams, _, _| Ok(Box::new(round_robin::RoundRobin::new(upstreams))),
+    },
+    Registered {
+        kind: Kind::WeightedRoundRobin,
+        name: "weighted-round-robin",
+        reads_key: false,
+        reads_load: false,
+        build: |upstreams, _, _| {
+            Ok(Box::new(weighted_round_robin::WeightedRoundRobin::new(
+                upstreams,
+            )?))
+        },
+    },
+    Registered {
+        kind: Kind::ConsistentHash,
+        name: "consistent-hash",
+        reads_key: true,
+        reads_load: false,
+        build: |upstreams, options, _| {
+            Ok(Box::new(consistent_hash::ConsistentHash::new(
+                upstreams,
+                options.replicas,
+                None,
+            )))
+        },
+    },
+    Registered {
+        kind: Kind::LeastConnections,
+        name: "least-connections",
+        reads_key: false,
+        reads_load: true,
+        build: |upstreams, options, _| {
+            Ok(Box::new(least_connections::LeastConnections::new(
+                upstreams,
+                options.seed,
+            )))
+        },
+    },
+    Registered {
+        kind: Kind::BoundedConsistentHash,
+        name: "bounded-consistent-hash",
+        reads_key: true,
+        reads_load: true,
+        build: |upstreams, options, total_in_flight| {
+            Ok(Box::new(consistent_hash::ConsistentHash::new(
+                upstreams,
+                options.replicas,
+                Some(consistent_hash::Bound {
+                    load_factor: options.load_factor,
+                    total_in_flight,
+                }),
+            )))
+        },
+    },
+];
+
 impl Kind {
-    pub const ALL: [Kind; 6] = [
-        Kind::Random,
-        Kind::RoundRobin,
-        Kind::WeightedRoundRobin,
-        Kind::ConsistentHash,
-        Kind::LeastConnections,
-        Kind::BoundedConsistentHash,
-    ];
+    /// Every strategy, in the registry's order.
+    pub fn all() -> impl Iterator<Item = Kind> {
+        STRATEGIES.iter().map(|strategy| strategy.kind)
+    }
+
+    /// Every strategy's name, in the registry's order.
+    pub fn names() -> Vec<&'static str> {
+        STRATEGIES.iter().map(|strategy| strategy.name).collect()
+    }
+
+    fn entry(self) -> &'static Registered {
+        STRATEGIES
+            .iter()
+            .find(|strategy| strategy.kind == self)
+            .expect("every Kind has a line in STRATEGIES (a test checks)")
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Kind::Random => "random",
-            Kind::RoundRobin => "round-robin",
-            Kind::WeightedRoundRobin => "weighted-round-robin",
-            Kind::ConsistentHash => "consistent-hash",
-            Kind::LeastConnections => "least-connections",
-            Kind::BoundedConsistentHash => "bounded-consistent-hash",
-        }
+        self.entry().name
     }
 
     /// Does this strategy read the request's hash key?
     pub fn uses_key(self) -> bool {
-        matches!(self, Kind::ConsistentHash | Kind::BoundedConsistentHash)
+        self.entry().reads_key
     }
 
     /// Does this strategy read how many requests each upstream has in
     /// flight? Only then is it worth counting them.
     pub fn uses_load(self) -> bool {
-        matches!(self, Kind::LeastConnections | Kind::BoundedConsistentHash)
+        self.entry().reads_load
     }
 }
 
@@ -157,7 +248,7 @@ impl fmt::Display for Kind {
 /// Why a balancer could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
-    #[error("unknown balancing strategy {given:?}; valid: {}", Kind::ALL.map(Kind::name).join(", "))]
+    #[error("unknown balancing strategy {given:?}; valid: {}", Kind::names().join(", "))]
     UnknownStrategy { given: String },
     #[error("weights add up to {0} after dividing by their common factor; keep the sum at most {max}", max = weighted_round_robin::MAX_TOTAL_WEIGHT)]
     WeightsTooLarge(u64),
@@ -167,8 +258,7 @@ impl FromStr for Kind {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Self, Error> {
-        Kind::ALL
-            .into_iter()
+        Kind::all()
             .find(|k| k.name() == name)
             .ok_or_else(|| Error::UnknownStrategy {
                 given: name.to_owned(),
@@ -211,30 +301,7 @@ pub fn build(
     options: &Options,
     total_in_flight: Arc<AtomicUsize>,
 ) -> Result<Box<dyn Strategy>, Error> {
-    Ok(match kind {
-        Kind::Random => Box::new(random::Random::new(upstreams, options.seed)),
-        Kind::RoundRobin => Box::new(round_robin::RoundRobin::new(upstreams)),
-        Kind::WeightedRoundRobin => {
-            Box::new(weighted_round_robin::WeightedRoundRobin::new(upstreams)?)
-        }
-        Kind::ConsistentHash => Box::new(consistent_hash::ConsistentHash::new(
-            upstreams,
-            options.replicas,
-            None,
-        )),
-        Kind::LeastConnections => Box::new(least_connections::LeastConnections::new(
-            upstreams,
-            options.seed,
-        )),
-        Kind::BoundedConsistentHash => Box::new(consistent_hash::ConsistentHash::new(
-            upstreams,
-            options.replicas,
-            Some(consistent_hash::Bound {
-                load_factor: options.load_factor,
-                total_in_flight,
-            }),
-        )),
-    })
+    (kind.entry().build)(upstreams, options, total_in_flight)
 }
 
 /// The upstream set, the strategy over it, and the in-flight count.

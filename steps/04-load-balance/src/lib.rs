@@ -64,9 +64,16 @@ pub struct BalanceOptions {
     /// 127.0.0.1:2003, :2004 and :2005 with weights 1, 2 and 3.
     #[arg(long = "upstream", value_name = "URL[,weight=N]", value_parser = parse_weighted)]
     pub upstreams: Vec<(Uri, u32)>,
-    /// How to pick: random, round-robin, weighted-round-robin,
-    /// consistent-hash, least-connections, bounded-consistent-hash.
-    #[arg(long, value_name = "STRATEGY", default_value = "round-robin")]
+    /// How to pick an upstream for each request.
+    #[arg(
+        long,
+        value_name = "STRATEGY",
+        default_value = "round-robin",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(Kind::names()),
+            |name| name.parse::<Kind>().expect("a registered name parses"),
+        ),
+    )]
     pub balance: Kind,
     /// What consistent hashing hashes: url, client-ip or header:NAME.
     #[arg(long, value_name = "KEY", default_value = "url")]
@@ -174,7 +181,10 @@ impl<T: Transport> BalancedProxy<T> {
             let count = self.balancer.upstreams().len();
             let refusal = text_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("no healthy upstream: all {count} upstreams are down"),
+                match count {
+                    1 => "no healthy upstream: the only upstream is down".to_owned(),
+                    _ => format!("no healthy upstream: all {count} upstreams are down"),
+                },
             );
             return (refusal, None);
         };

@@ -241,7 +241,10 @@ pub async fn build<T: Transport>(
             .await?;
     let metrics = Arc::new(Metrics::new());
     let chain = Arc::new(chain(args, adapt(proxy), &metrics)?);
-    tracing::info!("middleware chain: {} links before the proxy", chain.len());
+    match chain.len() {
+        1 => tracing::info!("middleware chain: 1 link before the proxy"),
+        links => tracing::info!("middleware chain: {links} links before the proxy"),
+    }
     if let Some(admin) = args.admin {
         // The admin pages have no credentials of their own (step 09's admin
         // API does): --allow/--deny guard them too, and beyond loopback
