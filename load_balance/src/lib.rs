@@ -136,7 +136,7 @@ pub struct Registered {
 /// The registry: adding a strategy is a module and a line here (and its
 /// variant above). Names, `--help`, error messages and the in-flight
 /// bookkeeping all come from this table.
-pub const STRATEGIES: [Registered; 6] = [
+pub const STRATEGIES: &[Registered] = &[
     Registered {
         kind: Kind::Random,
         name: "random",
