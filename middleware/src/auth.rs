@@ -48,6 +48,9 @@ pub enum JwtKey {
 pub struct Auth {
     basic: Vec<String>,
     jwt: Option<(DecodingKey, Validation)>,
+    /// Claims a token must carry (`exp`, and `iss`/`aud` when configured):
+    /// jsonwebtoken checks `aud` only when the token has one.
+    required_claims: Vec<&'static str>,
     addresses: AddressRules,
 }
 
@@ -62,6 +65,7 @@ pub struct AddressRules {
 impl AddressRules {
     /// Why `ip` may not come in, if it may not.
     pub fn refusal(&self, ip: IpAddr) -> Option<String> {
+        let ip = ip.to_canonical();
         if self.deny.iter().any(|net| net.contains(&ip)) {
             return Some(format!("forbidden: {ip} is in a denied network"));
         }
@@ -99,15 +103,23 @@ impl Auth {
         // No audience is required unless one is configured; exp is.
         validation.validate_aud = false;
         self.jwt = Some((decoding, validation));
+        self.required_claims = vec!["exp"];
         Ok(self)
+    }
+
+    fn require_claim(&mut self, claim: &'static str) {
+        self.required_claims.push(claim);
+        if let Some((_, validation)) = &mut self.jwt {
+            validation.set_required_spec_claims(&self.required_claims);
+        }
     }
 
     /// Accept only tokens whose `iss` is `issuer` (after [`jwt`](Self::jwt)).
     pub fn jwt_issuer(mut self, issuer: &str) -> Self {
         if let Some((_, validation)) = &mut self.jwt {
             validation.set_issuer(&[issuer]);
-            validation.set_required_spec_claims(&["exp", "iss"]);
         }
+        self.require_claim("iss");
         self
     }
 
@@ -117,6 +129,7 @@ impl Auth {
             validation.set_audience(&[audience]);
             validation.validate_aud = true;
         }
+        self.require_claim("aud");
         self
     }
 

@@ -638,6 +638,24 @@ async fn tokens_an_attacker_would_try_are_refused_in_our_words() {
             401,
             "another audience",
         ),
+        (
+            "Bearer",
+            signed(
+                &Header::default(),
+                serde_json::json!({"exp": exp, "iss": "https://issuer.example"}),
+            ),
+            401,
+            "a required claim is missing",
+        ),
+        (
+            "Bearer",
+            signed(
+                &Header::default(),
+                serde_json::json!({"exp": exp, "aud": "api"}),
+            ),
+            401,
+            "a required claim is missing",
+        ),
     ];
     for (scheme, token, status, reason) in cases {
         let response = client()

@@ -40,11 +40,15 @@ pub struct ClientConn {
 
 impl ClientConn {
     pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
-        let header = ip_header_value(peer.ip());
+        // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d;
+        // rules written for IPv4 (allow/deny, trusted proxies) must see a.b.c.d.
+        let ip = peer.ip().to_canonical();
+        let peer = SocketAddr::new(ip, peer.port());
+        let header = ip_header_value(ip);
         Self {
             peer,
             scheme,
-            client: peer.ip(),
+            client: ip,
             client_header: header.clone(),
             peer_header: header,
             peer_trusted: false,
@@ -103,21 +107,26 @@ impl TrustedProxies {
         // is not an address ends the walk: nothing left of it can be
         // believed, so the last trusted hop stands for the client.
         let mut client = conn.peer.ip();
+        // Raw bytes, every line: a line that is not text must end the walk
+        // like any other garbage, not vanish and let what is left of it be
+        // believed.
         let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
+            .flat_map(|value| value.as_bytes().split(|b| *b == b','))
             .collect::<Vec<_>>();
         for entry in forwarded.iter().rev() {
-            match entry.trim().parse::<IpAddr>() {
-                Ok(ip) => {
+            let parsed = std::str::from_utf8(entry)
+                .ok()
+                .and_then(|entry| entry.trim().parse::<IpAddr>().ok());
+            match parsed {
+                Some(ip) => {
                     client = ip.to_canonical();
                     if !self.trusts(ip) {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         Some(ClientConn {
@@ -163,6 +172,22 @@ mod tests {
         assert_eq!(resolve(&lb, "192.0.2.99", &["1.2.3.4"]), "192.0.2.99");
         // Garbage stops the walk at the last trusted hop.
         assert_eq!(resolve(&lb, "10.0.0.5", &["192.0.2.7, junk"]), "10.0.0.5");
+        // So do bytes that are not text, in the line or on a line of their own.
+        let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        let conn = ClientConn::new("10.0.0.5:1000".parse().unwrap(), "http");
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"6.6.6.6, \x80").unwrap(),
+        );
+        let client = trusted.client_of(&conn, &headers).unwrap().client_ip();
+        assert_eq!(client.to_string(), "10.0.0.5");
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"192.0.2.7").unwrap(),
+        );
+        let client = trusted.client_of(&conn, &headers).unwrap().client_ip();
+        assert_eq!(client.to_string(), "192.0.2.7");
         // No header: the trusted peer itself.
         assert_eq!(resolve(&lb, "10.0.0.5", &[]), "10.0.0.5");
         // Nothing trusted: always the peer.

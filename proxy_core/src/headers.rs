@@ -88,23 +88,21 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
 
 /// The host a request is for: the request line's authority when it has
 /// one (absolute form wins over `Host`, RFC 9112 §3.2.2), else the `Host`
-/// header, which must then be a host and an optional port — nothing else.
-/// A `Host` carrying `/`, `?`, `@`, spaces or control bytes is refused:
-/// whatever copies it into a `Location`, a log line or a forwarded header
-/// would carry the attacker's text along.
+/// header. A `Host`, whenever present, must be a host and an optional port
+/// — nothing else: one carrying `/`, `?`, `@`, spaces or control bytes is
+/// refused, since whatever copies it into a `Location`, a log line or a
+/// forwarded header would carry the attacker's text along.
 pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<Authority>, &'static str> {
-    if let Some(authority) = uri.authority() {
-        return Ok(Some(authority.clone()));
-    }
-    let Some(host) = headers.get(header::HOST) else {
-        return Ok(None);
+    let host = match headers.get(header::HOST) {
+        None => None,
+        Some(host) => match Authority::try_from(host.as_bytes()) {
+            Ok(authority) if !authority.as_str().contains('@') && !authority.host().is_empty() => {
+                Some(authority)
+            }
+            _ => return Err("the Host header must be a host name or address and an optional port"),
+        },
     };
-    match Authority::try_from(host.as_bytes()) {
-        Ok(authority) if !authority.as_str().contains('@') && !authority.host().is_empty() => {
-            Ok(Some(authority))
-        }
-        _ => Err("the Host header must be a host name or address and an optional port"),
-    }
+    Ok(uri.authority().cloned().or(host))
 }
 
 /// An `Authorization`-style value split into its scheme and credentials.

@@ -17,7 +17,7 @@
 //!   (connections wait in the kernel's backlog, as HAProxy's `maxconn`
 //!   does) so the process never runs out of file descriptors; and one per
 //!   client address, past which a new connection is closed at once;
-//! - **a send timeout** ([`SendTimeout`]): a write that cannot make progress
+//! - **a send timeout** ([`GuardedStream`]): a write that cannot make progress
 //!   for that long fails, and the connection closes (nginx's `send_timeout`).
 //!   Without it a client that stops reading keeps its response, and the
 //!   upstream connection feeding it, for ever.
@@ -56,6 +56,26 @@ pub fn default_max_connections() -> usize {
         1024
     };
     (files.saturating_sub(256) / 2).clamp(64, 10_000)
+}
+
+/// A default for the cap per client address: a quarter of the global cap,
+/// so that no one address can take every place, however low the
+/// open-files limit made the global cap.
+pub fn default_max_connections_per_address() -> usize {
+    (default_max_connections() / 4).max(8)
+}
+
+/// Whose share a connection counts against: the IPv4 address, or the
+/// IPv6 /64 — one host is usually given a whole /64, and counting its
+/// addresses one by one would give it 2^64 shares.
+fn share_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
 }
 
 /// The connection caps of one listener, shared by its accept loop and
@@ -101,6 +121,7 @@ impl Caps {
             .per_address
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let address = share_of(address);
         let open = table.entry(address).or_insert(0);
         if *open >= self.max_per_address {
             return None;
@@ -129,21 +150,26 @@ impl Drop for Place {
     }
 }
 
-/// A byte stream whose writes fail once they have been unable to make
-/// progress for `limit`: the client stopped reading.
-pub struct SendTimeout<T> {
+/// A client's byte stream, holding its place under the caps for as long as
+/// the socket lives — through an upgrade too, when hyper hands the stream
+/// to a tunnel and the HTTP connection is long gone — and failing writes
+/// that have been unable to make progress for `limit`: the client stopped
+/// reading.
+pub(crate) struct GuardedStream<T> {
     inner: T,
     limit: Option<Duration>,
     /// Armed while a write is pending; cleared by any progress.
     stalled: Option<Pin<Box<Sleep>>>,
+    _place: Place,
 }
 
-impl<T> SendTimeout<T> {
-    pub fn new(inner: T, limit: Option<Duration>) -> Self {
+impl<T> GuardedStream<T> {
+    pub(crate) fn new(inner: T, limit: Option<Duration>, place: Place) -> Self {
         Self {
             inner,
             limit,
             stalled: None,
+            _place: place,
         }
     }
 
@@ -180,7 +206,7 @@ impl<T> SendTimeout<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for SendTimeout<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for GuardedStream<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -190,7 +216,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for SendTimeout<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeout<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedStream<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -27,6 +27,7 @@
 //! Left out on purpose: any notion of routing — a server is given one
 //! service and that is all it knows.
 
+mod flags;
 mod guard;
 mod log;
 
@@ -50,9 +51,10 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use guard::Caps;
+use guard::{Caps, GuardedStream};
 
-pub use guard::{SendTimeout, default_max_connections};
+pub use flags::ConnectionFlags;
+pub use guard::{default_max_connections, default_max_connections_per_address};
 pub use log::{RequestIdLines, init_tracing, with_request_id};
 
 /// How long in-flight requests get to finish after a shutdown was asked for.
@@ -62,16 +64,23 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// Errors that say the process, not the connection, is short of something.
+fn out_of_resources(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS)
+    )
+}
+
 /// One accepted connection, on its way to being served.
 struct Connection<S> {
     name: &'static str,
     peer: SocketAddr,
     /// When the first request head must have arrived (None: no limit).
     deadline: Option<tokio::time::Instant>,
-    stream: SendTimeout<TcpStream>,
+    /// The client's stream; it holds the connection's place under the caps.
+    stream: GuardedStream<TcpStream>,
     service: FirstRequest<S>,
-    /// The connection's place under the caps, held until it closes.
-    place: guard::Place,
 }
 
 impl<S> Connection<S> {
@@ -96,7 +105,6 @@ impl<S> Connection<S> {
             deadline,
             stream,
             service,
-            place,
         } = self;
         let arrived = service.arrived.clone();
         let before_deadline = |work| async move {
@@ -129,7 +137,6 @@ impl<S> Connection<S> {
             Some(Err(e)) => debug!("{name}: connection from {peer} ended: {e}"),
             Some(Ok(())) => {}
         }
-        drop(place);
     }
 }
 
@@ -267,7 +274,7 @@ impl Default for ServerOptions {
         Self {
             header_read_timeout: Some(Duration::from_secs(10)),
             max_connections: default_max_connections(),
-            max_connections_per_address: 1024,
+            max_connections_per_address: default_max_connections_per_address(),
             send_timeout: Some(Duration::from_secs(60)),
             max_header_bytes: 64 * 1024,
             grace: DEFAULT_GRACE,
@@ -401,12 +408,19 @@ impl Server {
                         backoff = ACCEPT_BACKOFF_MIN;
                         pair
                     }
-                    Err(e) => {
-                        // Usually EMFILE: back off, longer each time, instead
-                        // of spinning on the error and flooding the log.
+                    Err(e) if out_of_resources(&e) => {
+                        // Out of descriptors or memory: back off, longer each
+                        // time, instead of spinning on the error and flooding
+                        // the log; connections closing will make room.
                         warn!("{name}: accept failed: {e}; retrying in {backoff:?}");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                        continue;
+                    }
+                    Err(e) => {
+                        // One connection's trouble (reset before it was
+                        // accepted, say): the next may be fine.
+                        debug!("{name}: accept failed: {e}");
                         continue;
                     }
                 };
@@ -426,9 +440,8 @@ impl Server {
                     deadline: options
                         .header_read_timeout
                         .map(|limit| tokio::time::Instant::now() + limit),
-                    stream: SendTimeout::new(stream, options.send_timeout),
+                    stream: GuardedStream::new(stream, options.send_timeout, place),
                     service: FirstRequest::new(make_service(peer)),
-                    place,
                 };
                 let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
                 tokio::spawn(connection.serve(builder, tls, watcher));

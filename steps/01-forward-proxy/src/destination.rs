@@ -16,8 +16,10 @@
 //!   Checking the *resolved* address is what makes the rule hold however
 //!   the target is spelled: `127.1`, `2130706433`, `0`, `[::ffff:127.0.0.1]`
 //!   and `localhost` all resolve to a loopback address;
-//! - then connects to exactly the addresses it checked, so a name that
-//!   resolves differently a moment later (DNS rebinding) changes nothing;
+//! - then, for `CONNECT`, connects to exactly the addresses it checked; a
+//!   plain request's connector resolves the name again through the same
+//!   policy ([`crate::CheckedResolver`]), so either way a name that
+//!   resolves differently a moment later (DNS rebinding) gets nowhere;
 //! - refuses a target that resolves to its own listening socket (508), the
 //!   loop check that still matters with `--allow-private`;
 //! - tunnels `CONNECT` to port 443 only, unless `--connect-ports` lists
@@ -172,7 +174,7 @@ impl Policy {
 fn restricted(ip: IpAddr) -> Option<&'static str> {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             if v4.is_loopback() {
                 Some("loopback")
             } else if v4.is_private() {
@@ -183,22 +185,41 @@ fn restricted(ip: IpAddr) -> Option<&'static str> {
                 Some("shared (CGNAT)")
             } else if v4.is_unspecified() || a == 0 {
                 Some("unspecified")
-            } else if v4.is_multicast() || v4.is_broadcast() {
-                Some("multicast or broadcast")
+            } else if v4.is_multicast() || v4.is_broadcast() || a >= 240 {
+                Some("multicast, broadcast or reserved")
+            } else if (a, b, c) == (192, 0, 0) || (a == 198 && (18..20).contains(&b)) {
+                Some("special-purpose")
             } else {
                 None
             }
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
+            // Addresses that carry an IPv4 address inside are judged by it:
+            // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96), 6to4 (2002::/16).
+            let embedded = |high: u16, low: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(high) << 16) | u32::from(low),
+                ))
+            };
+            if segments[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return restricted(embedded(segments[6], segments[7]));
+            }
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return restricted(embedded(segments[6], segments[7]));
+            }
+            if first == 0x2002 {
+                return restricted(embedded(segments[1], segments[2]));
+            }
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
             } else if first & 0xfe00 == 0xfc00 {
                 Some("unique-local")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("link-local")
+            } else if first & 0xffc0 == 0xfe80 || first & 0xffc0 == 0xfec0 {
+                Some("link- or site-local")
             } else if v6.is_multicast() {
                 Some("multicast")
             } else {
@@ -229,6 +250,13 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "fec0::1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(restricted(ip.parse().unwrap()).is_some(), "{ip}");
         }

@@ -45,7 +45,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use proxy_core::headers;
 use proxy_core::{ProxyBody, error_chain, text_response};
-use serving::{Binder, Launched, Server};
+use serving::{Binder, ConnectionFlags, Launched, Server};
 
 use destination::{ConnectPorts, Policy, Refusal};
 use tracing::debug;
@@ -73,6 +73,9 @@ pub struct Args {
     /// Ports CONNECT may tunnel to: `any`, or a list like 443,8443.
     #[arg(long, value_name = "PORTS", default_value = "443")]
     pub connect_ports: ConnectPorts,
+    /// The limits every server here puts on its clients.
+    #[command(flatten)]
+    pub connections: ConnectionFlags,
 }
 
 fn parse_credentials(raw: &str) -> Result<String, String> {
@@ -91,13 +94,15 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         connect_ports: args.connect_ports,
     };
     let proxy = Arc::new(ForwardProxy::new(policy, args.proxy_auth));
-    let server = Server::new(listener, "forward proxy").spawn(move |peer| {
-        let proxy = proxy.clone();
-        service_fn(move |req| {
+    let server = Server::new(listener, "forward proxy")
+        .options(args.connections.server_options())
+        .spawn(move |peer| {
             let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(peer, req).await) }
-        })
-    })?;
+            service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(peer, req).await) }
+            })
+        })?;
     let mut launched = Launched::default();
     launched.push(server);
     Ok(launched)

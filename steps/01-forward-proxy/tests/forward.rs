@@ -399,3 +399,33 @@ fn bad_proxy_auth_flag_is_a_clear_cli_error() {
     .to_string();
     assert!(error.contains("expected USER:PASSWORD"), "{error}");
 }
+
+#[tokio::test]
+async fn open_tunnels_keep_their_place_under_the_connection_caps() {
+    // A tunnel outlives the HTTP exchange that opened it; its socket must
+    // still count, or tunnels would slip past every connection cap.
+    let setup = Setup::new(&["--max-connections-per-ip", "2"]).await;
+    let port = setup.backend.addr().port();
+    let mut tunnels = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(setup.proxy.servers[0].addr())
+            .await
+            .unwrap();
+        stream
+            .write_all(format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = [0u8; 12];
+        stream.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        tunnels.push(stream);
+    }
+    let mut third = TcpStream::connect(setup.proxy.servers[0].addr())
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), third.read(&mut byte))
+        .await
+        .expect("the third connection is closed at once");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}

@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Response, Uri};
 use ipnet::IpNet;
 use proxy_core::{ProxyBody, TrustedProxies, complete_response};
-use serving::{Binder, Launched, Server, ServerHandle, ServerOptions};
+use serving::{Binder, ConnectionFlags, Launched, Server, ServerHandle, ServerOptions};
 use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream, start_backends};
 
 use crate::{
@@ -51,24 +51,9 @@ pub struct ProxyOptions {
     /// Runtime worker threads (default: the cores this process may use).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Close a connection whose request head has not arrived within this
-    /// many seconds, counted from accept for the first request (the
-    /// slowloris defence).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub header_read_timeout: u64,
-    /// Serve at most this many client connections at once; more wait to be
-    /// accepted (default: 10,000, or fewer if the open-files limit is low).
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// At most this many open connections from one client address; more
-    /// are closed at once. Raise it behind a load balancer, whose address
-    /// every connection shares.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub max_connections_per_ip: usize,
-    /// Close a client connection that has read nothing of its response for
-    /// this many seconds (0: never).
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub send_timeout: u64,
+    /// The limits every server here puts on its clients.
+    #[command(flatten)]
+    pub connections: ConnectionFlags,
     /// A proxy (or load balancer) in front of this one, whose
     /// X-Forwarded-For names the client; repeat for several. The client is
     /// then the right-most address no trusted proxy wrote, for forwarding
@@ -109,15 +94,7 @@ impl ProxyOptions {
 
     /// Connection settings for the listening side.
     pub fn server_options(&self) -> ServerOptions {
-        ServerOptions {
-            header_read_timeout: Some(Duration::from_secs(self.header_read_timeout.max(1))),
-            max_connections: self
-                .max_connections
-                .unwrap_or_else(serving::default_max_connections),
-            max_connections_per_address: self.max_connections_per_ip,
-            send_timeout: (self.send_timeout > 0).then(|| Duration::from_secs(self.send_timeout)),
-            ..ServerOptions::default()
-        }
+        self.connections.server_options()
     }
 
     /// The proxy these options describe, around `director`.

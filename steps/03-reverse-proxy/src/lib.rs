@@ -316,12 +316,13 @@ impl ClientHeaders {
         Self {
             wants_trailers: te_has_trailers(&parts.headers),
             announced_trailers: parts.headers.get(header::TRAILER).cloned(),
-            host: parts.headers.get(header::HOST).cloned().or_else(|| {
-                parts
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            }),
+            // The request line's authority wins over Host (RFC 9112
+            // §3.2.2); both were checked to be a host and port.
+            host: parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                .or_else(|| parts.headers.get(header::HOST).cloned()),
         }
     }
 

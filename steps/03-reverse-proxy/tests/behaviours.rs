@@ -834,5 +834,8 @@ async fn a_host_header_that_is_more_than_a_host_is_refused() {
     for host in ["evil.example:444/phish?x=", "user@example.com", "a\tb"] {
         let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
         assert_refused(&setup, request.as_bytes(), "400").await;
+        // Checked even when the request line names the host itself.
+        let request = format!("GET http://good.example/ HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_refused(&setup, request.as_bytes(), "400").await;
     }
 }

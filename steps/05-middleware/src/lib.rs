@@ -87,16 +87,21 @@ pub struct Args {
     #[arg(long = "basic-auth", value_name = "USER:PASSWORD")]
     pub basic_auth: Vec<String>,
     /// Accept JWT bearer tokens signed with this HS256 secret.
-    #[arg(long, value_name = "SECRET", conflicts_with = "jwt_public_key")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        conflicts_with = "jwt_public_key",
+        group = "jwt_key"
+    )]
     pub jwt_secret: Option<String>,
     /// Accept JWT bearer tokens signed RS256 by the holder of this public key (PEM file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", group = "jwt_key")]
     pub jwt_public_key: Option<std::path::PathBuf>,
     /// Accept only bearer tokens whose `iss` claim is this.
-    #[arg(long, value_name = "ISSUER")]
+    #[arg(long, value_name = "ISSUER", requires = "jwt_key")]
     pub jwt_issuer: Option<String>,
     /// Accept only bearer tokens whose `aud` claim names this.
-    #[arg(long, value_name = "AUDIENCE")]
+    #[arg(long, value_name = "AUDIENCE", requires = "jwt_key")]
     pub jwt_audience: Option<String>,
     /// Only clients in these networks (repeatable CIDR).
     #[arg(long, value_name = "CIDR")]

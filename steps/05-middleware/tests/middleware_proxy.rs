@@ -479,3 +479,16 @@ async fn the_admin_pages_obey_the_address_rules_too() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[test]
+fn token_claims_without_a_token_key_are_a_cli_error() {
+    for flag in ["--jwt-issuer", "--jwt-audience"] {
+        let error = step05_middleware::Args::try_parse_from(["step05-middleware", flag, "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--jwt-secret") || error.contains("--jwt-public-key"),
+            "{error}"
+        );
+    }
+}
