@@ -12,7 +12,7 @@
 //!   hyper's own `header_read_timeout` starts only once HTTP/1 parsing has
 //!   begun, so a client that sent nothing, one byte, or half an HTTP/2
 //!   preface would otherwise stay for ever. After the first request,
-//!   hyper's timeout guards each further request head;
+//!   hyper's timeout guards each further HTTP/1 request head;
 //! - **connection caps**: a global one, at which the server stops accepting
 //!   (connections wait in the kernel's backlog, as HAProxy's `maxconn`
 //!   does) so the process never runs out of file descriptors; and one per
@@ -26,6 +26,15 @@
 //! half way through an upload holds one request; the upstream's own
 //! timeouts end it) and per-address request rates (that is the rate
 //! limiter's job, in the middleware chain).
+//!
+//! Known limits, for HTTP/2: after the first request hyper has no head
+//! timeout for it, so a live but silent HTTP/2 connection stays (pings
+//! every 20 s close a dead one); and a client that never grants flow-control
+//! window stalls its streams without any write blocking at the socket, so
+//! the send timeout does not see it. Each such connection still holds
+//! just one place under the caps, with at most 100 streams (hyper allows
+//! 200); bounding those streams by time needs hyper support a proxy on
+//! hyper does not have.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -60,6 +60,11 @@ pub use log::{RequestIdLines, init_tracing, with_request_id};
 /// How long in-flight requests get to finish after a shutdown was asked for.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
+/// How often an HTTP/2 connection is pinged, and how long an answer may take.
+const H2_PING_EVERY: Duration = Duration::from_secs(20);
+/// Streams one HTTP/2 connection may have open at once.
+const H2_MAX_STREAMS: u32 = 100;
+
 /// The first and the longest pause after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -386,7 +391,15 @@ impl Server {
                 .timer(TokioTimer::new())
                 .header_read_timeout(options.header_read_timeout)
                 .max_buf_size(options.max_header_bytes.max(8192));
-            builder.http2().timer(TokioTimer::new());
+            // HTTP/2 has no per-request head timeout after the first, so a
+            // peer that vanished is found by pings, and one connection may
+            // hold at most 100 streams (hyper would allow 200).
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(H2_PING_EVERY))
+                .keep_alive_timeout(H2_PING_EVERY)
+                .max_concurrent_streams(H2_MAX_STREAMS);
             let graceful = GracefulShutdown::new();
             let caps = Caps::new(options.max_connections, options.max_connections_per_address);
             let mut backoff = ACCEPT_BACKOFF_MIN;
