@@ -35,18 +35,32 @@ wait_port 19210
 python3 - 19210 3000 >"$W/a1" <<'PY' &
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
-held = []
+held, refused = [], 0
 for _ in range(n):
     try:
         s = socket.create_connection(("127.0.0.1", port)); s.send(b"P"); held.append(s)
     except OSError:
+        refused += 1
+time.sleep(1)
+# The proxy closes what is past the per-address cap at once: count what is
+# still open a second later.
+open_now = 0
+for s in held:
+    s.setblocking(False)
+    try:
+        open_now += s.recv(1) != b""
+    except BlockingIOError:
+        open_now += 1
+    except OSError:
         pass
-time.sleep(8)
+print(f"{len(held)} connected, {open_now} still open after 1 s, {refused} refused")
+time.sleep(7)
 PY
 A=$!; sleep 1.5
 peak="$(fds $P) fds, $(rss $P)"; ok=$(served 19210)
 wait $A
 row "3,000 connections sending one byte" "$peak" "$(fds $P) fds, $(rss $P)" "$ok"
+echo "    the attacker: $(cat "$W/a1")"
 
 # 2. Rate-limit keys: 20,000 distinct keys, each request padded to 32 KB.
 target/release/step05-middleware --listen 127.0.0.1:19220 --upstream $UP --rate-limit 1000 --rate-key header:x-api-key >"$W/p2.log" 2>&1 & P=$!; PIDS+=($P)

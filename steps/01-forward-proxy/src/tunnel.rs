@@ -7,6 +7,11 @@
 //! `copy_bidirectional` moves bytes both ways until either side closes.
 //! This is how HTTPS goes through a forward proxy without the proxy ever
 //! seeing the plaintext: TLS runs end to end inside the tunnel.
+//!
+//! An open tunnel keeps its client connection's place under the connection
+//! caps (`serving`) for as long as its socket is open. Left out on purpose:
+//! an idle timeout for tunnels (step 06 has one for websockets, which can
+//! close cleanly; a byte pipe cannot say goodbye).
 
 use std::net::SocketAddr;
 use std::time::Instant;
