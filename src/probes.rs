@@ -104,6 +104,30 @@ fn refused(answer: &str) -> Verdict {
     Ok(())
 }
 
+/// The probes that need a real_server endpoint (`/ws`, `/stream/…`,
+/// `/trailers`) to be reached under the path they ask for.
+pub const NEED_ENDPOINTS: [&str; 3] = [
+    "websocket upgrade tunnelled",
+    "first chunk streams at once",
+    "announced trailers forwarded",
+];
+
+impl Target {
+    /// What the target does to a path: `None` when `/probe/path` reaches
+    /// real_server as itself, else the path and query it arrived as (a
+    /// proxy started with `--upstream http://…/base?x=1` prefixes every
+    /// path, and then real_server's endpoints are out of the probes' reach).
+    pub async fn path_mapping(&self) -> anyhow::Result<Option<String>> {
+        const ASKED: &str = "/probe/path";
+        let echo = self.echo(ASKED, &[]).await?;
+        let seen = match &echo.query {
+            Some(query) if !query.is_empty() => format!("{}?{query}", echo.path),
+            _ => echo.path.clone(),
+        };
+        Ok((seen != ASKED).then_some(seen))
+    }
+}
+
 /// Every probe, in the order the table shows them.
 pub const PROBES: [(&str, Probe); 15] = [
     ("hop-by-hop request headers removed", hop_by_hop_request),

@@ -65,3 +65,56 @@ async fn a_direct_connection_to_real_server_fails_the_proxy_probes() {
     assert!(failed.contains(&"X-Forwarded-For appended"), "{failed:?}");
     assert!(failed.contains(&"X-Real-IP set"), "{failed:?}");
 }
+
+/// A `Write` the test reads back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probing_a_proxy_that_adds_a_base_path_says_what_it_cannot_judge() {
+    // Chapters 2 and 3 start their proxies with a base path; probed as they
+    // are, the endpoint probes would fail for the wrong reason.
+    let binder = Binder::ephemeral();
+    let backends = real_server::launch_defaults(&binder).await.unwrap();
+    let upstream = format!("{}/base?from=proxy", backends.servers[0].url());
+    let step03 = step03_reverse_proxy::launch(
+        step03_reverse_proxy::Args::parse_from(["step03", "--upstream", &upstream]),
+        &binder,
+    )
+    .await
+    .unwrap();
+    let url = step03.servers[0].url();
+    let target = Target::new(&url).unwrap();
+    assert_eq!(
+        target.path_mapping().await.unwrap().as_deref(),
+        Some("/base/probe/path?from=proxy")
+    );
+    let plain = Target::new(&backends.servers[0].url()).unwrap();
+    assert_eq!(plain.path_mapping().await.unwrap(), None);
+
+    let out = Captured::default();
+    let cli = proxy_workbench::Cli::try_parse_from(["proxy-workbench", "--target", &url]).unwrap();
+    cli.run(out.clone()).await.unwrap();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("sends /probe/path upstream as /base/probe/path?from=proxy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("websocket upgrade tunnelled: not judged"),
+        "{text}"
+    );
+    // What a base path does not affect is still judged, and passes.
+    assert!(!text.contains("✗ X-Forwarded-For appended"), "{text}");
+}
