@@ -32,9 +32,16 @@ fn raise_open_file_limit(wanted: u64) {
 async fn a_thousand_concurrent_sessions_echo_every_message() {
     raise_open_file_limit(16_384);
     // Round-robin over the three demo backends, so all of them carry load.
-    let args =
-        step06_websocket::Args::try_parse_from(["step06-websocket", "--balance", "round-robin"])
-            .unwrap();
+    // Every session comes from 127.0.0.1: the per-address cap (a quarter
+    // of a cap that follows the open-files limit) must not be what fails.
+    let args = step06_websocket::Args::try_parse_from([
+        "step06-websocket",
+        "--balance",
+        "round-robin",
+        "--max-connections-per-ip",
+        "4000",
+    ])
+    .unwrap();
     let launched = step06_websocket::launch(args, &Binder::ephemeral())
         .await
         .unwrap();
