@@ -4,6 +4,9 @@
 use clap::Parser;
 use proxy_workbench::probes::{self, Target};
 use serving::Binder;
+use support::Captured;
+
+mod support;
 
 async fn failed_probes(target: &Target) -> Vec<&'static str> {
     probes::run_all(target)
@@ -66,21 +69,6 @@ async fn a_direct_connection_to_real_server_fails_the_proxy_probes() {
     assert!(failed.contains(&"X-Real-IP set"), "{failed:?}");
 }
 
-/// A `Write` the test reads back.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn probing_a_proxy_that_adds_a_base_path_says_what_it_cannot_judge() {
     // Chapters 2 and 3 start their proxies with a base path; probed as they
@@ -106,7 +94,7 @@ async fn probing_a_proxy_that_adds_a_base_path_says_what_it_cannot_judge() {
     let out = Captured::default();
     let cli = proxy_workbench::Cli::try_parse_from(["proxy-workbench", "--target", &url]).unwrap();
     cli.run(out.clone()).await.unwrap();
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = out.text();
     assert!(
         text.contains("sends /probe/path upstream as /base/probe/path?from=proxy"),
         "{text}"

@@ -27,6 +27,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use serving::{Binder, Launched};
+use support::Captured;
+
+mod support;
 
 const NOTES: &str = include_str!("../NOTES.md");
 
@@ -134,21 +137,6 @@ fn replace_addr(text: &str, from: &str, to: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// A `Write` whose bytes the checker reads back.
-#[derive(Clone, Default)]
-struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The servers of one chapter and the address mapping they produced.
@@ -296,9 +284,9 @@ impl Session {
         if cli.target.is_none() && cli.websocket.is_none() {
             bail!("the checker runs `cargo run -- --target URL` or `--websocket URL` only");
         }
-        let output = SharedBuffer::default();
+        let output = Captured::default();
         cli.run(output.clone()).await?;
-        let text = String::from_utf8(output.0.lock().unwrap().clone())?;
+        let text = output.text();
         Ok(self.to_requested(&text))
     }
 
