@@ -63,6 +63,15 @@ async fn raw(setup: &Setup, request: String) -> String {
     String::from_utf8_lossy(&answer[..n]).into_owned()
 }
 
+/// The proxy's answer to `CONNECT target`.
+async fn connect(setup: &Setup, target: &str) -> String {
+    raw(
+        setup,
+        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn absolute_form_request_is_forwarded_with_forwarded_for_and_no_hop_by_hop() {
     let setup = Setup::new(&[]).await;
@@ -276,11 +285,7 @@ async fn a_request_to_the_proxy_itself_does_not_loop() {
         "[::ffff:127.0.0.1]",
         "localhost",
     ] {
-        let answer = raw(
-            &setup,
-            format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"),
-        )
-        .await;
+        let answer = connect(&setup, &format!("{host}:{port}")).await;
         assert!(answer.starts_with("HTTP/1.1 508"), "{host}: {answer}");
     }
 }
@@ -309,11 +314,7 @@ async fn by_default_local_and_private_destinations_are_refused() {
         let text = response.text().await.unwrap();
         assert!(text.contains("--allow-private"), "{host}: {text}");
     }
-    let answer = raw(
-        &setup,
-        "CONNECT 127.1:443 HTTP/1.1\r\nHost: 127.1:443\r\n\r\n".to_owned(),
-    )
-    .await;
+    let answer = connect(&setup, "127.1:443").await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
 }
 
@@ -321,21 +322,13 @@ async fn by_default_local_and_private_destinations_are_refused() {
 async fn by_default_connect_reaches_port_443_only() {
     let setup = Setup::with_defaults(&["--allow-private"]).await;
     let port = setup.backend.addr().port();
-    let answer = raw(
-        &setup,
-        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
-    )
-    .await;
+    let answer = connect(&setup, &format!("127.0.0.1:{port}")).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("--connect-ports"), "{answer}");
     // Listed, the same port is tunnelled to (the first setup's backend).
     let allowed =
         Setup::with_defaults(&["--allow-private", "--connect-ports", &format!("443,{port}")]).await;
-    let answer = raw(
-        &allowed,
-        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
-    )
-    .await;
+    let answer = connect(&allowed, &format!("127.0.0.1:{port}")).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
