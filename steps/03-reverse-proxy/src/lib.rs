@@ -348,7 +348,9 @@ fn refuse(reason: &'static str) -> Response<ProxyBody> {
     refusal
 }
 
-fn te_has_trailers(headers: &HeaderMap) -> bool {
+/// Did the client send `TE: trailers` (in any `TE` header, among other
+/// values, with or without parameters)? Only then are trailers its to read.
+pub fn te_has_trailers(headers: &HeaderMap) -> bool {
     headers.get_all(header::TE).iter().any(|v| {
         v.as_bytes()
             .split(|b| *b == b',')
