@@ -4,3 +4,4 @@
 
 pub mod ch02;
 pub mod ch03;
+pub mod ch04;
