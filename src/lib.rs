@@ -10,6 +10,7 @@
 //! the tests in `tests/`, which run the same binary.
 
 pub mod chapters;
+pub mod exercises;
 pub mod probes;
 mod report;
 

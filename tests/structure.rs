@@ -37,7 +37,7 @@ fn chapter(manifest: &str) -> Option<u32> {
 struct Package {
     name: String,
     chapter: Option<u32>,
-    above_chapters: bool,
+    is_tour: bool,
     /// Workspace packages it depends on, with the dependency kind.
     local_deps: Vec<(String, String)>,
 }
@@ -47,9 +47,6 @@ fn workspace() -> Vec<Package> {
         serde_json::from_str(&cargo(&["metadata", "--format-version", "1", "--no-deps"]))
             .expect("cargo metadata prints JSON");
     let root = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
-    // The exercises sit above the chapters, as the tour does: their
-    // answers are the chapters' own code.
-    let exercises = format!("{}/exercises/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
     let packages = metadata["packages"].as_array().expect("packages");
     packages
         .iter()
@@ -58,7 +55,7 @@ fn workspace() -> Vec<Package> {
             Package {
                 name: package["name"].as_str().expect("name").to_owned(),
                 chapter: chapter(manifest),
-                above_chapters: manifest == root || manifest == exercises,
+                is_tour: manifest == root,
                 local_deps: package["dependencies"]
                     .as_array()
                     .expect("dependencies")
@@ -89,7 +86,7 @@ fn libraries_never_depend_on_a_chapter_and_chapters_only_on_earlier_ones() {
         "the steps were found"
     );
     let mut wrong = Vec::new();
-    for package in packages.iter().filter(|p| !p.above_chapters) {
+    for package in packages.iter().filter(|p| !p.is_tour) {
         for (dep, kind) in &package.local_deps {
             let ok = match (package.chapter, chapter_of(dep)) {
                 (_, None) => true,

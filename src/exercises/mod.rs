@@ -1,17 +1,18 @@
-//! `exercises`: what each chapter leaves for the learner to build.
+//! The exercises: what each chapter leaves for the learner to build.
 //!
-//! Every exercise is a function in `src/mine/chNN.rs`, started off with a
-//! first attempt that is wrong in the way beginners' code usually is, and
-//! a test file `tests/chNN_*.rs` that says when it is right. NOTES gives
+//! Every exercise is a function in `src/exercises/mine/chNN.rs`, started
+//! off with a first attempt that is wrong in the way beginners' code
+//! usually is, and a test file `tests/exercise_chNN_*.rs` that says when
+//! it is right. NOTES gives
 //! each exercise at the end of its chapter, with a hint and the command
 //! that runs its tests against your code:
 //!
 //! ```sh
-//! cargo test -p exercises --features mine --test ch02_join_paths
+//! cargo test --features mine --test exercise_ch02_join_paths
 //! ```
 //!
 //! Without `--features mine` the same tests run against the workbench's
-//! own answers ([`reference`], which call the chapters' code), which is
+//! own answers ([`reference`], mostly the chapters' own code), which is
 //! how `cargo test --workspace` and CI prove that every exercise can be
 //! done and that its tests still mean what they say.
 //!

@@ -1,6 +1,6 @@
 //! Chapter 2, exercise 1: exactly one slash where two paths meet.
 
-use exercises::answers::ch02::join_paths;
+use proxy_workbench::exercises::answers::ch02::join_paths;
 
 #[test]
 fn one_slash_whichever_side_brings_it() {

@@ -1,6 +1,6 @@
 //! Your answers. Each function starts as a first attempt that the tests
-//! reject; change it until `cargo test -p exercises --features mine --test
-//! <the exercise's test file>` passes.
+//! reject; change it until `cargo test --features mine --test
+//! exercise_<name>` passes.
 
 pub mod ch02;
 pub mod ch03;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use exercises::answers::ch04::FirstAvailable;
 use load_balance::{Balancer, HealthPolicy, Kind, Options, Strategy, Upstream};
+use proxy_workbench::exercises::answers::ch04::FirstAvailable;
 
 fn upstreams(n: usize) -> Vec<Arc<Upstream>> {
     (1..=n)

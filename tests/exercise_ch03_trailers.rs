@@ -1,8 +1,8 @@
 //! Chapter 3, exercise 1: pass trailers on only to a client that said it
 //! can read them.
 
-use exercises::answers::ch03::client_accepts_trailers;
 use hyper::header::{HeaderMap, HeaderValue};
+use proxy_workbench::exercises::answers::ch03::client_accepts_trailers;
 
 fn te(values: &[&'static str]) -> HeaderMap {
     let mut headers = HeaderMap::new();
