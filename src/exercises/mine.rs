@@ -5,3 +5,4 @@
 pub mod ch02;
 pub mod ch03;
 pub mod ch04;
+pub mod ch05;

@@ -31,3 +31,37 @@ pub mod ch04 {
         }
     }
 }
+
+pub mod ch05 {
+    use std::time::Instant;
+
+    use futures_util::future::BoxFuture;
+    use hyper::body::Incoming;
+    use hyper::{Request, Response};
+    use middleware::{Ctx, Middleware, Next};
+    use proxy_core::ProxyBody;
+
+    /// `Server-Timing: proxy;dur=MS`, from this link to the response head.
+    pub struct ServerTiming;
+
+    impl Middleware for ServerTiming {
+        fn handle<'a>(
+            &'a self,
+            req: Request<Incoming>,
+            ctx: &'a Ctx,
+            next: Next<'a>,
+        ) -> BoxFuture<'a, Response<ProxyBody>> {
+            let started = Instant::now();
+            let response = next.run(req, ctx);
+            Box::pin(async move {
+                let mut response = response.await;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let value = format!("proxy;dur={ms:.3}")
+                    .parse()
+                    .expect("digits make a header value");
+                response.headers_mut().insert("server-timing", value);
+                response
+            })
+        }
+    }
+}
