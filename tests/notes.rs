@@ -398,3 +398,33 @@ fn addresses_are_replaced_whole() {
         "127.0.0.1:9 127.0.0.1:30030"
     );
 }
+
+/// A ` ```rust ` block whose first line is `// PATH` shows code from that
+/// file: it must appear there, line for line, so the lesson cannot drift
+/// from the code it teaches.
+#[test]
+fn code_shown_in_notes_is_the_code_in_the_files() {
+    let mut shown = 0;
+    let mut lines = NOTES.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end() != "```rust" {
+            continue;
+        }
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        let Some(path) = block.first().and_then(|l| l.strip_prefix("// ")) else {
+            continue;
+        };
+        let file = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_else(|e| panic!("NOTES shows code from {path}: {e}"));
+        let code = block[1..].join("\n");
+        assert!(
+            file.contains(&code),
+            "NOTES shows code that {path} no longer has:\n{code}"
+        );
+        shown += 1;
+    }
+    assert!(shown > 0, "NOTES shows no code from a file");
+}
