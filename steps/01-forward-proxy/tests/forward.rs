@@ -63,6 +63,16 @@ async fn raw(setup: &Setup, request: String) -> String {
     String::from_utf8_lossy(&answer[..n]).into_owned()
 }
 
+/// Ways to write an address of this machine that all resolve to it.
+const LOOPBACK_SPELLINGS: [&str; 6] = [
+    "127.0.0.1",
+    "127.1",
+    "2130706433",
+    "0",
+    "[::ffff:127.0.0.1]",
+    "localhost",
+];
+
 /// The proxy's answer to `CONNECT target`.
 async fn connect(setup: &Setup, target: &str) -> String {
     raw(
@@ -277,14 +287,7 @@ async fn a_request_to_the_proxy_itself_does_not_loop() {
     // proxy: nesting CONNECTs to itself used to turn one client socket
     // into thousands of the proxy's.
     let port = setup.proxy.servers[0].addr().port();
-    for host in [
-        "127.0.0.1",
-        "127.1",
-        "2130706433",
-        "0",
-        "[::ffff:127.0.0.1]",
-        "localhost",
-    ] {
+    for host in LOOPBACK_SPELLINGS {
         let answer = connect(&setup, &format!("{host}:{port}")).await;
         assert!(answer.starts_with("HTTP/1.1 508"), "{host}: {answer}");
     }
@@ -294,16 +297,10 @@ async fn a_request_to_the_proxy_itself_does_not_loop() {
 async fn by_default_local_and_private_destinations_are_refused() {
     let setup = Setup::with_defaults(&[]).await;
     let port = setup.backend.addr().port();
-    for host in [
-        "127.0.0.1",
-        "127.1",
-        "2130706433",
-        "0",
-        "[::ffff:127.0.0.1]",
-        "localhost",
-        "10.0.0.1",
-        "169.254.169.254",
-    ] {
+    for host in LOOPBACK_SPELLINGS
+        .into_iter()
+        .chain(["10.0.0.1", "169.254.169.254"])
+    {
         let response = setup
             .client()
             .get(format!("http://{host}:{port}/secret"))
