@@ -17,8 +17,14 @@
 //!
 //! Every other command runs in `bash` and must exit 0, as a learner's would
 //! when the transcript shows no error; a transcript that teaches a failure
-//! prints its status (`…; echo "exit $?"`). Each `## Chapter` starts clean: the
-//! servers of the previous chapter are shut down first.
+//! prints its status (`…; echo "exit $?"`).
+//!
+//! The checker is one learner's terminal, typed into from the top of NOTES
+//! to the bottom: a server started with `&` keeps running, across chapters,
+//! until a `$ kill %N` line stops it (jobs are numbered as bash numbers
+//! them). So a chapter must stop what it started, may not start a server on
+//! an address still taken, and cannot reach a server it never started —
+//! the mistakes that trip a learner who types along.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -139,14 +145,40 @@ fn replace_addr(text: &str, from: &str, to: &str) -> String {
     out
 }
 
-/// The servers of one chapter and the address mapping they produced.
-struct Session {
+/// The learner's terminal: one shell, typed into in order. A server started
+/// with `&` is a job (`%1`, `%2`, … numbered as bash numbers them) and stays
+/// up until a `$ kill %N` line stops it, across headings, so a chapter that
+/// forgets to stop its servers, starts one on an address still taken, or
+/// reaches a server nobody started fails here as it would for a learner.
+struct Terminal {
     binder: Binder,
-    launched: Vec<Launched>,
+    jobs: Vec<Job>,
     servers: ServerThread,
+    /// Which chapter first asked for each address, so that no two chapters
+    /// share one (the defaults every step listens on excepted).
+    owners: Vec<(SocketAddr, String)>,
 }
 
-/// Where a chapter's servers run: a runtime of their own with two worker
+/// A server running in the background.
+struct Job {
+    number: usize,
+    command: String,
+    launched: Launched,
+    /// The addresses it asked for and the free ports it got instead.
+    addresses: Vec<(SocketAddr, SocketAddr)>,
+}
+
+/// Addresses the steps listen on when no flag says otherwise: every chapter
+/// may use them, one after the other, because each stops its servers.
+const DEFAULT_ADDRESSES: [&str; 5] = [
+    "127.0.0.1:2002",
+    "127.0.0.1:2003",
+    "127.0.0.1:2004",
+    "127.0.0.1:2005",
+    "127.0.0.1:8080",
+];
+
+/// Where the learner's servers run: a runtime of their own with two worker
 /// threads, as a learner's `cargo run -p …` has on this machine, so a
 /// transcript that shows an order (a round-robin cycle) is checked the way
 /// a learner sees it, with requests landing on either thread.
@@ -190,23 +222,24 @@ impl Drop for ServerThread {
     }
 }
 
-impl Session {
+impl Terminal {
     fn new() -> Self {
         Self {
             binder: Binder::ephemeral(),
-            launched: Vec::new(),
+            jobs: Vec::new(),
             servers: ServerThread::start(),
+            owners: Vec::new(),
         }
     }
 
-    fn mapping(&self) -> Vec<(SocketAddr, SocketAddr)> {
-        self.binder.bound()
+    /// The address mapping of the servers still running; later jobs win.
+    fn mapping(&self) -> impl Iterator<Item = &(SocketAddr, SocketAddr)> {
+        self.jobs.iter().flat_map(|job| job.addresses.iter())
     }
 
-    /// Later launches win: a chapter may start a second server on an address
-    /// an earlier one asked for.
     fn to_actual(&self, text: &str) -> String {
-        self.mapping()
+        let mapping: Vec<_> = self.mapping().collect();
+        mapping
             .iter()
             .rev()
             .fold(text.to_owned(), |t, (requested, actual)| {
@@ -216,16 +249,15 @@ impl Session {
 
     fn to_requested(&self, text: &str) -> String {
         self.mapping()
-            .iter()
             .fold(text.to_owned(), |t, (requested, actual)| {
                 replace_addr(&t, &actual.to_string(), &requested.to_string())
             })
     }
 
-    /// `cargo run -p PACKAGE [-- ARGS] &`, launched in-process.
-    async fn launch(&mut self, command: &str) -> anyhow::Result<()> {
-        let command = command.trim_end_matches('&').trim();
-        let words = shell_words::split(command)?;
+    /// `cargo run -p PACKAGE [-- ARGS] &`, launched in-process as the next job.
+    async fn launch(&mut self, command: &str, chapter: &str) -> anyhow::Result<()> {
+        let line = command.trim_end_matches('&').trim();
+        let words = shell_words::split(line)?;
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let ["cargo", "run", "-p", package, rest @ ..] = words.as_slice() else {
             bail!("a background command must be `cargo run -p PACKAGE [-- ARGS] &`");
@@ -237,13 +269,88 @@ impl Session {
         };
         let argv: Vec<String> = std::iter::once(package.to_string()).chain(args).collect();
         let (package, binder) = (package.to_string(), self.binder.clone());
+        let already_bound = self.binder.bound().len();
         let launched = self
             .servers
             .handle
             .spawn(async move { launch(&package, argv, &binder).await })
             .await??;
-        self.launched.push(launched);
+        let addresses = self.binder.bound()[already_bound..].to_vec();
+        let number = self.jobs.iter().map(|job| job.number).max().unwrap_or(0) + 1;
+        let job = Job {
+            number,
+            command: line.to_owned(),
+            launched,
+            addresses,
+        };
+        // Here the learner's server would have died with "Address already in
+        // use"; the checker's got a free port, so it asks.
+        for (requested, _) in &job.addresses {
+            let holder = self
+                .jobs
+                .iter()
+                .find(|old| old.addresses.iter().any(|(a, _)| a == requested));
+            if let Some(holder) = holder {
+                let message = format!(
+                    "{requested} is still taken by %{} (`{}`): stop it first with `$ kill %{}`",
+                    holder.number, holder.command, holder.number
+                );
+                self.stop(job).await;
+                bail!(message);
+            }
+            let shared = !DEFAULT_ADDRESSES.contains(&requested.to_string().as_str());
+            match self.owners.iter().find(|(a, _)| a == requested) {
+                Some((_, owner)) if shared && owner != chapter => {
+                    let message = format!(
+                        "{requested} was already used in {owner}: give each chapter ports of its own"
+                    );
+                    self.stop(job).await;
+                    bail!(message);
+                }
+                Some(_) => {}
+                None => self.owners.push((*requested, chapter.to_owned())),
+            }
+        }
+        self.jobs.push(job);
         Ok(())
+    }
+
+    /// `kill %N [%M ...]`: stop those jobs.
+    async fn kill(&mut self, command: &str) -> anyhow::Result<()> {
+        let specs: Vec<&str> = command.split_whitespace().skip(1).collect();
+        if specs.is_empty() {
+            bail!("`kill` names the jobs it stops, e.g. `kill %1 %2`");
+        }
+        for spec in specs {
+            let number: usize = spec
+                .strip_prefix('%')
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("`{spec}`: jobs are named %1, %2, …"))?;
+            let Some(at) = self.jobs.iter().position(|job| job.number == number) else {
+                bail!("kill: %{number}: no such job");
+            };
+            let job = self.jobs.remove(at);
+            self.stop(job).await;
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, job: Job) {
+        let _ = self.servers.handle.spawn(job.launched.shutdown()).await;
+    }
+
+    /// The jobs still running, as `jobs` would list them.
+    fn running(&self) -> Vec<String> {
+        self.jobs
+            .iter()
+            .map(|job| format!("%{} `{}`", job.number, job.command))
+            .collect()
+    }
+
+    async fn stop_all(&mut self) {
+        for job in std::mem::take(&mut self.jobs) {
+            self.stop(job).await;
+        }
     }
 
     async fn run(&self, command: &str) -> anyhow::Result<String> {
@@ -289,12 +396,6 @@ impl Session {
         let text = output.text();
         Ok(self.to_requested(&text))
     }
-
-    async fn close(self) {
-        for launched in self.launched {
-            let _ = self.servers.handle.spawn(launched.shutdown()).await;
-        }
-    }
 }
 
 /// `cargo run -p PACKAGE -- ARGS`: the package's own `launch`, in-process.
@@ -335,41 +436,94 @@ async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Re
     Ok(launched)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_transcript_in_notes_prints_what_notes_says() {
-    let chapters = transcripts(NOTES);
+/// Type every transcript of `notes` into one terminal; returns how many
+/// commands were checked and what went wrong.
+async fn check(notes: &str) -> (usize, Vec<String>) {
     let mut checked = 0;
     let mut failures = Vec::new();
-    for (chapter, steps) in chapters {
-        let mut session = Session::new();
+    let mut terminal = Terminal::new();
+    for (chapter, steps) in transcripts(notes) {
         for step in steps {
             let where_ = format!("NOTES.md:{} ({chapter})", step.line);
-            if step.command.trim_end().ends_with('&') {
-                if let Err(e) = session.launch(&step.command).await {
-                    failures.push(format!("{where_}: cannot start `{}`: {e:#}", step.command));
+            let command = step.command.trim_end();
+            if command.ends_with('&') {
+                if let Err(e) = terminal.launch(command, &chapter).await {
+                    failures.push(format!("{where_}: cannot start `{command}`: {e:#}"));
+                }
+                continue;
+            }
+            if command.starts_with("kill ") {
+                if let Err(e) = terminal.kill(command).await {
+                    failures.push(format!("{where_}: `{command}`: {e:#}"));
                 }
                 continue;
             }
             checked += 1;
-            match session.run(&step.command).await {
+            match terminal.run(command).await {
                 Ok(actual) => {
                     let lines: Vec<&str> = actual.lines().collect();
                     if !output_matches(&step.expected, &lines) {
                         failures.push(format!(
-                            "{where_}: `{}`\n--- expected\n{}\n--- actual\n{}",
-                            step.command,
+                            "{where_}: `{command}`\n--- expected\n{}\n--- actual\n{}",
                             step.expected.join("\n"),
                             actual
                         ));
                     }
                 }
-                Err(e) => failures.push(format!("{where_}: `{}`: {e:#}", step.command)),
+                Err(e) => failures.push(format!("{where_}: `{command}`: {e:#}")),
             }
         }
-        session.close().await;
+        let running = terminal.running();
+        if !running.is_empty() {
+            failures.push(format!(
+                "NOTES.md ({chapter}) ends with servers still running: {}; its last transcript should stop them (`$ kill %N`)",
+                running.join(", ")
+            ));
+            terminal.stop_all().await;
+        }
     }
+    (checked, failures)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_transcript_in_notes_prints_what_notes_says() {
+    let (checked, failures) = check(NOTES).await;
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(checked > 0, "NOTES.md has no transcripts to check");
+}
+
+/// The mistakes a learner typing along would trip on fail the check: a
+/// server started on an address still taken, a chapter that leaves its
+/// servers running, a port two chapters share, a server never started,
+/// and a kill of a job that does not exist.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_terminal_model_catches_what_would_trip_a_learner() {
+    let notes = "\
+## One
+```console
+$ cargo run -p real_server &
+$ cargo run -p real_server &
+$ cargo run -p real_server -- --listen 127.0.0.1:2091 &
+```
+## Two
+```console
+$ cargo run -p real_server -- --listen 127.0.0.1:2091 &
+$ curl -s -o /dev/null http://127.0.0.1:2099/
+$ kill %1 %2
+```
+";
+    let (_, failures) = check(notes).await;
+    let expect = [
+        "NOTES.md:4 (One): cannot start `cargo run -p real_server &`: 127.0.0.1:2003 is still taken by %1",
+        "NOTES.md (One) ends with servers still running: %1 `cargo run -p real_server`, %2 `cargo run -p real_server -- --listen 127.0.0.1:2091`",
+        "NOTES.md:9 (Two): cannot start `cargo run -p real_server -- --listen 127.0.0.1:2091 &`: 127.0.0.1:2091 was already used in One",
+        "NOTES.md:10 (Two): `curl -s -o /dev/null http://127.0.0.1:2099/`: exited with",
+        "NOTES.md:11 (Two): `kill %1 %2`: kill: %1: no such job",
+    ];
+    assert_eq!(failures.len(), expect.len(), "{failures:#?}");
+    for (failure, expected) in failures.iter().zip(expect) {
+        assert!(failure.starts_with(expected), "{failure}\n  should start with\n{expected}");
+    }
 }
 
 #[test]
