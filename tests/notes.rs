@@ -522,7 +522,10 @@ $ kill %1 %2
     ];
     assert_eq!(failures.len(), expect.len(), "{failures:#?}");
     for (failure, expected) in failures.iter().zip(expect) {
-        assert!(failure.starts_with(expected), "{failure}\n  should start with\n{expected}");
+        assert!(
+            failure.starts_with(expected),
+            "{failure}\n  should start with\n{expected}"
+        );
     }
 }
 
@@ -581,4 +584,33 @@ fn code_shown_in_notes_is_the_code_in_the_files() {
         shown += 1;
     }
     assert!(shown > 0, "NOTES shows no code from a file");
+}
+
+/// Each `cargo test --features mine --test exercise_chNN NAME` that NOTES
+/// gives runs something: the test file exists and has a module `NAME`
+/// (whose tests the filter selects). The tests themselves run in every
+/// `cargo test --workspace`, against the reference answers.
+#[test]
+fn every_exercise_command_in_notes_names_tests_that_exist() {
+    let flat = NOTES.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut commands = 0;
+    for (at, _) in flat.match_indices("cargo test --features mine --test ") {
+        let words: Vec<&str> = flat[at..].split_whitespace().skip(5).take(2).collect();
+        let [target, filter] = words[..] else {
+            panic!("NOTES: `{}` names no exercise", &flat[at..at + 60]);
+        };
+        let filter = filter.trim_end_matches(['`', ')', '.', ';', ',']);
+        let path = format!("{}/tests/{target}.rs", env!("CARGO_MANIFEST_DIR"));
+        let file = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("NOTES runs `--test {target}`: {path}: {e}"));
+        assert!(
+            file.contains(&format!("\nmod {filter} {{")),
+            "NOTES runs `--test {target} {filter}`, but {path} has no `mod {filter}`"
+        );
+        commands += 1;
+    }
+    assert!(
+        commands >= 14,
+        "two exercises a chapter, 1 to 7: {commands} commands found"
+    );
 }

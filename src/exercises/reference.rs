@@ -1,16 +1,28 @@
 //! The workbench's own answers: the chapters' code, re-exported under the
 //! exercises' names, or written here where no chapter needs it.
 
+pub mod ch01 {
+    use std::net::IpAddr;
+
+    pub use step01_forward_proxy::basic_credentials_match;
+
+    pub fn is_off_limits(ip: IpAddr) -> bool {
+        step01_forward_proxy::destination::restricted(ip).is_some()
+    }
+}
+
 pub mod ch02 {
-    pub use step02_reverse_proxy_minimal::join_paths;
+    pub use step02_reverse_proxy_minimal::{join_paths, join_queries};
 }
 
 pub mod ch03 {
+    pub use proxy_core::headers::remove_hop_by_hop;
     pub use step03_reverse_proxy::te_has_trailers as client_accepts_trailers;
 }
 
 pub mod ch04 {
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use load_balance::{Strategy, Upstream};
 
@@ -30,6 +42,55 @@ pub mod ch04 {
             self.upstreams.iter().find(|upstream| upstream.is_healthy())
         }
     }
+
+    /// The healthy upstream with the lowest moving average of response
+    /// times; one never measured first.
+    pub struct LeastResponseTime {
+        upstreams: Vec<Arc<Upstream>>,
+        averages: Mutex<Vec<Option<f64>>>,
+    }
+
+    impl LeastResponseTime {
+        pub fn new(upstreams: Vec<Arc<Upstream>>) -> Self {
+            let averages = Mutex::new(vec![None; upstreams.len()]);
+            Self {
+                upstreams,
+                averages,
+            }
+        }
+
+        pub fn record(&self, upstream: &Upstream, took: Duration) {
+            let Some(at) = self.upstreams.iter().position(|u| u.url == upstream.url) else {
+                return;
+            };
+            let sample = took.as_secs_f64();
+            let mut averages = self.averages.lock().expect("not poisoned");
+            averages[at] = Some(match averages[at] {
+                Some(average) => 0.8 * average + 0.2 * sample,
+                None => sample,
+            });
+        }
+    }
+
+    impl Strategy for LeastResponseTime {
+        fn pick(&self, _key: &[u8]) -> Option<&Arc<Upstream>> {
+            let averages = self.averages.lock().expect("not poisoned");
+            let healthy = || {
+                self.upstreams
+                    .iter()
+                    .zip(averages.iter())
+                    .filter(|(upstream, _)| upstream.is_healthy())
+            };
+            healthy()
+                .find(|(_, average)| average.is_none())
+                .or_else(|| {
+                    healthy().min_by(|(_, a), (_, b)| {
+                        a.unwrap_or_default().total_cmp(&b.unwrap_or_default())
+                    })
+                })
+                .map(|(upstream, _)| upstream)
+        }
+    }
 }
 
 pub mod ch05 {
@@ -37,9 +98,10 @@ pub mod ch05 {
 
     use futures_util::future::BoxFuture;
     use hyper::body::Incoming;
-    use hyper::{Request, Response};
+    use hyper::header::{self, HeaderValue};
+    use hyper::{Method, Request, Response, StatusCode};
     use middleware::{Ctx, Middleware, Next};
-    use proxy_core::ProxyBody;
+    use proxy_core::{ProxyBody, text_response};
 
     /// `Server-Timing: proxy;dur=MS`, from this link to the response head.
     pub struct ServerTiming;
@@ -62,6 +124,69 @@ pub mod ch05 {
                 response.headers_mut().insert("server-timing", value);
                 response
             })
+        }
+    }
+
+    /// Only the listed methods pass; the others get 405 with `Allow`.
+    pub struct AllowMethods {
+        pub allowed: Vec<Method>,
+    }
+
+    impl Middleware for AllowMethods {
+        fn handle<'a>(
+            &'a self,
+            req: Request<Incoming>,
+            ctx: &'a Ctx,
+            next: Next<'a>,
+        ) -> BoxFuture<'a, Response<ProxyBody>> {
+            if self.allowed.contains(req.method()) {
+                return next.run(req, ctx);
+            }
+            let allow: Vec<&str> = self.allowed.iter().map(Method::as_str).collect();
+            let mut refusal = text_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} is not allowed here", req.method()),
+            );
+            if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                refusal.headers_mut().insert(header::ALLOW, value);
+            }
+            Box::pin(async move { refusal })
+        }
+    }
+}
+
+pub mod ch06 {
+    pub use step06_websocket::frames::Toward;
+    use step06_websocket::frames::control_frame;
+
+    pub fn ping_frame(payload: &[u8], toward: Toward) -> Vec<u8> {
+        control_frame(0x9, payload, toward)
+    }
+
+    pub fn frame_length(start: &[u8]) -> Option<u64> {
+        let second = *start.get(1)?;
+        let mask = if second & 0x80 != 0 { 4 } else { 0 };
+        let (length_bytes, payload) = match second & 0x7f {
+            126 => (
+                2,
+                u64::from(u16::from_be_bytes(start.get(2..4)?.try_into().ok()?)),
+            ),
+            127 => (8, u64::from_be_bytes(start.get(2..10)?.try_into().ok()?)),
+            short => (0, u64::from(short)),
+        };
+        payload.checked_add(2 + length_bytes + mask)
+    }
+}
+
+pub mod ch07 {
+    pub use step07_https::redirect::https_location;
+
+    pub fn certificate_covers(pattern: &str, name: &str) -> bool {
+        match pattern.strip_prefix("*.") {
+            Some(parent) => name.split_once('.').is_some_and(|(label, rest)| {
+                !label.is_empty() && rest.eq_ignore_ascii_case(parent)
+            }),
+            None => pattern.eq_ignore_ascii_case(name),
         }
     }
 }

@@ -1,14 +1,14 @@
-//! Chapter 5, exercise 1: a middleware that says how long the request took.
+//! Chapter 5's exercises: two middlewares.
 
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response, StatusCode};
 use middleware::{Ctx, Middleware, Next};
-use proxy_core::ProxyBody;
+use proxy_core::{ProxyBody, text_response};
 
-/// Adds `Server-Timing: proxy;dur=MS` to every response: the time from the
+/// Exercise 1. Adds `Server-Timing: proxy;dur=MS` to every response: the time from the
 /// moment the request reached this link to the moment the response head
 /// came back through it, in milliseconds with up to three decimals. Browsers
 /// show it in their developer tools, beside their own timings.
@@ -36,5 +36,35 @@ impl Middleware for ServerTiming {
             }
             response
         })
+    }
+}
+
+/// Exercise 2. Lets only the listed methods through. Any other method is
+/// answered here, without asking the upstream, with `405 Method Not
+/// Allowed` — and a 405 must say what *is* allowed, in an `Allow` header
+/// listing the methods (`Allow: GET, HEAD`; RFC 9110 §15.5.6), so that a
+/// client can correct itself.
+///
+/// Hint: `hyper::header::ALLOW`; join the methods' `as_str()` with `", "`.
+pub struct AllowMethods {
+    pub allowed: Vec<Method>,
+}
+
+impl Middleware for AllowMethods {
+    fn handle<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        ctx: &'a Ctx,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        if self.allowed.contains(req.method()) {
+            return next.run(req, ctx);
+        }
+        // A first attempt: the right status, but nothing says what to do.
+        let refusal = text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed here", req.method()),
+        );
+        Box::pin(async move { refusal })
     }
 }

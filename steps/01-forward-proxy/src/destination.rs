@@ -171,7 +171,7 @@ impl Policy {
 }
 
 /// What kind of address clients may not reach by default, if it is one.
-fn restricted(ip: IpAddr) -> Option<&'static str> {
+pub fn restricted(ip: IpAddr) -> Option<&'static str> {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();

@@ -108,6 +108,19 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     Ok(launched)
 }
 
+/// Does `offered` (a `Proxy-Authorization` value) carry the Basic
+/// credentials whose base64 is `expected`? Scheme names are
+/// case-insensitive (`basic` is `Basic`), and the secret is compared in
+/// constant time, so how long a refusal takes says nothing about a guess.
+pub fn basic_credentials_match(offered: Option<&HeaderValue>, expected: &str) -> bool {
+    matches!(
+        offered.and_then(headers::split_credentials),
+        Some((scheme, credentials))
+            if scheme.eq_ignore_ascii_case("basic")
+                && headers::constant_time_eq(credentials.as_bytes(), expected.as_bytes())
+    )
+}
+
 /// The forward proxy's state, shared by every connection.
 pub struct ForwardProxy {
     client: Client<HttpConnector<CheckedResolver>, Incoming>,
@@ -192,16 +205,7 @@ impl ForwardProxy {
 
     fn check_auth(&self, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
         let expected = self.expected_auth.as_ref()?;
-        // Scheme names are case-insensitive; the secret is compared in
-        // constant time, so timing says nothing about a guess.
-        let offered = req
-            .headers()
-            .get(header::PROXY_AUTHORIZATION)
-            .and_then(headers::split_credentials);
-        if let Some((scheme, credentials)) = offered
-            && scheme.eq_ignore_ascii_case("basic")
-            && headers::constant_time_eq(credentials.as_bytes(), expected.as_bytes())
-        {
+        if basic_credentials_match(req.headers().get(header::PROXY_AUTHORIZATION), expected) {
             return None;
         }
         let mut refusal = text_response(

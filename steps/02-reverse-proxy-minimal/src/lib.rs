@@ -147,10 +147,9 @@ pub fn target_uri(upstream: &Uri, incoming: &Uri) -> Uri {
         parts = upstream.clone().into_parts();
     }
     let path = join_paths(upstream.path(), incoming.path());
-    let path_and_query = match (non_empty(upstream.query()), non_empty(incoming.query())) {
-        (Some(a), Some(b)) => format!("{path}?{a}&{b}"),
-        (Some(q), None) | (None, Some(q)) => format!("{path}?{q}"),
-        (None, None) => path,
+    let path_and_query = match join_queries(upstream.query(), incoming.query()) {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
     };
     parts.path_and_query = Some(
         PathAndQuery::try_from(path_and_query)
@@ -159,8 +158,18 @@ pub fn target_uri(upstream: &Uri, incoming: &Uri) -> Uri {
     Uri::from_parts(parts).expect("scheme and authority come from a valid upstream")
 }
 
-fn non_empty(query: Option<&str>) -> Option<&str> {
-    query.filter(|q| !q.is_empty())
+/// The upstream's query and the request's, joined with `&` (upstream's
+/// first); an empty query counts as none, so no stray `&` or `?` appears.
+pub fn join_queries(upstream: Option<&str>, incoming: Option<&str>) -> Option<String> {
+    let (upstream, incoming) = (
+        upstream.filter(|q| !q.is_empty()),
+        incoming.filter(|q| !q.is_empty()),
+    );
+    match (upstream, incoming) {
+        (Some(a), Some(b)) => Some(format!("{a}&{b}")),
+        (Some(q), None) | (None, Some(q)) => Some(q.to_owned()),
+        (None, None) => None,
+    }
 }
 
 /// The simple proxy: one upstream and a pooled client.

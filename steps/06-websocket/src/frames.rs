@@ -125,16 +125,24 @@ pub fn close_frame(code: u16, reason: &str, toward: Toward) -> Vec<u8> {
     }
     let mut payload = code.to_be_bytes().to_vec();
     payload.extend_from_slice(&reason.as_bytes()[..reason_end]);
+    control_frame(CLOSE, &payload, toward)
+}
+
+/// A control frame (close 0x8, ping 0x9, pong 0xA): FIN set, one frame,
+/// a payload of at most 125 bytes (RFC 6455 §5.5; longer is cut), masked
+/// with a fresh random key when it goes to the backend.
+pub fn control_frame(opcode: u8, payload: &[u8], toward: Toward) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(125)];
     let length = payload.len() as u8;
     match toward {
         Toward::Client => {
-            let mut frame = vec![0x80 | CLOSE, length];
-            frame.extend(payload);
+            let mut frame = vec![0x80 | opcode, length];
+            frame.extend_from_slice(payload);
             frame
         }
         Toward::Backend => {
             let key: [u8; 4] = rand::random();
-            let mut frame = vec![0x80 | CLOSE, 0x80 | length];
+            let mut frame = vec![0x80 | opcode, 0x80 | length];
             frame.extend(key);
             frame.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
             frame

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
+use hyper::http::uri::Authority;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use proxy_core::headers::request_host;
@@ -36,14 +37,8 @@ pub fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody>
         }
         Err(reason) => return text_response(StatusCode::BAD_REQUEST, reason),
     };
-    let host = authority.host();
-    let port = if https_port == 443 {
-        String::new()
-    } else {
-        format!(":{https_port}")
-    };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("https://{host}{port}{path}");
+    let location = https_location(&authority, https_port, path);
     let location_value =
         HeaderValue::from_str(&location).expect("a checked host and a parsed path make a header");
     let mut response = text_response(
@@ -54,6 +49,18 @@ pub fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody>
         .headers_mut()
         .insert(header::LOCATION, location_value);
     response
+}
+
+/// Where a request for `authority` and `path` goes over HTTPS: the same
+/// host, the HTTPS port in place of the one the client used (none when it
+/// is 443, the default), the same path and query.
+pub fn https_location(authority: &Authority, https_port: u16, path: &str) -> String {
+    let host = authority.host();
+    if https_port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{https_port}{path}")
+    }
 }
 
 /// Serve redirects on `server`.
