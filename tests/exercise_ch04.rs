@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use load_balance::{Balancer, HealthPolicy, Kind, Options, Strategy, Upstream};
+use load_balance::{Balancer, HealthPolicy, Kind, Options, Outcome, Strategy, Upstream};
 
 fn upstreams(n: usize) -> Vec<Arc<Upstream>> {
     (1..=n)
@@ -26,7 +26,11 @@ fn eject(set: &[Arc<Upstream>], at: usize) {
         max_fails: 1,
         cooldown: Duration::from_secs(60),
     };
-    balancer.report(&set[at], &policy, false);
+    balancer.report(
+        &set[at],
+        &policy,
+        Outcome::Unreachable("connection refused"),
+    );
 }
 
 mod first_available {

@@ -4,18 +4,32 @@
 //! one failure into a steady error rate. Two signals take an upstream out:
 //!
 //! * **Passive** — the proxy reports each outcome ([`Balancer::report`]).
-//!   After `max_fails` consecutive failures (connect errors, 5xx) the
-//!   upstream is ejected for `cooldown`; then it is tried again, and one
-//!   success clears it, while one more failure ejects it again. No extra
-//!   traffic, but only real requests can find out — some of them fail.
+//!   After `max_fails` consecutive failures the upstream is ejected for
+//!   `cooldown`; then it is tried again, and one success clears it, while
+//!   one more failure ejects it again. No extra traffic, but only real
+//!   requests can find out. What counts as a failure matters more than it
+//!   seems: an upstream that could not be reached, or did not answer in
+//!   time, always counts ([`Outcome::Unreachable`]); an answer counts only
+//!   when its status is one the operator listed ([`Outcome::BadStatus`]),
+//!   because an application's own 500 or 503 is something any client can
+//!   ask for (`GET /status/503`) — counted by default, three such requests
+//!   would take an upstream out for everyone. Even then at most half of the
+//!   upstreams can be out for their statuses at once, and a lone upstream is
+//!   never ejected: there is nowhere better to send its requests.
 //! * **Active** — [`ActiveChecks`] sends `GET path` to every upstream on an
-//!   interval: `fall` failures in a row mark it down, `rise` successes mark
-//!   it up. It finds a dead server before a user does, and notices it came
-//!   back even when nobody is sent there.
+//!   interval, through the proxy's own transport (so an `https://` upstream
+//!   is checked over TLS with the proxy's trust settings): `fall` failures
+//!   in a row mark it down, `rise` successes mark it up. It finds a dead
+//!   server before a user does, and notices it came back even when nobody
+//!   is sent there.
 //!
 //! An upstream is healthy when neither signal has taken it out. Strategies
 //! check this at pick time — one atomic load in the common case — so health
-//! changes need no rebuild.
+//! changes need no rebuild. When no upstream is healthy the balancer
+//! routes to all of them anyway (panic mode, Envoy's name for it): a
+//! request that might succeed beats a 503 that certainly fails, and it is
+//! how the health of a set that was all taken out can be seen again.
+//! Every ejection, return and verdict is logged with its cause.
 //!
 //! For smooth weighted round-robin, failures also lower the upstream's
 //! *effective weight* (nginx's `weight / max_fails` per failure) and each
@@ -29,15 +43,34 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper::Uri;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::BodyExt;
+use hyper::header::HOST;
+use hyper::{Request, Uri};
+use proxy_core::{RequestBody, Transport, error_chain};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{Balancer, Upstream};
+
+/// How one request to an upstream went, as the proxy reports it.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    Success,
+    /// It could not be reached, or did not answer in time; the cause.
+    Unreachable(&'a str),
+    /// It answered with a status the operator counts as a failure.
+    BadStatus(u16),
+}
+
+/// What one recorded outcome changed.
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    pub(crate) weight_changed: bool,
+    /// This failure took the upstream out.
+    pub(crate) ejected: bool,
+    /// This success brought an ejected upstream back.
+    pub(crate) returned: bool,
+}
 
 /// Passive health settings.
 #[derive(Debug, Clone)]
@@ -87,19 +120,22 @@ impl Health {
     }
 
     pub(crate) fn is_healthy(&self) -> bool {
-        if self.active_down.load(Ordering::Relaxed) {
-            return false;
-        }
+        !self.active_down.load(Ordering::Relaxed) && !self.is_ejected()
+    }
+
+    /// Taken out by passive health, and still sitting out its cooldown.
+    pub(crate) fn is_ejected(&self) -> bool {
         let until = self.ejected_until_ms.load(Ordering::Relaxed);
-        until == 0 || now_ms() >= until
+        until != 0 && now_ms() < until
     }
 
     pub(crate) fn effective_weight(&self) -> u32 {
         self.effective_weight.load(Ordering::Relaxed)
     }
 
-    /// Record one outcome; true when the effective weight changed.
-    pub(crate) fn record(&self, policy: &HealthPolicy, success: bool) -> bool {
+    /// Record one outcome. A failure ejects only if `may_eject`.
+    pub(crate) fn record(&self, policy: &HealthPolicy, success: bool, may_eject: bool) -> Recorded {
+        let mut recorded = Recorded::default();
         let before = self.effective_weight();
         let after = if success {
             // Nearly every outcome is a success on a healthy upstream: read
@@ -109,14 +145,15 @@ impl Health {
                 self.consecutive_failures.store(0, Ordering::Relaxed);
             }
             if self.ejected_until_ms.load(Ordering::Relaxed) != 0 {
-                self.ejected_until_ms.store(0, Ordering::Relaxed);
+                recorded.returned = self.ejected_until_ms.swap(0, Ordering::Relaxed) != 0;
             }
             (before + 1).min(self.weight)
         } else {
             let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if failures >= policy.max_fails.max(1) {
+            if may_eject && failures >= policy.max_fails.max(1) {
                 let until = now_ms() + policy.cooldown.as_millis() as u64;
-                self.ejected_until_ms.store(until, Ordering::Relaxed);
+                let previous = self.ejected_until_ms.swap(until, Ordering::Relaxed);
+                recorded.ejected = previous == 0 || previous <= now_ms();
             }
             let step = (self.weight / policy.max_fails.max(1)).max(1);
             before.saturating_sub(step).max(1)
@@ -124,7 +161,8 @@ impl Health {
         if after != before {
             self.effective_weight.store(after, Ordering::Relaxed);
         }
-        after != before
+        recorded.weight_changed = after != before;
+        recorded
     }
 
     /// Record one active probe; returns the new up/down verdict if it flipped.
@@ -171,11 +209,11 @@ impl ActiveChecks {
         }
     }
 
-    /// Probe every upstream of `balancer` each interval, until aborted.
-    pub fn spawn(self, balancer: Arc<Balancer>) -> JoinHandle<()> {
+    /// Probe every upstream of `balancer` each interval, until aborted,
+    /// through `transport` — the one the proxy sends requests with.
+    pub fn spawn<T: Transport>(self, balancer: Arc<Balancer>, transport: T) -> JoinHandle<()> {
         let checks = Arc::new(self);
         tokio::spawn(async move {
-            let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
             let mut ticks = tokio::time::interval(checks.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -185,8 +223,11 @@ impl ActiveChecks {
                     .iter()
                     .cloned()
                     .map(|upstream| {
-                        let (client, checks) = (client.clone(), checks.clone());
-                        tokio::spawn(async move { probe(&client, &upstream, &checks).await })
+                        let (transport, checks) = (transport.clone(), checks.clone());
+                        tokio::spawn(async move {
+                            let verdict = probe(&transport, &upstream, &checks).await;
+                            judge(&upstream, &checks, verdict);
+                        })
                     })
                     .collect();
                 for probe in probes {
@@ -197,22 +238,54 @@ impl ActiveChecks {
     }
 }
 
-async fn probe(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+/// One probe: `Ok` or why it failed, in words an operator can act on.
+async fn probe<T: Transport>(
+    transport: &T,
     upstream: &Upstream,
     checks: &ActiveChecks,
-) {
-    let ok = match probe_uri(&upstream.url, &checks.path) {
-        Some(uri) => matches!(
-            tokio::time::timeout(checks.timeout, client.get(uri)).await,
-            Ok(Ok(response)) if response.status().is_success() || response.status().is_redirection()
-        ),
-        None => false,
+) -> Result<(), String> {
+    let uri = probe_uri(&upstream.url, &checks.path)
+        .ok_or_else(|| format!("{}{} is not a URL", upstream.url, checks.path))?;
+    let mut request = Request::get(uri)
+        .body(RequestBody::empty())
+        .map_err(|e| e.to_string())?;
+    if let Some(host) = &upstream.host {
+        request.headers_mut().insert(HOST, host.clone());
+    }
+    let exchange = async {
+        let response = transport
+            .round_trip(request)
+            .await
+            .map_err(|failed| error_chain(failed.error.as_ref()))?;
+        let status = response.status();
+        // Read the (short) answer to its end, so the connection goes back
+        // to the pool instead of being closed.
+        let _ = response.into_body().collect().await;
+        if status.is_success() || status.is_redirection() {
+            Ok(())
+        } else {
+            Err(format!("answered {status}"))
+        }
     };
-    match upstream.health.probe(ok, checks) {
-        Some(true) => info!("upstream {upstream} is up again ({} answered)", checks.path),
-        Some(false) => warn!("upstream {upstream} is down ({} failed)", checks.path),
-        None => {}
+    tokio::time::timeout(checks.timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {:?}", checks.timeout)))
+}
+
+/// Count a probe's verdict, and say so when it flips the upstream.
+fn judge(upstream: &Upstream, checks: &ActiveChecks, verdict: Result<(), String>) {
+    let path = &checks.path;
+    match (upstream.health.probe(verdict.is_ok(), checks), verdict) {
+        (Some(true), _) => info!(
+            "upstream {upstream} is up again: {path} answered {} times in a row",
+            checks.rise
+        ),
+        (Some(false), Err(why)) => warn!(
+            "upstream {upstream} is down: {path} failed {} times in a row, the last: {why}",
+            checks.fall
+        ),
+        (_, Err(why)) => debug!("upstream {upstream}: {path} failed: {why}"),
+        _ => {}
     }
 }
 

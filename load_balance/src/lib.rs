@@ -23,8 +23,10 @@
 //! time by every strategy: passive ejection after consecutive failures, and
 //! the verdict of active probes.
 //!
-//! Left out on purpose: retries (the proxy decides those), slow start, and
-//! zone/locality awareness.
+//! Retries are the proxy's decision (step 04); the balancer only offers
+//! [`Balancer::pick_another`], an upstream the request has not tried yet.
+//!
+//! Left out on purpose: slow start, and zone/locality awareness.
 
 pub mod consistent_hash;
 pub mod health;
@@ -41,8 +43,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use hyper::Uri;
 use hyper::header::HeaderValue;
+use std::sync::atomic::AtomicBool;
+use tracing::{info, warn};
 
-pub use health::{ActiveChecks, HealthPolicy};
+pub use health::{ActiveChecks, HealthPolicy, Outcome};
 
 /// One upstream server and what the balancer knows about it.
 #[derive(Debug)]
@@ -311,6 +315,10 @@ pub struct Balancer {
     upstreams: ArcSwap<Vec<Arc<Upstream>>>,
     strategy: ArcSwap<Box<dyn Strategy>>,
     total_in_flight: Arc<AtomicUsize>,
+    /// Every upstream is out, and requests go to all of them anyway.
+    panicking: AtomicBool,
+    /// Whose turn it is in panic mode and among retries.
+    turns: Turns,
 }
 
 impl Balancer {
@@ -323,6 +331,8 @@ impl Balancer {
             upstreams: ArcSwap::from_pointee(upstreams),
             strategy: ArcSwap::from_pointee(strategy),
             total_in_flight,
+            panicking: AtomicBool::new(false),
+            turns: Turns::new(),
         })
     }
 
@@ -330,9 +340,50 @@ impl Balancer {
         self.kind
     }
 
-    /// Pick an upstream for a request with hash key `key`.
+    /// Pick an upstream for a request with hash key `key`: the strategy's
+    /// choice among the healthy ones; when none is healthy, any of them
+    /// (panic mode). `None` only for an empty set.
     pub fn pick(&self, key: &[u8]) -> Option<Arc<Upstream>> {
-        self.strategy.load().pick(key).cloned()
+        if let Some(upstream) = self.strategy.load().pick(key) {
+            if self.panicking.load(Ordering::Relaxed)
+                && self.panicking.swap(false, Ordering::Relaxed)
+            {
+                info!("an upstream is healthy again: panic mode is over");
+            }
+            return Some(upstream.clone());
+        }
+        let upstreams = self.upstreams.load();
+        if upstreams.is_empty() {
+            return None;
+        }
+        if !self.panicking.swap(true, Ordering::Relaxed) {
+            warn!(
+                "no healthy upstream: routing to all {} of them until one is healthy again (panic mode)",
+                upstreams.len()
+            );
+        }
+        // A hashed request keeps going to one upstream; the others take turns.
+        let at = if key.is_empty() {
+            self.turns.next()
+        } else {
+            consistent_hash::ring_hash(key) as usize
+        };
+        Some(upstreams[at % upstreams.len()].clone())
+    }
+
+    /// An upstream to retry a request on that it has not `tried`: the next
+    /// healthy one that is, else any untried one (an ejected upstream may
+    /// have recovered; a retry that might work beats an error that will).
+    /// The strategy is not asked: a second pick would take a turn from the
+    /// round-robin cycle, and with one dead upstream of two every request
+    /// would then meet the dead one first.
+    pub fn pick_another(&self, tried: &[Arc<Upstream>]) -> Option<Arc<Upstream>> {
+        let untried = |u: &Arc<Upstream>| !tried.iter().any(|t| Arc::ptr_eq(t, u));
+        let upstreams = self.upstreams.load();
+        let start = self.turns.next();
+        first_from(&upstreams, start, |u| untried(u) && u.is_healthy())
+            .or_else(|| first_from(&upstreams, start, |u| untried(u)))
+            .cloned()
     }
 
     /// Count a request as in flight on `upstream` until the guard drops.
@@ -367,9 +418,25 @@ impl Balancer {
     /// Tell the balancer how a request to `upstream` went (passive health).
     /// A weighted strategy also adjusts the upstream's effective weight,
     /// and is rebuilt when it changes.
-    pub fn report(&self, upstream: &Upstream, policy: &HealthPolicy, success: bool) {
-        let weight_changed = upstream.health.record(policy, success);
-        if weight_changed && self.kind == Kind::WeightedRoundRobin {
+    pub fn report(&self, upstream: &Upstream, policy: &HealthPolicy, outcome: Outcome<'_>) {
+        let success = matches!(outcome, Outcome::Success);
+        let may_eject = !success && self.may_eject(upstream, outcome);
+        let recorded = upstream.health.record(policy, success, may_eject);
+        match outcome {
+            Outcome::Unreachable(why) if recorded.ejected => warn!(
+                "upstream {upstream} ejected for {:?}: {} failures in a row, the last: {why}",
+                policy.cooldown, policy.max_fails
+            ),
+            Outcome::BadStatus(status) if recorded.ejected => warn!(
+                "upstream {upstream} ejected for {:?}: {} failures in a row, the last: it answered {status}",
+                policy.cooldown, policy.max_fails
+            ),
+            _ if recorded.returned => {
+                info!("upstream {upstream} is back: a request to it succeeded")
+            }
+            _ => {}
+        }
+        if recorded.weight_changed && self.kind == Kind::WeightedRoundRobin {
             let upstreams = self.upstreams.load_full();
             // Weights were validated when the set was built; a smaller
             // effective weight cannot make the schedule longer.
@@ -381,6 +448,28 @@ impl Balancer {
             ) {
                 self.strategy.store(Arc::new(strategy));
             }
+        }
+    }
+}
+
+impl Balancer {
+    /// May this failure take `upstream` out? Never the only upstream; and
+    /// for a status, only while fewer than half of the set are out for
+    /// theirs — a status is something a client can provoke.
+    fn may_eject(&self, upstream: &Upstream, outcome: Outcome<'_>) -> bool {
+        let upstreams = self.upstreams.load();
+        if upstreams.len() <= 1 {
+            return false;
+        }
+        match outcome {
+            Outcome::BadStatus(_) => {
+                let out = upstreams
+                    .iter()
+                    .filter(|u| !std::ptr::eq(u.as_ref(), upstream) && u.health.is_ejected())
+                    .count();
+                out < upstreams.len() / 2
+            }
+            _ => true,
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Properties of every strategy, checked over many picks rather than a few
 //! examples.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use load_balance::{Balancer, Error, HealthPolicy, Kind, Options, Upstream};
+use load_balance::{Balancer, Error, HealthPolicy, Kind, Options, Outcome, Upstream};
 
 fn upstreams(weights: &[u32]) -> Vec<Arc<Upstream>> {
     weights
@@ -141,12 +141,12 @@ fn a_failing_upstreams_effective_weight_drops_and_recovers() {
     };
     assert_eq!(share_of_first(&lb), 600);
     // Two failures: below the ejection threshold, but weight 6 → 4 → 2.
-    lb.report(&set[0], &policy, false);
-    lb.report(&set[0], &policy, false);
+    lb.report(&set[0], &policy, Outcome::Unreachable("connection refused"));
+    lb.report(&set[0], &policy, Outcome::Unreachable("connection refused"));
     assert!(set[0].is_healthy());
     assert_eq!(share_of_first(&lb), 300, "2 of 8 per cycle");
     for _ in 0..4 {
-        lb.report(&set[0], &policy, true);
+        lb.report(&set[0], &policy, Outcome::Success);
     }
     assert_eq!(share_of_first(&lb), 600, "back to its full weight");
 }
@@ -277,8 +277,16 @@ fn unhealthy_upstreams_are_never_picked() {
         let set = upstreams(&[3, 1, 2, 1]);
         let lb = balancer(kind, &set);
         for down in [0, 2] {
-            lb.report(&set[down], &policy, false);
-            lb.report(&set[down], &policy, false);
+            lb.report(
+                &set[down],
+                &policy,
+                Outcome::Unreachable("connection refused"),
+            );
+            lb.report(
+                &set[down],
+                &policy,
+                Outcome::Unreachable("connection refused"),
+            );
         }
         for i in 0..2000 {
             let picked = index(&set, &lb.pick(&key(i)).unwrap());
@@ -288,10 +296,95 @@ fn unhealthy_upstreams_are_never_picked() {
             );
         }
         for down in [1, 3] {
-            lb.report(&set[down], &policy, false);
-            lb.report(&set[down], &policy, false);
+            lb.report(
+                &set[down],
+                &policy,
+                Outcome::Unreachable("connection refused"),
+            );
+            lb.report(
+                &set[down],
+                &policy,
+                Outcome::Unreachable("connection refused"),
+            );
         }
-        assert!(lb.pick(b"/").is_none(), "{kind}: none healthy, none picked");
+        // Panic mode: none healthy, so all of them take requests again —
+        // a hashed key still to one upstream.
+        let picked: HashSet<usize> = (0..100)
+            .map(|_| index(&set, &lb.pick(b"").unwrap()))
+            .collect();
+        assert_eq!(picked.len(), 4, "{kind}: panic mode routes to all");
+        let keyed: HashSet<usize> = (0..100)
+            .map(|_| index(&set, &lb.pick(b"/cart/42").unwrap()))
+            .collect();
+        assert_eq!(
+            keyed.len(),
+            1,
+            "{kind}: one key, one upstream, even in panic mode"
+        );
+        // One recovers: panic mode ends, and only it is picked.
+        lb.report(&set[3], &policy, Outcome::Success);
+        for i in 0..200 {
+            assert_eq!(index(&set, &lb.pick(&key(i)).unwrap()), 3, "{kind}");
+        }
+    }
+}
+
+#[test]
+fn a_lone_upstream_is_never_ejected() {
+    let policy = HealthPolicy {
+        max_fails: 1,
+        cooldown: Duration::from_secs(60),
+    };
+    let set = upstreams(&[1]);
+    let lb = balancer(Kind::RoundRobin, &set);
+    for _ in 0..5 {
+        lb.report(&set[0], &policy, Outcome::Unreachable("connection refused"));
+        lb.report(&set[0], &policy, Outcome::BadStatus(503));
+    }
+    assert!(set[0].is_healthy(), "nowhere better to send its requests");
+}
+
+#[test]
+fn statuses_eject_at_most_half_of_the_set() {
+    let policy = HealthPolicy {
+        max_fails: 1,
+        cooldown: Duration::from_secs(60),
+    };
+    let set = upstreams(&[1, 1, 1, 1]);
+    let lb = balancer(Kind::RoundRobin, &set);
+    for upstream in &set {
+        lb.report(upstream, &policy, Outcome::BadStatus(503));
+    }
+    let out = set.iter().filter(|u| !u.is_healthy()).count();
+    assert_eq!(
+        out, 2,
+        "a status any client can provoke takes out at most half"
+    );
+    // A connection failure is not something a client can ask for.
+    lb.report(&set[3], &policy, Outcome::Unreachable("connection refused"));
+    assert!(!set[3].is_healthy());
+}
+
+#[test]
+fn another_upstream_is_an_untried_one_healthy_first() {
+    let policy = HealthPolicy {
+        max_fails: 1,
+        cooldown: Duration::from_secs(60),
+    };
+    for kind in Kind::all() {
+        let set = upstreams(&[1, 1, 1]);
+        let lb = balancer(kind, &set);
+        lb.report(&set[1], &policy, Outcome::Unreachable("connection refused"));
+        for _ in 0..50 {
+            let tried = vec![set[0].clone()];
+            let next = lb.pick_another(&tried).unwrap();
+            assert_eq!(index(&set, &next), 2, "{kind}: the healthy untried one");
+        }
+        // Every healthy one tried: an ejected one beats giving up.
+        let tried = vec![set[0].clone(), set[2].clone()];
+        assert_eq!(index(&set, &lb.pick_another(&tried).unwrap()), 1, "{kind}");
+        let tried = set.clone();
+        assert!(lb.pick_another(&tried).is_none(), "{kind}: all tried");
     }
 }
 
@@ -303,12 +396,12 @@ fn an_ejected_upstream_is_tried_again_after_the_cooldown() {
         max_fails: 1,
         cooldown: Duration::from_millis(100),
     };
-    lb.report(&set[0], &policy, false);
+    lb.report(&set[0], &policy, Outcome::Unreachable("connection refused"));
     assert!(!set[0].is_healthy());
     // The cooldown is the behaviour under test: wait it out.
     std::thread::sleep(Duration::from_millis(150));
     assert!(set[0].is_healthy());
-    lb.report(&set[0], &policy, true);
+    lb.report(&set[0], &policy, Outcome::Success);
     assert!(set[0].is_healthy());
 }
 

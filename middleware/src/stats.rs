@@ -142,6 +142,16 @@ impl Metrics {
         }
     }
 
+    /// Also expose `metric`, kept by someone else (step 04's retries).
+    pub fn register(
+        &mut self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry.register(name, help, metric);
+    }
+
     /// One more request answered with `status` by `upstream`.
     fn count_request(&self, method: &'static str, status: u16, upstream: &Arc<str>) {
         let labels = RequestLabels {

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header;
 use hyper::{Response, StatusCode};
 
@@ -74,6 +74,11 @@ impl<B, F> Observed<B, F> {
     pub fn new(body: B, on_frame: F) -> Self {
         Self { body, on_frame }
     }
+
+    /// The body and its observer, apart again.
+    pub fn into_parts(self) -> (B, F) {
+        (self.body, self.on_frame)
+    }
 }
 
 impl<B, F> Body for Observed<B, F>
@@ -102,6 +107,64 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A request body on its way upstream: the client's stream, passed on as it
+/// arrives, or bytes the proxy kept — so that a request can be sent again,
+/// to another upstream, when the first attempt failed (a retry), and so
+/// that a request can be made up by the proxy itself (a health check).
+#[derive(Debug)]
+pub enum RequestBody {
+    Client(Incoming),
+    /// The whole body; `None` once it has been sent.
+    Kept(Option<Bytes>),
+}
+
+impl RequestBody {
+    /// No body at all.
+    pub fn empty() -> Self {
+        Self::Kept(None)
+    }
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(body: Incoming) -> Self {
+        Self::Client(body)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Client(body) => Pin::new(body).poll_frame(cx),
+            Self::Kept(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Client(body) => body.is_end_stream(),
+            Self::Kept(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Client(body) => body.size_hint(),
+            Self::Kept(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
     }
 }
 

@@ -24,7 +24,8 @@ pub mod headers;
 pub mod transport;
 
 pub use body::{
-    Observed, OnFrame, ProxyBody, complete_response, error_chain, observe, text_response,
+    Observed, OnFrame, ProxyBody, RequestBody, complete_response, error_chain, observe,
+    text_response,
 };
 pub use client::{ClientConn, TrustedProxies};
-pub use transport::{SentBytes, Transport, TransportError};
+pub use transport::{RoundTripError, SentBytes, Transport, TransportError};

@@ -12,13 +12,32 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use hyper::{Request, Response};
 
-use crate::body::OnFrame;
+use crate::body::{OnFrame, RequestBody};
 
 /// What a transport's failure carries: any error, with its causes.
 pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failed round trip, and the request back when it never left this
+/// process (the connection could not be made, or closed before taking it):
+/// such a request can go to another upstream whatever its method, because
+/// no upstream can have acted on it.
+#[derive(Debug)]
+pub struct RoundTripError {
+    pub error: TransportError,
+    pub unsent: Option<Request<RequestBody>>,
+}
+
+impl<E: Into<TransportError>> From<E> for RoundTripError {
+    fn from(error: E) -> Self {
+        Self {
+            error: error.into(),
+            unsent: None,
+        }
+    }
+}
 
 /// A request extension: whoever wants to know how many request body bytes
 /// really went upstream (statistics) puts one in, and the transport calls it
@@ -38,8 +57,9 @@ impl OnFrame for Option<SentBytes> {
 }
 
 /// Sends one request upstream and returns the response head; the body
-/// streams afterwards.
-pub trait Transport: Send + Sync + 'static {
+/// streams afterwards. A transport is a handle (a pool behind an `Arc`):
+/// cloning it shares its connections, so health checks can use the same.
+pub trait Transport: Clone + Send + Sync + 'static {
     /// The upstream response's body.
     type Body: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static;
 
@@ -47,8 +67,8 @@ pub trait Transport: Send + Sync + 'static {
     /// bytes to it as they go.
     fn round_trip(
         &self,
-        request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<Self::Body>, TransportError>> + Send;
+        request: Request<RequestBody>,
+    ) -> impl Future<Output = Result<Response<Self::Body>, RoundTripError>> + Send;
 
     /// Can this transport reach upstreams of this URL scheme? Checked once
     /// at start, so a misconfigured upstream is an error, not a 502 per request.

@@ -29,7 +29,9 @@
 //!   the pool.
 //! - A request the connection never started (it closed first) is safe to
 //!   send again on a fresh connection; [`Pool::send`] does, once. A request
-//!   that was sent is never resent: that would duplicate a POST.
+//!   that was sent is never resent: that would duplicate a POST. One that
+//!   never left (no connection could be made) is handed back to the caller
+//!   ([`RoundTripError::unsent`]), which may send it to another upstream.
 //! - A connection goes back only after its response ended cleanly; a body
 //!   abandoned half way (the client went away) closes it, because the rest
 //!   of that response would otherwise arrive as the next one's head.
@@ -59,7 +61,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use thiserror::Error;
 use tower_service::Service;
 
-use proxy_core::{Observed, SentBytes, TransportError};
+use proxy_core::{Observed, RequestBody, RoundTripError, SentBytes, TransportError};
 
 /// Opens the byte stream to an upstream: TCP in step 03, TLS over TCP in step 07.
 /// Every tower service from a URI to a hyper IO is one, which covers
@@ -299,29 +301,37 @@ impl<C: Connector> Pool<C> {
     }
 
     /// Send `request` (absolute URI) upstream; the response body streams
-    /// afterwards and returns the connection when it ends.
+    /// afterwards and returns the connection when it ends. A request that
+    /// never left comes back in the error, as it was given.
     pub async fn send(
         &self,
-        request: Request<Incoming>,
-    ) -> Result<Response<PooledBody>, PoolError> {
-        let mut request = counted(request);
+        request: Request<RequestBody>,
+    ) -> Result<Response<PooledBody>, RoundTripError> {
         let key = key_of(request.uri())?;
+        let mut request = counted(request);
         let target = request.uri().clone();
         to_origin_form(&mut request);
         if let Some(connection) = self.shared.checkout(&key) {
             match exchange(connection, request, &self.shared).await {
-                Exchange::Done(result) => return result,
+                Exchange::Done(result) => return result.map_err(Into::into),
                 // Closed before it took the request: a fresh one will.
                 Exchange::NotStarted(returned) => request = returned,
             }
         }
-        let connection = self.connect(key, target).await?;
-        match exchange(connection, request, &self.shared).await {
-            Exchange::Done(result) => result,
-            Exchange::NotStarted(_) => Err(PoolError::Connect(
-                "closed before the request was sent".into(),
-            )),
-        }
+        let failure = match self.connect(key, target.clone()).await {
+            Ok(connection) => match exchange(connection, request, &self.shared).await {
+                Exchange::Done(result) => return result.map_err(Into::into),
+                Exchange::NotStarted(returned) => {
+                    request = returned;
+                    PoolError::Connect("closed before the request was sent".into())
+                }
+            },
+            Err(error) => error,
+        };
+        Err(RoundTripError {
+            error: failure.into(),
+            unsent: Some(uncounted(request, target)),
+        })
     }
 
     /// [`send`](Self::send) as a [`Transport`](crate::Transport)'s round
@@ -332,16 +342,15 @@ impl<C: Connector> Pool<C> {
     )]
     pub fn round_trip(
         &self,
-        request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
+        request: Request<RequestBody>,
+    ) -> impl Future<Output = Result<Response<PooledBody>, RoundTripError>> + Send {
         // Futures are copied whole when they move, so their size costs time
         // on every request. This block captures the request, not a ready
         // `send` future: a block keeps what it captured *and* what it
         // awaits, so capturing the future would hold it twice (1.7 KB more
         // in every future that holds this one). An `async fn` would keep
-        // the request twice (argument and local); a `map_err` combinator
-        // moves the finished future out of itself, one more copy.
-        async move { self.send(request).await.map_err(Into::into) }
+        // the request twice (argument and local).
+        async move { self.send(request).await }
     }
 
     async fn connect(&self, key: Key, target: Uri) -> Result<Connection, PoolError> {
@@ -533,11 +542,23 @@ impl Drop for PooledBody {
 
 /// A request body that reports each data frame's length to the request's
 /// [`SentBytes`], if it has one, as hyper takes the frame to send it.
-pub type Counted = Observed<Incoming, Option<SentBytes>>;
+pub type Counted = Observed<RequestBody, Option<SentBytes>>;
 
 /// The request, its body wrapped to count what is sent.
-fn counted(request: Request<Incoming>) -> Request<Counted> {
+fn counted(request: Request<RequestBody>) -> Request<Counted> {
     let (mut parts, body) = request.into_parts();
     let sent = parts.extensions.remove::<SentBytes>();
     Request::from_parts(parts, Observed::new(body, sent))
+}
+
+/// [`counted`] undone, for a request that never left: its absolute target
+/// and its counter back where the caller put them.
+fn uncounted(request: Request<Counted>, target: Uri) -> Request<RequestBody> {
+    let (mut parts, body) = request.into_parts();
+    let (body, sent) = body.into_parts();
+    if let Some(sent) = sent {
+        parts.extensions.insert(sent);
+    }
+    parts.uri = target;
+    Request::from_parts(parts, body)
 }

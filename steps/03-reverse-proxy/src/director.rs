@@ -9,6 +9,11 @@
 //! balancer (and Go ships as `NewSingleHostReverseProxy`, plus the `Host`
 //! line): it reuses step 02's URL join and additionally points `Host` at the
 //! target, so a backend serving several names sees the one it was meant to.
+//!
+//! A [`Route`] is a director with a second chance: told that the attempt
+//! failed, it may point the request somewhere else. Step 03's directors
+//! have none (every closure is a route that gives up); step 04's route
+//! picks another upstream — a retry.
 
 use std::sync::Arc;
 
@@ -17,8 +22,41 @@ use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use step02_reverse_proxy_minimal::target_uri;
 
+use crate::ProxyError;
+
 /// Edits the outgoing request before it is sent.
 pub type Director = Arc<dyn Fn(&mut Parts) + Send + Sync>;
+
+/// Where one request goes, and where it goes next if the attempt fails.
+pub trait Route {
+    /// Point the request at its destination: the director's job.
+    fn direct(&mut self, parts: &mut Parts);
+
+    /// Should [`serve_with`](crate::ReverseProxy::serve_with) keep a copy of
+    /// each request it sends, so that it can send it again after a
+    /// failure? It keeps one only of an idempotent request whose body is
+    /// small (RFC 9110 §9.2.2: sending it twice does what sending it once
+    /// does). No by default: a copy costs a clone of the head.
+    fn keeps_copies(&self) -> bool {
+        false
+    }
+
+    /// The attempt failed with `error`. `again` is the request as it went
+    /// out, when it can be sent again: it never left (whatever its method),
+    /// or a copy was kept. Point it at the next destination and return
+    /// true to send it; false answers the client with `error`.
+    fn failed(&mut self, error: &ProxyError, again: Option<&mut Parts>) -> bool {
+        let _ = (error, again);
+        false
+    }
+}
+
+/// A plain director: a route with no second chance.
+impl<F: FnMut(&mut Parts)> Route for F {
+    fn direct(&mut self, parts: &mut Parts) {
+        self(parts)
+    }
+}
 
 /// Send everything to `target`: its scheme and host, paths joined with one
 /// slash, queries joined with `&`, and `Host` set to the target's authority.

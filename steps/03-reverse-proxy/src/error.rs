@@ -32,6 +32,8 @@ pub enum ProxyError {
     ModifyResponse(Box<dyn std::error::Error + Send + Sync>),
     #[error("this proxy has no director of its own: serve it with serve_with")]
     NoDirector,
+    #[error("could not read the request body: {0}")]
+    ClientBody(hyper::Error),
 }
 
 impl ProxyError {
@@ -39,6 +41,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         }
     }

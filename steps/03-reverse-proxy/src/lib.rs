@@ -22,10 +22,13 @@
 //! that part), and step 05 puts step 04's proxy at the end of a middleware
 //! chain.
 //!
+//! A failed attempt can be sent again when the [`Route`] a request is
+//! served with has somewhere else to send it: step 03's directors have
+//! not, step 04's balancer has (retries, and why a POST is different, are
+//! chapter 4's).
+//!
 //! Left out on purpose: HTTP/2 to upstreams (hyper's pool speaks HTTP/1.1
-//! to them; clients may use either), HTTPS (step 07), caching, retries (a
-//! retried POST is a duplicated POST; step 04's health checks are the safe
-//! answer to a dead upstream).
+//! to them; clients may use either), HTTPS (step 07), caching.
 
 mod cli;
 pub mod director;
@@ -38,16 +41,19 @@ pub mod upgrade;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use proxy_core::headers::{remove_hop_by_hop, request_host};
-use proxy_core::{ClientConn, ProxyBody, Transport, text_response};
+use proxy_core::{
+    ClientConn, ProxyBody, RequestBody, RoundTripError, SentBytes, Transport, text_response,
+};
 
 pub use cli::{Args, ProxyOptions, launch, serve};
-pub use director::{Director, single_host};
+pub use director::{Director, Route, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
 pub use transport::{HttpTransport, TransportOptions};
 pub use upgrade::{Upgrade, UpgradeHandler};
@@ -132,23 +138,27 @@ impl<T: Transport> ReverseProxy<T> {
     /// Proxy one request — Go's `ServeHTTP`, with the proxy's own director.
     pub async fn serve(&self, client: &ClientConn, req: Request<Incoming>) -> Response<ProxyBody> {
         match &self.director {
-            Some(director) => self.serve_with(client, req, |parts| director(parts)).await,
+            Some(director) => {
+                self.serve_with(client, req, &mut |parts: &mut Parts| director(parts))
+                    .await
+            }
             // Go's ServeHTTP reports the same mistake to its error handler
             // (a 502 by default) when neither Director nor Rewrite is set.
             None => (self.error_handler)(req.method(), req.uri(), ProxyError::NoDirector),
         }
     }
 
-    /// [`serve`](Self::serve), with `director` deciding where this one
-    /// request goes — the role of Go's per-request `Rewrite`. Step 04 picks
-    /// an upstream per request and directs the request at it this way.
+    /// [`serve`](Self::serve), with `route` deciding where this one
+    /// request goes — the role of Go's per-request `Rewrite` — and where it
+    /// goes next if the attempt fails. Step 04 picks an upstream per
+    /// request and directs the request at it this way.
     ///
     /// The numbered comments are the 13 steps of Go's `ServeHTTP`.
     pub async fn serve_with(
         &self,
         client: &ClientConn,
         req: Request<Incoming>,
-        director: impl FnOnce(&mut Parts),
+        route: &mut impl Route,
     ) -> Response<ProxyBody> {
         // Before step 1: what RFC 9112 says to reject and hyper lets through.
         // Ambiguous input must never reach a backend.
@@ -171,7 +181,7 @@ impl<T: Transport> ReverseProxy<T> {
         let noted = ClientHeaders::note(&parts);
 
         // 4. Let the director rewrite the request.
-        director(&mut parts);
+        route.direct(&mut parts);
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
 
         // 5. Upgrade header special handling, then the hop-by-hop headers go.
@@ -189,8 +199,10 @@ impl<T: Transport> ReverseProxy<T> {
         forwarded::set_forwarded_headers(&mut parts.headers, client, noted.host);
         parts.version = Version::HTTP_11;
 
-        // 7. Send the request upstream.
-        let response = match self.round_trip(Request::from_parts(parts, body)).await {
+        // 7. Send the request upstream — and, if that fails, wherever the
+        //    route sends it next (Go's transport has no second attempt).
+        let request = Request::from_parts(parts, RequestBody::from(body));
+        let response = match self.send(request, route).await {
             Ok(response) => response,
             Err(error) => return (self.error_handler)(&method, &uri, error),
         };
@@ -204,9 +216,15 @@ impl<T: Transport> ReverseProxy<T> {
         }
 
         // 9. Remove hop-by-hop headers from the response (keeping the
-        //    trailer announcement, step 11).
+        //    trailer announcement, step 11). A response framed by
+        //    Transfer-Encoding that also claims a Content-Length is framed
+        //    by the former (RFC 9112 §6.3): the length is dropped, or the
+        //    client would wait for bytes that never come.
         let (mut head, body) = response.into_parts();
         let response_trailers = head.headers.get(header::TRAILER).cloned();
+        if head.headers.contains_key(header::TRANSFER_ENCODING) {
+            head.headers.remove(header::CONTENT_LENGTH);
+        }
         remove_hop_by_hop(&mut head.headers);
         let mut response = Response::from_parts(head, body.boxed());
 
@@ -232,18 +250,50 @@ impl<T: Transport> ReverseProxy<T> {
         }
     }
 
-    /// Step 7: the transport's round trip, bounded by the timeout.
+    /// Step 7: send `request`; after a failure, send it again wherever
+    /// `route` says, as long as the request is at hand — it never left, or
+    /// a copy was kept because the route asked for copies.
+    async fn send(
+        &self,
+        mut request: Request<RequestBody>,
+        route: &mut impl Route,
+    ) -> Result<Response<T::Body>, ProxyError> {
+        loop {
+            let copy = if route.keeps_copies() {
+                keep_copy(&mut request).await?
+            } else {
+                None
+            };
+            let (error, unsent) = match self.round_trip(request).await {
+                Ok(response) => return Ok(response),
+                Err(failed) => failed,
+            };
+            let Some(again) = unsent.or(copy) else {
+                route.failed(&error, None);
+                return Err(error);
+            };
+            let (mut parts, body) = again.into_parts();
+            if !route.failed(&error, Some(&mut parts)) {
+                return Err(error);
+            }
+            request = Request::from_parts(parts, body);
+        }
+    }
+
+    /// One attempt: the transport's round trip, bounded by the timeout.
+    /// A request that never left comes back with the error.
     async fn round_trip(
         &self,
-        request: Request<Incoming>,
-    ) -> Result<Response<T::Body>, ProxyError> {
+        request: Request<RequestBody>,
+    ) -> Result<Response<T::Body>, (ProxyError, Option<Request<RequestBody>>)> {
+        let failed = |RoundTripError { error, unsent }| (ProxyError::Upstream(error), unsent);
         let round_trip = self.transport.round_trip(request);
         match self.timeout {
             Some(limit) => match tokio::time::timeout(limit, round_trip).await {
-                Ok(result) => result.map_err(ProxyError::Upstream),
-                Err(_) => Err(ProxyError::Timeout(limit)),
+                Ok(result) => result.map_err(failed),
+                Err(_) => Err((ProxyError::Timeout(limit), None)),
             },
-            None => round_trip.await.map_err(ProxyError::Upstream),
+            None => round_trip.await.map_err(failed),
         }
     }
 
@@ -298,6 +348,51 @@ impl<T: Transport> ReverseProxy<T> {
     }
 }
 
+/// The most of a request body kept for a second attempt. A larger body, or
+/// one of unknown length, streams through once, as it arrives.
+pub const MAX_KEPT_BODY: u64 = 64 * 1024;
+
+/// A copy of `request` to send again after a failure, if sending it twice
+/// does no harm (an idempotent method) and its body is small. A body still
+/// to come is read whole first, and `request` then sends it from memory.
+async fn keep_copy(
+    request: &mut Request<RequestBody>,
+) -> Result<Option<Request<RequestBody>>, ProxyError> {
+    if !request.method().is_idempotent() {
+        return Ok(None);
+    }
+    let kept: Option<Bytes> = match request.body() {
+        RequestBody::Kept(bytes) => bytes.clone(),
+        RequestBody::Client(body) if body.is_end_stream() => None,
+        RequestBody::Client(body) => {
+            if body.size_hint().exact().is_none_or(|n| n > MAX_KEPT_BODY) {
+                return Ok(None);
+            }
+            let RequestBody::Client(body) =
+                std::mem::replace(request.body_mut(), RequestBody::empty())
+            else {
+                unreachable!("matched above");
+            };
+            let bytes = body
+                .collect()
+                .await
+                .map_err(ProxyError::ClientBody)?
+                .to_bytes();
+            *request.body_mut() = RequestBody::Kept(Some(bytes.clone()));
+            Some(bytes)
+        }
+    };
+    let mut copy = Request::new(RequestBody::Kept(kept));
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    if let Some(sent) = request.extensions().get::<SentBytes>() {
+        copy.extensions_mut().insert(sent.clone());
+    }
+    Ok(Some(copy))
+}
+
 /// What the hop-by-hop rules need from the client's original headers, noted
 /// before the director and the stripping change them.
 struct ClientHeaders {
@@ -315,7 +410,13 @@ impl ClientHeaders {
     fn note(parts: &Parts) -> Self {
         Self {
             wants_trailers: te_has_trailers(&parts.headers),
-            announced_trailers: parts.headers.get(header::TRAILER).cloned(),
+            // Only a chunked body has trailers to announce (Go drops the
+            // header otherwise too).
+            announced_trailers: parts
+                .headers
+                .get(header::TRAILER)
+                .filter(|_| parts.headers.contains_key(header::TRANSFER_ENCODING))
+                .cloned(),
             // The request line's authority wins over Host (RFC 9112
             // §3.2.2); both were checked to be a host and port.
             host: parts

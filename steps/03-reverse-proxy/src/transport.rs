@@ -16,11 +16,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use proxy_core::{Transport, TransportError};
+use proxy_core::{RequestBody, RoundTripError, Transport};
 use upstream_pool::{Connector, Pool, PooledBody};
 
 /// Tuning for [`HttpTransport`].
@@ -87,8 +86,8 @@ impl Transport for HttpTransport {
 
     fn round_trip(
         &self,
-        request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
+        request: Request<RequestBody>,
+    ) -> impl Future<Output = Result<Response<PooledBody>, RoundTripError>> + Send {
         self.pool.round_trip(request)
     }
 }

@@ -447,6 +447,25 @@ async fn request_trailers_reach_the_backend() {
     );
 }
 
+#[tokio::test]
+async fn a_trailer_announcement_without_a_chunked_body_is_dropped() {
+    // Go drops it too: only a chunked body has trailers to announce, and
+    // an upstream waiting for announced fields would wait in vain.
+    let setup = Setup::new(&[]).await;
+    let answer = raw(
+        setup.addr(),
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTrailer: x-digest\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody",
+    )
+    .await;
+    let seen = json_body(&answer);
+    assert_eq!(seen.body_length, 4);
+    assert!(
+        !seen.headers.iter().any(|(name, _)| name == "trailer"),
+        "{:?}",
+        seen.headers
+    );
+}
+
 // 7. Expect: 100-continue.
 
 #[tokio::test]
@@ -673,6 +692,27 @@ async fn a_truncated_upstream_response_never_looks_complete() {
         outcome.is_err(),
         "a 10-byte body passed for 100: {outcome:?}"
     );
+}
+
+#[tokio::test]
+async fn a_response_with_both_length_and_chunked_is_framed_by_the_chunks() {
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a
+    // proxy must not pass both on. Passing the length left the client
+    // waiting for 100 bytes of a 5-byte body, then cut off.
+    let backend = raw_backend(|mut stream| async move {
+        read_head(&mut stream).await;
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            )
+            .await;
+    })
+    .await;
+    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let response = client().get(proxy.servers[0].url()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers().get("content-length"), None);
+    assert_eq!(response.text().await.unwrap(), "hello");
 }
 
 #[tokio::test]

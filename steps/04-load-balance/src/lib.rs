@@ -6,18 +6,20 @@
 //! Here the choice happens *before* the director, in [`BalancedProxy::handle`]:
 //!
 //! 1. compute the request's hash key (only for hashing strategies);
-//! 2. ask the [`Balancer`] for a healthy upstream — none: 503 with a reason;
-//! 3. serve the request with step 03's `serve_with` and a director made
-//!    for this request, which points it at the choice (step 03's
-//!    `point_at`) — the pick never has to travel inside the request;
-//! 4. report the outcome (5xx or a proxy error counts as a failure) for
-//!    passive health, and count the request as in flight until its response
-//!    body has been sent, for least-connections and bounded loads.
-//!
-//! Left out on purpose: retrying a failed request on another upstream (not
-//! safe for requests that are not idempotent; health checks are the answer).
+//! 2. ask the [`Balancer`] for an upstream — a healthy one, or any when
+//!    none is (panic mode, see `load_balance::health`);
+//! 3. serve the request with step 03's `serve_with` and a route made for
+//!    this request ([`Attempts`]), which points it at the choice (step 03's
+//!    `point_at`) — the pick never has to travel inside the request — and,
+//!    when an attempt fails, at another upstream if that is safe
+//!    ([`retry`] says when);
+//! 4. report each outcome for passive health (a failed connection or a
+//!    timeout; a status only if `--fail-status` lists it), and count the
+//!    request as in flight until its response body has been sent, for
+//!    least-connections and bounded loads.
 
 mod hash_key;
+pub mod retry;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,19 +28,25 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyper::body::Incoming;
+use hyper::http::request::Parts;
 use hyper::http::uri::Scheme;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
-use load_balance::{ActiveChecks, Balancer, HealthPolicy, Kind, Options, Upstream};
+use load_balance::{
+    ActiveChecks, Balancer, HealthPolicy, InFlight, Kind, Options, Outcome, Upstream,
+};
 use proxy_core::{ClientConn, Transport};
 use proxy_core::{ProxyBody, text_response};
 use serving::{Binder, Launched, Server};
 use step02_reverse_proxy_minimal::{parse_upstream_with, start_backends};
 use step03_reverse_proxy::director::point_at;
-use step03_reverse_proxy::{HttpTransport, ProxyOptions, ReverseProxy, UpgradeHandler};
-use tracing::debug;
+use step03_reverse_proxy::{
+    HttpTransport, ProxyError, ProxyOptions, ReverseProxy, Route, UpgradeHandler,
+};
+use tracing::{debug, warn};
 
 pub use hash_key::HashKey;
+use retry::{Retries, RetryCounters};
 
 /// Command line of `step04-load-balance`.
 #[derive(Parser, Debug, Clone)]
@@ -84,12 +92,31 @@ pub struct BalanceOptions {
     /// How often to probe, e.g. 500ms, 1s, 2m.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub health_interval: Duration,
-    /// Consecutive failures (5xx, connect errors) that eject an upstream.
+    /// Consecutive failures that eject an upstream: connections that fail
+    /// or time out, and answers with a status --fail-status lists.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_fails: u32,
     /// How long an ejected upstream sits out, e.g. 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub fail_cooldown: Duration,
+    /// Statuses that count as failures for passive health, e.g.
+    /// 502,503,504 (none by default: any client can ask for a 503).
+    #[arg(long, value_name = "CODES", value_delimiter = ',', value_parser = parse_status)]
+    pub fail_status: Vec<u16>,
+    /// Send a failed request to another upstream, at most N times (0: never).
+    /// Any request that never reached an upstream; one that may have, only
+    /// if idempotent with a small body — a POST is never sent twice.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+}
+
+/// An HTTP status code, 100 to 599.
+fn parse_status(raw: &str) -> Result<u16, String> {
+    raw.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|code| (100..=599).contains(code))
+        .ok_or_else(|| format!("{raw:?}: expected a status code from 100 to 599, e.g. 503"))
 }
 
 /// `URL` or `URL,weight=N`.
@@ -134,6 +161,9 @@ pub struct BalancedProxy<T = HttpTransport> {
     proxy: ReverseProxy<T>,
     hash_key: HashKey,
     policy: HealthPolicy,
+    /// Statuses that count as failures (`--fail-status`).
+    fail_statuses: Vec<u16>,
+    retries: Retries,
 }
 
 impl<T: Transport> BalancedProxy<T> {
@@ -152,7 +182,26 @@ impl<T: Transport> BalancedProxy<T> {
             proxy: options.build_with(None, transport)?,
             hash_key,
             policy,
+            fail_statuses: Vec::new(),
+            retries: Retries::default(),
         })
+    }
+
+    /// Count these statuses as failures for passive health.
+    pub fn fail_statuses(mut self, statuses: Vec<u16>) -> Self {
+        self.fail_statuses = statuses;
+        self
+    }
+
+    /// Retry a failed request on another upstream at most `max` times.
+    pub fn retries(mut self, max: u32) -> Self {
+        self.retries.max = max;
+        self
+    }
+
+    /// The retry counters, for a metrics page.
+    pub fn retry_counters(&self) -> RetryCounters {
+        self.retries.counters.clone()
     }
 
     /// Hand accepted upgrades to `handler` (step 06: websocket-aware tunnels).
@@ -178,34 +227,37 @@ impl<T: Transport> BalancedProxy<T> {
             Vec::new()
         };
         let Some(upstream) = self.balancer.pick(&key) else {
-            let count = self.balancer.upstreams().len();
-            let refusal = text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                match count {
-                    1 => "no healthy upstream: the only upstream is down".to_owned(),
-                    _ => format!("no healthy upstream: all {count} upstreams are down"),
-                },
-            );
+            let refusal = text_response(StatusCode::SERVICE_UNAVAILABLE, "no upstream configured");
             return (refusal, None);
         };
-        // Counting a request in flight until its body has been sent takes
-        // two atomic updates and a wrapper around the body; only the
-        // strategies that weigh load read the count.
-        let in_flight = self
-            .balancer
-            .kind()
-            .uses_load()
-            .then(|| self.balancer.start(&upstream));
+        self.retries.budget.deposit();
         // Only keep the path around when it will be logged.
         let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
-        let response = self
-            .proxy
-            .serve_with(client, req, |parts| {
-                point_at(parts, &upstream.url, upstream.host.as_ref());
-            })
-            .await;
-        let ok = !response.status().is_server_error();
-        self.balancer.report(&upstream, &self.policy, ok);
+        let mut attempts = Attempts {
+            in_flight: self.start(&upstream),
+            proxy: self,
+            upstream,
+            tried: Vec::new(),
+            last_failed: false,
+        };
+        let response = self.proxy.serve_with(client, req, &mut attempts).await;
+        let Attempts {
+            upstream,
+            in_flight,
+            last_failed,
+            ..
+        } = attempts;
+        // A failed attempt was reported when it failed; an answer is
+        // reported now.
+        if !last_failed {
+            let status = response.status().as_u16();
+            let outcome = if self.fail_statuses.contains(&status) {
+                Outcome::BadStatus(status)
+            } else {
+                Outcome::Success
+            };
+            self.balancer.report(&upstream, &self.policy, outcome);
+        }
         if let Some(path) = path {
             debug!("{path} → {upstream} ({})", response.status());
         }
@@ -220,6 +272,88 @@ impl<T: Transport> BalancedProxy<T> {
         };
         (response, Some(upstream))
     }
+
+    /// Count a request as in flight on `upstream` — two atomic updates and
+    /// a wrapper around the body, so only for the strategies that read it.
+    fn start(&self, upstream: &Arc<Upstream>) -> Option<InFlight> {
+        self.balancer
+            .kind()
+            .uses_load()
+            .then(|| self.balancer.start(upstream))
+    }
+}
+
+/// One request's way through the upstream set: the upstream it is being
+/// sent to, the ones that failed it, and whether it may go on to another.
+pub struct Attempts<'a, T> {
+    proxy: &'a BalancedProxy<T>,
+    upstream: Arc<Upstream>,
+    tried: Vec<Arc<Upstream>>,
+    in_flight: Option<InFlight>,
+    /// The last attempt failed (and was reported when it did).
+    last_failed: bool,
+}
+
+impl<T: Transport> Route for Attempts<'_, T> {
+    fn direct(&mut self, parts: &mut Parts) {
+        point_at(parts, &self.upstream.url, self.upstream.host.as_ref());
+    }
+
+    fn keeps_copies(&self) -> bool {
+        self.proxy.retries.max > 0
+    }
+
+    fn failed(&mut self, error: &ProxyError, again: Option<&mut Parts>) -> bool {
+        let proxy = self.proxy;
+        let cause = error.to_string();
+        proxy
+            .balancer
+            .report(&self.upstream, &proxy.policy, Outcome::Unreachable(&cause));
+        self.last_failed = true;
+        let Some(parts) = again else {
+            return false;
+        };
+        if self.tried.len() as u32 >= proxy.retries.max {
+            return false;
+        }
+        self.tried.push(self.upstream.clone());
+        let Some(next) = proxy.balancer.pick_another(&self.tried) else {
+            return false;
+        };
+        if !proxy.retries.budget.withdraw() {
+            proxy.retries.counters.refused.inc();
+            warn!(
+                "{}: {} failed ({cause}); not retried: the retry budget is spent",
+                request_label(parts),
+                self.upstream
+            );
+            return false;
+        }
+        proxy.retries.counters.retried.inc();
+        warn!(
+            "{}: {} failed ({cause}); retry {} of {} on {next}",
+            request_label(parts),
+            self.upstream,
+            self.tried.len(),
+            proxy.retries.max
+        );
+        point_at(parts, &next.url, next.host.as_ref());
+        self.in_flight = proxy.start(&next);
+        self.upstream = next;
+        self.last_failed = false;
+        true
+    }
+}
+
+/// `[request id] METHOD path`, for a log line about one request.
+fn request_label(parts: &Parts) -> String {
+    let id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .map(|id| format!("[{id}] "))
+        .unwrap_or_default();
+    format!("{id}{} {}", parts.method, parts.uri.path())
 }
 
 /// The demo set when no `--upstream` is given: weights 1, 2, 3.
@@ -280,15 +414,18 @@ pub async fn build_with<T: Transport>(
     );
     let balancer = Arc::new(Balancer::new(balance.balance, set, Options::default())?);
     if let Some(path) = &balance.health_path {
-        launched.push_task(
-            ActiveChecks::new(path.clone(), balance.health_interval).spawn(balancer.clone()),
-        );
+        let checks = ActiveChecks::new(path.clone(), balance.health_interval);
+        launched.push_task(checks.spawn(balancer.clone(), transport.clone()));
     }
     let policy = HealthPolicy {
         max_fails: balance.max_fails.max(1),
         cooldown: balance.fail_cooldown,
     };
-    BalancedProxy::new(balancer, proxy, balance.hash_key.clone(), policy, transport)
+    Ok(
+        BalancedProxy::new(balancer, proxy, balance.hash_key.clone(), policy, transport)?
+            .fail_statuses(balance.fail_status.clone())
+            .retries(balance.retries),
+    )
 }
 
 /// Start the balanced proxy (and the real servers, when no upstream was given).

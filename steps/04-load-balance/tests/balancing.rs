@@ -138,7 +138,20 @@ async fn a_dead_upstream_is_ejected_after_consecutive_failures() {
         .local_addr()
         .unwrap();
     let upstreams = vec![servers[0].url(), format!("http://{dead}")];
-    let proxy = proxy(&upstreams, &["--max-fails", "3", "--fail-cooldown", "60s"]).await;
+    // Without retries, the failures reach the client (with them, see
+    // tests/retries.rs, they do not).
+    let proxy = proxy(
+        &upstreams,
+        &[
+            "--max-fails",
+            "3",
+            "--fail-cooldown",
+            "60s",
+            "--retries",
+            "0",
+        ],
+    )
+    .await;
     let url = proxy.get("balanced proxy").unwrap().url();
     let mut failures = 0;
     for _ in 0..6 {
@@ -195,25 +208,107 @@ async fn active_checks_take_a_down_upstream_out_and_bring_it_back() {
 }
 
 #[tokio::test]
-async fn no_healthy_upstream_is_a_503_that_says_so() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+async fn a_lone_upstream_answering_errors_is_still_asked() {
+    // It used to be ejected, and every request then got a 503 without the
+    // upstream being asked; now there is nowhere better to send them.
+    let servers = backends(1).await;
     let proxy = proxy(
-        &[format!("http://{dead}")],
-        &["--max-fails", "1", "--fail-cooldown", "60s"],
+        &[servers[0].url()],
+        &[
+            "--max-fails",
+            "1",
+            "--fail-cooldown",
+            "60s",
+            "--fail-status",
+            "500",
+        ],
     )
     .await;
     let url = proxy.get("balanced proxy").unwrap().url();
-    assert_eq!(client().get(&url).send().await.unwrap().status(), 502);
-    let response = client().get(&url).send().await.unwrap();
-    assert_eq!(response.status(), 503);
+    for _ in 0..3 {
+        let response = client()
+            .get(format!("{url}/status/500"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+    }
+    let response = client()
+        .get(format!("{url}/status/200"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the upstream was asked");
+}
+
+#[tokio::test]
+async fn a_client_cannot_eject_upstreams_by_asking_for_errors() {
+    // By default only failed connections and timeouts count: any client
+    // can ask for a 503.
+    let servers = backends(2).await;
+    let upstreams: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let by_default = proxy(&upstreams, &["--max-fails", "1", "--fail-cooldown", "60s"]).await;
+    for _ in 0..6 {
+        served_by(&by_default, "/status/503", 1).await;
+    }
     assert_eq!(
-        response.text().await.unwrap(),
-        "no healthy upstream: the only upstream is down\n"
+        served_by(&by_default, "/", 10).await.len(),
+        2,
+        "both still serve"
     );
+    // Listed statuses count, but can take out at most half of the set.
+    let counting = proxy(
+        &upstreams,
+        &[
+            "--max-fails",
+            "1",
+            "--fail-cooldown",
+            "60s",
+            "--fail-status",
+            "503",
+        ],
+    )
+    .await;
+    for _ in 0..6 {
+        served_by(&counting, "/status/503", 1).await;
+    }
+    assert_eq!(
+        served_by(&counting, "/", 10).await.len(),
+        1,
+        "one of two is out, not both"
+    );
+}
+
+#[tokio::test]
+async fn when_every_upstream_is_out_all_of_them_are_asked() {
+    let servers = backends(2).await;
+    let upstreams: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let proxy = proxy(
+        &upstreams,
+        &["--health-path", "/health", "--health-interval", "50ms"],
+    )
+    .await;
+    let down = |server: &ServerHandle| {
+        client()
+            .post(format!("{}/health/down", server.url()))
+            .send()
+    };
+    // First one: the checks take it out (so they are running)…
+    down(&servers[0]).await.unwrap();
+    let first = servers[0].addr().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while served_by(&proxy, "/", 10).await.contains_key(&first) {
+        assert!(Instant::now() < deadline, "{first} never taken out");
+    }
+    // …then the other: within a few intervals neither is healthy, and
+    // requests go to both again (panic mode), never a 503.
+    down(&servers[1]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut both = false;
+    while Instant::now() < deadline {
+        both |= served_by(&proxy, "/", 10).await.len() == 2;
+    }
+    assert!(both, "panic mode never routed to both");
 }
 
 #[tokio::test]

@@ -244,7 +244,19 @@ pub async fn build<T: Transport>(
     let proxy =
         step04_load_balance::build_with(&args.balance, &args.proxy, binder, launched, transport)
             .await?;
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let retries = proxy.retry_counters();
+    metrics.register(
+        "retries",
+        "Requests sent again to another upstream after a failed attempt",
+        retries.retried,
+    );
+    metrics.register(
+        "retries_refused",
+        "Failed attempts not retried because the retry budget was spent",
+        retries.refused,
+    );
+    let metrics = Arc::new(metrics);
     let chain = Arc::new(chain(args, adapt(proxy), &metrics)?);
     match chain.len() {
         1 => tracing::info!("middleware chain: 1 link before the proxy"),

@@ -143,6 +143,8 @@ async fn the_rate_limit_comes_before_auth() {
 
 #[tokio::test]
 async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
+    // With the defaults of step 04 underneath: its passive health must not
+    // eject the lone upstream, or the half-open probe would never reach it.
     let backend = backend().await;
     let proxy = middleware_proxy(
         &backend.url(),
@@ -153,8 +155,6 @@ async fn the_breaker_opens_on_a_failing_backend_and_closes_when_it_recovers() {
             "4",
             "--breaker-open",
             "1s",
-            "--max-fails",
-            "1000",
         ],
     )
     .await;
@@ -491,4 +491,46 @@ fn token_claims_without_a_token_key_are_a_cli_error() {
             "{error}"
         );
     }
+}
+
+#[tokio::test]
+async fn retries_are_counted_in_the_metrics() {
+    let backend = backend().await;
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = middleware_proxy(
+        &backend.url(),
+        &[
+            "--upstream",
+            &format!("http://{dead}"),
+            "--max-fails",
+            "100",
+        ],
+    )
+    .await;
+    for _ in 0..4 {
+        let response = client().get(url(&proxy)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let metrics = client()
+        .get(format!("{}/metrics", admin(&proxy)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "proxy_retries_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "proxy_retries_refused_total 0"),
+        "{metrics}"
+    );
 }

@@ -8,7 +8,15 @@
 //! root CAs by default (`/etc/ssl/certs` on Debian), or against exactly the
 //! CA given with `--upstream-ca` (an internal CA, or the self-signed
 //! certificate of a test backend). A certificate that does not verify is a
-//! 502 whose text says why, never a silent success. `--insecure-upstream`
+//! 502 whose text says why, never a silent success.
+//!
+//! A self-signed certificate made the usual way (`openssl req -x509 …`) is
+//! marked as a CA, and a strict path builder (webpki, under rustls) refuses
+//! a CA certificate as the server's own ("CaUsedAsEndEntity"). curl, Go and
+//! nginx accept it when it is exactly the certificate they were told to
+//! trust, and so does this transport: an upstream presenting a certificate
+//! byte for byte identical to one in `--upstream-ca` is trusted as itself
+//! (pinned), provided it names the host the proxy asked for. `--insecure-upstream`
 //! exists because people will otherwise patch it in, and it logs a warning
 //! on every start so nobody forgets it is on.
 //!
@@ -24,15 +32,15 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use proxy_core::Transport;
-use proxy_core::TransportError;
+use proxy_core::{RequestBody, RoundTripError, Transport};
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use step03_reverse_proxy::TransportOptions;
 use upstream_pool::{Pool, PooledBody};
@@ -72,16 +80,28 @@ impl HttpsTransport {
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
             UpstreamTrust::CaFile(path) => {
+                let bad = |reason: String| TlsSetupError::BadCertificate {
+                    path: path.clone(),
+                    reason,
+                };
+                let anchors = certificates_from(path)?;
                 let mut roots = RootCertStore::empty();
-                for certificate in certificates_from(path)? {
+                for certificate in &anchors {
                     roots
-                        .add(certificate)
-                        .map_err(|e| TlsSetupError::BadCertificate {
-                            path: path.clone(),
-                            reason: e.to_string(),
-                        })?;
+                        .add(certificate.clone())
+                        .map_err(|e| bad(e.to_string()))?;
                 }
-                builder.with_root_certificates(roots).with_no_client_auth()
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::crypto())
+                        .build()
+                        .map_err(|e| bad(e.to_string()))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnchorsOrThemselves {
+                        webpki,
+                        anchors,
+                    }))
+                    .with_no_client_auth()
             }
             UpstreamTrust::Insecure => builder
                 .dangerous()
@@ -107,13 +127,67 @@ impl Transport for HttpsTransport {
 
     fn round_trip(
         &self,
-        request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response<PooledBody>, TransportError>> + Send {
+        request: Request<RequestBody>,
+    ) -> impl Future<Output = Result<Response<PooledBody>, RoundTripError>> + Send {
         self.pool.round_trip(request)
     }
 
     fn speaks(&self, scheme: &str) -> bool {
         scheme == "http" || scheme == "https"
+    }
+}
+
+/// `--upstream-ca`: a chain to one of the given certificates, as webpki
+/// checks it — or one of those certificates itself, presented by the
+/// upstream as its own (a self-signed certificate), if it names the host.
+#[derive(Debug)]
+struct AnchorsOrThemselves {
+    webpki: Arc<WebPkiServerVerifier>,
+    anchors: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for AnchorsOrThemselves {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .anchors
+            .iter()
+            .any(|anchor| anchor.as_ref() == end_entity.as_ref())
+        {
+            let parsed = ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 

@@ -47,17 +47,43 @@ impl Pki {
         Self { dir }
     }
 
+    /// A self-signed certificate for `name` made the way most people make
+    /// one, with the openssl command (which marks it as a CA): self.pem and
+    /// self.key.
+    fn openssl_self_signed(&self, name: &str) {
+        let status = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+            .args([
+                "-keyout",
+                &self.path("self.key"),
+                "-out",
+                &self.path("self.pem"),
+            ])
+            .args(["-subj", &format!("/CN={name}")])
+            .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("the openssl command (Debian package openssl)");
+        assert!(status.success());
+    }
+
     fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
 
     /// A rustls server configuration serving the leaf.
     fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        let chain = CertificateDer::pem_file_iter(self.dir.join("leaf.pem"))
+        self.server_config_of("leaf")
+    }
+
+    /// A rustls server configuration serving `NAME.pem` with `NAME.key`.
+    fn server_config_of(&self, name: &str) -> Arc<rustls::ServerConfig> {
+        let chain = CertificateDer::pem_file_iter(self.dir.join(format!("{name}.pem")))
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
-        let key = PrivateKeyDer::from_pem_file(self.dir.join("leaf.key")).unwrap();
+        let key = PrivateKeyDer::from_pem_file(self.dir.join(format!("{name}.key"))).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(step07_https::crypto())
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -267,6 +293,109 @@ async fn https_upstreams_are_verified_against_the_given_ca() {
     let echo: real_server::Echo = response.json().await.unwrap();
     assert_eq!(echo.path, "/over/tls");
     assert_eq!(echo.served_by, backend.addr().to_string());
+}
+
+#[tokio::test]
+async fn a_self_signed_upstream_certificate_made_with_openssl_is_trusted_as_itself() {
+    // openssl marks it CA:TRUE, which webpki alone refuses as a server's
+    // own certificate ("CaUsedAsEndEntity"); curl, Go and nginx accept it.
+    let pki = Pki::new(&["unused"]);
+    pki.openssl_self_signed("localhost");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = real_server::serve(
+        Server::new(listener, "self-signed backend").tls(pki.server_config_of("self")),
+    )
+    .unwrap();
+    let upstream = format!("https://localhost:{}", backend.addr().port());
+    let generated = pki.path("generated.pem");
+    let launched = proxy(&[
+        "--upstream",
+        &upstream,
+        "--upstream-ca",
+        &pki.path("self.pem"),
+        "--cert-out",
+        &generated,
+    ])
+    .await
+    .unwrap();
+    let response = get_via(&launched, Path::new(&generated), "/pinned").await;
+    assert_eq!(response.status(), 200);
+    // Pinned, but still for its name only: the same certificate presented
+    // for another name is refused.
+    let elsewhere = format!("https://127.0.0.1:{}", backend.addr().port());
+    let launched = proxy(&[
+        "--upstream",
+        &elsewhere,
+        "--upstream-ca",
+        &pki.path("self.pem"),
+        "--cert-out",
+        &generated,
+    ])
+    .await
+    .unwrap();
+    let response = get_via(&launched, Path::new(&generated), "/").await;
+    assert_eq!(response.status(), 502);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("not valid for name"), "{text}");
+}
+
+#[tokio::test]
+async fn health_checks_reach_https_upstreams_over_tls() {
+    let pki = Pki::new(&["localhost"]);
+    let (first, second) = (tls_backend(&pki).await, tls_backend(&pki).await);
+    let upstreams =
+        [first.addr().port(), second.addr().port()].map(|port| format!("https://localhost:{port}"));
+    let generated = pki.path("generated.pem");
+    let launched = proxy(&[
+        "--upstream",
+        &upstreams[0],
+        "--upstream",
+        &upstreams[1],
+        "--upstream-ca",
+        &pki.path("ca.pem"),
+        "--health-path",
+        "/health",
+        "--health-interval",
+        "50ms",
+        "--cert-out",
+        &generated,
+    ])
+    .await
+    .unwrap();
+    let served_by = async || {
+        let response = get_via(&launched, Path::new(&generated), "/").await;
+        response
+            .json::<real_server::Echo>()
+            .await
+            .unwrap()
+            .served_by
+    };
+    // The checks must answer over TLS for one upstream to be told from the
+    // other: take the second down, wait until it is no longer used…
+    let sick = second.addr().to_string();
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .post(format!(
+            "https://127.0.0.1:{}/health/down",
+            second.addr().port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        assert!(Instant::now() < deadline, "{sick} was never taken out");
+        in_a_row = if served_by().await == sick {
+            0
+        } else {
+            in_a_row + 1
+        };
+    }
+    // …while the first, answering its checks over TLS, serves throughout.
+    assert_eq!(served_by().await, first.addr().to_string());
 }
 
 #[tokio::test]
