@@ -15,7 +15,8 @@ use serving::{Binder, ConnectionFlags, Launched, Server, ServerHandle, ServerOpt
 use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream, start_backends};
 
 use crate::{
-    ClientConn, Director, HttpTransport, ProxyError, ReverseProxy, Transport, single_host,
+    ClientConn, Director, HttpTransport, ProxyError, ReverseProxy, Transport, TransportOptions,
+    single_host,
 };
 
 /// Command line of `step03-reverse-proxy`.
@@ -48,6 +49,9 @@ pub struct ProxyOptions {
     /// Answer 504 when the upstream sends no response head within this many seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
+    /// Close pooled upstream connections idle for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    pub pool_idle_timeout: u64,
     /// Runtime worker threads (default: the cores this process may use).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -99,7 +103,15 @@ impl ProxyOptions {
 
     /// The proxy these options describe, around `director`.
     pub fn build(&self, director: Director) -> anyhow::Result<ReverseProxy> {
-        self.build_with(Some(director), HttpTransport::default())
+        self.build_with(Some(director), HttpTransport::new(self.transport()))
+    }
+
+    /// How to reach upstreams: the defaults, with `--pool-idle-timeout`.
+    pub fn transport(&self) -> TransportOptions {
+        TransportOptions {
+            pool_idle_timeout: Duration::from_secs(self.pool_idle_timeout),
+            ..TransportOptions::default()
+        }
     }
 
     /// The same, sending upstream through `transport` (step 07's speaks

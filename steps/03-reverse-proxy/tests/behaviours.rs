@@ -61,6 +61,35 @@ async fn hop_by_hop_request_headers_are_removed_but_te_trailers_is_kept() {
 }
 
 #[tokio::test]
+async fn connection_names_hop_by_hop_headers_for_its_own_request_only() {
+    // Two pipelined requests on one connection; only the second names
+    // X-Keep in Connection. Removal is per request: the first keeps its
+    // X-Keep. (The fuzzer's request_head oracle once got this wrong, reading
+    // every Connection header in the byte stream: bench/README.md.)
+    let setup = Setup::new(&[]).await;
+    let answer = raw(
+        setup.addr(),
+        b"GET /first HTTP/1.1\r\nHost: x\r\nX-Keep: 1\r\n\r\n\
+          GET /second HTTP/1.1\r\nHost: x\r\nConnection: X-Keep, close\r\nX-Keep: 2\r\n\r\n",
+    )
+    .await;
+    let bodies: Vec<real_server::Echo> = answer
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|response| json_body(&format!("HTTP/1.1 {response}")))
+        .collect();
+    assert_eq!(bodies.len(), 2, "{answer}");
+    assert_eq!(
+        (bodies[0].path.as_str(), bodies[0].header("x-keep")),
+        ("/first", Some("1"))
+    );
+    assert_eq!(
+        (bodies[1].path.as_str(), bodies[1].header("x-keep")),
+        ("/second", None)
+    );
+}
+
+#[tokio::test]
 async fn hop_by_hop_response_headers_are_removed() {
     let setup = Setup::new(&[]).await;
     let url = format!(

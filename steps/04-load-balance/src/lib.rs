@@ -345,15 +345,10 @@ impl<T: Transport> Route for Attempts<'_, T> {
     }
 }
 
-/// `[request id] METHOD path`, for a log line about one request.
+/// `METHOD path`, for a log line about one request. (From step 05 on, the
+/// line also carries the request id: its middleware opens a span with it.)
 fn request_label(parts: &Parts) -> String {
-    let id = parts
-        .headers
-        .get("x-request-id")
-        .and_then(|id| id.to_str().ok())
-        .map(|id| format!("[{id}] "))
-        .unwrap_or_default();
-    format!("{id}{} {}", parts.method, parts.uri.path())
+    format!("{} {}", parts.method, parts.uri.path())
 }
 
 /// The demo set when no `--upstream` is given: weights 1, 2, 3.
@@ -367,7 +362,8 @@ pub async fn build(
     binder: &Binder,
     launched: &mut Launched,
 ) -> anyhow::Result<BalancedProxy> {
-    build_with(balance, proxy, binder, launched, HttpTransport::default()).await
+    let transport = HttpTransport::new(proxy.transport());
+    build_with(balance, proxy, binder, launched, transport).await
 }
 
 /// [`build`], sending upstream through `transport`.

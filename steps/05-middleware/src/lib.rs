@@ -220,7 +220,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         &args,
         binder,
         &mut launched,
-        HttpTransport::default(),
+        HttpTransport::new(args.proxy.transport()),
         |proxy| proxy,
     )
     .await?;

@@ -79,7 +79,8 @@ impl Args {
 /// Start the proxy (and three real servers, when no upstream was given).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
-    let chain = build(&args, binder, &mut launched, HttpTransport::default()).await?;
+    let transport = HttpTransport::new(args.middleware.proxy.transport());
+    let chain = build(&args, binder, &mut launched, transport).await?;
     let server = Server::new(
         binder.bind(args.middleware.listen).await?,
         "websocket proxy",

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use clap::{Args as _, Command, FromArgMatches};
 use rustls::crypto::CryptoProvider;
 use serving::{Binder, Launched, Server};
-use step03_reverse_proxy::TransportOptions;
 
 use crate::upstream_tls::{HttpsTransport, UpstreamTrust};
 
@@ -133,7 +132,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
             "--insecure-upstream: certificates of https upstreams are NOT verified; anyone between this proxy and its upstreams can read and change the traffic"
         );
     }
-    let transport = HttpsTransport::new(&trust, &TransportOptions::default())?;
+    let transport = HttpsTransport::new(&trust, &middleware_args.proxy.transport())?;
 
     let mut launched = Launched::default();
     let chain = step06_websocket::build(&args.websocket, binder, &mut launched, transport).await?;
