@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serving::{Binder, Launched, ServerHandle};
+use support::{client, proxy};
 use tokio::net::TcpListener;
+
+mod support;
 
 async fn backends(n: usize) -> Vec<ServerHandle> {
     let mut servers = Vec::new();
@@ -16,24 +19,6 @@ async fn backends(n: usize) -> Vec<ServerHandle> {
         servers.push(real_server::spawn(listener).unwrap());
     }
     servers
-}
-
-async fn proxy(upstreams: &[String], extra: &[&str]) -> Launched {
-    let mut argv = vec!["step04-load-balance".to_owned()];
-    for upstream in upstreams {
-        argv.extend(["--upstream".to_owned(), upstream.clone()]);
-    }
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    step04_load_balance::launch(
-        step04_load_balance::Args::parse_from(argv),
-        &Binder::ephemeral(),
-    )
-    .await
-    .unwrap()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// Which backend served each of `n` requests to `path`, counted.

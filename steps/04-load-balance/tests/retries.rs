@@ -4,28 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use clap::Parser;
-use serving::{Binder, Launched};
+use support::{client, proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn proxy(upstreams: &[String], extra: &[&str]) -> Launched {
-    let mut argv = vec!["step04-load-balance".to_owned()];
-    for upstream in upstreams {
-        argv.extend(["--upstream".to_owned(), upstream.clone()]);
-    }
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    step04_load_balance::launch(
-        step04_load_balance::Args::parse_from(argv),
-        &Binder::ephemeral(),
-    )
-    .await
-    .unwrap()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
+mod support;
 
 /// Read one request (head, then a Content-Length body) off `stream`.
 async fn read_request(stream: &mut TcpStream) -> Option<String> {
