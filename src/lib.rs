@@ -71,6 +71,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     chapters::ch05_middleware::run(report).await?;
     chapters::ch06_websocket::run(report).await?;
     chapters::ch07_https::run(report).await?;
+    chapters::ch08_tcp_proxy::run(report).await?;
     report.blank();
     report.line("The tour is over. NOTES.md explains each chapter; `cargo run -p <step>` runs one step on its own.");
     Ok(())

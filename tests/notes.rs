@@ -427,6 +427,9 @@ async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Re
             let args = step04_load_balance::Args::try_parse_from(argv)?;
             step04_load_balance::launch(args, binder).await?
         }
+        "step08-tcp-proxy" => {
+            step08_tcp_proxy::launch(step08_tcp_proxy::Args::try_parse_from(argv)?, binder).await?
+        }
         "step03-reverse-proxy" => {
             step03_reverse_proxy::launch(step03_reverse_proxy::Args::try_parse_from(argv)?, binder)
                 .await?
@@ -610,7 +613,7 @@ fn every_exercise_command_in_notes_names_tests_that_exist() {
         commands += 1;
     }
     assert!(
-        commands >= 14,
-        "two exercises a chapter, 1 to 7: {commands} commands found"
+        commands >= 16,
+        "two exercises a chapter, 1 to 8: {commands} commands found"
     );
 }

@@ -58,6 +58,10 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "    --redirect-http: GET http://…/page?x=1 → 308 Permanent Redirect to https://127.0.0.1:",
         "    verifying against the system roots: 502: upstream request failed: cannot connect: invalid peer certificate: UnknownIssuer",
         "    with --upstream-ca <the first proxy's certificate>: 200",
+        "Chapter 8 · a TCP proxy (step08-tcp-proxy)",
+        "; the server saw remote addr 127.0.0.1:",
+        " and x-forwarded-for: (none)",
+        "    PROXY TCP4 127.0.0.1 127.0.0.1 ",
         "The tour is over.",
     ] {
         assert!(

@@ -38,6 +38,7 @@
 //!
 //! [`Balancer::report`]: crate::Balancer::report
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -187,7 +188,8 @@ impl Health {
 /// Active health checks.
 #[derive(Debug, Clone)]
 pub struct ActiveChecks {
-    /// Path probed on every upstream, e.g. `/health`.
+    /// Path probed on every upstream, e.g. `/health` (empty for checks that
+    /// only open a connection).
     pub path: String,
     pub interval: Duration,
     /// A probe without an answer within this time failed.
@@ -210,8 +212,25 @@ impl ActiveChecks {
     }
 
     /// Probe every upstream of `balancer` each interval, until aborted,
-    /// through `transport` — the one the proxy sends requests with.
+    /// with `GET path` through `transport` — the one the proxy sends
+    /// requests with.
     pub fn spawn<T: Transport>(self, balancer: Arc<Balancer>, transport: T) -> JoinHandle<()> {
+        let path = self.path.clone();
+        let timeout = self.timeout;
+        self.spawn_probing(balancer, move |upstream| {
+            let (transport, path) = (transport.clone(), path.clone());
+            async move { http_probe(&transport, &upstream, &path, timeout).await }
+        })
+    }
+
+    /// Probe every upstream of `balancer` each interval with `probe`, until
+    /// aborted: `Ok`, or why it failed (step 08 checks that a TCP
+    /// connection can be opened).
+    pub fn spawn_probing<P, F>(self, balancer: Arc<Balancer>, probe: P) -> JoinHandle<()>
+    where
+        P: Fn(Arc<Upstream>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), String>> + Send + 'static,
+    {
         let checks = Arc::new(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(checks.interval);
@@ -223,9 +242,13 @@ impl ActiveChecks {
                     .iter()
                     .cloned()
                     .map(|upstream| {
-                        let (transport, checks) = (transport.clone(), checks.clone());
+                        let (checks, probing) = (checks.clone(), probe(upstream.clone()));
                         tokio::spawn(async move {
-                            let verdict = probe(&transport, &upstream, &checks).await;
+                            let verdict = tokio::time::timeout(checks.timeout, probing)
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err(format!("no answer within {:?}", checks.timeout))
+                                });
                             judge(&upstream, &checks, verdict);
                         })
                     })
@@ -238,43 +261,43 @@ impl ActiveChecks {
     }
 }
 
-/// One probe: `Ok` or why it failed, in words an operator can act on.
-async fn probe<T: Transport>(
+/// One HTTP probe: `Ok` or why it failed, in words an operator can act on.
+async fn http_probe<T: Transport>(
     transport: &T,
     upstream: &Upstream,
-    checks: &ActiveChecks,
+    path: &str,
+    timeout: Duration,
 ) -> Result<(), String> {
-    let uri = probe_uri(&upstream.url, &checks.path)
-        .ok_or_else(|| format!("{}{} is not a URL", upstream.url, checks.path))?;
+    let uri = probe_uri(&upstream.url, path)
+        .ok_or_else(|| format!("{}{path} is not a URL", upstream.url))?;
     let mut request = Request::get(uri)
         .body(RequestBody::empty())
         .map_err(|e| e.to_string())?;
     if let Some(host) = &upstream.host {
         request.headers_mut().insert(HOST, host.clone());
     }
-    let exchange = async {
-        let response = transport
-            .round_trip(request)
-            .await
-            .map_err(|failed| error_chain(failed.error.as_ref()))?;
-        let status = response.status();
-        // Read the (short) answer to its end, so the connection goes back
-        // to the pool instead of being closed.
-        let _ = response.into_body().collect().await;
-        if status.is_success() || status.is_redirection() {
-            Ok(())
-        } else {
-            Err(format!("answered {status}"))
-        }
-    };
-    tokio::time::timeout(checks.timeout, exchange)
+    let response = transport
+        .round_trip(request)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {:?}", checks.timeout)))
+        .map_err(|failed| error_chain(failed.error.as_ref()))?;
+    let status = response.status();
+    // Read the (short) answer to its end, so the connection goes back to
+    // the pool instead of being closed.
+    let _ = tokio::time::timeout(timeout, response.into_body().collect()).await;
+    if status.is_success() || status.is_redirection() {
+        Ok(())
+    } else {
+        Err(format!("answered {status}"))
+    }
 }
 
 /// Count a probe's verdict, and say so when it flips the upstream.
 fn judge(upstream: &Upstream, checks: &ActiveChecks, verdict: Result<(), String>) {
-    let path = &checks.path;
+    // What was checked: a path, or (no path) whether a connection opens.
+    let path = match checks.path.as_str() {
+        "" => "the connect check",
+        path => path,
+    };
     match (upstream.health.probe(verdict.is_ok(), checks), verdict) {
         (Some(true), _) => info!(
             "upstream {upstream} is up again: {path} answered {} times in a row",

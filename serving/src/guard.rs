@@ -97,7 +97,7 @@ pub(crate) struct Caps {
 }
 
 /// One connection's place under the caps, given back when it is dropped.
-pub(crate) struct Place {
+pub struct Place {
     _global: OwnedSemaphorePermit,
     address: IpAddr,
     per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -159,12 +159,15 @@ impl Drop for Place {
     }
 }
 
+/// An accepted client connection, as a server's handler gets it.
+pub type ClientStream = GuardedStream<tokio::net::TcpStream>;
+
 /// A client's byte stream, holding its place under the caps for as long as
 /// the socket lives — through an upgrade too, when hyper hands the stream
 /// to a tunnel and the HTTP connection is long gone — and failing writes
 /// that have been unable to make progress for `limit`: the client stopped
 /// reading.
-pub(crate) struct GuardedStream<T> {
+pub struct GuardedStream<T> {
     inner: T,
     limit: Option<Duration>,
     /// Armed while a write is pending; cleared by any progress.
@@ -173,6 +176,11 @@ pub(crate) struct GuardedStream<T> {
 }
 
 impl<T> GuardedStream<T> {
+    /// The stream underneath (for its addresses).
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
     pub(crate) fn new(inner: T, limit: Option<Duration>, place: Place) -> Self {
         Self {
             inner,

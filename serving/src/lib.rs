@@ -51,10 +51,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use guard::{Caps, GuardedStream};
+use guard::Caps;
 
 pub use flags::ConnectionFlags;
-pub use guard::{default_max_connections, default_max_connections_per_address};
+pub use guard::{
+    ClientStream, GuardedStream, default_max_connections, default_max_connections_per_address,
+};
 pub use log::{RequestIdLines, init_tracing, with_request_id};
 
 /// How long in-flight requests get to finish after a shutdown was asked for.
@@ -401,51 +403,7 @@ impl Server {
                 .keep_alive_timeout(H2_PING_EVERY)
                 .max_concurrent_streams(H2_MAX_STREAMS);
             let graceful = GracefulShutdown::new();
-            let caps = Caps::new(options.max_connections, options.max_connections_per_address);
-            let mut backoff = ACCEPT_BACKOFF_MIN;
-
-            loop {
-                // Room under the global cap first: at the cap, new
-                // connections wait in the backlog instead of taking a file
-                // descriptor each.
-                let room = tokio::select! {
-                    room = caps.room() => room,
-                    _ = stopped.wait_for(|stop| *stop) => break,
-                };
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    _ = stopped.wait_for(|stop| *stop) => break,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(pair) => {
-                        backoff = ACCEPT_BACKOFF_MIN;
-                        pair
-                    }
-                    Err(e) if out_of_resources(&e) => {
-                        // Out of descriptors or memory: back off, longer each
-                        // time, instead of spinning on the error and flooding
-                        // the log; connections closing will make room.
-                        warn!("{name}: accept failed: {e}; retrying in {backoff:?}");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                        continue;
-                    }
-                    Err(e) => {
-                        // One connection's trouble (reset before it was
-                        // accepted, say): the next may be fine.
-                        debug!("{name}: accept failed: {e}");
-                        continue;
-                    }
-                };
-                let Some(place) = caps.admit(room, peer.ip()) else {
-                    debug!(
-                        "{name}: {peer} already holds {} connections; closing the new one",
-                        options.max_connections_per_address
-                    );
-                    continue;
-                };
-                // Small request/response exchanges must not wait for Nagle.
-                let _ = stream.set_nodelay(true);
+            accept_loop(listener, name, &options, &mut stopped, |stream, peer| {
                 let connection = Connection {
                     name,
                     peer,
@@ -453,13 +411,13 @@ impl Server {
                     deadline: options
                         .header_read_timeout
                         .map(|limit| tokio::time::Instant::now() + limit),
-                    stream: GuardedStream::new(stream, options.send_timeout, place),
+                    stream,
                     service: FirstRequest::new(make_service(peer)),
                 };
                 let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
                 tokio::spawn(connection.serve(builder, tls, watcher));
-            }
-            drop(listener);
+            })
+            .await;
             tokio::select! {
                 _ = graceful.shutdown() => debug!("{name}: all connections closed"),
                 _ = tokio::time::sleep(options.grace) => {
@@ -474,6 +432,111 @@ impl Server {
             stop,
             task: Some(task),
         })
+    }
+}
+
+impl Server {
+    /// Serve raw byte streams instead of HTTP (step 08's TCP proxy): each
+    /// accepted connection, under the same caps and send timeout, goes to
+    /// `handle` with its peer's address. On shutdown the listener closes at
+    /// once and open connections get the grace period to finish.
+    pub fn spawn_streams<F, Fut>(self, handle: F) -> io::Result<ServerHandle>
+    where
+        F: Fn(ClientStream, SocketAddr) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let addr = self.listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let name = self.name;
+        info!("{name} listening on tcp://{addr}");
+        let (listener, options) = (self.listener, self.options);
+        let task = tokio::spawn(async move {
+            let mut open = tokio::task::JoinSet::new();
+            accept_loop(listener, name, &options, &mut stopped, |stream, peer| {
+                // Forget the connections that have ended, so the set holds
+                // only the open ones.
+                while open.try_join_next().is_some() {}
+                open.spawn(handle(stream, peer));
+            })
+            .await;
+            let finished = tokio::time::timeout(options.grace, async {
+                while open.join_next().await.is_some() {}
+            });
+            match finished.await {
+                Ok(()) => debug!("{name}: all connections closed"),
+                Err(_) => warn!(
+                    "{name}: {} connections still open after {:?}; closing them",
+                    open.len(),
+                    options.grace
+                ),
+            }
+        });
+        Ok(ServerHandle {
+            name,
+            addr,
+            scheme: "tcp",
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// Accept connections until `stopped`, under the caps of `options`, and
+/// give each, wrapped in its guard, to `admitted`.
+async fn accept_loop(
+    listener: TcpListener,
+    name: &'static str,
+    options: &ServerOptions,
+    stopped: &mut watch::Receiver<bool>,
+    mut admitted: impl FnMut(ClientStream, SocketAddr),
+) {
+    let caps = Caps::new(options.max_connections, options.max_connections_per_address);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        // Room under the global cap first: at the cap, new connections
+        // wait in the backlog instead of taking a file descriptor each.
+        let room = tokio::select! {
+            room = caps.room() => room,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                pair
+            }
+            Err(e) if out_of_resources(&e) => {
+                // Out of descriptors or memory: back off, longer each time,
+                // instead of spinning on the error and flooding the log;
+                // connections closing will make room.
+                warn!("{name}: accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+            Err(e) => {
+                // One connection's trouble (reset before it was accepted,
+                // say): the next may be fine.
+                debug!("{name}: accept failed: {e}");
+                continue;
+            }
+        };
+        let Some(place) = caps.admit(room, peer.ip()) else {
+            debug!(
+                "{name}: {peer} already holds {} connections; closing the new one",
+                options.max_connections_per_address
+            );
+            continue;
+        };
+        // Small exchanges must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        admitted(
+            GuardedStream::new(stream, options.send_timeout, place),
+            peer,
+        );
     }
 }
 

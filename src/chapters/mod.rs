@@ -8,3 +8,4 @@ pub mod ch04_load_balance;
 pub mod ch05_middleware;
 pub mod ch06_websocket;
 pub mod ch07_https;
+pub mod ch08_tcp_proxy;

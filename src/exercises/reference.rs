@@ -190,3 +190,17 @@ pub mod ch07 {
         }
     }
 }
+
+pub mod ch08 {
+    use std::net::SocketAddr;
+
+    use step08_tcp_proxy::proxy_protocol::{Version, header};
+
+    pub fn proxy_line(client: SocketAddr, proxy: SocketAddr) -> String {
+        String::from_utf8(header(Version::V1, client, proxy)).expect("version 1 is text")
+    }
+
+    pub fn proxy_block_v4(client: SocketAddr, proxy: SocketAddr) -> Vec<u8> {
+        header(Version::V2, client, proxy)
+    }
+}
