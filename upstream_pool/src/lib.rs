@@ -40,8 +40,19 @@
 //! - A 101 response hands the connection to the upgrade: it is polled on a
 //!   task of its own until hyper passes the raw bytes to the tunnel.
 //!
-//! Left out on purpose: HTTP/2 to upstreams, and a cap on connections per
-//! upstream (Go's `MaxConnsPerHost`, off by default there too).
+//! HTTP/2 to upstreams (`h2c://HOST:PORT`, cleartext with prior
+//! knowledge) works differently: one connection carries many requests at
+//! once, so there is nothing to check out or give back. The pool keeps one
+//! connection per upstream, driven by a task of its own (it serves every
+//! stream on it, not one request), and sends each request as a stream on
+//! it; a connection that closed (the upstream said GOAWAY, or it failed) is
+//! replaced by the next request. A client that goes away resets its stream,
+//! not the connection: dropping the response body does that.
+//!
+//! Left out on purpose: a cap on connections per upstream (Go's
+//! `MaxConnsPerHost`, off by default there too), more than one HTTP/2
+//! connection per upstream (one carries hundreds of concurrent streams),
+//! and HTTP/2 over TLS (ALPN).
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
@@ -53,11 +64,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
+use hyper::client::conn::{http1, http2};
 use hyper::header::{HOST, HeaderValue};
 use hyper::http::uri::{Authority, Scheme};
 use hyper::rt::{Read, Write};
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thiserror::Error;
 use tower_service::Service;
 
@@ -101,6 +113,8 @@ pub enum PoolError {
     Connect(#[source] TransportError),
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    #[error("cannot name the HTTP/2 target: {0}")]
+    Target(#[from] hyper::http::Error),
 }
 
 /// Which connections can serve a request: same scheme, same host and port.
@@ -165,6 +179,12 @@ struct Idle {
 
 struct Shared {
     idle: Mutex<HashMap<Arc<Key>, Vec<Idle>, foldhash::fast::RandomState>>,
+    /// The one HTTP/2 connection to each `h2c://` upstream, shared by all
+    /// its requests.
+    multiplexed: Mutex<HashMap<Key, http2::SendRequest<Counted>, foldhash::fast::RandomState>>,
+    /// Held while an HTTP/2 connection to the key is being opened, so that
+    /// requests arriving at once share one instead of each opening its own.
+    opening: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>, foldhash::fast::RandomState>>,
     idle_timeout: Duration,
     max_idle_per_upstream: usize,
     reaper_started: AtomicBool,
@@ -293,6 +313,8 @@ impl<C: Connector> Pool<C> {
             handshake: http1::Builder::new(),
             shared: Arc::new(Shared {
                 idle: Mutex::default(),
+                multiplexed: Mutex::default(),
+                opening: Mutex::default(),
                 idle_timeout,
                 max_idle_per_upstream,
                 reaper_started: AtomicBool::new(false),
@@ -308,6 +330,9 @@ impl<C: Connector> Pool<C> {
         request: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, RoundTripError> {
         let key = key_of(request.uri())?;
+        if key.scheme.as_str() == "h2c" {
+            return self.send_multiplexed(key, request).await;
+        }
         let mut request = counted(request);
         let target = request.uri().clone();
         to_origin_form(&mut request);
@@ -351,6 +376,119 @@ impl<C: Connector> Pool<C> {
         // in every future that holds this one). An `async fn` would keep
         // the request twice (argument and local).
         async move { self.send(request).await }
+    }
+
+    /// Send `request` as one stream on the upstream's HTTP/2 connection,
+    /// opening it first if there is none (or it closed).
+    async fn send_multiplexed(
+        &self,
+        key: Key,
+        request: Request<RequestBody>,
+    ) -> Result<Response<PooledBody>, RoundTripError> {
+        let target = request.uri().clone();
+        let mut request = counted(request);
+        // HTTP/2 names the target in :scheme, :authority and :path; the
+        // authority is what the director put in Host (RFC 9113 §8.3.1).
+        let host = request.headers_mut().remove(HOST);
+        let authority = host
+            .as_ref()
+            .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+            .unwrap_or_else(|| key.authority.clone());
+        let path = target.path_and_query().map_or("/", |p| p.as_str());
+        *request.uri_mut() = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .map_err(PoolError::Target)?;
+        *request.version_mut() = Version::HTTP_2;
+        let unsent = |mut request: Request<Counted>| {
+            if let Some(host) = &host {
+                request.headers_mut().insert(HOST, host.clone());
+            }
+            uncounted(request, target.clone())
+        };
+        let mut sender = match self.multiplexed(&key).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                return Err(RoundTripError {
+                    error: error.into(),
+                    unsent: Some(unsent(request)),
+                });
+            }
+        };
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok(response.map(|body| PooledBody {
+                body,
+                connection: None,
+                pool: self.shared.clone(),
+            })),
+            Err(mut error) => Err(match error.take_message() {
+                // Refused before it became a stream (the connection was
+                // closing): it never left.
+                Some(request) => RoundTripError {
+                    error: error.into_error().into(),
+                    unsent: Some(unsent(request)),
+                },
+                None => error.into_error().into(),
+            }),
+        }
+    }
+
+    /// The open HTTP/2 connection to `key`, or a new one.
+    async fn multiplexed(&self, key: &Key) -> Result<http2::SendRequest<Counted>, PoolError> {
+        let open = || {
+            self.shared
+                .multiplexed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key)
+                .filter(|sender| !sender.is_closed())
+                .cloned()
+        };
+        if let Some(sender) = open() {
+            return Ok(sender);
+        }
+        let opening = self
+            .shared
+            .opening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = opening.lock().await;
+        // Whoever held the turn before may have opened it meanwhile.
+        if let Some(sender) = open() {
+            return Ok(sender);
+        }
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(key.authority.clone())
+            .path_and_query("/")
+            .build()?;
+        let io = self
+            .connector
+            .connect(uri)
+            .await
+            .map_err(PoolError::Connect)?;
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await?;
+        let name = key.to_string();
+        tracing::debug!("new HTTP/2 upstream connection to {name}");
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("HTTP/2 connection to {name} ended: {e}");
+            }
+        });
+        self.shared
+            .multiplexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone(), sender.clone());
+        Ok(sender)
     }
 
     async fn connect(&self, key: Key, target: Uri) -> Result<Connection, PoolError> {

@@ -7,17 +7,29 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyper::header::HeaderValue;
+use hyper::http::uri::Scheme;
 use hyper::service::service_fn;
 use hyper::{Method, Response, Uri};
 use ipnet::IpNet;
 use proxy_core::{ProxyBody, TrustedProxies, complete_response};
 use serving::{Binder, ConnectionFlags, Launched, Server, ServerHandle, ServerOptions};
-use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream, start_backends};
+use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream_with, start_backends};
 
 use crate::{
     ClientConn, Director, HttpTransport, ProxyError, ReverseProxy, Transport, TransportOptions,
     single_host,
 };
+
+/// An upstream URL: `http://…`, or `h2c://…` for HTTP/2 in cleartext
+/// (what a gRPC server speaks).
+pub fn parse_upstream(raw: &str) -> Result<Uri, String> {
+    parse_upstream_with(raw, &[Scheme::HTTP, h2c()])
+}
+
+/// `h2c`: HTTP/2 over TCP without TLS, with prior knowledge (RFC 9113 §3.3).
+pub fn h2c() -> Scheme {
+    Scheme::try_from("h2c").expect("h2c is a valid scheme")
+}
 
 /// Command line of `step03-reverse-proxy`.
 #[derive(Parser, Debug, Clone)]
@@ -30,7 +42,8 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002")]
     pub listen: SocketAddr,
     /// Where to send requests; may carry a path and query
-    /// (http://127.0.0.1:2003/base?x=1). Without it, real servers start
+    /// (http://127.0.0.1:2003/base?x=1); h2c://HOST:PORT speaks HTTP/2
+    /// (cleartext, prior knowledge) to it. Without it, real servers start
     /// in-process on 127.0.0.1:2003 and :2004 and the first is used.
     #[arg(long, value_name = "URL", value_parser = parse_upstream)]
     pub upstream: Option<Uri>,

@@ -52,7 +52,7 @@ use proxy_core::{
     ClientConn, ProxyBody, RequestBody, RoundTripError, SentBytes, Transport, text_response,
 };
 
-pub use cli::{Args, ProxyOptions, launch, serve};
+pub use cli::{Args, ProxyOptions, h2c, launch, parse_upstream, serve};
 pub use director::{Director, Route, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
 pub use transport::{HttpTransport, TransportOptions};

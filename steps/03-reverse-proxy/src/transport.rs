@@ -90,4 +90,8 @@ impl Transport for HttpTransport {
     ) -> impl Future<Output = Result<Response<PooledBody>, RoundTripError>> + Send {
         self.pool.round_trip(request)
     }
+
+    fn speaks(&self, scheme: &str) -> bool {
+        scheme == "http" || scheme == "h2c"
+    }
 }

@@ -133,7 +133,10 @@ pub fn parse_weighted(raw: &str) -> Result<(Uri, u32), String> {
         }
     };
     Ok((
-        parse_upstream_with(url, &[Scheme::HTTP, Scheme::HTTPS])?,
+        parse_upstream_with(
+            url,
+            &[Scheme::HTTP, Scheme::HTTPS, step03_reverse_proxy::h2c()],
+        )?,
         weight,
     ))
 }

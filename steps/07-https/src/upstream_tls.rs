@@ -133,7 +133,7 @@ impl Transport for HttpsTransport {
     }
 
     fn speaks(&self, scheme: &str) -> bool {
-        scheme == "http" || scheme == "https"
+        matches!(scheme, "http" | "https" | "h2c")
     }
 }
 
