@@ -35,6 +35,9 @@ pub(crate) async fn route(
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if crate::grpc::is_grpc(&req) {
+        return Ok(crate::grpc::serve(state.addr, req).await);
+    }
     let mut response = match (req.method(), segments.as_slice()) {
         (_, ["status", code]) => status(code),
         (_, ["delay", ms]) => delay(ms).await,
@@ -101,7 +104,7 @@ fn timed_frames(
             Some((Ok(Frame::data(Bytes::from(data))), i + 1))
         }
     });
-    StreamBody::new(frames).boxed()
+    StreamBody::new(frames).boxed_unsync()
 }
 
 fn chunk_stream(n: &str, query: &Query) -> Response<Body> {
@@ -158,7 +161,7 @@ fn pattern_bytes(n: &str) -> Response<Body> {
     Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, total)
-        .body(StreamBody::new(chunks).boxed())
+        .body(StreamBody::new(chunks).boxed_unsync())
         .expect("static response parts are valid")
 }
 
@@ -187,7 +190,7 @@ fn trailers(query: &Query) -> Response<Body> {
         response = response.header(header::TRAILER, "x-checksum, x-trailer-note");
     }
     response
-        .body(StreamBody::new(frames).boxed())
+        .body(StreamBody::new(frames).boxed_unsync())
         .expect("static response parts are valid")
 }
 

@@ -33,6 +33,7 @@
 
 mod echo;
 mod endpoints;
+pub mod grpc;
 mod respond;
 mod websocket;
 

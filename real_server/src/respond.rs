@@ -4,12 +4,12 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::header;
 use hyper::{Response, StatusCode};
 
 /// The body type of every real-server response.
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The query string as ordered pairs; repeated keys are kept.
 pub(crate) struct Query(Vec<(String, String)>);
@@ -65,7 +65,7 @@ pub(crate) fn parse_bounded(what: &str, raw: &str, max: u64) -> Result<u64, Stri
 }
 
 pub(crate) fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into()).boxed()
+    Full::new(body.into()).boxed_unsync()
 }
 
 pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
