@@ -115,9 +115,10 @@ impl UnaryService<EchoRequest> for Failing {
         let message = request.into_inner().message;
         Box::pin(async move {
             let mut status = Status::invalid_argument(format!("refusing {message:?} on purpose"));
-            status
-                .metadata_mut()
-                .insert("x-reason", "the Fail method always fails".parse().expect("ascii"));
+            status.metadata_mut().insert(
+                "x-reason",
+                "the Fail method always fails".parse().expect("ascii"),
+            );
             Err(status)
         })
     }
@@ -154,8 +155,19 @@ impl StreamingService<EchoRequest> for Echo {
     }
 }
 
-/// Answer one gRPC call.
+/// Answer one gRPC call. Like every real gRPC server, this one speaks
+/// only HTTP/2: a call that arrives over HTTP/1.1 (through a proxy that
+/// cannot speak HTTP/2 upstream) gets 505 HTTP Version Not Supported.
 pub(crate) async fn serve(served_by: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    if req.version() != hyper::Version::HTTP_2 {
+        return crate::respond::text(
+            hyper::StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            format!(
+                "gRPC needs HTTP/2, and this call came over {:?}\n",
+                req.version()
+            ),
+        );
+    }
     let echo = Echo { served_by };
     let mut grpc = Grpc::new(ProstCodec::<EchoReply, EchoRequest>::default());
     let response = match req.uri().path() {
@@ -163,8 +175,9 @@ pub(crate) async fn serve(served_by: SocketAddr, req: Request<Incoming>) -> Resp
         SERVER_STREAM => grpc.server_streaming(echo, req).await,
         BIDI => grpc.streaming(echo, req).await,
         FAIL => grpc.unary(Failing, req).await,
-        _ => Status::unimplemented(format!("{} is not a method here", req.uri().path()))
-            .into_http(),
+        _ => {
+            Status::unimplemented(format!("{} is not a method here", req.uri().path())).into_http()
+        }
     };
     // An error inside a gRPC body (it could only be an encoding one) ends
     // the stream; the body type here has no room for errors.
