@@ -20,6 +20,9 @@
 //!
 //! Left out on purpose: reflection, health, compression, deadlines.
 
+// tonic's service traits fix the error type to its `Status` (176 bytes).
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
