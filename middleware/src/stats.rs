@@ -43,10 +43,20 @@ struct RequestLabels {
     upstream: Arc<str>,
 }
 
+/// The label of a gRPC answer: its status code (`grpc-status`, 0 to 16;
+/// anything else is "invalid", so a server cannot grow the metric set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrpcLabels {
+    code: &'static str,
+}
+
 /// Every number the proxy keeps.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    /// gRPC calls by status: the HTTP status of a gRPC answer is 200 even
+    /// when the call failed; the outcome is `grpc-status`, in the trailers.
+    grpc: Family<GrpcLabels, Counter>,
     /// The `upstream` label of a response no upstream served.
     no_upstream: Arc<str>,
     duration: Histogram,
@@ -74,6 +84,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("proxy");
         let requests = Family::<RequestLabels, Counter>::default();
+        let grpc = Family::<GrpcLabels, Counter>::default();
         // Doubling bounds from 0.5 ms to about 16 s: fine where proxies
         // live, and still able to show a request that took seconds.
         let duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
@@ -85,6 +96,11 @@ impl Metrics {
             "requests",
             "Requests answered, by method, status and upstream",
             requests.clone(),
+        );
+        registry.register(
+            "grpc_responses",
+            "gRPC calls answered, by grpc-status (from the trailers, or a trailers-only head)",
+            grpc.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -124,6 +140,7 @@ impl Metrics {
         Self {
             registry,
             requests,
+            grpc,
             no_upstream: Arc::from("-"),
             duration,
             sent_bytes: {
@@ -226,15 +243,47 @@ impl Middleware for Stats {
                 ctx.upstream().unwrap_or(&metrics.no_upstream),
             );
             let counter = metrics.bytes_out.clone();
+            // A gRPC answer's outcome is its grpc-status: in the head when
+            // the call failed at once (trailers-only), else in the trailers.
+            let mut grpc = is_grpc(response.headers()).then(|| metrics.grpc.clone());
+            if let (Some(family), Some(code)) = (&grpc, response.headers().get(GRPC_STATUS)) {
+                family.get_or_create(&grpc_label(code)).inc();
+                grpc = None;
+            }
             response.map(|body| {
                 proxy_core::observe(body, move |frame| {
                     if let Some(data) = frame.data_ref() {
                         counter.inc_by(data.len() as u64);
+                    } else if let (Some(family), Some(trailers)) = (&grpc, frame.trailers_ref())
+                        && let Some(code) = trailers.get(GRPC_STATUS)
+                    {
+                        family.get_or_create(&grpc_label(code)).inc();
                     }
                 })
             })
         })
     }
+}
+
+const GRPC_STATUS: &str = "grpc-status";
+
+fn is_grpc(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// `grpc-status` as a label: one of the 17 codes, or "invalid".
+fn grpc_label(code: &hyper::header::HeaderValue) -> GrpcLabels {
+    const CODES: [&str; 17] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    ];
+    let code = CODES
+        .iter()
+        .find(|c| c.as_bytes() == code.as_bytes())
+        .copied()
+        .unwrap_or("invalid");
+    GrpcLabels { code }
 }
 
 /// One request in the in-flight gauge until it is answered or dropped (a
