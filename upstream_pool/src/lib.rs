@@ -69,6 +69,7 @@ use hyper::header::{HOST, HeaderValue};
 use hyper::http::uri::{Authority, Scheme};
 use hyper::rt::{Read, Write};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::connect::Connection as ConnectionInfo;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thiserror::Error;
 use tower_service::Service;
@@ -82,16 +83,23 @@ pub trait Connector: Clone + Send + Sync + 'static {
     type Io: Read + Write + Unpin + Send + Sync + 'static;
 
     fn connect(&self, uri: Uri) -> impl Future<Output = Result<Self::Io, TransportError>> + Send;
+
+    /// Did the upstream choose HTTP/2 on this connection (TLS's ALPN)?
+    fn chose_http2(io: &Self::Io) -> bool;
 }
 
 impl<S> Connector for S
 where
     S: Service<Uri> + Clone + Send + Sync + 'static,
-    S::Response: Read + Write + Unpin + Send + Sync + 'static,
+    S::Response: Read + Write + ConnectionInfo + Unpin + Send + Sync + 'static,
     S::Future: Send,
     S::Error: Into<TransportError>,
 {
     type Io = S::Response;
+
+    fn chose_http2(io: &Self::Io) -> bool {
+        io.connected().is_negotiated_h2()
+    }
 
     fn connect(&self, uri: Uri) -> impl Future<Output = Result<Self::Io, TransportError>> + Send {
         let mut service = self.clone();
@@ -331,7 +339,17 @@ impl<C: Connector> Pool<C> {
     ) -> Result<Response<PooledBody>, RoundTripError> {
         let key = key_of(request.uri())?;
         if key.scheme.as_str() == "h2c" {
-            return self.send_multiplexed(key, request).await;
+            return match self.multiplexed(&key).await {
+                Ok(sender) => self.send_as_stream(sender, &key, request).await,
+                Err(error) => Err(RoundTripError {
+                    error: error.into(),
+                    unsent: Some(request),
+                }),
+            };
+        }
+        // An https upstream that chose HTTP/2 when it was first reached.
+        if let Some(sender) = self.open_multiplexed(&key) {
+            return self.send_as_stream(sender, &key, request).await;
         }
         let mut request = counted(request);
         let target = request.uri().clone();
@@ -343,14 +361,20 @@ impl<C: Connector> Pool<C> {
                 Exchange::NotStarted(returned) => request = returned,
             }
         }
-        let failure = match self.connect(key, target.clone()).await {
-            Ok(connection) => match exchange(connection, request, &self.shared).await {
-                Exchange::Done(result) => return result.map_err(Into::into),
-                Exchange::NotStarted(returned) => {
-                    request = returned;
-                    PoolError::Connect("closed before the request was sent".into())
+        let failure = match self.connect(key.clone(), target.clone()).await {
+            Ok(Connected::Http1(connection)) => {
+                match exchange(connection, request, &self.shared).await {
+                    Exchange::Done(result) => return result.map_err(Into::into),
+                    Exchange::NotStarted(returned) => {
+                        request = returned;
+                        PoolError::Connect("closed before the request was sent".into())
+                    }
                 }
-            },
+            }
+            Ok(Connected::Http2(sender)) => {
+                let request = uncounted(request, target);
+                return self.send_as_stream(sender, &key, request).await;
+            }
             Err(error) => error,
         };
         Err(RoundTripError {
@@ -378,11 +402,11 @@ impl<C: Connector> Pool<C> {
         async move { self.send(request).await }
     }
 
-    /// Send `request` as one stream on the upstream's HTTP/2 connection,
-    /// opening it first if there is none (or it closed).
-    async fn send_multiplexed(
+    /// Send `request` as one stream on an HTTP/2 connection to `key`.
+    async fn send_as_stream(
         &self,
-        key: Key,
+        mut sender: http2::SendRequest<Counted>,
+        key: &Key,
         request: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, RoundTripError> {
         let target = request.uri().clone();
@@ -394,9 +418,14 @@ impl<C: Connector> Pool<C> {
             .as_ref()
             .and_then(|h| Authority::try_from(h.as_bytes()).ok())
             .unwrap_or_else(|| key.authority.clone());
+        let scheme = if key.scheme == Scheme::HTTPS {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
         let path = target.path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(scheme)
             .authority(authority)
             .path_and_query(path)
             .build()
@@ -407,15 +436,6 @@ impl<C: Connector> Pool<C> {
                 request.headers_mut().insert(HOST, host.clone());
             }
             uncounted(request, target.clone())
-        };
-        let mut sender = match self.multiplexed(&key).await {
-            Ok(sender) => sender,
-            Err(error) => {
-                return Err(RoundTripError {
-                    error: error.into(),
-                    unsent: Some(unsent(request)),
-                });
-            }
         };
         match sender.try_send_request(request).await {
             Ok(response) => Ok(response.map(|body| PooledBody {
@@ -435,18 +455,20 @@ impl<C: Connector> Pool<C> {
         }
     }
 
-    /// The open HTTP/2 connection to `key`, or a new one.
+    /// The open HTTP/2 connection to `key`, if there is one.
+    fn open_multiplexed(&self, key: &Key) -> Option<http2::SendRequest<Counted>> {
+        self.shared
+            .multiplexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .filter(|sender| !sender.is_closed())
+            .cloned()
+    }
+
+    /// The open HTTP/2 connection to an `h2c://` upstream, or a new one.
     async fn multiplexed(&self, key: &Key) -> Result<http2::SendRequest<Counted>, PoolError> {
-        let open = || {
-            self.shared
-                .multiplexed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(key)
-                .filter(|sender| !sender.is_closed())
-                .cloned()
-        };
-        if let Some(sender) = open() {
+        if let Some(sender) = self.open_multiplexed(key) {
             return Ok(sender);
         }
         let opening = self
@@ -459,7 +481,7 @@ impl<C: Connector> Pool<C> {
             .clone();
         let _turn = opening.lock().await;
         // Whoever held the turn before may have opened it meanwhile.
-        if let Some(sender) = open() {
+        if let Some(sender) = self.open_multiplexed(key) {
             return Ok(sender);
         }
         let uri = Uri::builder()
@@ -472,6 +494,16 @@ impl<C: Connector> Pool<C> {
             .connect(uri)
             .await
             .map_err(PoolError::Connect)?;
+        self.start_http2(key, io).await
+    }
+
+    /// HTTP/2 over `io`: the connection runs on a task of its own and is
+    /// kept as the one connection to `key`.
+    async fn start_http2(
+        &self,
+        key: &Key,
+        io: C::Io,
+    ) -> Result<http2::SendRequest<Counted>, PoolError> {
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -491,20 +523,31 @@ impl<C: Connector> Pool<C> {
         Ok(sender)
     }
 
-    async fn connect(&self, key: Key, target: Uri) -> Result<Connection, PoolError> {
+    /// A new connection to `key`: HTTP/1.1, or HTTP/2 if the upstream chose
+    /// it by ALPN in the TLS handshake.
+    async fn connect(&self, key: Key, target: Uri) -> Result<Connected, PoolError> {
         let io = self
             .connector
             .connect(target)
             .await
             .map_err(PoolError::Connect)?;
+        if C::chose_http2(&io) {
+            return self.start_http2(&key, io).await.map(Connected::Http2);
+        }
         let (sender, connection) = self.handshake.handshake(io).await?;
         tracing::debug!("new upstream connection to {key}");
-        Ok(Connection {
+        Ok(Connected::Http1(Connection {
             sender,
             driver: Box::pin(connection.with_upgrades()),
             key: Arc::new(key),
-        })
+        }))
     }
+}
+
+/// A new upstream connection, in the version the upstream chose.
+enum Connected {
+    Http1(Connection),
+    Http2(http2::SendRequest<Counted>),
 }
 
 enum Exchange {

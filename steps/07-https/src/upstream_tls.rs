@@ -25,8 +25,12 @@
 //! still work beside `https://` ones, and pooling, timeouts and upgrades
 //! (`wss://` upstreams) are unchanged.
 //!
-//! Left out on purpose: client certificates toward upstreams (mTLS), HTTP/2
-//! to upstreams, certificate pinning.
+//! The handshake offers HTTP/2 and HTTP/1.1 by ALPN, and the pool speaks
+//! whichever the upstream picks: one multiplexed connection for HTTP/2
+//! (gRPC servers speak nothing else), kept-alive ones for HTTP/1.1.
+//!
+//! Left out on purpose: client certificates toward upstreams (mTLS),
+//! certificate pinning beyond the self-signed case above.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -114,7 +118,9 @@ impl HttpsTransport {
         let connector = HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
+            // ALPN offers h2 and http/1.1; the pool speaks what the upstream picks.
             .enable_http1()
+            .enable_http2()
             .wrap_connector(tcp);
         Ok(Self {
             pool: options.pool(connector),

@@ -77,6 +77,13 @@ impl Pki {
         self.server_config_of("leaf")
     }
 
+    /// The same, offering HTTP/2 by ALPN as well (as a gRPC server does).
+    fn server_config_h2(&self) -> Arc<rustls::ServerConfig> {
+        let mut config = (*self.server_config_of("leaf")).clone();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
     /// A rustls server configuration serving `NAME.pem` with `NAME.key`.
     fn server_config_of(&self, name: &str) -> Arc<rustls::ServerConfig> {
         let chain = CertificateDer::pem_file_iter(self.dir.join(format!("{name}.pem")))
@@ -293,6 +300,107 @@ async fn https_upstreams_are_verified_against_the_given_ca() {
     let echo: real_server::Echo = response.json().await.unwrap();
     assert_eq!(echo.path, "/over/tls");
     assert_eq!(echo.served_by, backend.addr().to_string());
+    assert_eq!(
+        echo.version, "HTTP/1.1",
+        "an upstream offering no ALPN gets HTTP/1.1"
+    );
+}
+
+/// step 07 in front of an HTTPS real server that offers h2 by ALPN.
+async fn h2_upstream_setup(pki: &Pki) -> (ServerHandle, Launched) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend =
+        real_server::serve(Server::new(listener, "h2 backend").tls(pki.server_config_h2()))
+            .unwrap();
+    let upstream = format!("https://localhost:{}", backend.addr().port());
+    let launched = proxy(&[
+        "--upstream",
+        &upstream,
+        "--upstream-ca",
+        &pki.path("ca.pem"),
+        "--cert-out",
+        &pki.path("generated.pem"),
+    ])
+    .await
+    .unwrap();
+    (backend, launched)
+}
+
+#[tokio::test]
+async fn an_https_upstream_that_offers_h2_gets_http2() {
+    let pki = Pki::new(&["localhost"]);
+    let (_backend, launched) = h2_upstream_setup(&pki).await;
+    let response = get_via(&launched, &pki.dir.join("generated.pem"), "/by/alpn").await;
+    let echo: real_server::Echo = response.json().await.unwrap();
+    assert_eq!(echo.version, "HTTP/2.0");
+    assert_eq!(echo.header("x-forwarded-proto"), Some("https"));
+}
+
+#[tokio::test]
+async fn grpc_passes_through_tls_on_both_sides() {
+    use hyper::http::uri::PathAndQuery;
+    use real_server::grpc::{EchoReply, EchoRequest, SERVER_STREAM, UNARY};
+    use tonic::codec::ProstCodec;
+
+    let pki = Pki::new(&["localhost"]);
+    let (backend, launched) = h2_upstream_setup(&pki).await;
+    // A tonic client over TLS that trusts the proxy's certificate and
+    // finds `localhost` at the proxy.
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(pki.dir.join("generated.pem")).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(step07_https::crypto())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.enforce_http(false);
+    let at = addr(&launched);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http2()
+        .wrap_connector(tcp);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(connector);
+    // The certificate names localhost; the proxy listens on 127.0.0.1.
+    let origin = format!("https://localhost:{}", at.port()).parse().unwrap();
+    let mut grpc = tonic::client::Grpc::with_origin(client, origin);
+    grpc.ready().await.unwrap();
+    let reply = grpc
+        .unary::<_, EchoReply, _>(
+            tonic::Request::new(EchoRequest {
+                message: "over two TLS hops".to_owned(),
+                count: 0,
+            }),
+            PathAndQuery::from_static(UNARY),
+            ProstCodec::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.message, "over two TLS hops");
+    assert_eq!(reply.served_by, backend.addr().to_string());
+    grpc.ready().await.unwrap();
+    let replies: Vec<EchoReply> = grpc
+        .server_streaming::<_, EchoReply, _>(
+            tonic::Request::new(EchoRequest {
+                message: "tick".to_owned(),
+                count: 3,
+            }),
+            PathAndQuery::from_static(SERVER_STREAM),
+            ProstCodec::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .map(|reply| reply.unwrap())
+        .collect()
+        .await;
+    assert_eq!(replies.len(), 3);
 }
 
 #[tokio::test]
