@@ -41,7 +41,8 @@
 //!   task of its own until hyper passes the raw bytes to the tunnel.
 //!
 //! HTTP/2 to upstreams (`h2c://HOST:PORT`, cleartext with prior
-//! knowledge) works differently: one connection carries many requests at
+//! knowledge, or over TLS when the upstream chooses `h2` by ALPN — the
+//! connector says which, [`Connector::chose_http2`]) works differently: one connection carries many requests at
 //! once, so there is nothing to check out or give back. The pool keeps one
 //! connection per upstream, driven by a task of its own (it serves every
 //! stream on it, not one request), and sends each request as a stream on
@@ -50,9 +51,8 @@
 //! not the connection: dropping the response body does that.
 //!
 //! Left out on purpose: a cap on connections per upstream (Go's
-//! `MaxConnsPerHost`, off by default there too), more than one HTTP/2
-//! connection per upstream (one carries hundreds of concurrent streams),
-//! and HTTP/2 over TLS (ALPN).
+//! `MaxConnsPerHost`, off by default there too), and more than one HTTP/2
+//! connection per upstream (one carries hundreds of concurrent streams).
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};

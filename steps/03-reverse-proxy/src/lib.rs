@@ -27,8 +27,10 @@
 //! not, step 04's balancer has (retries, and why a POST is different, are
 //! chapter 4's).
 //!
-//! Left out on purpose: HTTP/2 to upstreams (hyper's pool speaks HTTP/1.1
-//! to them; clients may use either), HTTPS (step 07), caching.
+//! The transport speaks HTTP/1.1 to `http://` upstreams and HTTP/2 to
+//! `h2c://` ones (what gRPC servers speak).
+//!
+//! Left out on purpose: HTTPS (step 07), caching.
 
 mod cli;
 pub mod director;
