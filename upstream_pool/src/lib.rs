@@ -383,7 +383,7 @@ impl<C: Connector> Pool<C> {
         })
     }
 
-    /// [`send`](Self::send) as a [`Transport`](crate::Transport)'s round
+    /// [`send`](Self::send) as a [`Transport`](proxy_core::Transport)'s round
     /// trip, for the transports built on this pool.
     #[expect(
         clippy::manual_async_fn,
