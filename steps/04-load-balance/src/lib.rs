@@ -77,10 +77,7 @@ pub struct BalanceOptions {
         long,
         value_name = "STRATEGY",
         default_value = "round-robin",
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::builder::PossibleValuesParser::new(Kind::names()),
-            |name| name.parse::<Kind>().expect("a registered name parses"),
-        ),
+        value_parser = kind_parser(),
     )]
     pub balance: Kind,
     /// What consistent hashing hashes: url, client-ip or header:NAME.
@@ -117,6 +114,15 @@ fn parse_status(raw: &str) -> Result<u16, String> {
         .ok()
         .filter(|code| (100..=599).contains(code))
         .ok_or_else(|| format!("{raw:?}: expected a status code from 100 to 599, e.g. 503"))
+}
+
+/// The `--balance` parser: the registered strategies' names, which clap
+/// lists in `--help` and in the error for an unknown one.
+pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
+    clap::builder::TypedValueParser::map(
+        clap::builder::PossibleValuesParser::new(Kind::names()),
+        |name| name.parse::<Kind>().expect("a registered name parses"),
+    )
 }
 
 /// `URL` or `URL,weight=N`.

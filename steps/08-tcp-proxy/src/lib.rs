@@ -73,10 +73,7 @@ pub struct Args {
         long,
         value_name = "STRATEGY",
         default_value = "round-robin",
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::builder::PossibleValuesParser::new(Kind::names()),
-            |name| name.parse::<Kind>().expect("a registered name parses"),
-        ),
+        value_parser = step04_load_balance::kind_parser(),
     )]
     pub balance: Kind,
     /// Check every upstream this often by opening a TCP connection to it
