@@ -108,5 +108,15 @@ pub async fn probe_target(report: &mut Report, url: &str) -> anyhow::Result<()> 
         report.line("Why the failures failed:");
         report.indented(failures.join("\n"));
     }
+    report.blank();
+    report.line(
+        "gRPC, which needs HTTP/2 all the way to real_server (step 03 on: --upstream h2c://…):",
+    );
+    for (name, verdict) in probes::run_grpc(&target).await {
+        report.indented(match verdict {
+            Ok(()) => format!("✓ {name}"),
+            Err(e) => format!("✗ {name}: {e:#}"),
+        });
+    }
     Ok(())
 }

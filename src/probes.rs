@@ -147,6 +147,136 @@ pub const PROBES: [(&str, Probe); 15] = [
     ("conflicting Content-Length rejected", conflicting_length),
 ];
 
+/// The gRPC probes, apart from the table: they pass only through a target
+/// that speaks HTTP/2 to real_server (from step 03 on, `--upstream
+/// h2c://…`), which is a choice, not a behaviour every proxy must have.
+pub const GRPC_PROBES: [(&str, Probe); 3] = [
+    ("gRPC unary call", grpc_unary),
+    ("gRPC server stream", grpc_server_stream),
+    ("gRPC error status in trailers", grpc_error_status),
+];
+
+/// Run the gRPC probes against `target`.
+pub async fn run_grpc(target: &Target) -> Vec<(&'static str, Verdict)> {
+    let mut results = Vec::new();
+    for (name, probe) in GRPC_PROBES {
+        let verdict = match tokio::time::timeout(Duration::from_secs(15), probe(target)).await {
+            Ok(verdict) => verdict,
+            Err(_) => Err(anyhow::anyhow!("no answer within 15 s")),
+        };
+        results.push((name, verdict));
+    }
+    results
+}
+
+type GrpcChannel = tonic::client::Grpc<
+    Client<hyper_util::client::legacy::connect::HttpConnector, tonic::body::BoxBody>,
+>;
+
+/// A tonic client speaking HTTP/2 (prior knowledge) to the target.
+fn grpc_channel(t: &Target) -> anyhow::Result<GrpcChannel> {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector);
+    Ok(tonic::client::Grpc::with_origin(client, t.base.parse()?))
+}
+
+fn grpc_call(message: &str, count: u32) -> tonic::Request<real_server::grpc::EchoRequest> {
+    tonic::Request::new(real_server::grpc::EchoRequest {
+        message: message.to_owned(),
+        count,
+    })
+}
+
+/// A failed call, in a line: what came back instead of a gRPC answer, or
+/// the status code and the first line of its message.
+fn grpc_failure(status: &tonic::Status) -> anyhow::Error {
+    const NOT_GRPC: &str = "while receiving response with status: ";
+    match status.message().split_once(NOT_GRPC) {
+        Some((_, http)) => anyhow::anyhow!("answered {http} instead of a gRPC response"),
+        None => anyhow::anyhow!("{:?}: {}", status.code(), first_line(status.message())),
+    }
+}
+
+fn grpc_unary(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict> {
+    Box::pin(async move {
+        let mut grpc = grpc_channel(t)?;
+        grpc.ready().await?;
+        let reply = grpc
+            .unary::<_, real_server::grpc::EchoReply, _>(
+                grpc_call("probe", 0),
+                hyper::http::uri::PathAndQuery::from_static(real_server::grpc::UNARY),
+                tonic::codec::ProstCodec::default(),
+            )
+            .await
+            .map_err(|status| grpc_failure(&status))?;
+        ensure!(
+            reply.get_ref().message == "probe",
+            "the reply was {:?}",
+            reply.get_ref()
+        );
+        Ok(())
+    })
+}
+
+fn grpc_server_stream(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict> {
+    Box::pin(async move {
+        let mut grpc = grpc_channel(t)?;
+        grpc.ready().await?;
+        let mut replies = grpc
+            .server_streaming::<_, real_server::grpc::EchoReply, _>(
+                grpc_call("tick", 3),
+                hyper::http::uri::PathAndQuery::from_static(real_server::grpc::SERVER_STREAM),
+                tonic::codec::ProstCodec::default(),
+            )
+            .await
+            .map_err(|status| grpc_failure(&status))?
+            .into_inner();
+        let mut count = 0;
+        while let Some(reply) = replies
+            .message()
+            .await
+            .map_err(|status| grpc_failure(&status))?
+        {
+            ensure!(
+                reply.index == count,
+                "reply {} arrived as {count}",
+                reply.index
+            );
+            count += 1;
+        }
+        ensure!(count == 3, "{count} replies of 3");
+        Ok(())
+    })
+}
+
+fn grpc_error_status(t: &Target) -> futures_util::future::BoxFuture<'_, Verdict> {
+    Box::pin(async move {
+        let mut grpc = grpc_channel(t)?;
+        grpc.ready().await?;
+        let status = match grpc
+            .unary::<_, real_server::grpc::EchoReply, _>(
+                grpc_call("probe", 0),
+                hyper::http::uri::PathAndQuery::from_static(real_server::grpc::FAIL),
+                tonic::codec::ProstCodec::default(),
+            )
+            .await
+        {
+            Ok(_) => bail!("the failing method succeeded"),
+            Err(status) => status,
+        };
+        ensure!(
+            status.code() == tonic::Code::InvalidArgument
+                && status.metadata().contains_key("x-reason"),
+            "{}",
+            grpc_failure(&status)
+        );
+        Ok(())
+    })
+}
+
 /// A probe: an async check against a target.
 pub type Probe = for<'a> fn(&'a Target) -> futures_util::future::BoxFuture<'a, Verdict>;
 

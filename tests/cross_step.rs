@@ -106,3 +106,27 @@ async fn probing_a_proxy_that_adds_a_base_path_says_what_it_cannot_judge() {
     // What a base path does not affect is still judged, and passes.
     assert!(!text.contains("✗ X-Forwarded-For appended"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_grpc_probes_pass_only_over_an_http2_upstream() {
+    let binder = Binder::ephemeral();
+    let backends = real_server::launch_defaults(&binder).await.unwrap();
+    let addr = backends.servers[0].addr();
+    let mut verdicts = Vec::new();
+    for upstream in [format!("http://{addr}"), format!("h2c://{addr}")] {
+        let step03 = step03_reverse_proxy::launch(
+            step03_reverse_proxy::Args::parse_from(["step03", "--upstream", &upstream]),
+            &binder,
+        )
+        .await
+        .unwrap();
+        let target = Target::new(&step03.servers[0].url()).unwrap();
+        let passed: Vec<bool> = probes::run_grpc(&target)
+            .await
+            .iter()
+            .map(|(_, verdict)| verdict.is_ok())
+            .collect();
+        verdicts.push(passed);
+    }
+    assert_eq!(verdicts, [vec![false; 3], vec![true; 3]]);
+}
