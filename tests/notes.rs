@@ -427,6 +427,9 @@ async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Re
             let args = step04_load_balance::Args::try_parse_from(argv)?;
             step04_load_balance::launch(args, binder).await?
         }
+        "step09-gateway" => {
+            step09_gateway::launch(step09_gateway::Args::try_parse_from(argv)?, binder).await?
+        }
         "step08-tcp-proxy" => {
             step08_tcp_proxy::launch(step08_tcp_proxy::Args::try_parse_from(argv)?, binder).await?
         }

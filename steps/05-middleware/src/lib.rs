@@ -122,7 +122,7 @@ pub struct Args {
 }
 
 /// Step 04's proxy as the chain's endpoint.
-struct ProxyEndpoint<T>(BalancedProxy<T>);
+pub struct ProxyEndpoint<T>(pub BalancedProxy<T>);
 
 impl<T: Transport> Endpoint for ProxyEndpoint<T> {
     fn call<'a>(

@@ -1,0 +1,189 @@
+//! Step 09 through its own launch code: routing by prefix and host, the
+//! prefix stripped, a limit per service, and config mistakes reported with
+//! file, line and column.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use real_server::Echo;
+use serving::{Binder, Launched, ServerHandle};
+use tokio::net::TcpListener;
+
+async fn gateway(config: Option<&str>) -> anyhow::Result<Launched> {
+    let mut argv = vec!["step09-gateway".to_owned()];
+    let file;
+    if let Some(text) = config {
+        file = write_config(text);
+        argv.extend(["--config".to_owned(), file.display().to_string()]);
+    }
+    step09_gateway::launch(step09_gateway::Args::parse_from(argv), &Binder::ephemeral()).await
+}
+
+fn write_config(text: &str) -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let path = std::env::temp_dir().join(format!(
+        "gateway-test-{}-{}.toml",
+        std::process::id(),
+        RandomState::new().hash_one(text)
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn backend() -> ServerHandle {
+    real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
+}
+
+async fn get(launched: &Launched, host: &str, path: &str) -> reqwest::Response {
+    let url = format!("{}{path}", launched.get("gateway").unwrap().url());
+    client().get(url).header("host", host).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_example_routes_by_prefix_and_host_and_strips_the_prefix() {
+    let launched = gateway(None).await.unwrap();
+    let api: Echo = get(&launched, "localhost", "/api/users?id=7")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (api.path.as_str(), api.query.as_deref()),
+        ("/users", Some("id=7"))
+    );
+    let web: Echo = get(&launched, "localhost", "/apix")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(web.path, "/apix", "a prefix matches whole segments");
+    let statics: Vec<String> = futures_served_by(&launched, "static.localhost", "/page", 4).await;
+    assert_eq!(
+        statics
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        1
+    );
+    assert_ne!(
+        statics[0], api.served_by,
+        "the static service has its own upstream"
+    );
+}
+
+async fn futures_served_by(launched: &Launched, host: &str, path: &str, n: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        let echo: Echo = get(launched, host, path).await.json().await.unwrap();
+        seen.push(echo.served_by);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_request_no_service_takes_is_a_404_that_says_so() {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"only\"\nhost = \"api.test\"\nupstreams = [\"{}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    assert_eq!(get(&launched, "api.test", "/x").await.status(), 200);
+    let refused = get(&launched, "www.test", "/x").await;
+    assert_eq!(refused.status(), 404);
+    assert_eq!(
+        refused.text().await.unwrap(),
+        "no service takes host www.test and path /x\n"
+    );
+}
+
+#[tokio::test]
+async fn each_service_has_its_own_rate_limit() {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [[services]]\nname = \"limited\"\npath_prefix = \"/limited\"\nupstreams = [\"{0}\"]\n\
+         rate_limit = {{ rps = 1, burst = 2 }}\n\
+         [[services]]\nname = \"free\"\nupstreams = [\"{0}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    let mut limited = Vec::new();
+    let mut free = Vec::new();
+    for _ in 0..5 {
+        limited.push(get(&launched, "x", "/limited").await.status().as_u16());
+        free.push(get(&launched, "x", "/free").await.status().as_u16());
+    }
+    assert_eq!(limited, [200, 200, 429, 429, 429]);
+    assert_eq!(free, [200; 5]);
+}
+
+#[tokio::test]
+async fn config_mistakes_name_the_file_line_and_column() {
+    for (text, expected) in [
+        (
+            "listen = \"127.0.0.1:0\"\nlisen = 1\n",
+            ":2:1: unknown field `lisen`",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"ftp://x\"]\n",
+            ":3:14: \"ftp://x\": an upstream must be a",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nbalance = \"fastest\"\nupstreams = [\"http://127.0.0.1:1\"]\n",
+            ":3:11: unknown balance \"fastest\"; expected one of random, round-robin",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\n[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\n",
+            ":5:8: service names must be unique",
+        ),
+        (
+            "[[services]]\nname = \"a\"\npath_prefix = \"api\"\nupstreams = [\"http://127.0.0.1:1\"]\n",
+            ":3:15: path_prefix must start with /",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nrate_limit = { rps = 0 }\n",
+            ":4:14: rate_limit rps must be at least 1",
+        ),
+        ("listen = \"127.0.0.1:0\"\n", ":1:1: no [[services]]"),
+    ] {
+        let path = write_config(text);
+        let error = step09_gateway::config::load(&path).unwrap_err().to_string();
+        let expected = format!("{}{expected}", path.display());
+        assert!(
+            error.starts_with(&expected),
+            "{error}\n  expected {expected}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_config_file_is_a_clear_error() {
+    let error = gateway_with_path("/nonexistent/gateway.toml")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("/nonexistent/gateway.toml") && error.contains("cannot read it"),
+        "{error}"
+    );
+}
+
+async fn gateway_with_path(path: &str) -> anyhow::Result<Launched> {
+    step09_gateway::launch(
+        step09_gateway::Args::parse_from(["step09-gateway", "--config", path]),
+        &Binder::ephemeral(),
+    )
+    .await
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let config = step09_gateway::config::parse(step09_gateway::EXAMPLE, "gateway.toml").unwrap();
+    let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["api", "static", "web"]);
+}
