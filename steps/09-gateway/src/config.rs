@@ -93,7 +93,7 @@ pub struct Admin {
 }
 
 /// One service: which requests it takes, and where they go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: String,
     /// The host it answers for (lower case, no port), if only one.
@@ -106,7 +106,7 @@ pub struct Service {
     pub rate_limit: Option<RateLimit>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RateLimit {
     pub rps: NonZeroU32,
     pub burst: NonZeroU32,

@@ -187,3 +187,145 @@ fn the_example_config_is_valid() {
     let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["api", "static", "web"]);
 }
+
+fn routed_to(upstream: &ServerHandle, admin: bool) -> String {
+    let admin = if admin {
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "listen = \"127.0.0.1:0\"\n{admin}[[services]]\nname = \"web\"\nupstreams = [\"{}\"]\n",
+        upstream.url()
+    )
+}
+
+#[tokio::test]
+async fn a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing() {
+    let (first, second) = (backend().await, backend().await);
+    let path = write_config(&routed_to(&first, true));
+    let launched = gateway_with_path(&path.display().to_string())
+        .await
+        .unwrap();
+    let admin = launched.get("admin").unwrap().url();
+    let served_by = async || -> String {
+        get(&launched, "x", "/")
+            .await
+            .json::<Echo>()
+            .await
+            .unwrap()
+            .served_by
+    };
+    assert_eq!(served_by().await, first.addr().to_string());
+    let reload = |token: &'static str| {
+        client()
+            .post(format!("{admin}/reload"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    std::fs::write(&path, routed_to(&second, true)).unwrap();
+    assert_eq!(
+        reload("wrong").await.unwrap().status(),
+        401,
+        "the token is required"
+    );
+    assert_eq!(served_by().await, first.addr().to_string());
+    let reloaded = reload("s3cret").await.unwrap();
+    assert_eq!(reloaded.status(), 200);
+    assert_eq!(reloaded.text().await.unwrap(), "reloaded: 1 services\n");
+    assert_eq!(served_by().await, second.addr().to_string());
+    // A broken file: the old routes keep serving, and the answer says where.
+    std::fs::write(&path, "[[services]]\nname = 1\n").unwrap();
+    let refused = reload("s3cret").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let why = refused.text().await.unwrap();
+    assert!(
+        why.starts_with("not reloaded, the old config keeps serving: ") && why.contains(":2:8: "),
+        "{why}"
+    );
+    assert_eq!(served_by().await, second.addr().to_string());
+}
+
+#[tokio::test]
+async fn the_admin_api_lists_services_and_their_upstreams() {
+    let upstream = backend().await;
+    let launched = gateway(Some(&routed_to(&upstream, true))).await.unwrap();
+    let admin = launched.get("admin").unwrap().url();
+    let anonymous = client()
+        .get(format!("{admin}/services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let services: serde_json::Value = client()
+        .get(format!("{admin}/services"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let service = &services["services"][0];
+    assert_eq!(service["name"], "web");
+    assert_eq!(service["balance"], "round-robin");
+    assert_eq!(
+        service["upstreams"][0]["url"],
+        format!("{}/", upstream.url())
+    );
+    assert_eq!(service["upstreams"][0]["healthy"], true);
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_running_binary() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let (first, second) = (backend().await, backend().await);
+    let path = write_config(&routed_to(&first, false));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_step09-gateway"))
+        .args(["--config", &path.display().to_string()])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "exited before listening"
+        );
+        if let Some((_, url)) = line.split_once("gateway listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in log.lines() {});
+    let served_by = async || -> String {
+        client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Echo>()
+            .await
+            .unwrap()
+            .served_by
+    };
+    assert_eq!(served_by().await, first.addr().to_string());
+    std::fs::write(&path, routed_to(&second, false)).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_by().await != second.addr().to_string() {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
