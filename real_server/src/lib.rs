@@ -123,3 +123,36 @@ struct State {
     addr: SocketAddr,
     healthy: AtomicBool,
 }
+
+/// Start `command` — a workbench binary, as an operator runs it — with
+/// info logs, and wait for its line "`server` listening on URL". Returns
+/// the child and the URL; the rest of the log is read (and dropped) on a
+/// thread of its own, so the child never blocks on a full pipe. For tests
+/// of what only the real process does: signals, exit codes.
+pub fn start_binary(
+    mut command: std::process::Command,
+    server: &str,
+) -> std::io::Result<(std::process::Child, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut log = BufReader::new(child.stderr.take().expect("stderr was piped"));
+    let marker = format!("{server} listening on ");
+    loop {
+        let mut line = String::new();
+        if log.read_line(&mut line)? == 0 {
+            let _ = child.kill();
+            return Err(std::io::Error::other(format!(
+                "exited before \"{marker}…\""
+            )));
+        }
+        if let Some((_, url)) = line.split_once(&marker) {
+            let url = url.trim().to_owned();
+            std::thread::spawn(move || for _ in log.lines() {});
+            return Ok((child, url));
+        }
+    }
+}

@@ -2,33 +2,17 @@
 //! shuts down gracefully on SIGTERM. Every step binary shares this code
 //! (`serving`), so this is the test of the convention for all of them.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_then_exits_zero() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_real_server"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_real_server"));
+    command.args(["--listen", "127.0.0.1:0"]);
     // Readiness: the log line that names the bound address.
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            log.read_line(&mut line).unwrap() > 0,
-            "exited before listening"
-        );
-        if let Some((_, url)) = line.split_once("listening on ") {
-            break url.trim().to_owned();
-        }
-    };
+    let (mut child, url) = real_server::start_binary(command, "real server").unwrap();
     // A response that is provably in flight: its first chunk has arrived,
     // the second is 700 ms away.
     let response = reqwest::get(format!("{url}/stream/2?interval_ms=700"))

@@ -2,8 +2,7 @@
 //! while slow responses stream lets every one of them finish, then the
 //! process exits 0.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -12,42 +11,24 @@ use tokio::net::TcpListener;
 #[tokio::test]
 async fn sigterm_lets_slow_requests_finish_then_exits_zero() {
     let backend = real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_step05-middleware"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &backend.url(),
-            "--admin",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "100",
-            "--breaker-error-rate",
-            "50",
-            "--basic-auth",
-            "alice:secret",
-            "--rewrite",
-            "^/slow/(.*)=/stream/$1",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Readiness: the log line that names the proxy's bound address.
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            log.read_line(&mut line).unwrap() > 0,
-            "exited before listening"
-        );
-        if let Some((_, url)) = line.split_once("middleware proxy listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    // Keep reading the log, so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in log.lines() {});
+    let mut command = Command::new(env!("CARGO_BIN_EXE_step05-middleware"));
+    command.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &backend.url(),
+        "--admin",
+        "127.0.0.1:0",
+        "--rate-limit",
+        "100",
+        "--breaker-error-rate",
+        "50",
+        "--basic-auth",
+        "alice:secret",
+        "--rewrite",
+        "^/slow/(.*)=/stream/$1",
+    ]);
+    let (mut child, url) = real_server::start_binary(command, "middleware proxy").unwrap();
     let client = reqwest::Client::new();
     // Three responses provably in flight: each has sent its first chunk,
     // and the second is 700 ms away.

@@ -279,31 +279,14 @@ async fn the_admin_api_lists_services_and_their_upstreams() {
 
 #[tokio::test]
 async fn sighup_reloads_the_running_binary() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::{Duration, Instant};
 
     let (first, second) = (backend().await, backend().await);
     let path = write_config(&routed_to(&first, false));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_step09-gateway"))
-        .args(["--config", &path.display().to_string()])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            log.read_line(&mut line).unwrap() > 0,
-            "exited before listening"
-        );
-        if let Some((_, url)) = line.split_once("gateway listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in log.lines() {});
+    let mut command = Command::new(env!("CARGO_BIN_EXE_step09-gateway"));
+    command.args(["--config", &path.display().to_string()]);
+    let (mut child, url) = real_server::start_binary(command, "gateway").unwrap();
     let served_by = async || -> String {
         client()
             .get(&url)
