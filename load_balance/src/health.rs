@@ -104,6 +104,8 @@ pub(crate) struct Health {
     ejected_until_ms: AtomicU64,
     active_down: AtomicBool,
     active_streak: AtomicU32,
+    /// Taken out by an operator (the gateway's drain): no new requests.
+    drained: AtomicBool,
     weight: u32,
     effective_weight: AtomicU32,
 }
@@ -115,13 +117,24 @@ impl Health {
             ejected_until_ms: AtomicU64::new(0),
             active_down: AtomicBool::new(false),
             active_streak: AtomicU32::new(0),
+            drained: AtomicBool::new(false),
             weight,
             effective_weight: AtomicU32::new(weight),
         }
     }
 
     pub(crate) fn is_healthy(&self) -> bool {
-        !self.active_down.load(Ordering::Relaxed) && !self.is_ejected()
+        !self.active_down.load(Ordering::Relaxed)
+            && !self.drained.load(Ordering::Relaxed)
+            && !self.is_ejected()
+    }
+
+    pub(crate) fn drain(&self, drained: bool) {
+        self.drained.store(drained, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
     }
 
     /// Taken out by passive health, and still sitting out its cooldown.

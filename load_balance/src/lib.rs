@@ -85,6 +85,17 @@ impl Upstream {
     pub fn is_healthy(&self) -> bool {
         self.health.is_healthy()
     }
+
+    /// Drain it (no new requests; those in flight finish), or undo that.
+    /// A drained upstream is not picked, like an unhealthy one — unless
+    /// every upstream is out (panic mode).
+    pub fn drain(&self, drained: bool) {
+        self.health.drain(drained);
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.health.is_drained()
+    }
 }
 
 impl fmt::Display for Upstream {

@@ -15,9 +15,9 @@
 //! entry did not change is kept as it was, and in one that changed, every
 //! upstream that stayed keeps its health and counters.
 //!
-//! What this step does not do yet (the rest of its issue): draining an
-//! upstream from the admin API, reload on file change, and rate limits
-//! shared across instances through `[redis]` (read and checked, not used).
+//! What this step does not do yet (the rest of its issue): reload on file
+//! change, and rate limits shared across instances through `[redis]`
+//! (read and checked, not used).
 
 pub mod config;
 pub mod router;
@@ -193,6 +193,32 @@ impl Gateway {
         reloaded
     }
 
+    /// `POST /services/{name}/drain?upstream=URL` (or `undrain`).
+    fn drain(&self, name: &str, upstream: &str, drained: bool) -> Result<String, String> {
+        let routes = self.routes.load();
+        let service = routes
+            .services
+            .iter()
+            .find(|s| s.spec.name == name)
+            .ok_or_else(|| format!("no service {name:?}"))?;
+        let (url, _) = step04_load_balance::parse_weighted(upstream)?;
+        let upstreams = service.balancer.upstreams();
+        let found = upstreams
+            .iter()
+            .find(|u| u.url == url)
+            .ok_or_else(|| format!("service {name:?} has no upstream {upstream}"))?;
+        found.drain(drained);
+        tracing::info!(
+            "{} {upstream} in service {name}",
+            if drained { "drained" } else { "undrained" }
+        );
+        Ok(if drained {
+            format!("drained {upstream} in {name}: no new requests; those in flight finish")
+        } else {
+            format!("undrained {upstream} in {name}: it takes requests again")
+        })
+    }
+
     /// `GET /services`: every service and its upstreams, as JSON.
     fn describe(&self) -> serde_json::Value {
         let routes = self.routes.load();
@@ -209,6 +235,7 @@ impl Gateway {
                             "url": u.url.to_string(),
                             "weight": u.weight,
                             "healthy": u.is_healthy(),
+                            "drained": u.is_drained(),
                             "in_flight": u.in_flight(),
                         })
                     })
@@ -367,6 +394,24 @@ mod admin {
         })
     }
 
+    /// `/services/NAME/drain` → (NAME, true); `/undrain` → (NAME, false).
+    fn drain_request(path: &str) -> Option<(&str, bool)> {
+        let rest = path.strip_prefix("/services/")?;
+        let (name, action) = rest.rsplit_once('/')?;
+        match action {
+            "drain" => Some((name, true)),
+            "undrain" => Some((name, false)),
+            _ => None,
+        }
+    }
+
+    /// The value of `key` in a query string, percent-decoded.
+    fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+        form_urlencoded::parse(query?.as_bytes())
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.into_owned())
+    }
+
     fn answer(gateway: &Gateway, token: &str, req: &Request<Incoming>) -> Response<ProxyBody> {
         let authorized = matches!(
             req.headers().get(header::AUTHORIZATION).and_then(split_credentials),
@@ -402,9 +447,17 @@ mod admin {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 gateway.metrics.prometheus_text(),
             ),
+            (&Method::POST, path) if drain_request(path).is_some() => {
+                let (name, drained) = drain_request(path).expect("matched");
+                let upstream = query_value(req.uri().query(), "upstream").unwrap_or_default();
+                match gateway.drain(name, &upstream, drained) {
+                    Ok(said) => text_response(StatusCode::OK, said),
+                    Err(why) => text_response(StatusCode::NOT_FOUND, why),
+                }
+            }
             _ => text_response(
                 StatusCode::NOT_FOUND,
-                "the admin API serves GET /services, POST /reload and GET /metrics",
+                "the admin API serves GET /services, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), GET /metrics",
             ),
         }
     }

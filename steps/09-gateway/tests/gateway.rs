@@ -312,3 +312,42 @@ async fn sighup_reloads_the_running_binary() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_drained_upstream_gets_no_new_requests_until_undrained() {
+    let (first, second) = (backend().await, backend().await);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
+         [[services]]\nname = \"web\"\nupstreams = [\"{}\", \"{}\"]\n",
+        first.url(),
+        second.url()
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    let admin = launched.get("admin").unwrap().url();
+    let act = |action: &'static str, upstream: String| {
+        client()
+            .post(format!("{admin}/services/web/{action}"))
+            .query(&[("upstream", upstream)])
+            .bearer_auth("s3cret")
+            .send()
+    };
+    let drained = act("drain", first.url()).await.unwrap();
+    assert_eq!(drained.status(), 200);
+    let served: std::collections::HashSet<String> = futures_served_by(&launched, "x", "/", 6)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(served, [second.addr().to_string()].into());
+    assert_eq!(act("undrain", first.url()).await.unwrap().status(), 200);
+    let served: std::collections::HashSet<String> = futures_served_by(&launched, "x", "/", 6)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(served.len(), 2, "both serve again");
+    let unknown = act("drain", "http://127.0.0.1:1".to_owned()).await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.text().await.unwrap(),
+        "service \"web\" has no upstream http://127.0.0.1:1\n"
+    );
+}
