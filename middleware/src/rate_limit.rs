@@ -27,6 +27,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
@@ -67,6 +68,48 @@ impl FromStr for RateKey {
             },
         }
     }
+}
+
+impl RateKey {
+    /// The key of `req`'s bucket. A header's key is a copy: a clone of the
+    /// request's header value would share (and keep alive) the buffer the
+    /// whole request head was read into, for as long as the bucket lives.
+    /// A key too long to keep is refused (`Err` names the header).
+    pub fn of(&self, req: &Request<Incoming>, ctx: &Ctx) -> Result<HeaderValue, &HeaderName> {
+        Ok(match self {
+            RateKey::Global => HeaderValue::from_static(""),
+            RateKey::ClientIp => ctx.client.ip().clone(),
+            RateKey::Header(name) => match req.headers().get(name) {
+                Some(value) if value.len() > MAX_KEY_BYTES => return Err(name),
+                Some(value) => HeaderValue::from_bytes(value.as_bytes())
+                    .expect("a header value's bytes make a header value"),
+                None => HeaderValue::from_static(""),
+            },
+        })
+    }
+}
+
+/// The 400 for a header key longer than [`MAX_KEY_BYTES`].
+pub fn key_too_long(name: &HeaderName) -> Response<ProxyBody> {
+    text_response(
+        StatusCode::BAD_REQUEST,
+        format!("{name} is longer than {MAX_KEY_BYTES} bytes"),
+    )
+}
+
+/// The 429 for a request over `rate`/s with bursts of `burst`, whose next
+/// token arrives in `wait`.
+pub fn too_many_requests(rate: u32, burst: u32, wait: Duration) -> Response<ProxyBody> {
+    // Retry-After is whole seconds; round up, never 0.
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut refusal = text_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("rate limit exceeded: {rate}/s with bursts of {burst}; retry in {seconds}s"),
+    );
+    refusal
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    refusal
 }
 
 /// Drop fully refilled buckets every this many requests (by default).
@@ -183,24 +226,6 @@ impl RateLimit {
         self
     }
 
-    /// The bucket's key. A header's key is a copy: a clone of the request's
-    /// header value would share (and keep alive) the buffer the whole
-    /// request head was read into, for as long as the bucket lives.
-    /// A key too long to keep is refused (`Err` names the header).
-    fn key_of(&self, req: &Request<Incoming>, ctx: &Ctx) -> Result<BucketKey, &HeaderName> {
-        let key = match &self.key {
-            RateKey::Global => HeaderValue::from_static(""),
-            RateKey::ClientIp => ctx.client.ip().clone(),
-            RateKey::Header(name) => match req.headers().get(name) {
-                Some(value) if value.len() > MAX_KEY_BYTES => return Err(name),
-                Some(value) => HeaderValue::from_bytes(value.as_bytes())
-                    .expect("a header value's bytes make a header value"),
-                None => HeaderValue::from_static(""),
-            },
-        };
-        Ok(BucketKey::Client(key))
-    }
-
     /// Buckets currently remembered, refilled or not (for tests and /stats).
     pub fn tracked_keys(&self) -> usize {
         self.limiter.len()
@@ -219,35 +244,19 @@ impl Middleware for RateLimit {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
-        let key = match self.key_of(&req, ctx) {
-            Ok(key) => key,
+        let key = match self.key.of(&req, ctx) {
+            Ok(key) => BucketKey::Client(key),
             Err(name) => {
-                let refusal = text_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name} is longer than {MAX_KEY_BYTES} bytes"),
-                );
+                let refusal = key_too_long(name);
                 return Box::pin(async move { refusal });
             }
         };
         match self.limiter.check_key(&key) {
             Ok(()) => next.run(req, ctx),
             Err(not_until) => {
-                self.metrics.rate_limited.inc();
+                self.metrics.count_rate_limited();
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                // Retry-After is whole seconds; round up, never 0.
-                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let mut refusal = text_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "rate limit exceeded: {}/s with bursts of {}; retry in {}s",
-                        self.rate,
-                        self.burst,
-                        seconds.max(1)
-                    ),
-                );
-                refusal
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+                let refusal = too_many_requests(self.rate, self.burst, wait);
                 Box::pin(async move { refusal })
             }
         }

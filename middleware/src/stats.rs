@@ -65,7 +65,7 @@ pub struct Metrics {
     sent_bytes: SentBytes,
     bytes_out: Counter,
     in_flight: Gauge,
-    pub(crate) rate_limited: Counter,
+    rate_limited: Counter,
     pub(crate) breaker_rejected: Counter,
     pub(crate) breaker_state: Gauge,
     /// Requests per second; 11 buckets, so the last 10 complete seconds
@@ -177,6 +177,12 @@ impl Metrics {
             upstream: upstream.clone(),
         };
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// One more request refused by a rate limiter (this crate's, or one
+    /// kept elsewhere, like the gateway's limits shared through Redis).
+    pub fn count_rate_limited(&self) {
+        self.rate_limited.inc();
     }
 
     /// Prometheus' text exposition format.

@@ -34,6 +34,7 @@
 mod echo;
 mod endpoints;
 pub mod grpc;
+pub mod redis;
 mod respond;
 mod websocket;
 

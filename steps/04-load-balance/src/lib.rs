@@ -108,7 +108,7 @@ pub struct BalanceOptions {
 }
 
 /// An HTTP status code, 100 to 599.
-fn parse_status(raw: &str) -> Result<u16, String> {
+pub fn parse_status(raw: &str) -> Result<u16, String> {
     raw.trim()
         .parse::<u16>()
         .ok()

@@ -3,7 +3,7 @@
 //! protocol, the idle timeout, placement by client address, shutdown.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -81,60 +81,6 @@ async fn metrics(launched: &Launched) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
-/// A redis-server on a free port, stopped when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    /// `None` (the test skips) when redis-server is not installed and the
-    /// run does not require it; `.ci/run` requires it.
-    async fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let spawned = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if std::env::var_os("PROXY_WORKBENCH_REQUIRE_REDIS").is_none() => {
-                eprintln!(
-                    "skipped: redis-server cannot be started ({e}); apt-get install redis-server"
-                );
-                return None;
-            }
-            Err(e) => panic!("redis-server: {e}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server never listened");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(Self { child, port })
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn redis_cli(port: u16, command: &[&str]) -> String {
     let output = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
@@ -147,7 +93,7 @@ fn redis_cli(port: u16, command: &[&str]) -> String {
 
 #[tokio::test]
 async fn redis_cli_talks_to_redis_server_through_the_proxy() {
-    let Some(redis) = Redis::start().await else {
+    let Some(redis) = real_server::redis::RedisServer::start().await else {
         return;
     };
     let launched = proxy(&[format!("127.0.0.1:{}", redis.port)], &[]).await;

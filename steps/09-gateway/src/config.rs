@@ -14,12 +14,17 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hyper::Uri;
+use ipnet::IpNet;
 use load_balance::Kind;
 use middleware::rate_limit::RateKey;
+use middleware::rewrite::Rule;
 use serde::Deserialize;
+use shared_limit::Fail;
+use step04_load_balance::HashKey;
 use toml::Spanned;
 
 /// A mistake in a config file, where it is.
@@ -37,10 +42,28 @@ pub struct ConfigError {
 #[serde(deny_unknown_fields)]
 struct File {
     listen: Option<Spanned<String>>,
+    tls: Option<TlsFile>,
+    upstream_ca: Option<String>,
     admin: Option<AdminFile>,
     redis: Option<RedisFile>,
+    global: Option<GlobalFile>,
     #[serde(default)]
     services: Vec<ServiceFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    listen: Spanned<String>,
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GlobalFile {
+    rate_limit: Option<Spanned<RateLimitFile>>,
+    auth: Option<Spanned<AuthFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +77,8 @@ struct AdminFile {
 #[serde(deny_unknown_fields)]
 struct RedisFile {
     url: Spanned<String>,
+    fail: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,8 +90,47 @@ struct ServiceFile {
     #[serde(default)]
     strip_prefix: bool,
     balance: Option<Spanned<String>>,
+    hash_key: Option<Spanned<String>>,
     upstreams: Spanned<Vec<Spanned<String>>>,
+    retries: Option<u32>,
+    health: Option<Spanned<HealthFile>>,
     rate_limit: Option<Spanned<RateLimitFile>>,
+    auth: Option<Spanned<AuthFile>>,
+    breaker: Option<Spanned<BreakerFile>>,
+    #[serde(default)]
+    rewrite: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthFile {
+    path: Option<String>,
+    interval: Option<String>,
+    max_fails: Option<u32>,
+    cooldown: Option<String>,
+    #[serde(default)]
+    fail_status: Vec<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    #[serde(default)]
+    basic: Vec<String>,
+    jwt_secret: Option<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerFile {
+    error_rate: Option<u8>,
+    min_requests: Option<u64>,
+    open: Option<String>,
+    max_concurrent: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,9 +145,65 @@ struct RateLimitFile {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// An https listener for the same services.
+    pub tls: Option<Tls>,
+    /// Trust only these CAs for https upstreams (default: the system's).
+    pub upstream_ca: Option<PathBuf>,
     pub admin: Option<Admin>,
-    pub redis: Option<String>,
+    pub redis: Option<Redis>,
+    /// Middleware every request passes before it is routed.
+    pub global: Global,
     pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where limits are shared, and what to do when it does not answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redis {
+    pub url: String,
+    pub fail: Fail,
+    /// The longest a request waits for Redis.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Global {
+    pub rate_limit: Option<RateLimit>,
+    pub auth: Option<Auth>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Auth {
+    pub basic: Vec<String>,
+    pub jwt_secret: Option<String>,
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breaker {
+    /// Open at this share of failed requests (percent), if set.
+    pub error_rate: Option<u8>,
+    pub min_requests: u64,
+    pub open: Duration,
+    pub max_concurrent: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// Probe this path on every upstream, if set.
+    pub path: Option<String>,
+    pub interval: Duration,
+    pub max_fails: u32,
+    pub cooldown: Duration,
+    /// Statuses that count as failures (none: only failed connections).
+    pub fail_status: Vec<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,8 +222,15 @@ pub struct Service {
     pub path_prefix: String,
     pub strip_prefix: bool,
     pub balance: Kind,
+    pub hash_key: HashKey,
     pub upstreams: Vec<(Uri, u32)>,
+    pub retries: u32,
+    pub health: Health,
     pub rate_limit: Option<RateLimit>,
+    pub auth: Option<Auth>,
+    pub breaker: Option<Breaker>,
+    /// `REGEX=REPLACEMENT` rules, as written (each one checked).
+    pub rewrite: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -173,15 +300,51 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
         None => None,
     };
-    let redis = match &raw.redis {
-        Some(redis) if !redis.url.get_ref().starts_with("redis://") => {
-            return Err(at(
-                redis.url.span(),
-                format!("expected a redis:// URL, not {:?}", redis.url.get_ref()),
-            ));
-        }
-        Some(redis) => Some(redis.url.get_ref().clone()),
+    // Files named in the config are relative to the config's directory.
+    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+    let tls = match &raw.tls {
+        Some(tls) => Some(Tls {
+            listen: address(&tls.listen, "tls listen")?,
+            cert: base.join(&tls.cert),
+            key: base.join(&tls.key),
+        }),
         None => None,
+    };
+    let redis = match &raw.redis {
+        Some(redis) => {
+            let url = redis.url.get_ref();
+            if !url.starts_with("redis://") {
+                return Err(at(
+                    redis.url.span(),
+                    format!("expected a redis:// URL, not {url:?}"),
+                ));
+            }
+            let fail = match &redis.fail {
+                Some(fail) => fail
+                    .get_ref()
+                    .parse::<Fail>()
+                    .map_err(|e| at(fail.span(), format!("redis fail: {e}")))?,
+                None => Fail::Open,
+            };
+            let timeout = match &redis.timeout {
+                Some(timeout) => duration(timeout.get_ref())
+                    .map_err(|e| at(timeout.span(), format!("redis timeout: {e}")))?,
+                None => shared_limit::DEFAULT_BOUND,
+            };
+            Some(Redis {
+                url: url.clone(),
+                fail,
+                timeout,
+            })
+        }
+        None => None,
+    };
+    let global = match &raw.global {
+        Some(global) => Global {
+            rate_limit: rate_limit(&global.rate_limit, &at)?,
+            auth: auth(&global.auth, &at)?,
+        },
+        None => Global::default(),
     };
     if raw.services.is_empty() {
         return Err(at(
@@ -234,6 +397,13 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             })?,
             None => Kind::RoundRobin,
         };
+        let hash_key = match &service.hash_key {
+            Some(key) => key
+                .get_ref()
+                .parse::<HashKey>()
+                .map_err(|e| at(key.span(), format!("hash_key: {e}")))?,
+            None => HashKey::Url,
+        };
         if service.upstreams.get_ref().is_empty() {
             return Err(at(
                 service.upstreams.span(),
@@ -247,39 +417,172 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
                     .map_err(|e| at(upstream.span(), e))?,
             );
         }
-        let rate_limit = match &service.rate_limit {
-            Some(limit) => {
-                let span = limit.span();
-                let limit = limit.get_ref();
-                let rps = NonZeroU32::new(limit.rps)
-                    .ok_or_else(|| at(span.clone(), "rate_limit rps must be at least 1".into()))?;
-                let burst = NonZeroU32::new(limit.burst.unwrap_or(limit.rps)).ok_or_else(|| {
-                    at(span.clone(), "rate_limit burst must be at least 1".into())
-                })?;
-                let key = limit
-                    .key
-                    .as_deref()
-                    .unwrap_or("global")
-                    .parse::<RateKey>()
-                    .map_err(|e| at(span, format!("rate_limit key: {e}")))?;
-                Some(RateLimit { rps, burst, key })
+        let health = match &service.health {
+            Some(health) => {
+                let span = health.span();
+                let health = health.get_ref();
+                let bad = |e: String| at(span.clone(), format!("health: {e}"));
+                if let Some(path) = &health.path
+                    && !path.starts_with('/')
+                {
+                    return Err(bad(format!("path must start with /, not {path:?}")));
+                }
+                for status in &health.fail_status {
+                    step04_load_balance::parse_status(&status.to_string()).map_err(&bad)?;
+                }
+                Health {
+                    path: health.path.clone(),
+                    interval: duration(health.interval.as_deref().unwrap_or("1s")).map_err(&bad)?,
+                    max_fails: health.max_fails.unwrap_or(3).max(1),
+                    cooldown: duration(health.cooldown.as_deref().unwrap_or("10s"))
+                        .map_err(&bad)?,
+                    fail_status: health.fail_status.clone(),
+                }
+            }
+            None => Health {
+                path: None,
+                interval: Duration::from_secs(1),
+                max_fails: 3,
+                cooldown: Duration::from_secs(10),
+                fail_status: Vec::new(),
+            },
+        };
+        let breaker = match &service.breaker {
+            Some(breaker) => {
+                let span = breaker.span();
+                let breaker = breaker.get_ref();
+                if let Some(rate) = breaker.error_rate
+                    && !(1..=100).contains(&rate)
+                {
+                    return Err(at(
+                        span,
+                        format!("breaker error_rate is a percentage from 1 to 100, not {rate}"),
+                    ));
+                }
+                if breaker.error_rate.is_none() && breaker.max_concurrent.is_none() {
+                    return Err(at(
+                        span,
+                        "breaker needs error_rate (percent) or max_concurrent, or both".into(),
+                    ));
+                }
+                Some(Breaker {
+                    error_rate: breaker.error_rate,
+                    min_requests: breaker.min_requests.unwrap_or(20).max(1),
+                    open: duration(breaker.open.as_deref().unwrap_or("10s"))
+                        .map_err(|e| at(span, format!("breaker open: {e}")))?,
+                    max_concurrent: breaker.max_concurrent,
+                })
             }
             None => None,
         };
+        for rule in &service.rewrite {
+            rule.get_ref()
+                .parse::<Rule>()
+                .map_err(|e| at(rule.span(), format!("rewrite: {e}")))?;
+        }
         services.push(Service {
             name: name.clone(),
             host,
             path_prefix,
             strip_prefix: service.strip_prefix,
             balance,
+            hash_key,
             upstreams,
-            rate_limit,
+            retries: service.retries.unwrap_or(2),
+            health,
+            rate_limit: rate_limit(&service.rate_limit, &at)?,
+            auth: auth(&service.auth, &at)?,
+            breaker,
+            rewrite: service
+                .rewrite
+                .iter()
+                .map(|r| r.get_ref().clone())
+                .collect(),
         });
     }
     Ok(Config {
         listen,
+        tls,
+        upstream_ca: raw.upstream_ca.as_ref().map(|ca| base.join(ca)),
         admin,
         redis,
+        global,
         services,
     })
+}
+
+/// `500ms`, `2s`, `5m`: step 04's durations.
+fn duration(raw: &str) -> Result<Duration, String> {
+    step04_load_balance::parse_duration(raw)
+}
+
+/// A `rate_limit = { rps, burst, key }` table, checked.
+fn rate_limit(
+    limit: &Option<Spanned<RateLimitFile>>,
+    at: &impl Fn(Range<usize>, String) -> ConfigError,
+) -> Result<Option<RateLimit>, ConfigError> {
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    let span = limit.span();
+    let limit = limit.get_ref();
+    let rps = NonZeroU32::new(limit.rps)
+        .ok_or_else(|| at(span.clone(), "rate_limit rps must be at least 1".into()))?;
+    let burst = NonZeroU32::new(limit.burst.unwrap_or(limit.rps))
+        .ok_or_else(|| at(span.clone(), "rate_limit burst must be at least 1".into()))?;
+    let key = limit
+        .key
+        .as_deref()
+        .unwrap_or("global")
+        .parse::<RateKey>()
+        .map_err(|e| at(span, format!("rate_limit key: {e}")))?;
+    Ok(Some(RateLimit { rps, burst, key }))
+}
+
+/// An `auth = { basic, jwt_secret, allow, deny }` table, checked.
+fn auth(
+    auth: &Option<Spanned<AuthFile>>,
+    at: &impl Fn(Range<usize>, String) -> ConfigError,
+) -> Result<Option<Auth>, ConfigError> {
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    let span = auth.span();
+    let auth = auth.get_ref();
+    for pair in &auth.basic {
+        if !pair.contains(':') {
+            return Err(at(
+                span,
+                format!("auth basic: expected \"USER:PASSWORD\", not {pair:?}"),
+            ));
+        }
+    }
+    let networks = |list: &[String], what: &str| {
+        list.iter()
+            .map(|net| {
+                net.parse::<IpNet>().map_err(|_| {
+                    at(
+                        span.clone(),
+                        format!("auth {what}: expected a network like 10.0.0.0/8, not {net:?}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (allow, deny) = (
+        networks(&auth.allow, "allow")?,
+        networks(&auth.deny, "deny")?,
+    );
+    if auth.basic.is_empty() && auth.jwt_secret.is_none() && allow.is_empty() && deny.is_empty() {
+        return Err(at(
+            span,
+            "auth needs basic, jwt_secret, allow or deny".into(),
+        ));
+    }
+    Ok(Some(Auth {
+        basic: auth.basic.clone(),
+        jwt_secret: auth.jwt_secret.clone(),
+        allow,
+        deny,
+    }))
 }

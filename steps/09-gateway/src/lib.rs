@@ -25,30 +25,49 @@ pub mod router;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clap::Parser;
+use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
-use load_balance::{Balancer, HealthPolicy, Options, Upstream};
+use load_balance::{ActiveChecks, Balancer, HealthPolicy, Options, Upstream};
+use middleware::auth::{Auth, JwtKey};
+use middleware::breaker::{Breaker, BreakerPolicy, State};
 use middleware::rate_limit::RateLimit;
 use middleware::request_id::RequestId;
-use middleware::stats::Metrics;
-use middleware::{Chain, Ctx};
+use middleware::rewrite::{Rewrite, Rule};
+use middleware::stats::{Metrics, Stats};
+use middleware::{Chain, Ctx, Endpoint, Middleware};
+use prometheus_client::metrics::counter::Counter;
 use proxy_core::headers::request_host;
-use proxy_core::{ClientConn, ProxyBody, text_response};
+use proxy_core::{ClientConn, ProxyBody, TrustedProxies, text_response};
 use serving::{Binder, Launched, Server};
-use step03_reverse_proxy::{HttpTransport, ProxyOptions};
+use shared_limit::{SharedLimits, SharedRateLimit};
+use step03_reverse_proxy::ProxyOptions;
 use step04_load_balance::BalancedProxy;
 use step05_middleware::ProxyEndpoint;
+use step06_websocket::Tunnels;
+use step07_https::certificates;
+use step07_https::upstream_tls::{HttpsTransport, UpstreamTrust};
+use tokio::task::JoinHandle;
 
 /// The example configuration, served when no `--config` is given.
 pub const EXAMPLE: &str = include_str!("../gateway.toml");
 
 /// The real servers the example configuration names.
 const DEMO_ADDRS: [&str; 3] = ["127.0.0.1:2003", "127.0.0.1:2004", "127.0.0.1:2005"];
+
+/// How often `--watch` looks at the file.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// Websockets: closed after this long without a frame either way, and at
+/// most this many open (step 06's defaults).
+const WEBSOCKET_IDLE: Duration = Duration::from_secs(60);
+const MAX_WEBSOCKETS: usize = 10_000;
 
 /// Command line of `step09-gateway`.
 #[derive(Parser, Debug, Clone)]
@@ -62,8 +81,22 @@ pub struct Args {
     /// in-process on 127.0.0.1:2003, :2004 and :2005.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Reload when the file changes (it is read every half second), as well
+    /// as on SIGHUP and POST /reload.
+    #[arg(long, requires = "config")]
+    pub watch: bool,
     #[command(flatten)]
     pub proxy: ProxyOptions,
+}
+
+/// A task stopped when its owner is dropped: a service's health checks end
+/// with the service.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One service, ready to serve.
@@ -73,14 +106,63 @@ struct LiveService {
     /// The prefix to take off the path, if `strip_prefix`.
     strip: Option<String>,
     balancer: Arc<Balancer>,
+    /// Its middleware, then its balanced proxy.
     chain: Chain,
+    /// For `GET /services`.
+    breaker: Option<Arc<Breaker>>,
+    _health_checks: Option<AbortOnDrop>,
 }
 
-/// What routing reads: swapped whole on reload, while requests already
-/// routed keep the one they started with.
-struct Routes {
+/// The end of the global chain: pick the service, hand it the request.
+struct Table {
     matches: Vec<router::Match>,
     services: Vec<Arc<LiveService>>,
+}
+
+impl Endpoint for Table {
+    fn call<'a>(
+        &'a self,
+        mut req: Request<Incoming>,
+        ctx: &'a Ctx,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        let host = request_host(req.headers(), req.uri())
+            .ok()
+            .flatten()
+            .map(|a| a.host().to_ascii_lowercase());
+        let Some(index) = router::route(&self.matches, host.as_deref(), req.uri().path()) else {
+            let refusal = text_response(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no service takes host {} and path {}",
+                    host.as_deref().unwrap_or("(none)"),
+                    req.uri().path()
+                ),
+            );
+            return Box::pin(async move { refusal });
+        };
+        let service = &self.services[index];
+        if let Some(prefix) = &service.strip {
+            *req.uri_mut() = router::strip(req.uri(), prefix);
+        }
+        tracing::debug!(
+            "{} {} → service {}",
+            req.method(),
+            req.uri(),
+            service.spec.name
+        );
+        Box::pin(service.chain.serve(req, ctx))
+    }
+}
+
+/// What serving reads: swapped whole on reload, while requests already
+/// routed keep the one they started with.
+struct Routes {
+    /// Request id, statistics, the `[global]` middleware, then [`Table`].
+    chain: Chain,
+    table: Arc<Table>,
+    global: config::Global,
+    /// The `[redis]` the shared limits of this version use.
+    redis: Option<(config::Redis, Arc<SharedLimits>)>,
 }
 
 /// The gateway's state: its routes, and what building them needs.
@@ -88,9 +170,36 @@ struct Gateway {
     routes: ArcSwap<Routes>,
     /// The file to read again on reload (none for the built-in example).
     file: Option<PathBuf>,
+    /// What the file said when last read: `--watch` reloads when it differs.
+    last_read: Mutex<String>,
+    /// Read at start only; a reload that changes them says a restart is needed.
+    fixed: Fixed,
     proxy: ProxyOptions,
-    transport: HttpTransport,
+    transport: HttpsTransport,
+    tunnels: Tunnels,
     metrics: Arc<Metrics>,
+    /// Requests answered without Redis, whichever `[redis]` is current.
+    redis_unavailable: Counter,
+}
+
+/// The parts of the config a running gateway cannot change.
+#[derive(PartialEq)]
+struct Fixed {
+    listen: SocketAddr,
+    tls: Option<config::Tls>,
+    admin: Option<SocketAddr>,
+    upstream_ca: Option<PathBuf>,
+}
+
+impl Fixed {
+    fn of(config: &config::Config) -> Self {
+        Self {
+            listen: config.listen,
+            tls: config.tls.clone(),
+            admin: config.admin.as_ref().map(|a| a.listen),
+            upstream_ca: config.upstream_ca.clone(),
+        }
+    }
 }
 
 impl Gateway {
@@ -99,14 +208,40 @@ impl Gateway {
     /// health and counters with it; pooled connections live in the shared
     /// transport).
     fn build(&self, config: &config::Config, old: Option<&Routes>) -> anyhow::Result<Routes> {
+        let redis = match (&config.redis, old.and_then(|o| o.redis.as_ref())) {
+            (Some(wanted), Some((had, limits))) if wanted == had => {
+                Some((wanted.clone(), limits.clone()))
+            }
+            (Some(wanted), _) => {
+                let limits = SharedLimits::new(&wanted.url, wanted.fail, wanted.timeout)?
+                    .count_unavailable_in(self.redis_unavailable.clone());
+                tracing::info!(
+                    "rate limits shared through {} (fail {:?}, at most {:?} a request)",
+                    wanted.url,
+                    wanted.fail,
+                    wanted.timeout
+                );
+                Some((wanted.clone(), Arc::new(limits)))
+            }
+            (None, _) => None,
+        };
+        // A service is kept whole only if the limits it may use are too.
+        let same_redis =
+            old.is_some_and(|o| o.redis.as_ref().map(|r| &r.0) == config.redis.as_ref());
+        let shared = redis.as_ref().map(|(_, limits)| limits);
         let mut matches = Vec::new();
         let mut services = Vec::new();
         for spec in &config.services {
-            let previous =
-                old.and_then(|routes| routes.services.iter().find(|s| s.spec.name == spec.name));
+            let previous = old.and_then(|routes| {
+                routes
+                    .table
+                    .services
+                    .iter()
+                    .find(|s| s.spec.name == spec.name)
+            });
             let service = match previous {
-                Some(previous) if previous.spec == *spec => previous.clone(),
-                _ => Arc::new(self.service(spec, previous.map(|p| p.as_ref()))?),
+                Some(previous) if previous.spec == *spec && same_redis => previous.clone(),
+                _ => Arc::new(self.service(spec, previous.map(|p| p.as_ref()), shared)?),
             };
             matches.push(router::Match {
                 host: spec.host.clone(),
@@ -114,13 +249,71 @@ impl Gateway {
             });
             services.push(service);
         }
-        Ok(Routes { matches, services })
+        let table = Arc::new(Table { matches, services });
+        let mut chain = Chain::new(table.clone())
+            .with(Arc::new(RequestId))
+            .with(Arc::new(Stats {
+                metrics: self.metrics.clone(),
+            }));
+        for middleware in self.middleware(
+            "global",
+            &config.global.rate_limit,
+            &config.global.auth,
+            shared,
+        )? {
+            chain = chain.with(middleware);
+        }
+        Ok(Routes {
+            chain,
+            table,
+            global: config.global.clone(),
+            redis,
+        })
+    }
+
+    /// A rate limit (shared through Redis if there is one, else this
+    /// process's own) and an auth check, as configured for `name`.
+    fn middleware(
+        &self,
+        name: &str,
+        rate_limit: &Option<config::RateLimit>,
+        auth: &Option<config::Auth>,
+        shared: Option<&Arc<SharedLimits>>,
+    ) -> anyhow::Result<Vec<Arc<dyn Middleware>>> {
+        let mut links: Vec<Arc<dyn Middleware>> = Vec::new();
+        if let Some(limit) = rate_limit {
+            let metrics = self.metrics.clone();
+            let (rps, burst, key) = (limit.rps, limit.burst, limit.key.clone());
+            links.push(match shared {
+                Some(limits) => Arc::new(SharedRateLimit::new(
+                    limits.clone(),
+                    name,
+                    rps,
+                    burst,
+                    key,
+                    metrics,
+                )),
+                None => Arc::new(RateLimit::new(rps, burst, key, metrics)),
+            });
+        }
+        if let Some(auth) = auth {
+            let mut checks = Auth::default()
+                .basic(auth.basic.clone())
+                .allow(auth.allow.clone())
+                .deny(auth.deny.clone());
+            if let Some(secret) = &auth.jwt_secret {
+                checks = checks.jwt(JwtKey::Hs256Secret(secret.as_bytes().to_vec()))?;
+            }
+            links.push(Arc::new(checks));
+        }
+        Ok(links)
     }
 
     fn service(
         &self,
         spec: &config::Service,
         previous: Option<&LiveService>,
+        shared: Option<&Arc<SharedLimits>>,
     ) -> anyhow::Result<LiveService> {
         let kept = previous.map(|p| p.balancer.upstreams()).unwrap_or_default();
         let upstreams: Vec<Arc<Upstream>> = spec
@@ -134,23 +327,56 @@ impl Gateway {
             })
             .collect();
         let balancer = Arc::new(Balancer::new(spec.balance, upstreams, Options::default())?);
-        let policy = HealthPolicy::default();
+        let health = &spec.health;
+        let policy = HealthPolicy {
+            max_fails: health.max_fails,
+            cooldown: health.cooldown,
+        };
         let proxy = BalancedProxy::new(
             balancer.clone(),
             &self.proxy,
-            "url".parse().map_err(anyhow::Error::msg)?,
+            spec.hash_key.clone(),
             policy,
             self.transport.clone(),
         )?
-        .retries(2);
-        let mut chain = Chain::new(Arc::new(ProxyEndpoint(proxy))).with(Arc::new(RequestId));
-        if let Some(limit) = &spec.rate_limit {
-            chain = chain.with(Arc::new(RateLimit::new(
-                limit.rps,
-                limit.burst,
-                limit.key.clone(),
+        .fail_statuses(health.fail_status.clone())
+        .retries(spec.retries)
+        .on_upgrade(self.tunnels.handler());
+        let health_checks = health.path.as_ref().map(|path| {
+            AbortOnDrop(
+                ActiveChecks::new(path.clone(), health.interval)
+                    .spawn(balancer.clone(), self.transport.clone()),
+            )
+        });
+        // Step 05's order: limit, auth, breaker, rewrite, then the proxy.
+        let mut chain = Chain::new(Arc::new(ProxyEndpoint(proxy)));
+        for middleware in self.middleware(&spec.name, &spec.rate_limit, &spec.auth, shared)? {
+            chain = chain.with(middleware);
+        }
+        let breaker = spec.breaker.as_ref().map(|breaker| {
+            let policy = BreakerPolicy {
+                // Without error_rate only the concurrency cap acts.
+                error_rate: breaker.error_rate.map_or(2.0, |p| f64::from(p) / 100.0),
+                min_requests: breaker.min_requests,
+                open_for: breaker.open,
+                ..BreakerPolicy::default()
+            };
+            Arc::new(Breaker::new(
+                policy,
+                breaker.max_concurrent,
                 self.metrics.clone(),
-            )));
+            ))
+        });
+        if let Some(breaker) = &breaker {
+            chain = chain.with(breaker.clone());
+        }
+        if !spec.rewrite.is_empty() {
+            let rules = spec
+                .rewrite
+                .iter()
+                .map(|rule| rule.parse::<Rule>().map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            chain = chain.with(Arc::new(Rewrite::new(rules)));
         }
         tracing::info!(
             "service {}: {}{} → {} upstream(s)",
@@ -164,6 +390,8 @@ impl Gateway {
             strip: spec.strip_prefix.then(|| spec.path_prefix.clone()),
             balancer,
             chain,
+            breaker,
+            _health_checks: health_checks,
         })
     }
 
@@ -173,12 +401,22 @@ impl Gateway {
         let Some(file) = &self.file else {
             return Err("serving the built-in example: there is no --config file to reload".into());
         };
-        let config = config::load(file).map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("{}: cannot read it: {e}", file.display()))?;
+        *self.last_read.lock().expect("last_read lock") = text.clone();
+        let config =
+            config::parse(&text, &file.display().to_string()).map_err(|e| e.to_string())?;
+        if Fixed::of(&config) != self.fixed {
+            tracing::warn!(
+                "{}: listen, [tls], [admin] listen and upstream_ca changed; they take effect at the next start",
+                file.display()
+            );
+        }
         let old = self.routes.load();
         let routes = self
             .build(&config, Some(&old))
             .map_err(|e| format!("{e:#}"))?;
-        let count = routes.services.len();
+        let count = routes.table.services.len();
         self.routes.store(Arc::new(routes));
         Ok(count)
     }
@@ -193,10 +431,24 @@ impl Gateway {
         reloaded
     }
 
+    /// Has the file changed since it was last read?
+    fn file_changed(&self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        match std::fs::read_to_string(file) {
+            Ok(text) => *self.last_read.lock().expect("last_read lock") != text,
+            // Editors replace files by renaming: a moment without one is
+            // not a change; a reload would only report it missing.
+            Err(_) => false,
+        }
+    }
+
     /// `POST /services/{name}/drain?upstream=URL` (or `undrain`).
     fn drain(&self, name: &str, upstream: &str, drained: bool) -> Result<String, String> {
         let routes = self.routes.load();
         let service = routes
+            .table
             .services
             .iter()
             .find(|s| s.spec.name == name)
@@ -223,6 +475,7 @@ impl Gateway {
     fn describe(&self) -> serde_json::Value {
         let routes = self.routes.load();
         let services: Vec<serde_json::Value> = routes
+            .table
             .services
             .iter()
             .map(|service| {
@@ -240,24 +493,38 @@ impl Gateway {
                         })
                     })
                     .collect();
+                let breaker = service.breaker.as_ref().map(|b| match b.state() {
+                    State::Closed => "closed",
+                    State::Open { .. } => "open",
+                    State::HalfOpen { .. } => "half-open",
+                });
                 serde_json::json!({
                     "name": service.spec.name,
                     "host": service.spec.host,
                     "path_prefix": service.spec.path_prefix,
                     "balance": service.spec.balance.name(),
+                    "breaker": breaker,
                     "upstreams": upstreams,
                 })
             })
             .collect();
-        serde_json::json!({ "services": services })
+        serde_json::json!({
+            "services": services,
+            "redis": routes.redis.as_ref().map(|(redis, _)| redis.url.clone()),
+            "global_rate_limit": routes.global.rate_limit.is_some(),
+        })
     }
 }
 
 /// Start the gateway (and the real servers, for the example).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
-    let config = match &args.config {
-        Some(path) => config::load(path)?,
+    let (config, text) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read it: {e}", path.display()))?;
+            (config::parse(&text, &path.display().to_string())?, text)
+        }
         None => {
             let mut config = config::parse(EXAMPLE, "steps/09-gateway/gateway.toml")?;
             let backends =
@@ -270,41 +537,63 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
                     *uri = moved_to(uri, &moved);
                 }
             }
-            config
+            (config, EXAMPLE.to_owned())
         }
     };
+    let trust = match &config.upstream_ca {
+        Some(ca) => UpstreamTrust::CaFile(ca.clone()),
+        None => UpstreamTrust::SystemRoots,
+    };
+    let mut metrics = Metrics::new();
+    let redis_unavailable = Counter::default();
+    metrics.register(
+        "rate_limit_store_unavailable",
+        "Requests whose shared rate limit could not be checked (Redis down or slow)",
+        redis_unavailable.clone(),
+    );
+    let tunnels = Tunnels::new(WEBSOCKET_IDLE, MAX_WEBSOCKETS);
     let mut gateway = Gateway {
         routes: ArcSwap::from_pointee(Routes {
-            matches: Vec::new(),
-            services: Vec::new(),
+            chain: Chain::new(Arc::new(Table {
+                matches: Vec::new(),
+                services: Vec::new(),
+            })),
+            table: Arc::new(Table {
+                matches: Vec::new(),
+                services: Vec::new(),
+            }),
+            global: config::Global::default(),
+            redis: None,
         }),
         file: args.config.clone(),
-        transport: HttpTransport::new(args.proxy.transport()),
+        last_read: Mutex::new(text),
+        fixed: Fixed::of(&config),
+        transport: HttpsTransport::new(&trust, &args.proxy.transport())?,
         proxy: args.proxy.clone(),
-        metrics: Arc::new(Metrics::new()),
+        tunnels: tunnels.clone(),
+        metrics: Arc::new(metrics),
+        redis_unavailable,
     };
     gateway.routes = ArcSwap::from_pointee(gateway.build(&config, None)?);
     let gateway = Arc::new(gateway);
+    launched.on_shutdown(move || async move { tunnels.close_all().await });
     if gateway.file.is_some() {
         launched.push_task(tokio::spawn(reload_on_sighup(gateway.clone())));
     }
+    if args.watch {
+        launched.push_task(tokio::spawn(reload_on_change(gateway.clone())));
+    }
     let trusted = Arc::new(args.proxy.trusted_proxies());
-    let listener = binder.bind(config.listen).await?;
-    let serving = gateway.clone();
-    let server = Server::new(listener, "gateway")
-        .options(args.proxy.server_options())
-        .spawn(move |peer| {
-            let (gateway, trusted) = (serving.clone(), trusted.clone());
-            let conn = ClientConn::new(peer, "http");
-            service_fn(move |req: Request<Incoming>| {
-                let gateway = gateway.clone();
-                let client = trusted
-                    .client_of(&conn, req.headers())
-                    .unwrap_or_else(|| conn.clone());
-                async move { Ok::<_, Infallible>(route(&gateway, client, req).await) }
-            })
-        })?;
-    launched.push(server);
+    let server = Server::new(binder.bind(config.listen).await?, "gateway")
+        .options(args.proxy.server_options());
+    launched.push(serve(server, &gateway, &trusted, "http")?);
+    if let Some(tls) = &config.tls {
+        let identity = certificates::from_files(&tls.cert, &tls.key)?;
+        let server = Server::new(binder.bind(tls.listen).await?, "gateway https")
+            .options(args.proxy.server_options())
+            .tls(certificates::server_config(identity)?);
+        launched.push(serve(server, &gateway, &trusted, "https")?);
+    }
     if let Some(admin) = &config.admin {
         launched.push(admin::spawn(
             binder.bind(admin.listen).await?,
@@ -315,39 +604,31 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     Ok(launched)
 }
 
-/// Send `req` to its service, or answer 404.
-async fn route(
-    gateway: &Gateway,
-    client: ClientConn,
-    mut req: Request<Incoming>,
-) -> Response<ProxyBody> {
-    let routes = gateway.routes.load_full();
-    let host = request_host(req.headers(), req.uri())
-        .ok()
-        .flatten()
-        .map(|a| a.host().to_ascii_lowercase());
-    let Some(index) = router::route(&routes.matches, host.as_deref(), req.uri().path()) else {
-        return text_response(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no service takes host {} and path {}",
-                host.as_deref().unwrap_or("(none)"),
-                req.uri().path()
-            ),
-        );
-    };
-    let service = &routes.services[index];
-    if let Some(prefix) = &service.strip {
-        *req.uri_mut() = router::strip(req.uri(), prefix);
-    }
-    tracing::debug!(
-        "{} {} → service {}",
-        req.method(),
-        req.uri(),
-        service.spec.name
-    );
-    let ctx = Ctx::new(client);
-    service.chain.serve(req, &ctx).await
+/// Serve the gateway's routes on `server`; `scheme` is how clients reach
+/// it, for X-Forwarded-Proto.
+fn serve(
+    server: Server,
+    gateway: &Arc<Gateway>,
+    trusted: &Arc<TrustedProxies>,
+    scheme: &'static str,
+) -> std::io::Result<serving::ServerHandle> {
+    let (gateway, trusted) = (gateway.clone(), trusted.clone());
+    server.spawn(move |peer| {
+        let (gateway, trusted) = (gateway.clone(), trusted.clone());
+        let conn = ClientConn::new(peer, scheme);
+        service_fn(move |req: Request<Incoming>| {
+            // The routes of this moment: a reload while the request is
+            // under way does not change where it goes.
+            let routes = gateway.routes.load_full();
+            let client = trusted
+                .client_of(&conn, req.headers())
+                .unwrap_or_else(|| conn.clone());
+            async move {
+                let ctx = Ctx::new(client);
+                Ok::<_, Infallible>(routes.chain.serve(req, &ctx).await)
+            }
+        })
+    })
 }
 
 /// SIGHUP reloads, as nginx and HAProxy do.
@@ -359,6 +640,20 @@ async fn reload_on_sighup(gateway: Arc<Gateway>) {
     };
     while hangups.recv().await.is_some() {
         let _ = gateway.reload_logged("SIGHUP");
+    }
+}
+
+/// `--watch`: read the file every WATCH_EVERY, reload when it changed.
+/// Reading beats file-system notifications here: it works on every file
+/// system (including the bind mounts and ConfigMaps configs often live on),
+/// and a file read twice a second costs nothing.
+async fn reload_on_change(gateway: Arc<Gateway>) {
+    let mut ticks = tokio::time::interval(WATCH_EVERY);
+    loop {
+        ticks.tick().await;
+        if gateway.file_changed() {
+            let _ = gateway.reload_logged("the file changed");
+        }
     }
 }
 
