@@ -131,9 +131,22 @@ struct State {
 /// thread of its own, so the child never blocks on a full pipe. For tests
 /// of what only the real process does: signals, exit codes.
 pub fn start_binary(
-    mut command: std::process::Command,
+    command: std::process::Command,
     server: &str,
 ) -> std::io::Result<(std::process::Child, String)> {
+    let (child, mut urls, _log) = start_binary_logged(command, &[server])?;
+    Ok((child, urls.remove(0)))
+}
+
+/// The lines a binary logged after it started listening.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`start_binary`] waiting for each of `servers` to listen (URLs in that
+/// order), and keeping the rest of the log for the test to read.
+pub fn start_binary_logged(
+    mut command: std::process::Command,
+    servers: &[&str],
+) -> std::io::Result<(std::process::Child, Vec<String>, Log)> {
     use std::io::{BufRead, BufReader};
     let mut child = command
         .env("RUST_LOG", "info")
@@ -141,19 +154,32 @@ pub fn start_binary(
         .stderr(std::process::Stdio::piped())
         .spawn()?;
     let mut log = BufReader::new(child.stderr.take().expect("stderr was piped"));
-    let marker = format!("{server} listening on ");
-    loop {
+    let markers: Vec<String> = servers
+        .iter()
+        .map(|server| format!("{server} listening on "))
+        .collect();
+    let mut urls: Vec<Option<String>> = vec![None; servers.len()];
+    while urls.iter().any(Option::is_none) {
         let mut line = String::new();
         if log.read_line(&mut line)? == 0 {
             let _ = child.kill();
             return Err(std::io::Error::other(format!(
-                "exited before \"{marker}…\""
+                "exited before \"{}…\"",
+                markers.join("…\", \"")
             )));
         }
-        if let Some((_, url)) = line.split_once(&marker) {
-            let url = url.trim().to_owned();
-            std::thread::spawn(move || for _ in log.lines() {});
-            return Ok((child, url));
+        for (marker, url) in markers.iter().zip(&mut urls) {
+            if let Some((_, found)) = line.split_once(marker.as_str()) {
+                *url = Some(found.trim().to_owned());
+            }
         }
     }
+    let kept: Log = Default::default();
+    let writer = kept.clone();
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            writer.lock().expect("log lock").push(line);
+        }
+    });
+    Ok((child, urls.into_iter().flatten().collect(), kept))
 }
