@@ -8,8 +8,14 @@
 //! balancing strategy that does not exist, two services with one name —
 //! so that a config either loads whole or not at all.
 //!
-//! Left out on purpose (so far): the `[admin]` API and `[redis]`-shared
-//! limits are read and checked but not served yet.
+//! Beyond DESIGN.md's keys, a service may set `hash_key`, `retries`,
+//! `health = { path, interval, max_fails, cooldown, fail_status }`,
+//! `auth = { basic, jwt_secret, allow, deny }`, `breaker = { error_rate,
+//! min_requests, open, max_concurrent }` and `rewrite = ["REGEX=REPLACEMENT"]`;
+//! the file may add `[tls]` (an https listener), `upstream_ca`, `[global]`
+//! (`rate_limit`, `auth` for every request) and, in `[redis]`, `fail` and
+//! `timeout`. Durations are written as step 04's flags take them: `500ms`,
+//! `2s`, `5m`.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

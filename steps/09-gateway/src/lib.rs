@@ -15,9 +15,16 @@
 //! entry did not change is kept as it was, and in one that changed, every
 //! upstream that stayed keeps its health and counters.
 //!
-//! What this step does not do yet (the rest of its issue): reload on file
-//! change, and rate limits shared across instances through `[redis]`
-//! (read and checked, not used).
+//! Every request first passes the global chain — request id, statistics,
+//! the `[global]` rate limit and auth — whose endpoint is the routing
+//! table; the service's own chain follows (limit, auth, breaker, rewrite,
+//! then step 04's balanced proxy with step 06's websocket tunnels and step
+//! 07's transport, which speaks http, h2c and https). With `[redis]`, rate
+//! limits are held by every instance together ([`shared_limit`]).
+//!
+//! Left out on purpose: changing listeners on reload (they are read at
+//! start; a reload that changes them says so), per-service timeouts, and
+//! service discovery (the file is the source of truth).
 
 pub mod config;
 pub mod router;

@@ -153,7 +153,9 @@ upstreams = ["{}"]
     }
 
     // A broken file: 400 naming the line; the old routes keep serving.
-    gateway.rewrite(&format!("{services}\n[[services]]\nname = \"api\"\nupstreams = []\n"));
+    gateway.rewrite(&format!(
+        "{services}\n[[services]]\nname = \"api\"\nupstreams = []\n"
+    ));
     let refused = gateway.post("/reload").await;
     assert_eq!(refused.status(), 400);
     let why = refused.text().await.unwrap();
@@ -230,7 +232,10 @@ async fn a_websocket_opened_before_a_reload_finishes_on_the_config_it_started_wi
     let url = format!("{}/ws", gateway.url.replace("http://", "ws://"));
     let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     socket.send(Message::text("before")).await.unwrap();
-    assert_eq!(socket.next().await.unwrap().unwrap(), Message::text("before"));
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("before")
+    );
     // The new config has no websocket service at all.
     gateway.rewrite(&format!(
         "[[services]]\nname = \"other\"\npath_prefix = \"/other\"\nupstreams = [\"{}\"]\n",
@@ -353,7 +358,11 @@ async fn redis_killed_mid_run_fails_open_at_once_logs_once_and_sharing_resumes()
         "50 requests took {:?} without Redis",
         started.elapsed()
     );
-    assert_eq!(gateway.logged("unavailable"), 1, "logged once, not per request");
+    assert_eq!(
+        gateway.logged("unavailable"),
+        1,
+        "logged once, not per request"
+    );
 
     let _back = RedisServer::start_on(port).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -389,10 +398,21 @@ async fn fail_closed_refuses_with_503_while_redis_is_down() {
         .unwrap()
         .port();
     let gateway = Gateway::start(
-        &limited(&backend, &format!("redis://127.0.0.1:{port}"), 100, "closed"),
+        &limited(
+            &backend,
+            &format!("redis://127.0.0.1:{port}"),
+            100,
+            "closed",
+        ),
         &[],
     );
     let refused = gateway.get("/").await;
     assert_eq!(refused.status(), 503);
-    assert!(refused.text().await.unwrap().contains("Redis is unavailable"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("Redis is unavailable")
+    );
 }

@@ -150,6 +150,30 @@ async fn config_mistakes_name_the_file_line_and_column() {
             ":4:14: rate_limit rps must be at least 1",
         ),
         ("listen = \"127.0.0.1:0\"\n", ":1:1: no [[services]]"),
+        (
+            "[redis]\nurl = \"redis://127.0.0.1:6379\"\nfail = \"maybe\"\n",
+            ":3:8: redis fail: \"maybe\": expected \"open\" or \"closed\"",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nhealth = { interval = \"soon\" }\n",
+            ":4:10: health: \"soon\": expected a number and a unit",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nbreaker = { error_rate = 150 }\n",
+            ":4:11: breaker error_rate is a percentage from 1 to 100, not 150",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nauth = { allow = [\"everyone\"] }\n",
+            ":4:8: auth allow: expected a network like 10.0.0.0/8, not \"everyone\"",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nrewrite = [\"^/(=/x\"]\n",
+            ":4:12: rewrite: ",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nhealth = { every = \"1s\" }\n",
+            ":4:12: unknown field `every`, expected one of `path`, `interval`",
+        ),
     ] {
         let path = write_config(text);
         let error = step09_gateway::config::load(&path).unwrap_err().to_string();
@@ -350,4 +374,181 @@ async fn a_drained_upstream_gets_no_new_requests_until_undrained() {
         unknown.text().await.unwrap(),
         "service \"web\" has no upstream http://127.0.0.1:1\n"
     );
+}
+
+/// A self-signed certificate for localhost, as cert.pem and key.pem in a
+/// fresh directory.
+fn localhost_certificate() -> (PathBuf, PathBuf) {
+    let dir = write_config("").with_extension("pki");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+#[tokio::test]
+async fn each_service_has_its_own_middleware_protocol_and_health() {
+    let (cert, key) = localhost_certificate();
+    let live = backend().await;
+    // An https upstream: a real server behind the same certificate.
+    let tls_upstream = real_server::serve(
+        serving::Server::new(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            "tls upstream",
+        )
+        .tls(
+            step07_https::certificates::server_config(
+                step07_https::certificates::from_files(&cert, &key).unwrap(),
+            )
+            .unwrap(),
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        r#"listen = "127.0.0.1:0"
+upstream_ca = "{cert}"
+[tls]
+listen = "127.0.0.1:0"
+cert = "{cert}"
+key = "{key}"
+[admin]
+listen = "127.0.0.1:0"
+token = "s3cret"
+
+[[services]]
+name = "private"
+path_prefix = "/private"
+auth = {{ basic = ["alice:secret"] }}
+rewrite = ["^/private/old/(.*)=/private/new/$1"]
+upstreams = ["{live}"]
+
+[[services]]
+name = "h2"
+path_prefix = "/h2"
+upstreams = ["h2c://{live_addr}"]
+
+[[services]]
+name = "tls"
+path_prefix = "/tls"
+upstreams = ["https://localhost:{tls_port}"]
+
+[[services]]
+name = "failing"
+path_prefix = "/failing"
+retries = 0
+upstreams = ["http://127.0.0.1:1"]
+breaker = {{ error_rate = 50, min_requests = 2, open = "60s" }}
+
+[[services]]
+name = "checked"
+path_prefix = "/checked"
+upstreams = ["{live}", "http://127.0.0.1:1"]
+health = {{ path = "/health", interval = "100ms" }}
+"#,
+        cert = cert.display(),
+        key = key.display(),
+        live = live.url(),
+        live_addr = live.addr(),
+        tls_port = tls_upstream.addr().port(),
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+
+    // Auth, then the rewrite, for this service only.
+    assert_eq!(get(&launched, "x", "/private/old/a").await.status(), 401);
+    let url = format!("{}/private/old/a", launched.get("gateway").unwrap().url());
+    let echo: Echo = client()
+        .get(url)
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo.path, "/private/new/a");
+    // HTTP/2 without TLS to one upstream, https to another.
+    let h2: Echo = get(&launched, "x", "/h2").await.json().await.unwrap();
+    assert_eq!(h2.version, "HTTP/2.0");
+    let tls = get(&launched, "x", "/tls").await;
+    assert_eq!(tls.status(), 200, "{:?}", tls.text().await);
+
+    // The same routes over the https listener.
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .resolve("localhost", launched.get("gateway https").unwrap().addr())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let port = launched.get("gateway https").unwrap().addr().port();
+    let over_tls: Echo = https
+        .get(format!("https://localhost:{port}/h2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let forwarded_proto = over_tls
+        .headers
+        .iter()
+        .find(|(name, _)| name == "x-forwarded-proto")
+        .map(|(_, value)| value.as_str());
+    assert_eq!(forwarded_proto, Some("https"));
+
+    // The failing service's breaker opens, and /services says so; its
+    // active checks eject the dead upstream of "checked".
+    let admin = launched.get("admin").unwrap().url();
+    let services = async || -> serde_json::Value {
+        client()
+            .get(format!("{admin}/services"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = get(&launched, "x", "/failing").await.status();
+        let listed = services().await;
+        let breaker = &listed["services"][3]["breaker"];
+        let dead = &listed["services"][4]["upstreams"][1]["healthy"];
+        if status == 503 && breaker == "open" && dead == false {
+            assert_eq!(listed["services"][0]["breaker"], serde_json::Value::Null);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status {status}, breaker {breaker}, dead upstream healthy: {dead}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn global_middleware_runs_before_routing() {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[global]\nrate_limit = {{ rps = 1, burst = 2, key = \"global\" }}\n\
+         [[services]]\nname = \"a\"\npath_prefix = \"/a\"\nupstreams = [\"{0}\"]\n\
+         [[services]]\nname = \"b\"\npath_prefix = \"/b\"\nupstreams = [\"{0}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    assert_eq!(get(&launched, "x", "/a").await.status(), 200);
+    assert_eq!(get(&launched, "x", "/b").await.status(), 200);
+    // The third request, whichever service and even none, is over the one
+    // limit every request shares.
+    assert_eq!(get(&launched, "x", "/a").await.status(), 429);
+    assert_eq!(get(&launched, "x", "/nowhere").await.status(), 429);
 }
