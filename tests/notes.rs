@@ -620,3 +620,25 @@ fn every_exercise_command_in_notes_names_tests_that_exist() {
         "two exercises a chapter, 1 to 8: {commands} commands found"
     );
 }
+
+/// A ` ```toml ` block is a gateway config a learner may copy: it must be
+/// one the gateway accepts.
+#[test]
+fn every_config_shown_in_notes_is_valid() {
+    let mut shown = 0;
+    let mut lines = NOTES.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end() != "```toml" {
+            continue;
+        }
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        if let Err(e) = step09_gateway::config::parse(&block.join("\n"), "NOTES.md") {
+            panic!("NOTES shows a config the gateway refuses: {e}");
+        }
+        shown += 1;
+    }
+    assert!(shown > 0, "NOTES shows no gateway config");
+}
