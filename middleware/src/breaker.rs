@@ -70,6 +70,21 @@ impl Default for BreakerPolicy {
     }
 }
 
+impl BreakerPolicy {
+    /// Open when `error_percent` of at least `min_requests` requests failed,
+    /// for `open_for`; the default answer while open. Without a percentage
+    /// the breaker never opens (a rate above 100 % is never reached), and
+    /// only its concurrency cap acts.
+    pub fn new(error_percent: Option<u8>, min_requests: u64, open_for: Duration) -> Self {
+        Self {
+            error_rate: error_percent.map_or(2.0, |p| f64::from(p) / 100.0),
+            min_requests: min_requests.max(1),
+            open_for,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Closed,

@@ -190,15 +190,11 @@ pub fn chain<T: Transport>(
         chain = chain.with(Arc::new(auth));
     }
     if args.breaker_error_rate.is_some() || args.max_concurrent.is_some() {
-        let policy = BreakerPolicy {
-            // Without --breaker-error-rate only the concurrency cap acts.
-            error_rate: args
-                .breaker_error_rate
-                .map_or(2.0, |p| f64::from(p) / 100.0),
-            min_requests: args.breaker_min_requests.max(1),
-            open_for: args.breaker_open,
-            ..BreakerPolicy::default()
-        };
+        let policy = BreakerPolicy::new(
+            args.breaker_error_rate,
+            args.breaker_min_requests,
+            args.breaker_open,
+        );
         chain = chain.with(Arc::new(Breaker::new(
             policy,
             args.max_concurrent,

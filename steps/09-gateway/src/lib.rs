@@ -361,13 +361,7 @@ impl Gateway {
             chain = chain.with(middleware);
         }
         let breaker = spec.breaker.as_ref().map(|breaker| {
-            let policy = BreakerPolicy {
-                // Without error_rate only the concurrency cap acts.
-                error_rate: breaker.error_rate.map_or(2.0, |p| f64::from(p) / 100.0),
-                min_requests: breaker.min_requests,
-                open_for: breaker.open,
-                ..BreakerPolicy::default()
-            };
+            let policy = BreakerPolicy::new(breaker.error_rate, breaker.min_requests, breaker.open);
             Arc::new(Breaker::new(
                 policy,
                 breaker.max_concurrent,
