@@ -62,6 +62,12 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "; the server saw remote addr 127.0.0.1:",
         " and x-forwarded-for: (none)",
         "    PROXY TCP4 127.0.0.1 127.0.0.1 ",
+        "Chapter 9 · the gateway (step09-gateway)",
+        "    Host localhost         GET /api/users  → 127.0.0.1:",
+        " got GET /users",
+        "    200 reloaded: 1 service",
+        "    400 not reloaded, the old config keeps serving: gateway.toml:2:8: invalid type: integer `1`, expected a string",
+        "The admin API without the token: 401 Unauthorized",
         "The tour is over.",
     ] {
         assert!(

@@ -9,3 +9,4 @@ pub mod ch05_middleware;
 pub mod ch06_websocket;
 pub mod ch07_https;
 pub mod ch08_tcp_proxy;
+pub mod ch09_gateway;

@@ -426,7 +426,7 @@ impl Gateway {
     fn reload_logged(&self, why: &str) -> Result<usize, String> {
         let reloaded = self.reload();
         match &reloaded {
-            Ok(count) => tracing::info!("{why}: reloaded, {count} services"),
+            Ok(count) => tracing::info!("{why}: reloaded, {}", services(*count)),
             Err(e) => tracing::warn!("{why}: not reloaded, the old config keeps serving: {e}"),
         }
         reloaded
@@ -632,6 +632,14 @@ fn serve(
     })
 }
 
+/// "1 service", "3 services".
+fn services(count: usize) -> String {
+    match count {
+        1 => "1 service".to_owned(),
+        n => format!("{n} services"),
+    }
+}
+
 /// SIGHUP reloads, as nginx and HAProxy do.
 async fn reload_on_sighup(gateway: Arc<Gateway>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -732,7 +740,10 @@ mod admin {
                 gateway.describe().to_string(),
             ),
             (&Method::POST, "/reload") => match gateway.reload_logged("POST /reload") {
-                Ok(count) => text_response(StatusCode::OK, format!("reloaded: {count} services")),
+                Ok(count) => text_response(
+                    StatusCode::OK,
+                    format!("reloaded: {}", super::services(count)),
+                ),
                 Err(why) => text_response(
                     StatusCode::BAD_REQUEST,
                     format!("not reloaded, the old config keeps serving: {why}"),

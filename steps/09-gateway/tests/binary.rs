@@ -218,7 +218,7 @@ async fn no_request_fails_while_the_config_is_reloaded_under_load() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(ok > 100, "only {ok} requests answered");
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
-    assert_eq!(gateway.logged("reloaded, 1 services"), 20);
+    assert_eq!(gateway.logged("reloaded, 1 service"), 20);
 }
 
 #[tokio::test]

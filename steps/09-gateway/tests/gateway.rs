@@ -256,7 +256,7 @@ async fn a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing() {
     assert_eq!(served_by().await, first.addr().to_string());
     let reloaded = reload("s3cret").await.unwrap();
     assert_eq!(reloaded.status(), 200);
-    assert_eq!(reloaded.text().await.unwrap(), "reloaded: 1 services\n");
+    assert_eq!(reloaded.text().await.unwrap(), "reloaded: 1 service\n");
     assert_eq!(served_by().await, second.addr().to_string());
     // A broken file: the old routes keep serving, and the answer says where.
     std::fs::write(&path, "[[services]]\nname = 1\n").unwrap();

@@ -1,0 +1,121 @@
+//! Chapter 9: the gateway — services from a file, routed by host and path
+//! prefix, reloaded while it serves, and an admin API.
+
+use clap::Parser;
+use serving::{Binder, Launched};
+use tokio::net::TcpListener;
+
+use crate::Report;
+
+const TOKEN: &str = "tour";
+
+pub async fn run(report: &mut Report) -> anyhow::Result<()> {
+    report.chapter(9, "the gateway (step09-gateway)");
+    let binder = Binder::ephemeral();
+    let example = step09_gateway::launch(
+        step09_gateway::Args::parse_from(["step09-gateway"]),
+        &binder,
+    )
+    .await?;
+    let url = example.get("gateway").expect("launched").url();
+    report.line(format!(
+        "The example config (steps/09-gateway/gateway.toml) on {url}, with three real servers:"
+    ));
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    for (host, path) in [
+        ("localhost", "/api/users"),
+        ("static.localhost", "/page"),
+        ("localhost", "/page"),
+    ] {
+        let echo: real_server::Echo = client
+            .get(format!("{url}{path}"))
+            .header("host", host)
+            .send()
+            .await?
+            .json()
+            .await?;
+        report.indented(format!(
+            "Host {host:<17} GET {path:<11} → {} got {} {}",
+            echo.served_by, echo.method, echo.path
+        ));
+    }
+    report.line("/api was taken off for the api service; the host picked the static one.");
+    example.shutdown().await;
+
+    // A config file of our own, with an admin API, reloaded while serving.
+    let (first, second) = (backend().await?, backend().await?);
+    let file = std::env::temp_dir().join(format!("tour-gateway-{}.toml", std::process::id()));
+    std::fs::write(&file, config(&first.url()))?;
+    let gateway = step09_gateway::launch(
+        step09_gateway::Args::parse_from([
+            "step09-gateway",
+            "--config",
+            &file.display().to_string(),
+        ]),
+        &binder,
+    )
+    .await?;
+    let outcome = reload_demo(report, &client, &gateway, &file, &second.url()).await;
+    let _ = std::fs::remove_file(&file);
+    gateway.shutdown().await;
+    outcome
+}
+
+async fn backend() -> anyhow::Result<serving::ServerHandle> {
+    Ok(real_server::spawn(TcpListener::bind("127.0.0.1:0").await?)?)
+}
+
+fn config(upstream: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
+         [[services]]\nname = \"web\"\nupstreams = [\"{upstream}\"]\n"
+    )
+}
+
+async fn reload_demo(
+    report: &mut Report,
+    client: &reqwest::Client,
+    gateway: &Launched,
+    file: &std::path::Path,
+    second: &str,
+) -> anyhow::Result<()> {
+    let url = gateway.get("gateway").expect("launched").url();
+    let admin = gateway.get("admin").expect("launched").url();
+    let served_by = async || -> anyhow::Result<String> {
+        let echo: real_server::Echo = client.get(&url).send().await?.json().await?;
+        Ok(echo.served_by)
+    };
+    let reload = async || -> anyhow::Result<(u16, String)> {
+        let response = client
+            .post(format!("{admin}/reload"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    };
+    report.blank();
+    report.line(format!(
+        "A config file with one service; requests go to {}.",
+        served_by().await?
+    ));
+    std::fs::write(file, config(second))?;
+    let (status, said) = reload().await?;
+    report.line("The file now names another server; POST /reload (with the admin token):");
+    report.indented(format!("{status} {}", said.trim_end()));
+    report.indented(format!("requests now go to {}", served_by().await?));
+    std::fs::write(file, "[[services]]\nname = 1\n")?;
+    let (status, said) = reload().await?;
+    report.line("A broken file is refused whole, and the old config keeps serving:");
+    report.indented(format!(
+        "{status} {}",
+        said.trim_end()
+            .replace(&file.display().to_string(), "gateway.toml")
+    ));
+    report.indented(format!("requests still go to {}", served_by().await?));
+    let anonymous = client.get(format!("{admin}/services")).send().await?;
+    report.line(format!(
+        "The admin API without the token: {}",
+        anonymous.status()
+    ));
+    Ok(())
+}
