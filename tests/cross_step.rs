@@ -57,6 +57,22 @@ async fn step_02_has_its_gaps_and_step_03_closes_them() {
     assert!(failed.is_empty(), "step 03 failed: {failed:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn step_10_passes_every_probe_step_03_passes() {
+    let binder = Binder::ephemeral();
+    let backends = real_server::launch_defaults(&binder).await.unwrap();
+    let upstream = backends.servers[0].url();
+    let step10 = step10_fast_path::launch(
+        step10_fast_path::Args::parse_from(["step10", "--upstream", &upstream]),
+        &binder,
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", step10.servers[0].addr());
+    let failed = failed_probes(&Target::new(&url).unwrap()).await;
+    assert!(failed.is_empty(), "step 10 failed: {failed:?}");
+}
+
 #[tokio::test]
 async fn a_direct_connection_to_real_server_fails_the_proxy_probes() {
     // The probes must be able to fail: with no proxy in between, nothing

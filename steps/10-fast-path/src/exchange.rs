@@ -1,0 +1,623 @@
+//! One client connection, request after request, driven from one task.
+//!
+//! Step 03 runs two state machines per request — hyper's server side for
+//! the client, hyper's client side for the upstream — joined by a body
+//! channel, with the upstream connection driven by a task of its own. Here
+//! one task owns both sockets and moves bytes between them:
+//!
+//! ```text
+//! client ──head──▶ parse (offsets) ──▶ out: edited head + first body bytes ──▶ upstream
+//! client ◀── edited head + first body bytes ◀── parse ◀──head── upstream
+//! then body bytes as they come, each read followed by one write
+//! ```
+//!
+//! Each side has one buffer for the connection's life. A message's head and
+//! the body bytes that arrived with it leave in one write. While it waits
+//! for the upstream, the task also watches the client: a client that hangs
+//! up cancels the request (the upstream connection is closed, DESIGN.md
+//! item 8), and bytes it sends early (a pipelined request) wait in its
+//! buffer.
+//!
+//! Left out on purpose: sending a request body while the response is
+//! already arriving (the body is sent first, as nginx does), and HTTP/2.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::chunked::{ChunkError, Chunked};
+use crate::forward::{self, Upstream};
+use crate::head::{self, Framing, HeadError, HeaderAt, RequestHead, ResponseHead, slice};
+use crate::pool::Pool;
+
+/// The largest head accepted (431 beyond), and the most a buffer holds.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// What a buffer starts with; it grows (to MAX_HEAD) only for a head
+/// that does not fit.
+const FIRST_CAPACITY: usize = 8 * 1024;
+
+/// Settings of the fast path.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub upstream: Upstream,
+    /// Where to connect (`host:port`).
+    pub connect_to: String,
+    pub connect_timeout: Duration,
+    /// A request head must arrive within this, from accept or from the end
+    /// of the previous response.
+    pub header_timeout: Duration,
+    /// 504 when the upstream's response head takes longer.
+    pub response_timeout: Option<Duration>,
+}
+
+/// The shared state: settings and the upstream connection pool.
+pub struct FastPath {
+    pub settings: Settings,
+    pub pool: Pool,
+}
+
+/// Why an exchange ended early, and what the client is told.
+enum Failure {
+    /// Answer with this status and reason, then close.
+    Answer(u16, String),
+    /// Close the client's connection without a word (it went away, or the
+    /// response was already under way).
+    Close,
+}
+
+impl From<HeadError> for Failure {
+    fn from(e: HeadError) -> Self {
+        Failure::Answer(e.status(), e.to_string())
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(_: io::Error) -> Self {
+        Failure::Close
+    }
+}
+
+/// Serve one client connection until it closes.
+pub async fn serve<C>(path: Arc<FastPath>, mut client: C, peer: SocketAddr)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = Conn {
+        path: &path,
+        client_ip: peer.ip(),
+        cbuf: Vec::with_capacity(FIRST_CAPACITY),
+        pos: 0,
+        ubuf: Vec::with_capacity(FIRST_CAPACITY),
+        out: Vec::with_capacity(1024),
+        headers: Vec::with_capacity(32),
+        upstream_headers: Vec::with_capacity(32),
+    };
+    loop {
+        match conn.exchange(&mut client).await {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(Failure::Answer(status, reason)) => {
+                let _ = client.write_all(&error_response(status, &reason)).await;
+                break;
+            }
+            Err(Failure::Close) => break,
+        }
+    }
+    let _ = client.shutdown().await;
+}
+
+/// A connection's buffers, reused by every request on it.
+struct Conn<'p> {
+    path: &'p FastPath,
+    client_ip: IpAddr,
+    /// Bytes from the client; `pos` is where the unread ones start.
+    cbuf: Vec<u8>,
+    pos: usize,
+    /// Bytes from the upstream.
+    ubuf: Vec<u8>,
+    /// The head being written (either way).
+    out: Vec<u8>,
+    headers: Vec<HeaderAt>,
+    upstream_headers: Vec<HeaderAt>,
+}
+
+/// A request whose upstream side is ready.
+struct Sent {
+    upstream: TcpStream,
+    /// It came from the pool: if it turns out dead before any answer, the
+    /// request may be sent again on a new connection.
+    reused: bool,
+}
+
+impl Conn<'_> {
+    /// One request and its response. `Ok(true)`: the connection may carry
+    /// another; `Ok(false)`: it is done.
+    async fn exchange<C>(&mut self, client: &mut C) -> Result<bool, Failure>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        // Unread bytes (a pipelined request) move to the front.
+        self.cbuf.drain(..self.pos);
+        self.pos = 0;
+        let Some(request) = self.read_request_head(client).await? else {
+            return Ok(false);
+        };
+        let settings = &self.path.settings;
+        let client_close = request.common.close;
+        // What is needed of the head later: its bytes may be gone by then
+        // (the buffer is reused while the body streams).
+        let head_request = request.is_head(&self.cbuf);
+        let asked_upgrade: Option<Vec<u8>> = request
+            .common
+            .upgrade
+            .filter(|_| forward::tunnels_upgrade(&self.cbuf, &request))
+            .map(|u| slice(&self.cbuf, u).to_vec());
+
+        // The outgoing head, plus the body bytes that came with the head.
+        self.out.clear();
+        forward::request_head(
+            &mut self.out,
+            &self.cbuf,
+            &request,
+            &self.headers,
+            &settings.upstream,
+            self.client_ip,
+        );
+        self.pos = request.len;
+        let mut body = BodyState::new(request.framing());
+        let wait_for_continue = request.expect_continue && !body.done();
+        if !wait_for_continue {
+            let available = &self.cbuf[self.pos..];
+            let taken = body.follow(available, &mut |_| {}).map_err(|e| {
+                Failure::Answer(400, format!("malformed chunked request body: {e}"))
+            })?;
+            self.out.extend_from_slice(&available[..taken]);
+            self.pos += taken;
+        }
+        // A request without a body still in flight can be sent again if a
+        // pooled connection turns out dead.
+        let resendable = body.done();
+        let mut sent = self.send_head(resendable).await?;
+        if !wait_for_continue {
+            self.send_body(client, &mut sent.upstream, &mut body)
+                .await?;
+        }
+
+        // The response head, after any interim ones.
+        let response = loop {
+            let response = match self
+                .read_response_head(client, &mut sent, head_request)
+                .await
+            {
+                Ok(response) => response,
+                Err(Failure::Answer(status, reason)) if !body.done() => {
+                    // The client's body is unread: answer, then close.
+                    let _ = client.write_all(&error_response(status, &reason)).await;
+                    return Err(Failure::Close);
+                }
+                Err(e) => return Err(e),
+            };
+            if (100..200).contains(&response.status) && response.status != 101 {
+                if request.minor == 1 {
+                    self.out.clear();
+                    forward::response_head(
+                        &mut self.out,
+                        &self.ubuf,
+                        &response,
+                        &self.upstream_headers,
+                        true,
+                        false,
+                    );
+                    client.write_all(&self.out).await?;
+                }
+                self.ubuf.drain(..response.len);
+                if response.status == 100 && wait_for_continue && !body.done() {
+                    self.send_body(client, &mut sent.upstream, &mut body)
+                        .await?;
+                }
+                continue;
+            }
+            break response;
+        };
+
+        if response.status == 101 {
+            return self
+                .tunnel(client, sent.upstream, asked_upgrade.as_deref(), &response)
+                .await;
+        }
+
+        // The client's body, if the upstream answered without waiting for it,
+        // is never read: the connection cannot carry another request.
+        let close = client_close || !body.done() || request.minor == 0;
+        let chunked_ok = request.minor == 1;
+        let framing = response.common.framing.unwrap_or(Framing::Empty);
+        let close = close || framing == Framing::UntilClose;
+        self.out.clear();
+        forward::response_head(
+            &mut self.out,
+            &self.ubuf,
+            &response,
+            &self.upstream_headers,
+            chunked_ok,
+            close,
+        );
+        let reusable = self
+            .send_response_body(client, &mut sent.upstream, &response, chunked_ok)
+            .await?;
+        if reusable && !response.common.close && body.done() {
+            self.path.pool.put(sent.upstream);
+        }
+        Ok(!close)
+    }
+
+    /// Read until a whole request head is in `cbuf`. `None`: the client
+    /// closed between requests (or never sent one).
+    async fn read_request_head<C>(&mut self, client: &mut C) -> Result<Option<RequestHead>, Failure>
+    where
+        C: AsyncRead + Unpin,
+    {
+        let deadline = tokio::time::Instant::now() + self.path.settings.header_timeout;
+        loop {
+            if !self.cbuf.is_empty()
+                && let Some(head) = head::parse_request(&self.cbuf, &mut self.headers)?
+            {
+                return Ok(Some(head));
+            }
+            if self.cbuf.len() >= MAX_HEAD {
+                return Err(Failure::Answer(431, "request head too large".into()));
+            }
+            reserve(&mut self.cbuf);
+            let read = tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)).await;
+            match read {
+                Ok(Ok(0)) if self.cbuf.is_empty() => return Ok(None),
+                Ok(Ok(0)) => return Err(Failure::Close),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(Failure::Close),
+                // Slowloris: a head that does not come in time.
+                Err(_) if self.cbuf.is_empty() => return Ok(None),
+                Err(_) => return Err(Failure::Answer(408, "request head too slow".into())),
+            }
+        }
+    }
+
+    /// A connection to the upstream, with `out` (the head and first body
+    /// bytes) written to it.
+    async fn send_head(&mut self, resendable: bool) -> Result<Sent, Failure> {
+        if let Some(mut upstream) = self.path.pool.take() {
+            match upstream.write_all(&self.out).await {
+                Ok(()) => {
+                    return Ok(Sent {
+                        upstream,
+                        reused: resendable,
+                    });
+                }
+                Err(_) if resendable => {}
+                Err(e) => return Err(upstream_failure(&e)),
+            }
+        }
+        let mut upstream = self.connect().await?;
+        upstream
+            .write_all(&self.out)
+            .await
+            .map_err(|e| upstream_failure(&e))?;
+        Ok(Sent {
+            upstream,
+            reused: false,
+        })
+    }
+
+    async fn connect(&self) -> Result<TcpStream, Failure> {
+        let settings = &self.path.settings;
+        let connect = TcpStream::connect(&settings.connect_to);
+        match tokio::time::timeout(settings.connect_timeout, connect).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            Ok(Err(e)) => Err(Failure::Answer(
+                502,
+                format!("upstream request failed: cannot connect: {e}"),
+            )),
+            Err(_) => Err(Failure::Answer(
+                502,
+                format!(
+                    "upstream request failed: cannot connect within {:?}",
+                    settings.connect_timeout
+                ),
+            )),
+        }
+    }
+
+    /// Stream the rest of the request body from the client to `upstream`.
+    async fn send_body<C>(
+        &mut self,
+        client: &mut C,
+        upstream: &mut TcpStream,
+        body: &mut BodyState,
+    ) -> Result<(), Failure>
+    where
+        C: AsyncRead + Unpin,
+    {
+        while !body.done() {
+            if self.pos == self.cbuf.len() {
+                self.cbuf.clear();
+                self.pos = 0;
+                reserve(&mut self.cbuf);
+                if client.read_buf(&mut self.cbuf).await? == 0 {
+                    // The client went away mid-body: so does the request.
+                    return Err(Failure::Close);
+                }
+            }
+            let available = &self.cbuf[self.pos..];
+            let taken = body.follow(available, &mut |_| {}).map_err(|e| {
+                Failure::Answer(400, format!("malformed chunked request body: {e}"))
+            })?;
+            upstream
+                .write_all(&available[..taken])
+                .await
+                .map_err(|e| upstream_failure(&e))?;
+            self.pos += taken;
+        }
+        Ok(())
+    }
+
+    /// Read the upstream's response head into `ubuf`, watching the client:
+    /// if it hangs up, the request is cancelled. A reused connection that
+    /// died before answering is replaced once, and the request sent again.
+    async fn read_response_head<C>(
+        &mut self,
+        client: &mut C,
+        sent: &mut Sent,
+        head_request: bool,
+    ) -> Result<ResponseHead, Failure>
+    where
+        C: AsyncRead + Unpin,
+    {
+        let deadline = self
+            .path
+            .settings
+            .response_timeout
+            .map(|t| tokio::time::Instant::now() + t);
+        loop {
+            if !self.ubuf.is_empty() {
+                match head::parse_response(&self.ubuf, &mut self.upstream_headers, head_request) {
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(Failure::Answer(
+                            502,
+                            format!("upstream request failed: bad response head: {e}"),
+                        ));
+                    }
+                }
+                if self.ubuf.len() >= MAX_HEAD {
+                    return Err(Failure::Answer(
+                        502,
+                        "upstream request failed: response head too large".into(),
+                    ));
+                }
+            }
+            reserve(&mut self.ubuf);
+            let client_room = self.cbuf.len() < MAX_HEAD;
+            if client_room {
+                reserve(&mut self.cbuf);
+            }
+            let timeout = async {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = sent.upstream.read_buf(&mut self.ubuf) => match read {
+                    Ok(0) | Err(_) if sent.reused && self.ubuf.is_empty() => {
+                        // The pooled connection was closed under us before
+                        // it answered: once more, on a fresh one.
+                        sent.reused = false;
+                        sent.upstream = self.connect().await?;
+                        sent.upstream.write_all(&self.out).await.map_err(|e| upstream_failure(&e))?;
+                    }
+                    Ok(0) => return Err(Failure::Answer(
+                        502,
+                        "upstream request failed: connection closed before a complete response head".into(),
+                    )),
+                    Ok(_) => {}
+                    Err(e) => return Err(upstream_failure(&e)),
+                },
+                read = client.read_buf(&mut self.cbuf), if client_room => match read {
+                    // Hung up: cancel (dropping the upstream connection
+                    // closes it, and the upstream sees that).
+                    Ok(0) | Err(_) => return Err(Failure::Close),
+                    // Early bytes of the next request: they wait.
+                    Ok(_) => {}
+                },
+                () = timeout => return Err(Failure::Answer(
+                    504,
+                    "upstream request failed: no response head in time".into(),
+                )),
+            }
+        }
+    }
+
+    /// Send the response head (in `out`) and its body. `Ok(true)`: the
+    /// upstream connection ended cleanly and may be reused.
+    async fn send_response_body<C>(
+        &mut self,
+        client: &mut C,
+        upstream: &mut TcpStream,
+        response: &ResponseHead,
+        chunked_ok: bool,
+    ) -> Result<bool, Failure>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let framing = response.common.framing.unwrap_or(Framing::Empty);
+        let mut body = BodyState::new(framing);
+        let decode = framing == Framing::Chunked && !chunked_ok;
+        let mut start = response.len;
+        loop {
+            // What has arrived of the body goes out after the head (the
+            // first time round, in the same write).
+            let available = &self.ubuf[start..];
+            let taken = if decode {
+                let out = &mut self.out;
+                body.follow(available, &mut |data| out.extend_from_slice(data))
+            } else {
+                body.follow(available, &mut |_| {})
+            }
+            .map_err(|_| Failure::Close)?;
+            if !decode {
+                self.out.extend_from_slice(&available[..taken]);
+            }
+            start += taken;
+            if !self.out.is_empty() {
+                client.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            if body.done() {
+                // Bytes after the response: the upstream is confused; do
+                // not keep that connection.
+                let clean = start == self.ubuf.len();
+                self.ubuf.clear();
+                return Ok(clean && framing != Framing::UntilClose);
+            }
+            self.ubuf.clear();
+            start = 0;
+            reserve(&mut self.ubuf);
+            let client_room = self.cbuf.len() < MAX_HEAD;
+            if client_room {
+                reserve(&mut self.cbuf);
+            }
+            tokio::select! {
+                read = upstream.read_buf(&mut self.ubuf) => match read {
+                    Ok(0) if framing == Framing::UntilClose => return Ok(false),
+                    // Truncated: the client must not see it as complete, so
+                    // its connection closes mid-body (DESIGN.md item 11).
+                    Ok(0) | Err(_) => return Err(Failure::Close),
+                    Ok(_) => {}
+                },
+                read = client.read_buf(&mut self.cbuf), if client_room => match read {
+                    Ok(0) | Err(_) => return Err(Failure::Close),
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+
+    /// A 101: check it, forward it, then relay bytes both ways until
+    /// either side closes.
+    async fn tunnel<C>(
+        &mut self,
+        client: &mut C,
+        mut upstream: TcpStream,
+        asked: Option<&[u8]>,
+        response: &ResponseHead,
+    ) -> Result<bool, Failure>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let switched = response.common.upgrade.map(|u| slice(&self.ubuf, u));
+        match (asked, switched) {
+            (Some(asked), Some(switched))
+                if asked.eq_ignore_ascii_case(switched)
+                    && switched.iter().all(|b| b.is_ascii_graphic()) => {}
+            _ => {
+                return Err(Failure::Answer(
+                    502,
+                    "upstream request failed: the upstream switched to a protocol the client did not ask for".into(),
+                ));
+            }
+        }
+        self.out.clear();
+        forward::response_head(
+            &mut self.out,
+            &self.ubuf,
+            response,
+            &self.upstream_headers,
+            true,
+            false,
+        );
+        self.out.extend_from_slice(&self.ubuf[response.len..]);
+        client.write_all(&self.out).await?;
+        upstream.write_all(&self.cbuf[self.pos..]).await?;
+        self.pos = self.cbuf.len();
+        let _ = tokio::io::copy_bidirectional(client, &mut upstream).await;
+        Ok(false)
+    }
+}
+
+/// A body being followed: how much is left, or where a chunked one is.
+enum BodyState {
+    Remaining(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+impl BodyState {
+    fn new(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty => BodyState::Remaining(0),
+            Framing::Length(n) => BodyState::Remaining(n),
+            Framing::Chunked => BodyState::Chunked(Chunked::new()),
+            Framing::UntilClose => BodyState::UntilClose,
+        }
+    }
+
+    fn done(&self) -> bool {
+        match self {
+            BodyState::Remaining(n) => *n == 0,
+            BodyState::Chunked(chunked) => chunked.is_done(),
+            BodyState::UntilClose => false,
+        }
+    }
+
+    /// How many of `bytes` belong to the body; chunk data to `data`.
+    fn follow(&mut self, bytes: &[u8], data: &mut impl FnMut(&[u8])) -> Result<usize, ChunkError> {
+        match self {
+            BodyState::Remaining(n) => {
+                let take = (bytes.len() as u64).min(*n) as usize;
+                *n -= take as u64;
+                data(&bytes[..take]);
+                Ok(take)
+            }
+            BodyState::Chunked(chunked) => chunked.advance(bytes, data),
+            BodyState::UntilClose => {
+                data(bytes);
+                Ok(bytes.len())
+            }
+        }
+    }
+}
+
+/// Room for one more read: at least 4 KiB free, never past MAX_HEAD.
+fn reserve(buf: &mut Vec<u8>) {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve((buf.capacity()).clamp(4096, MAX_HEAD));
+    }
+}
+
+fn upstream_failure(e: &io::Error) -> Failure {
+    Failure::Answer(502, format!("upstream request failed: {e}"))
+}
+
+/// A short plain-text answer that closes the connection.
+fn error_response(status: u16, reason: &str) -> Vec<u8> {
+    let text = match status {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    };
+    format!(
+        "HTTP/1.1 {status} {text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reason}\n",
+        reason.len() + 1
+    )
+    .into_bytes()
+}
