@@ -91,29 +91,26 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip))
-    }
-
-    /// The connection as seen for one request: `conn` itself unless its
-    /// peer is trusted, else with the client taken from `X-Forwarded-For`.
-    pub fn client_of(&self, conn: &ClientConn, headers: &HeaderMap) -> Option<ClientConn> {
-        if self.is_empty() || !self.trusts(conn.peer.ip()) {
+    /// The client behind `peer`, if `peer` is trusted: the right-most
+    /// entry of the `X-Forwarded-For` lines (`values`, in order) that no
+    /// trusted proxy wrote. `None`: the peer is not trusted, and is the
+    /// client itself. (Step 10, which has no `HeaderMap`, calls it with
+    /// the raw values.)
+    pub fn forwarded_client<'a>(
+        &self,
+        peer: IpAddr,
+        values: impl Iterator<Item = &'a [u8]>,
+    ) -> Option<IpAddr> {
+        if self.is_empty() || !self.trusts(peer) {
             return None;
         }
         // Right to left: the entries trusted proxies appended are skipped;
         // the first one that is not trusted is the client. An entry that
         // is not an address ends the walk: nothing left of it can be
         // believed, so the last trusted hop stands for the client.
-        let mut client = conn.peer.ip();
-        // Raw bytes, every line: a line that is not text must end the walk
-        // like any other garbage, not vanish and let what is left of it be
-        // believed.
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        let mut client = peer;
+        let forwarded = values
+            .flat_map(|value| value.split(|b| *b == b','))
             .collect::<Vec<_>>();
         for entry in forwarded.iter().rev() {
             let parsed = std::str::from_utf8(entry)
@@ -129,6 +126,27 @@ impl TrustedProxies {
                 None => break,
             }
         }
+        Some(client)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The connection as seen for one request: `conn` itself unless its
+    /// peer is trusted, else with the client taken from `X-Forwarded-For`.
+    pub fn client_of(&self, conn: &ClientConn, headers: &HeaderMap) -> Option<ClientConn> {
+        // Raw bytes, every line: a line that is not text must end the walk
+        // like any other garbage, not vanish and let what is left of it be
+        // believed.
+        let client = self.forwarded_client(
+            conn.peer.ip(),
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|value| value.as_bytes()),
+        )?;
         Some(ClientConn {
             client,
             client_header: ip_header_value(client),

@@ -436,13 +436,15 @@ impl Server {
 }
 
 impl Server {
-    /// Serve raw byte streams instead of HTTP (step 08's TCP proxy): each
-    /// accepted connection, under the same caps and send timeout, goes to
-    /// `handle` with its peer's address. On shutdown the listener closes at
-    /// once and open connections get the grace period to finish.
+    /// Serve raw byte streams instead of HTTP (step 08's TCP proxy, step
+    /// 10's own HTTP/1): each accepted connection, under the same caps and
+    /// send timeout, goes to `handle` with its peer's address and a
+    /// [`Stopping`] that says when shutdown begins (an HTTP server closes
+    /// its idle keep-alive connections then). On shutdown the listener
+    /// closes at once and open connections get the grace period to finish.
     pub fn spawn_streams<F, Fut>(self, handle: F) -> io::Result<ServerHandle>
     where
-        F: Fn(ClientStream, SocketAddr) -> Fut + Send + Sync + 'static,
+        F: Fn(ClientStream, SocketAddr, Stopping) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let addr = self.listener.local_addr()?;
@@ -450,13 +452,14 @@ impl Server {
         let name = self.name;
         info!("{name} listening on tcp://{addr}");
         let (listener, options) = (self.listener, self.options);
+        let stopping = Stopping(stopped.clone());
         let task = tokio::spawn(async move {
             let mut open = tokio::task::JoinSet::new();
             accept_loop(listener, name, &options, &mut stopped, |stream, peer| {
                 // Forget the connections that have ended, so the set holds
                 // only the open ones.
                 while open.try_join_next().is_some() {}
-                open.spawn(handle(stream, peer));
+                open.spawn(handle(stream, peer, stopping.clone()));
             })
             .await;
             let finished = tokio::time::timeout(options.grace, async {
@@ -478,6 +481,18 @@ impl Server {
             stop,
             task: Some(task),
         })
+    }
+}
+
+/// Resolves when the server begins to shut down: what a stream handler
+/// waits on beside its reads.
+#[derive(Clone, Debug)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// Wait until shutdown begins (at once if it has).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
     }
 }
 

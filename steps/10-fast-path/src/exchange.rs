@@ -26,11 +26,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use proxy_core::TrustedProxies;
+use serving::Stopping;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::chunked::{ChunkError, Chunked};
-use crate::forward::{self, Upstream};
+use crate::forward::{self, Hop, Upstream};
 use crate::head::{self, Framing, HeadError, HeaderAt, RequestHead, ResponseHead, slice};
 use crate::pool::Pool;
 
@@ -53,6 +55,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// 504 when the upstream's response head takes longer.
     pub response_timeout: Option<Duration>,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted: TrustedProxies,
 }
 
 /// The shared state: settings and the upstream connection pool.
@@ -83,13 +87,14 @@ impl From<io::Error> for Failure {
 }
 
 /// Serve one client connection until it closes.
-pub async fn serve<C>(path: Arc<FastPath>, mut client: C, peer: SocketAddr)
+pub async fn serve<C>(path: Arc<FastPath>, mut client: C, peer: SocketAddr, stopping: Stopping)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let mut conn = Conn {
         path: &path,
         client_ip: peer.ip(),
+        stopping,
         cbuf: Vec::with_capacity(FIRST_CAPACITY),
         pos: 0,
         ubuf: Vec::with_capacity(FIRST_CAPACITY),
@@ -115,6 +120,8 @@ where
 struct Conn<'p> {
     path: &'p FastPath,
     client_ip: IpAddr,
+    /// Shutdown: a connection waiting for its next request closes.
+    stopping: Stopping,
     /// Bytes from the client; `pos` is where the unread ones start.
     cbuf: Vec<u8>,
     pos: usize,
@@ -152,6 +159,19 @@ impl Conn<'_> {
         // What is needed of the head later: its bytes may be gone by then
         // (the buffer is reused while the body streams).
         let head_request = request.is_head(&self.cbuf);
+        if let Some(asked) = request.common.upgrade.map(|u| slice(&self.cbuf, u))
+            && !asked.iter().all(|b| b.is_ascii_graphic())
+        {
+            // Go's rule: an upgrade to a protocol that cannot be named in
+            // printable ASCII is refused before it reaches anyone.
+            return Err(Failure::Answer(
+                502,
+                format!(
+                    "upstream request failed: client tried to switch to invalid protocol {:?}",
+                    String::from_utf8_lossy(asked)
+                ),
+            ));
+        }
         let asked_upgrade: Option<Vec<u8>> = request
             .common
             .upgrade
@@ -159,6 +179,7 @@ impl Conn<'_> {
             .map(|u| slice(&self.cbuf, u).to_vec());
 
         // The outgoing head, plus the body bytes that came with the head.
+        let hop = self.hop(&request);
         self.out.clear();
         forward::request_head(
             &mut self.out,
@@ -166,7 +187,7 @@ impl Conn<'_> {
             &request,
             &self.headers,
             &settings.upstream,
-            self.client_ip,
+            &hop,
         );
         self.pos = request.len;
         let mut body = BodyState::new(request.framing());
@@ -191,7 +212,7 @@ impl Conn<'_> {
         // The response head, after any interim ones.
         let response = loop {
             let response = match self
-                .read_response_head(client, &mut sent, head_request)
+                .read_response_head(client, &mut sent, head_request, &mut body)
                 .await
             {
                 Ok(response) => response,
@@ -233,7 +254,8 @@ impl Conn<'_> {
 
         // The client's body, if the upstream answered without waiting for it,
         // is never read: the connection cannot carry another request.
-        let close = client_close || !body.done() || request.minor == 0;
+        let close =
+            client_close || !body.done() || request.minor == 0 || request.common.length_ignored;
         let chunked_ok = request.minor == 1;
         let framing = response.common.framing.unwrap_or(Framing::Empty);
         let close = close || framing == Framing::UntilClose;
@@ -247,12 +269,30 @@ impl Conn<'_> {
             close,
         );
         let reusable = self
-            .send_response_body(client, &mut sent.upstream, &response, chunked_ok)
+            .send_response_body(client, &mut sent.upstream, &response, chunked_ok, &mut body)
             .await?;
         if reusable && !response.common.close && body.done() {
             self.path.pool.put(sent.upstream);
         }
         Ok(!close)
+    }
+
+    /// Who sent `request`: the peer, or whom a trusted peer forwarded.
+    fn hop(&self, request: &RequestHead) -> Hop {
+        let peer = self.client_ip;
+        let buf = &self.cbuf[..request.len];
+        let forwarded = self.path.settings.trusted.forwarded_client(
+            peer,
+            self.headers
+                .iter()
+                .filter(|h| h.name(buf).eq_ignore_ascii_case(b"x-forwarded-for"))
+                .map(|h| h.value(buf)),
+        );
+        Hop {
+            peer,
+            client: forwarded.unwrap_or(peer),
+            peer_trusted: forwarded.is_some(),
+        }
     }
 
     /// Read until a whole request head is in `cbuf`. `None`: the client
@@ -272,7 +312,13 @@ impl Conn<'_> {
                 return Err(Failure::Answer(431, "request head too large".into()));
             }
             reserve(&mut self.cbuf);
-            let read = tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)).await;
+            let idle = self.cbuf.is_empty();
+            let read = tokio::select! {
+                read = tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)) => read,
+                // Shutting down: a connection between requests closes now;
+                // one in the middle of a head gets to finish it.
+                () = self.stopping.wait(), if idle => return Ok(None),
+            };
             match read {
                 Ok(Ok(0)) if self.cbuf.is_empty() => return Ok(None),
                 Ok(Ok(0)) => return Err(Failure::Close),
@@ -333,7 +379,10 @@ impl Conn<'_> {
         }
     }
 
-    /// Stream the rest of the request body from the client to `upstream`.
+    /// Stream the request body from the client to `upstream` until it is
+    /// done — or until the upstream starts answering first: then the rest
+    /// of the body goes on while the response is read (a server may answer
+    /// an upload before its end, and some wait for the answer to be read).
     async fn send_body<C>(
         &mut self,
         client: &mut C,
@@ -343,25 +392,50 @@ impl Conn<'_> {
     where
         C: AsyncRead + Unpin,
     {
-        while !body.done() {
-            if self.pos == self.cbuf.len() {
-                self.cbuf.clear();
-                self.pos = 0;
-                reserve(&mut self.cbuf);
-                if client.read_buf(&mut self.cbuf).await? == 0 {
-                    // The client went away mid-body: so does the request.
-                    return Err(Failure::Close);
+        loop {
+            self.forward_body(upstream, body).await?;
+            if body.done() {
+                return Ok(());
+            }
+            reserve(&mut self.cbuf);
+            reserve(&mut self.ubuf);
+            tokio::select! {
+                read = client.read_buf(&mut self.cbuf) => {
+                    if read? == 0 {
+                        // The client went away mid-body: so does the request.
+                        return Err(Failure::Close);
+                    }
+                }
+                read = upstream.read_buf(&mut self.ubuf) => {
+                    // The answer has begun (or the upstream hung up, which
+                    // reading the answer will report).
+                    let _ = read;
+                    return Ok(());
                 }
             }
-            let available = &self.cbuf[self.pos..];
-            let taken = body.follow(available, &mut |_| {}).map_err(|e| {
-                Failure::Answer(400, format!("malformed chunked request body: {e}"))
-            })?;
+        }
+    }
+
+    /// Send what `cbuf` holds of the request body to `upstream`.
+    async fn forward_body(
+        &mut self,
+        upstream: &mut TcpStream,
+        body: &mut BodyState,
+    ) -> Result<(), Failure> {
+        let available = &self.cbuf[self.pos..];
+        let taken = body
+            .follow(available, &mut |_| {})
+            .map_err(|e| Failure::Answer(400, format!("malformed chunked request body: {e}")))?;
+        if taken > 0 {
             upstream
                 .write_all(&available[..taken])
                 .await
                 .map_err(|e| upstream_failure(&e))?;
-            self.pos += taken;
+        }
+        self.pos += taken;
+        if self.pos == self.cbuf.len() {
+            self.cbuf.clear();
+            self.pos = 0;
         }
         Ok(())
     }
@@ -374,6 +448,7 @@ impl Conn<'_> {
         client: &mut C,
         sent: &mut Sent,
         head_request: bool,
+        body: &mut BodyState,
     ) -> Result<ResponseHead, Failure>
     where
         C: AsyncRead + Unpin,
@@ -433,8 +508,9 @@ impl Conn<'_> {
                     // Hung up: cancel (dropping the upstream connection
                     // closes it, and the upstream sees that).
                     Ok(0) | Err(_) => return Err(Failure::Close),
-                    // Early bytes of the next request: they wait.
-                    Ok(_) => {}
+                    // More of the body goes on; bytes after it (the next
+                    // request) wait.
+                    Ok(_) => self.forward_body(&mut sent.upstream, body).await?,
                 },
                 () = timeout => return Err(Failure::Answer(
                     504,
@@ -452,6 +528,7 @@ impl Conn<'_> {
         upstream: &mut TcpStream,
         response: &ResponseHead,
         chunked_ok: bool,
+        request_body: &mut BodyState,
     ) -> Result<bool, Failure>
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -503,7 +580,12 @@ impl Conn<'_> {
                 },
                 read = client.read_buf(&mut self.cbuf), if client_room => match read {
                     Ok(0) | Err(_) => return Err(Failure::Close),
-                    Ok(_) => {}
+                    // The response is under way: a bad body now can only
+                    // end the connection.
+                    Ok(_) => self
+                        .forward_body(upstream, request_body)
+                        .await
+                        .map_err(|_| Failure::Close)?,
                 },
             }
         }
@@ -523,13 +605,15 @@ impl Conn<'_> {
     {
         let switched = response.common.upgrade.map(|u| slice(&self.ubuf, u));
         match (asked, switched) {
-            (Some(asked), Some(switched))
-                if asked.eq_ignore_ascii_case(switched)
-                    && switched.iter().all(|b| b.is_ascii_graphic()) => {}
-            _ => {
+            (Some(asked), Some(switched)) if asked.eq_ignore_ascii_case(switched) => {}
+            (asked, switched) => {
                 return Err(Failure::Answer(
                     502,
-                    "upstream request failed: the upstream switched to a protocol the client did not ask for".into(),
+                    format!(
+                        "upstream request failed: backend switched to protocol {:?} when {:?} was requested",
+                        String::from_utf8_lossy(switched.unwrap_or_default()),
+                        String::from_utf8_lossy(asked.unwrap_or_default()),
+                    ),
                 ));
             }
         }

@@ -68,6 +68,15 @@ pub fn tunnels_upgrade(buf: &[u8], head: &RequestHead) -> bool {
     }
 }
 
+/// Who sent a request: the TCP peer, the client (the peer, or whom a
+/// trusted peer forwarded), and whether the peer is a trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop {
+    pub peer: IpAddr,
+    pub client: IpAddr,
+    pub peer_trusted: bool,
+}
+
 /// Write the request head for `upstream` into `out`.
 pub fn request_head(
     out: &mut Vec<u8>,
@@ -75,7 +84,7 @@ pub fn request_head(
     head: &RequestHead,
     headers: &[HeaderAt],
     upstream: &Upstream,
-    client: IpAddr,
+    hop: &Hop,
 ) {
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
@@ -83,7 +92,7 @@ pub fn request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut forwarded_for: Option<(u32, u32)> = None;
     let mut forwarded_for_count = 0;
-    let mut real_ip = false;
+    let (mut kept_host, mut kept_proto) = (false, false);
     for header in headers {
         let name = header.name(buf);
         if name.eq_ignore_ascii_case(b"x-forwarded-for") && !is_hop_by_hop(name, &head.common) {
@@ -101,17 +110,24 @@ pub fn request_head(
             }
             continue;
         }
-        if OWNED.iter().any(|o| name.eq_ignore_ascii_case(o)) || is_hop_by_hop(name, &head.common) {
+        if is_hop_by_hop(name, &head.common) || name.eq_ignore_ascii_case(b"x-real-ip") {
             continue;
         }
-        if name.eq_ignore_ascii_case(b"x-real-ip") {
-            real_ip = true;
+        // A trusted proxy before us saw the client's Host and scheme.
+        if hop.peer_trusted && name.eq_ignore_ascii_case(b"x-forwarded-host") {
+            kept_host = true;
+        } else if hop.peer_trusted && name.eq_ignore_ascii_case(b"x-forwarded-proto") {
+            kept_proto = true;
+        } else if OWNED.iter().any(|o| name.eq_ignore_ascii_case(o)) {
+            continue;
         }
         line(out, name, header.value(buf));
     }
     line(out, b"host", upstream.authority.as_bytes());
+    // The hop we saw goes on the list; the client is X-Real-IP, always
+    // ours (so it cannot be forged).
     let mut address = [0u8; 48];
-    let ip = format_ip(client, &mut address);
+    let ip = format_ip(hop.peer, &mut address);
     out.extend_from_slice(b"x-forwarded-for: ");
     if forwarded_for_count > 1 {
         // Several headers are one list (RFC 9110 §5.3): join them all.
@@ -132,13 +148,14 @@ pub fn request_head(
     }
     out.extend_from_slice(ip);
     out.extend_from_slice(b"\r\n");
-    if let Some(host) = head.host {
+    if let (Some(host), false) = (head.host, kept_host) {
         line(out, b"x-forwarded-host", slice(buf, host));
     }
-    out.extend_from_slice(b"x-forwarded-proto: http\r\n");
-    if !real_ip {
-        line(out, b"x-real-ip", ip);
+    if !kept_proto {
+        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
     }
+    let mut address = [0u8; 48];
+    line(out, b"x-real-ip", format_ip(hop.client, &mut address));
     if tunnels_upgrade(buf, head) {
         out.extend_from_slice(b"connection: upgrade\r\n");
         line(
@@ -310,7 +327,11 @@ mod tests {
             &head,
             &headers,
             upstream,
-            "10.0.0.9".parse().unwrap(),
+            &Hop {
+                peer: "10.0.0.9".parse().unwrap(),
+                client: "10.0.0.9".parse().unwrap(),
+                peer_trusted: false,
+            },
         );
         String::from_utf8(out).unwrap()
     }

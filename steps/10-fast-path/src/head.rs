@@ -15,8 +15,9 @@
 //! the server behind it must agree on where each message ends — where they
 //! disagree, a request can be smuggled inside another (DESIGN.md items 10
 //! and 11): two `Host`s, a `Content-Length` that is not one number, a
-//! `Content-Length` beside a `Transfer-Encoding`, a `Transfer-Encoding`
-//! that does not end in `chunked`. `httparse` itself refuses whitespace
+//! `Transfer-Encoding` that does not end in `chunked`; a `Content-Length`
+//! beside a `Transfer-Encoding` is ignored, and the connection closed
+//! after the message. `httparse` itself refuses whitespace
 //! before a colon and obs-fold in requests.
 //!
 //! Left out on purpose: HTTP/2 from clients, and heads larger than the
@@ -92,6 +93,9 @@ pub struct Common {
     /// `Transfer-Encoding` was present (so any `Content-Length` is ignored
     /// and must not be forwarded).
     pub transfer_encoding: bool,
+    /// A `Content-Length` came beside `Transfer-Encoding`: ignored, and the
+    /// connection must close after the message.
+    pub length_ignored: bool,
 }
 
 /// A checked request head.
@@ -319,9 +323,11 @@ impl Common {
     /// Decide the framing once every header has been read.
     fn settle(&mut self, minor: u8, length: Length, request: bool) -> Result<(), HeadError> {
         if self.transfer_encoding {
-            if length.value.is_some() && request {
-                return Err(HeadError::Rejected("Content-Length with Transfer-Encoding"));
-            }
+            // Both: the chunks frame the body (RFC 9112 §6.3), the length
+            // is not forwarded, and the connection closes after this
+            // message, so nothing the two framings disagree about is read
+            // as another request.
+            self.length_ignored = length.value.is_some();
             if request && self.framing != Some(Framing::Chunked) {
                 return Err(HeadError::Rejected(
                     "Transfer-Encoding does not end in chunked",
@@ -416,7 +422,6 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
             "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
@@ -426,6 +431,14 @@ mod tests {
         ] {
             assert!(request(raw).is_err(), "accepted {raw:?}");
         }
+        // Both framings: the chunks win, and the connection will close.
+        let head = request(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.framing(), Framing::Chunked);
+        assert!(head.common.length_ignored);
         // The same number twice is one length.
         let head =
             request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")

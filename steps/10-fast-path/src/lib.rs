@@ -63,6 +63,10 @@ pub struct Args {
     /// Close pooled upstream connections idle for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 90)]
     pub pool_idle_timeout: u64,
+    /// A proxy (or load balancer) in front of this one, whose
+    /// X-Forwarded-For names the client; repeat for several.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Runtime worker threads (default: the cores this process may use).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -137,6 +141,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
             .header_read_timeout
             .unwrap_or(Duration::from_secs(3600)),
         response_timeout: args.timeout.map(Duration::from_secs_f64),
+        trusted: proxy_core::TrustedProxies::new(args.trusted_proxies.clone()),
     };
     let path = Arc::new(FastPath {
         settings,
@@ -144,8 +149,8 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     });
     let listener = binder.bind(args.listen).await?;
     let server = Server::new(listener, "fast path").options(options);
-    launched.push(
-        server.spawn_streams(move |stream, peer| exchange::serve(path.clone(), stream, peer))?,
-    );
+    launched.push(server.spawn_streams(move |stream, peer, stopping| {
+        exchange::serve(path.clone(), stream, peer, stopping)
+    })?);
     Ok(launched)
 }

@@ -1,17 +1,16 @@
 //! Helpers shared by step 03's tests: a proxy in front of a real server,
-//! raw-socket clients and hand-written backends for what real_server cannot
-//! misbehave at.
+//! and the wire helpers of [`wire`].
 
-#![allow(dead_code)] // each test file uses a different subset
+#![allow(dead_code, unused_imports)] // each test file uses a different subset
 
-use std::future::Future;
+mod wire;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::Parser;
 use serving::{Binder, Launched, ServerHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+pub use wire::*;
 
 pub struct Setup {
     pub proxy: Launched,
@@ -35,6 +34,11 @@ impl Setup {
     }
 }
 
+/// Where a launched proxy takes requests.
+pub fn url_of(proxy: &Launched) -> String {
+    proxy.servers[0].url()
+}
+
 /// step 03 in front of `upstream`.
 pub async fn proxy_to(upstream: &str, extra: &[&str]) -> Launched {
     let args = step03_reverse_proxy::Args::parse_from(
@@ -45,56 +49,4 @@ pub async fn proxy_to(upstream: &str, extra: &[&str]) -> Launched {
     step03_reverse_proxy::launch(args, &Binder::ephemeral())
         .await
         .unwrap()
-}
-
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-/// Write `request` as raw bytes and read until the peer closes (or 10 s).
-pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    read_all(&mut stream).await
-}
-
-pub async fn read_all(stream: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-/// Read one response head (up to the blank line).
-pub async fn read_head(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await.unwrap() == 0 {
-            break;
-        }
-        head.push(byte[0]);
-    }
-    String::from_utf8_lossy(&head).into_owned()
-}
-
-/// A backend that hands each accepted connection to `handle`.
-pub async fn raw_backend<F, Fut>(handle: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(handle(stream));
-        }
-    });
-    addr
-}
-
-/// The JSON body of a raw HTTP/1.1 answer.
-pub fn json_body(answer: &str) -> real_server::Echo {
-    let (_, body) = answer.split_once("\r\n\r\n").expect("a complete response");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
 }
