@@ -1,0 +1,125 @@
+//! What step 10's own engine must get right beyond step 03's cases: the
+//! edges of keeping one buffer per connection and driving the upstream
+//! from the client's task.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let setup = Setup::new(&[]).await;
+    let answer = raw(
+        setup.addr(),
+        b"GET /echo/first HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo/second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /echo/third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    // Each echo says the path it served (pretty-printed JSON).
+    let at = |path: &str| {
+        answer
+            .find(&format!("\"path\": \"{path}\""))
+            .unwrap_or_else(|| panic!("no answer for {path}: {answer}"))
+    };
+    assert!(at("/echo/first") < at("/echo/second"), "{answer}");
+    assert!(at("/echo/second") < at("/echo/third"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 3);
+}
+
+#[tokio::test]
+async fn an_http_1_0_client_gets_a_chunked_body_decoded_and_the_connection_closed() {
+    let setup = Setup::new(&[]).await;
+    // /stream answers chunked; HTTP/1.0 has no chunks.
+    let answer = raw(setup.addr(), b"GET /stream/3 HTTP/1.0\r\n\r\n").await;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    assert_eq!(body.lines().count(), 3, "{body:?}");
+    assert!(body.ends_with("chunk 3 of 3\n"), "{body:?}");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_closed_is_replaced_without_an_error() {
+    // An upstream that serves one request per connection and then closes
+    // it, without saying so: the proxy pools the connection, finds it dead
+    // at the next request, and opens another.
+    let backend = raw_backend(|mut stream| async move {
+        read_head(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .await;
+    })
+    .await;
+    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let client = client();
+    for _ in 0..5 {
+        let response = client.get(url_of(&proxy)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "ok");
+        // Let the upstream's close arrive before the next request.
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_at_once_and_lets_a_response_finish() {
+    let setup = Setup::new(&[]).await;
+    // One idle keep-alive connection, and one slow response under way.
+    let mut idle = TcpStream::connect(setup.addr()).await.unwrap();
+    idle.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut idle).await;
+    assert!(head.starts_with("HTTP/1.1 200"));
+    let mut busy = TcpStream::connect(setup.addr()).await.unwrap();
+    busy.write_all(b"GET /stream/2?interval_ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut busy).await;
+    assert!(head.starts_with("HTTP/1.1 200"));
+
+    let Setup { proxy, backend } = setup;
+    let started = Instant::now();
+    let shutdown = tokio::spawn(proxy.shutdown());
+    // The idle connection is closed without waiting for the grace period.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection was closed");
+    // The slow response arrives whole.
+    let body = read_all(&mut busy).await;
+    assert!(body.contains("chunk 2 of 2"), "{body}");
+    shutdown.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(backend);
+}
+
+#[tokio::test]
+async fn a_head_with_too_many_headers_is_refused() {
+    let setup = Setup::new(&[]).await;
+    let mut request = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for n in 0..200 {
+        request.push_str(&format!("X-{n}: y\r\n"));
+    }
+    request.push_str("\r\n");
+    let answer = raw(setup.addr(), request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_refused_at_start_with_the_reason() {
+    let error = step10_fast_path::Args::try_parse_from([
+        "step10-fast-path",
+        "--upstream",
+        "https://example.com",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("--upstream"), "{error}");
+    assert!(error.contains("http://"), "{error}");
+}
