@@ -233,7 +233,13 @@ pub fn parse_response(
     let (Some(status), Some(minor)) = (response.code, response.version) else {
         return Err(HeadError::Malformed("incomplete status line"));
     };
-    let reason = offsets(buf, response.reason.unwrap_or("").as_bytes());
+    // A missing reason is no slice of `buf` at all (httparse gives a
+    // static ""): its offsets would be garbage. (Found by fuzzing: a
+    // status line without a reason phrase panicked.)
+    let reason = match response.reason {
+        Some(reason) if !reason.is_empty() => offsets(buf, reason.as_bytes()),
+        _ => (0, 0),
+    };
     headers.clear();
     let mut common = Common::default();
     let mut length = Length::default();

@@ -123,3 +123,24 @@ async fn an_https_upstream_is_refused_at_start_with_the_reason() {
     assert!(error.contains("--upstream"), "{error}");
     assert!(error.contains("http://"), "{error}");
 }
+
+#[tokio::test]
+async fn a_status_line_without_a_reason_phrase_is_forwarded() {
+    // Found by fuzzing: the missing reason was read from outside the
+    // buffer, and the proxy panicked.
+    let backend = raw_backend(|mut stream| async move {
+        read_head(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok")
+            .await;
+    })
+    .await;
+    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let answer = raw(
+        proxy.servers[0].addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 \r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+}
