@@ -28,6 +28,12 @@ use std::ops::Range;
 /// Headers a head may carry at most (more: 431).
 pub const MAX_HEADERS: usize = 128;
 
+/// Headers a client's request may carry at most: hyper's limit, so step 10
+/// refuses what step 03 refuses — and what it forwards, with the five
+/// headers it adds, still fits under [`MAX_HEADERS`]. (Found by fuzzing:
+/// a request of 128 headers went out as one of 133.)
+pub const MAX_REQUEST_HEADERS: usize = 100;
+
 /// One header, as positions in the buffer the head was read into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderAt {
@@ -63,7 +69,7 @@ pub enum Framing {
 pub enum HeadError {
     #[error("malformed head: {0}")]
     Malformed(&'static str),
-    #[error("more than {MAX_HEADERS} headers")]
+    #[error("more than {MAX_REQUEST_HEADERS} headers")]
     TooManyHeaders,
     #[error("{0}")]
     Rejected(&'static str),
@@ -195,6 +201,9 @@ pub fn parse_request(
             common.read(name, header.value, at, &mut length)?;
         }
     }
+    if headers.len() > MAX_REQUEST_HEADERS {
+        return Err(HeadError::TooManyHeaders);
+    }
     if minor == 1 && host.is_none() {
         return Err(HeadError::Rejected("HTTP/1.1 request without Host"));
     }
@@ -281,16 +290,15 @@ impl Common {
         length: &mut Length,
     ) -> Result<(), HeadError> {
         if name.eq_ignore_ascii_case(b"content-length") {
-            // Repeats (or a list) are accepted only if every value is the
-            // same number (RFC 9110 §8.6); anything else is ambiguous.
-            for item in value.split(|b| *b == b',') {
-                let n = digits(trim(item))
-                    .ok_or(HeadError::Rejected("Content-Length is not a number"))?;
-                if length.value.is_some_and(|seen| seen != n) {
-                    return Err(HeadError::Rejected("conflicting Content-Length headers"));
-                }
-                length.value = Some(n);
+            // One number per header. Repeats are accepted only if they say
+            // the same number (RFC 9110 §8.6); a list in one header is
+            // refused, as hyper does (tests/differential.rs).
+            let n =
+                digits(trim(value)).ok_or(HeadError::Rejected("Content-Length is not a number"))?;
+            if length.value.is_some_and(|seen| seen != n) {
+                return Err(HeadError::Rejected("conflicting Content-Length headers"));
             }
+            length.value = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_encoding = true;
             // Only the last coding of the last header decides; each
@@ -427,6 +435,7 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
             "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
@@ -451,6 +460,20 @@ mod tests {
                 .unwrap()
                 .unwrap();
         assert_eq!(head.framing(), Framing::Length(5));
+    }
+
+    #[test]
+    fn a_request_may_carry_as_many_headers_as_step_03_takes() {
+        let with = |n: usize| {
+            let mut raw = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+            for i in 1..n {
+                raw.push_str(&format!("X-{i}: v\r\n"));
+            }
+            raw.push_str("\r\n");
+            request(&raw)
+        };
+        assert!(with(MAX_REQUEST_HEADERS).unwrap().is_some());
+        assert_eq!(with(MAX_REQUEST_HEADERS + 1).unwrap_err().status(), 431);
     }
 
     #[test]

@@ -37,8 +37,14 @@ async fn an_http_1_0_client_gets_a_chunked_body_decoded_and_the_connection_close
     let answer = raw(setup.addr(), b"GET /stream/3 HTTP/1.0\r\n\r\n").await;
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(!head.to_ascii_lowercase().contains("transfer-encoding"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
     assert_eq!(body.lines().count(), 3, "{body:?}");
     assert!(body.ends_with("chunk 3 of 3\n"), "{body:?}");
 }
