@@ -73,6 +73,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     chapters::ch07_https::run(report).await?;
     chapters::ch08_tcp_proxy::run(report).await?;
     chapters::ch09_gateway::run(report).await?;
+    chapters::ch10_fast_path::run(report).await?;
     report.blank();
     report.line("The tour is over. NOTES.md explains each chapter; `cargo run -p <step>` runs one step on its own.");
     Ok(())

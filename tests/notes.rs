@@ -437,6 +437,9 @@ async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Re
             step03_reverse_proxy::launch(step03_reverse_proxy::Args::try_parse_from(argv)?, binder)
                 .await?
         }
+        "step10-fast-path" => {
+            step10_fast_path::launch(step10_fast_path::Args::try_parse_from(argv)?, binder).await?
+        }
         other => bail!("the checker does not know how to launch {other}"),
     };
     Ok(launched)

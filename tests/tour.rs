@@ -68,6 +68,9 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "    200 reloaded: 1 service",
         "    400 not reloaded, the old config keeps serving: gateway.toml:2:8: invalid type: integer `1`, expected a string",
         "The admin API without the token: 401 Unauthorized",
+        "Chapter 10 · the fast path (step10-fast-path)",
+        "    hop-by-hop request headers removed       ✓          ✓",
+        "    conflicting Content-Length rejected      ✓          ✓",
         "The tour is over.",
     ] {
         assert!(
@@ -75,6 +78,15 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
             "missing {expected:?} in\n{stdout}"
         );
     }
+    // Step 10 passes every probe step 03 passes.
+    let chapter10 = stdout
+        .split("Chapter 10")
+        .nth(1)
+        .expect("chapter 10 ran")
+        .split("The tour is over.")
+        .next()
+        .unwrap();
+    assert!(!chapter10.contains('✗'), "{chapter10}");
     // Sticky: the five placements after "land on:" name one backend;
     // round-robin's name three.
     let placements = |heading: &str| -> Vec<String> {

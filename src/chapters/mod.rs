@@ -10,3 +10,4 @@ pub mod ch06_websocket;
 pub mod ch07_https;
 pub mod ch08_tcp_proxy;
 pub mod ch09_gateway;
+pub mod ch10_fast_path;
