@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the time of one proxied request goes: user-space instructions
 # (callgrind) and system calls (perf's raw_syscalls tracepoint) per
-# request, for nginx, step 03 and step 10 (and HAProxy's TCP mode for the
+# request, and the kernel's share of the proxy's CPU, for nginx, step 03 and step 10 (and HAProxy's TCP mode for the
 # system calls: the L4 floor) — each as the same proxy in front of the same
 # nginx backend that ../shared/bench/pair.sh uses.
 #   bench/budget.sh            (after cargo build --release -p step03-reverse-proxy -p step10-fast-path)
@@ -59,20 +59,27 @@ callgrind_run() {
   echo "$ir $requests"
 }
 
+# user and system CPU ticks of PID and its children: "USER SYSTEM"
+ticks() { local u=0 k=0; for p in $(ps -o pid= --ppid "$1") "$1"; do read -r a b < <(awk '{print $14, $15}' /proc/"$p"/stat); u=$((u + a)); k=$((k + b)); done; echo "$u $k"; }
+
+# system calls per request, and the kernel's share of the CPU: "CALLS SHARE"
 syscalls() {
   taskset -c 1 $(command_of "$1") >/dev/null 2>&1 & local pid=$!
   wait_port 19420
   load 1 >/dev/null
+  read -r u0 k0 < <(ticks "$pid")
   perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$W/perf.$1" & local perf=$!
   sleep 0.2
   local requests; requests=$(load 4)
   kill -INT "$perf"; wait "$perf" 2>/dev/null || true
+  read -r u1 k1 < <(ticks "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local calls; calls=$(awk -F, '/raw_syscalls/ {print $1}' "$W/perf.$1")
-  awk -v c="$calls" -v r="$requests" 'BEGIN {printf "%.2f", c / r}'
+  awk -v c="$calls" -v r="$requests" -v u=$((u1 - u0)) -v k=$((k1 - k0)) \
+    'BEGIN {printf "%.2f %.0f%%", c / r, 100 * k / (u + k)}'
 }
 
-printf '%-8s %14s %16s\n' proxy instructions/req syscalls/req
+printf '%-8s %18s %14s %12s\n' proxy instructions/req syscalls/req kernel-share
 for system in nginx step03 step10 l4-tcp; do
   if [ "$system" = l4-tcp ]; then
     ir_per='-'
@@ -81,5 +88,6 @@ for system in nginx step03 step10 l4-tcp; do
     read -r ir8 rq8 < <(callgrind_run "$system" 8)
     ir_per=$(awk -v a="$ir2" -v b="$ir8" -v x="$rq2" -v y="$rq8" 'BEGIN {printf "%.0f", (b - a) / (y - x)}')
   fi
-  printf '%-8s %14s %16s\n' "$system" "$ir_per" "$(syscalls "$system")"
+  read -r calls share < <(syscalls "$system")
+  printf '%-8s %18s %14s %12s\n' "$system" "$ir_per" "$calls" "$share"
 done

@@ -64,11 +64,15 @@ fuzz_target!(|data: &[u8]| {
         };
         assert_eq!(count(name), allowed, "{name} in\n{}", String::from_utf8_lossy(&out));
     }
-    // The same parser accepts what it sent, framed the same way.
-    let mut again = Vec::new();
-    let reread = head::parse_request(&out, &mut again)
-        .unwrap_or_else(|e| panic!("own output refused: {e}\n{}", String::from_utf8_lossy(&out)))
-        .expect("complete");
-    assert_eq!(reread.framing(), request.framing());
+    // The same parser accepts what it sent, framed the same way (when it
+    // fits a client's header limit: the proxy adds up to five headers, as
+    // step 03 does, so a request near the limit goes out above it).
+    if parsed.headers.len() <= head::MAX_REQUEST_HEADERS {
+        let mut again = Vec::new();
+        let reread = head::parse_request(&out, &mut again)
+            .unwrap_or_else(|e| panic!("own output refused: {e}\n{}", String::from_utf8_lossy(&out)))
+            .expect("complete");
+        assert_eq!(reread.framing(), request.framing());
+    }
     assert_eq!(count("content-length"), usize::from(matches!(request.framing(), Framing::Length(_))));
 });
