@@ -76,7 +76,7 @@ syscalls() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local calls; calls=$(awk -F, '/raw_syscalls/ {print $1}' "$W/perf.$1")
   awk -v c="$calls" -v r="$requests" -v u=$((u1 - u0)) -v k=$((k1 - k0)) \
-    'BEGIN {printf "%.2f %.0f%%", c / r, 100 * k / (u + k)}'
+    'BEGIN {printf "%.2f %.0f%%\n", c / r, 100 * k / (u + k)}'
 }
 
 printf '%-8s %18s %14s %12s\n' proxy instructions/req syscalls/req kernel-share
@@ -86,7 +86,7 @@ for system in nginx step03 step10 l4-tcp; do
   else
     read -r ir2 rq2 < <(callgrind_run "$system" 2)
     read -r ir8 rq8 < <(callgrind_run "$system" 8)
-    ir_per=$(awk -v a="$ir2" -v b="$ir8" -v x="$rq2" -v y="$rq8" 'BEGIN {printf "%.0f", (b - a) / (y - x)}')
+    ir_per=$(awk -v a="$ir2" -v b="$ir8" -v x="$rq2" -v y="$rq8" 'BEGIN {printf "%.0f\n", (b - a) / (y - x)}')
   fi
   read -r calls share < <(syscalls "$system")
   printf '%-8s %18s %14s %12s\n' "$system" "$ir_per" "$calls" "$share"

@@ -68,8 +68,7 @@ async fn step_10_passes_every_probe_step_03_passes() {
     )
     .await
     .unwrap();
-    let url = format!("http://{}", step10.servers[0].addr());
-    let failed = failed_probes(&Target::new(&url).unwrap()).await;
+    let failed = failed_probes(&Target::new(&step10.servers[0].url()).unwrap()).await;
     assert!(failed.is_empty(), "step 10 failed: {failed:?}");
 }
 

@@ -442,7 +442,11 @@ impl Server {
     /// [`Stopping`] that says when shutdown begins (an HTTP server closes
     /// its idle keep-alive connections then). On shutdown the listener
     /// closes at once and open connections get the grace period to finish.
-    pub fn spawn_streams<F, Fut>(self, handle: F) -> io::Result<ServerHandle>
+    ///
+    /// `scheme` is what the handler speaks on those streams (`tcp` for
+    /// step 08's bytes, `http` for step 10's own HTTP/1): the handle's URL
+    /// and the "listening on" line use it.
+    pub fn spawn_streams<F, Fut>(self, scheme: &'static str, handle: F) -> io::Result<ServerHandle>
     where
         F: Fn(ClientStream, SocketAddr, Stopping) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -450,7 +454,7 @@ impl Server {
         let addr = self.listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let name = self.name;
-        info!("{name} listening on tcp://{addr}");
+        info!("{name} listening on {scheme}://{addr}");
         let (listener, options) = (self.listener, self.options);
         let stopping = Stopping(stopped.clone());
         let task = tokio::spawn(async move {
@@ -477,7 +481,7 @@ impl Server {
         Ok(ServerHandle {
             name,
             addr,
-            scheme: "tcp",
+            scheme,
             stop,
             task: Some(task),
         })

@@ -28,10 +28,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     );
     let targets = [
         ("step 03", Target::new(&step03.servers[0].url())?),
-        (
-            "step 10",
-            Target::new(&format!("http://{}", step10.servers[0].addr()))?,
-        ),
+        ("step 10", Target::new(&step10.servers[0].url())?),
     ];
     let mut columns = Vec::new();
     for (name, target) in &targets {

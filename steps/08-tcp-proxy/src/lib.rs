@@ -397,7 +397,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     launched.push(
         Server::new(listener, "tcp proxy")
             .options(args.server_options())
-            .spawn_streams(move |client, peer, _stopping| {
+            .spawn_streams("tcp", move |client, peer, _stopping| {
                 let proxy = proxy.clone();
                 async move { proxy.handle(client, peer).await }
             })?,

@@ -149,7 +149,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     });
     let listener = binder.bind(args.listen).await?;
     let server = Server::new(listener, "fast path").options(options);
-    launched.push(server.spawn_streams(move |stream, peer, stopping| {
+    launched.push(server.spawn_streams("http", move |stream, peer, stopping| {
         exchange::serve(path.clone(), stream, peer, stopping)
     })?);
     Ok(launched)

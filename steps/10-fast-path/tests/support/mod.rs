@@ -35,10 +35,9 @@ impl Setup {
     }
 }
 
-/// Where a launched proxy takes requests (its listener serves raw
-/// streams, so its handle says tcp://).
+/// Where a launched proxy takes requests.
 pub fn url_of(proxy: &Launched) -> String {
-    format!("http://{}", proxy.servers[0].addr())
+    proxy.servers[0].url()
 }
 
 /// Step 10 in front of `upstream`.
