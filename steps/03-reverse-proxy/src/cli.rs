@@ -84,24 +84,9 @@ pub struct ProxyOptions {
 }
 
 impl ProxyOptions {
-    /// The runtime `--threads` asks for. Default: as many workers as cores
-    /// this process may run on (taskset and cgroup limits count). One worker
-    /// means one core, and then a current-thread runtime skips work-stealing
-    /// that only pays off with several.
+    /// The runtime `--threads` asks for ([`serving::runtime`]).
     pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if threads <= 1 {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        } else {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .build()
-        }
+        serving::runtime(self.threads)
     }
 
     /// The peers whose forwarded client addresses are believed.

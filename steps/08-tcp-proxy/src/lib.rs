@@ -115,19 +115,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// The runtime `--threads` asks for.
+    /// The runtime `--threads` asks for ([`serving::runtime`]).
     pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let mut builder = if threads <= 1 {
-            tokio::runtime::Builder::new_current_thread()
-        } else {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(threads);
-            builder
-        };
-        builder.enable_all().build()
+        serving::runtime(self.threads)
     }
 
     fn server_options(&self) -> ServerOptions {

@@ -225,15 +225,7 @@ impl Conn<'_> {
             };
             if (100..200).contains(&response.status) && response.status != 101 {
                 if request.minor == 1 {
-                    self.out.clear();
-                    forward::response_head(
-                        &mut self.out,
-                        &self.ubuf,
-                        &response,
-                        &self.upstream_headers,
-                        true,
-                        false,
-                    );
+                    self.head_for_client(&response, true, false);
                     client.write_all(&self.out).await?;
                 }
                 self.ubuf.drain(..response.len);
@@ -259,15 +251,7 @@ impl Conn<'_> {
         let chunked_ok = request.minor == 1;
         let framing = response.common.framing.unwrap_or(Framing::Empty);
         let close = close || framing == Framing::UntilClose;
-        self.out.clear();
-        forward::response_head(
-            &mut self.out,
-            &self.ubuf,
-            &response,
-            &self.upstream_headers,
-            chunked_ok,
-            close,
-        );
+        self.head_for_client(&response, chunked_ok, close);
         let reusable = self
             .send_response_body(client, &mut sent.upstream, &response, chunked_ok, &mut body)
             .await?;
@@ -275,6 +259,20 @@ impl Conn<'_> {
             self.path.pool.put(sent.upstream);
         }
         Ok(!close)
+    }
+
+    /// `out` = the response head for the client (see
+    /// [`forward::response_head`]).
+    fn head_for_client(&mut self, response: &ResponseHead, chunked_ok: bool, close: bool) {
+        self.out.clear();
+        forward::response_head(
+            &mut self.out,
+            &self.ubuf,
+            response,
+            &self.upstream_headers,
+            chunked_ok,
+            close,
+        );
     }
 
     /// Who sent `request`: the peer, or whom a trusted peer forwarded.
@@ -617,15 +615,7 @@ impl Conn<'_> {
                 ));
             }
         }
-        self.out.clear();
-        forward::response_head(
-            &mut self.out,
-            &self.ubuf,
-            response,
-            &self.upstream_headers,
-            true,
-            false,
-        );
+        self.head_for_client(response, true, false);
         self.out.extend_from_slice(&self.ubuf[response.len..]);
         client.write_all(&self.out).await?;
         upstream.write_all(&self.cbuf[self.pos..]).await?;

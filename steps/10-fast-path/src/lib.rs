@@ -80,21 +80,9 @@ fn parse_upstream(raw: &str) -> Result<Uri, String> {
 }
 
 impl Args {
-    /// The runtime `--threads` asks for (one worker: a current-thread runtime).
+    /// The runtime `--threads` asks for ([`serving::runtime`]).
     pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if threads <= 1 {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        } else {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .build()
-        }
+        serving::runtime(self.threads)
     }
 }
 
