@@ -11,7 +11,7 @@
 # one of the defences, does not also lock out the normal client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p real_server -p step01-forward-proxy -p step03-reverse-proxy -p step05-middleware
+cargo build --release -q -p real_server -p step01-forward-proxy -p step03-reverse-proxy -p step05-middleware -p step10-fast-path
 W=$(mktemp -d /tmp/abuse.XXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
@@ -29,10 +29,12 @@ UP=http://127.0.0.1:19201
 
 row "attack" "proxy at the peak" "proxy afterwards" "normal client served"
 
-# 1. Slowloris: 3,000 connections that send one byte and wait.
-target/release/step03-reverse-proxy --listen 127.0.0.1:19210 --upstream $UP --header-read-timeout 3 >"$W/p1.log" 2>&1 & P=$!; PIDS+=($P)
-wait_port 19210
-python3 - 19210 3000 >"$W/a1" <<'PY' &
+# 1. Slowloris: 3,000 connections that send one byte and wait (against
+#    step 03, then step 10: BINARY PORT).
+slowloris() {
+target/release/$1 --listen 127.0.0.1:$2 --upstream $UP --header-read-timeout 3 >"$W/p1.log" 2>&1 & P=$!; PIDS+=($P)
+wait_port $2
+python3 - $2 3000 >"$W/a1" <<'PY' &
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 held, refused = [], 0
@@ -57,10 +59,13 @@ print(f"{len(held)} connected, {open_now} still open after 1 s, {refused} refuse
 time.sleep(7)
 PY
 A=$!; sleep 1.5
-peak="$(fds $P) fds, $(rss $P)"; ok=$(served 19210)
+peak="$(fds $P) fds, $(rss $P)"; ok=$(served $2)
 wait $A
-row "3,000 connections sending one byte" "$peak" "$(fds $P) fds, $(rss $P)" "$ok"
+row "$1: 3,000 connections sending one byte" "$peak" "$(fds $P) fds, $(rss $P)" "$ok"
 echo "    the attacker: $(cat "$W/a1")"
+}
+slowloris step03-reverse-proxy 19210
+slowloris step10-fast-path 19211
 
 # 2. Rate-limit keys: 20,000 distinct keys, each request padded to 32 KB.
 target/release/step05-middleware --listen 127.0.0.1:19220 --upstream $UP --rate-limit 1000 --rate-key header:x-api-key >"$W/p2.log" 2>&1 & P=$!; PIDS+=($P)
@@ -78,10 +83,12 @@ wrk -t1 -c16 -d3s -s "$W/keys.lua" http://127.0.0.1:19220/ >"$W/w2" 2>&1
 peak="$(fds $P) fds, $(rss $P) (from $before)"; ok=$(served 19220)
 row "distinct rate-limit keys, 32 KB heads (3 s)" "$peak" "$(fds $P) fds, $(rss $P)" "$ok"
 
-# 3. Slow readers: 500 clients ask for 1 GB each and read nothing.
-target/release/step03-reverse-proxy --listen 127.0.0.1:19230 --upstream $UP --send-timeout 3 >"$W/p3.log" 2>&1 & P=$!; PIDS+=($P)
-wait_port 19230
-python3 - 19230 500 >"$W/a3" <<'PY' &
+# 3. Slow readers: 500 clients ask for 1 GB each and read nothing
+#    (against step 03, then step 10: BINARY PORT).
+slow_readers() {
+target/release/$1 --listen 127.0.0.1:$2 --upstream $UP --send-timeout 3 >"$W/p3.log" 2>&1 & P=$!; PIDS+=($P)
+wait_port $2
+python3 - $2 500 >"$W/a3" <<'PY' &
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 held = []
@@ -92,10 +99,14 @@ for _ in range(n):
 time.sleep(10)
 PY
 A=$!; sleep 2
-peak="$(fds $P) fds, $(rss $P)"; ok=$(served 19230)
+peak="$(fds $P) fds, $(rss $P)"; ok=$(served $2)
 sleep 5
-row "500 clients that stop reading 1 GB" "$peak" "$(fds $P) fds, $(rss $P) (at 7 s)" "$ok"
+row "$1: 500 clients that stop reading 1 GB" "$peak" "$(fds $P) fds, $(rss $P) (at 7 s)" "$ok"
 wait $A
+
+}
+slow_readers step03-reverse-proxy 19230
+slow_readers step10-fast-path 19231
 
 # 4. The forward proxy asked to CONNECT to itself, however spelled.
 target/release/step01-forward-proxy --listen 127.0.0.1:19240 --allow-private --connect-ports any >"$W/p4.log" 2>&1 & P=$!; PIDS+=($P)
