@@ -229,6 +229,9 @@ impl Conn<'_> {
                     client.write_all(&self.out).await?;
                 }
                 self.ubuf.drain(..response.len);
+                // The upstream has answered: the request is no longer one
+                // to send again (and `out` now holds the interim head).
+                sent.reused = false;
                 if response.status == 100 && wait_for_continue && !body.done() {
                     self.send_body(client, &mut sent.upstream, &mut body)
                         .await?;

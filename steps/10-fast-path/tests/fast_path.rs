@@ -150,3 +150,46 @@ async fn a_status_line_without_a_reason_phrase_is_forwarded() {
     assert!(answer.starts_with("HTTP/1.1 200 \r\n"), "{answer}");
     assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_pooled_connection_that_dies_after_an_interim_answer_is_not_sent_again() {
+    // The first request on a connection is served; the second gets a
+    // 103 Early Hints and then the connection dies. The request was
+    // answered (in part): it must not be sent again — and never as the
+    // interim head the proxy forwarded.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let backend = raw_backend(move |mut stream| {
+        let record = record.clone();
+        async move {
+            let first = read_head(&mut stream).await;
+            record
+                .lock()
+                .unwrap()
+                .push(first.lines().next().unwrap_or("").to_owned());
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+            let second = read_head(&mut stream).await;
+            record
+                .lock()
+                .unwrap()
+                .push(second.lines().next().unwrap_or("").to_owned());
+            let _ = stream
+                .write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+                .await;
+        }
+    })
+    .await;
+    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let client = client();
+    let first = client.get(url_of(&proxy)).send().await.unwrap();
+    assert_eq!(first.text().await.unwrap(), "ok");
+    let second = client.get(url_of(&proxy)).send().await.unwrap();
+    assert_eq!(second.status(), 502);
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|line| line.starts_with("GET ")),
+        "the upstream was sent {seen:?}"
+    );
+}
