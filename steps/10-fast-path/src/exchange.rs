@@ -136,9 +136,11 @@ struct Conn<'p> {
 /// A request whose upstream side is ready.
 struct Sent {
     upstream: TcpStream,
-    /// It came from the pool: if it turns out dead before any answer, the
-    /// request may be sent again on a new connection.
-    reused: bool,
+    /// The connection came from the pool and the request may be sent again
+    /// if the connection closes before any answer: it is all in `out` and
+    /// its method is idempotent. (The upstream may have read it before
+    /// closing: a POST is never sent twice, DESIGN.md's retry rule.)
+    resend_on_silence: bool,
 }
 
 impl Conn<'_> {
@@ -200,10 +202,16 @@ impl Conn<'_> {
             self.out.extend_from_slice(&available[..taken]);
             self.pos += taken;
         }
-        // A request without a body still in flight can be sent again if a
-        // pooled connection turns out dead.
-        let resendable = body.done();
-        let mut sent = self.send_head(resendable).await?;
+        // A request whose body is all in `out` can be sent again if a
+        // pooled connection turns out dead: whatever its method if the
+        // write failed (nothing reached the upstream), only if idempotent
+        // if the connection closed after taking it.
+        let whole = body.done();
+        let idempotent = matches!(
+            request.method(&self.cbuf),
+            b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
+        );
+        let mut sent = self.send_head(whole, idempotent).await?;
         if !wait_for_continue {
             self.send_body(client, &mut sent.upstream, &mut body)
                 .await?;
@@ -231,7 +239,7 @@ impl Conn<'_> {
                 self.ubuf.drain(..response.len);
                 // The upstream has answered: the request is no longer one
                 // to send again (and `out` now holds the interim head).
-                sent.reused = false;
+                sent.resend_on_silence = false;
                 if response.status == 100 && wait_for_continue && !body.done() {
                     self.send_body(client, &mut sent.upstream, &mut body)
                         .await?;
@@ -334,16 +342,17 @@ impl Conn<'_> {
 
     /// A connection to the upstream, with `out` (the head and first body
     /// bytes) written to it.
-    async fn send_head(&mut self, resendable: bool) -> Result<Sent, Failure> {
+    async fn send_head(&mut self, whole: bool, idempotent: bool) -> Result<Sent, Failure> {
         if let Some(mut upstream) = self.path.pool.take() {
             match upstream.write_all(&self.out).await {
                 Ok(()) => {
                     return Ok(Sent {
                         upstream,
-                        reused: resendable,
+                        resend_on_silence: whole && idempotent,
                     });
                 }
-                Err(_) if resendable => {}
+                // Refused by a connection already dead: nothing arrived.
+                Err(_) if whole => {}
                 Err(e) => return Err(upstream_failure(&e)),
             }
         }
@@ -354,7 +363,7 @@ impl Conn<'_> {
             .map_err(|e| upstream_failure(&e))?;
         Ok(Sent {
             upstream,
-            reused: false,
+            resend_on_silence: false,
         })
     }
 
@@ -442,8 +451,9 @@ impl Conn<'_> {
     }
 
     /// Read the upstream's response head into `ubuf`, watching the client:
-    /// if it hangs up, the request is cancelled. A reused connection that
-    /// died before answering is replaced once, and the request sent again.
+    /// if it hangs up, the request is cancelled. A pooled connection that
+    /// closes before answering an idempotent request is replaced once, and
+    /// the request sent again.
     async fn read_response_head<C>(
         &mut self,
         client: &mut C,
@@ -491,10 +501,10 @@ impl Conn<'_> {
             };
             tokio::select! {
                 read = sent.upstream.read_buf(&mut self.ubuf) => match read {
-                    Ok(0) | Err(_) if sent.reused && self.ubuf.is_empty() => {
+                    Ok(0) | Err(_) if sent.resend_on_silence && self.ubuf.is_empty() => {
                         // The pooled connection was closed under us before
                         // it answered: once more, on a fresh one.
-                        sent.reused = false;
+                        sent.resend_on_silence = false;
                         sent.upstream = self.connect().await?;
                         sent.upstream.write_all(&self.out).await.map_err(|e| upstream_failure(&e))?;
                     }

@@ -193,3 +193,45 @@ async fn a_pooled_connection_that_dies_after_an_interim_answer_is_not_sent_again
         "the upstream was sent {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn a_post_the_upstream_took_without_answering_is_not_sent_twice() {
+    // The second request on a pooled connection is a POST; the upstream
+    // reads it and closes without a word. It may have acted on it: the
+    // client gets a 502, and the POST reached the upstream once.
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = posts.clone();
+    let backend = raw_backend(move |mut stream| {
+        let counted = counted.clone();
+        async move {
+            loop {
+                let head = read_head(&mut stream).await;
+                if head.is_empty() {
+                    return;
+                }
+                if head.starts_with("POST") {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut body = [0u8; 4];
+                    let _ = stream.read_exact(&mut body).await;
+                    return;
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            }
+        }
+    })
+    .await;
+    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let client = client();
+    let first = client.get(url_of(&proxy)).send().await.unwrap();
+    assert_eq!(first.text().await.unwrap(), "ok");
+    let post = client
+        .post(url_of(&proxy))
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 502);
+    assert_eq!(posts.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
