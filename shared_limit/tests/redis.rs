@@ -123,3 +123,46 @@ async fn a_redis_that_hangs_costs_one_request_in_each_interval_the_bound() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn keys_clients_invent_do_not_stay_in_redis() {
+    // A client that sends a new key with every request (header:X-Api-Key,
+    // say) makes a bucket each time. A bucket's key expires when it would
+    // be full again, so Redis holds only the busy ones: here, at 1,000/s
+    // with bursts of 1, a bucket is full again after 1 ms.
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let limits = SharedLimits::new(&redis.url(), Fail::Open, DEFAULT_BOUND).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while limits
+        .check(b"warm-up", per_second(1000), per_second(1))
+        .await
+        != Verdict::Admitted
+    {
+        assert!(Instant::now() < deadline, "redis never answered");
+    }
+    for n in 0..2_000 {
+        let key = format!("invented-{n}");
+        assert_eq!(
+            limits
+                .check(key.as_bytes(), per_second(1000), per_second(1))
+                .await,
+            Verdict::Admitted
+        );
+    }
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys: u64 = redis::cmd("DBSIZE")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if keys == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{keys} buckets still in Redis");
+        tokio::task::yield_now().await;
+    }
+}
