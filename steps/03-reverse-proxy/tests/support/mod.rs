@@ -1,43 +1,13 @@
-//! Helpers shared by step 03's tests: a proxy in front of a real server,
-//! and the wire helpers of [`wire`].
+//! Helpers shared by step 03's tests: which proxy they launch, and the
+//! helpers of [`wire`].
 
 #![allow(dead_code, unused_imports)] // each test file uses a different subset
 
 mod wire;
 
-use std::net::SocketAddr;
-
 use clap::Parser;
-use serving::{Binder, Launched, ServerHandle};
-use tokio::net::TcpListener;
+use serving::{Binder, Launched};
 pub use wire::*;
-
-pub struct Setup {
-    pub proxy: Launched,
-    pub backend: ServerHandle,
-}
-
-impl Setup {
-    /// step 03 in front of a fresh real server, with extra CLI flags.
-    pub async fn new(extra: &[&str]) -> Self {
-        let backend = real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-        let proxy = proxy_to(&backend.url(), extra).await;
-        Setup { proxy, backend }
-    }
-
-    pub fn url(&self) -> String {
-        self.proxy.servers[0].url()
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.proxy.servers[0].addr()
-    }
-}
-
-/// Where a launched proxy takes requests.
-pub fn url_of(proxy: &Launched) -> String {
-    proxy.servers[0].url()
-}
 
 /// step 03 in front of `upstream`.
 pub async fn proxy_to(upstream: &str, extra: &[&str]) -> Launched {

@@ -1,7 +1,8 @@
-//! The wire side of the proxy tests: a client, raw-socket requests and
-//! answers, hand-written backends for what real_server cannot misbehave at.
-//! Step 10's tests use it too, to hold its own HTTP/1 engine to the same
-//! cases as step 03.
+//! The wire side of the proxy tests: a proxy in front of a real server, a
+//! client, raw-socket requests and answers, hand-written backends for what
+//! real_server cannot misbehave at. Step 10's tests use it too, to hold its
+//! own HTTP/1 engine to the same cases as step 03; each `support` module
+//! says which proxy `proxy_to` launches.
 
 #![allow(dead_code)] // each test file uses a different subset
 
@@ -9,8 +10,39 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serving::{Launched, ServerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::proxy_to;
+
+/// The proxy under test in front of a fresh real server.
+pub struct Setup {
+    pub proxy: Launched,
+    pub backend: ServerHandle,
+}
+
+impl Setup {
+    /// The proxy in front of a fresh real server, with extra CLI flags.
+    pub async fn new(extra: &[&str]) -> Self {
+        let backend = real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let proxy = proxy_to(&backend.url(), extra).await;
+        Setup { proxy, backend }
+    }
+
+    pub fn url(&self) -> String {
+        url_of(&self.proxy)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.proxy.servers[0].addr()
+    }
+}
+
+/// Where a launched proxy takes requests.
+pub fn url_of(proxy: &Launched) -> String {
+    proxy.servers[0].url()
+}
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
