@@ -3,7 +3,7 @@
 # (callgrind) and system calls (perf's raw_syscalls tracepoint) per
 # request, and the kernel's share of the proxy's CPU, for nginx, step 03 and step 10 (and HAProxy's TCP mode for the
 # system calls: the L4 floor) — each as the same proxy in front of the same
-# nginx backend that ../shared/bench/pair.sh uses.
+# nginx backend that bench/pair.sh uses.
 #   bench/budget.sh            (after cargo build --release -p step03-reverse-proxy -p step10-fast-path)
 # Instructions: the proxy under callgrind, loaded by wrk -c64 once for 2 s
 # and once for 8 s; the difference in instructions over the difference in

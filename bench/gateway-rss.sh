@@ -16,7 +16,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
     echo 'rate_limit = { rps = 100, burst = 100, key = "client-ip" }'
   done
 } > "$dir/gateway.toml"
-"$(dirname "$0")/../target/release/step09-gateway" --config "$dir/gateway.toml" 2>/dev/null &
+"$(dirname "$0")/../target/release/step11-gateway" --config "$dir/gateway.toml" 2>/dev/null &
 pid=$!
 until curl -s -o /dev/null "http://127.0.0.1:$port/"; do sleep 0.1; done
 echo "services: $n  RSS after start: $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status)"

@@ -6,7 +6,7 @@
 # its own wrk (CPU 0) against the same nginx backend. Each round reads both
 # proxies' CPU time over the same seconds and divides by the requests each
 # served; the ratio of the two cancels whatever the machine did in those
-# seconds. (Measured one after the other, as ../shared/bench/compare.sh
+# seconds. (Measured one after the other, as bench/compare.sh
 # does, the same binary moves by 15-30 % between blocks on this shared
 # machine; measured side by side, step 03 against itself gives ratios
 # within 1 %.) Sharing a core makes both absolute figures higher than a

@@ -39,7 +39,7 @@ pub struct Cli {
     pub send: Vec<String>,
     /// With --websocket: after the messages, stay quiet this long (e.g. 2s)
     /// and show what the other side does, before closing.
-    #[arg(long, value_name = "DURATION", requires = "websocket", value_parser = step04_load_balance::parse_duration)]
+    #[arg(long, value_name = "DURATION", requires = "websocket", value_parser = operator_input::duration)]
     pub quiet: Option<Duration>,
 }
 
@@ -72,8 +72,8 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     chapters::ch06_websocket::run(report).await?;
     chapters::ch07_https::run(report).await?;
     chapters::ch08_tcp_proxy::run(report).await?;
-    chapters::ch09_gateway::run(report).await?;
     chapters::ch10_fast_path::run(report).await?;
+    chapters::ch11_gateway::run(report).await?;
     report.blank();
     report.line("The tour is over. NOTES.md explains each chapter; `cargo run -p <step>` runs one step on its own.");
     Ok(())

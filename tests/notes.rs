@@ -427,8 +427,8 @@ async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Re
             let args = step04_load_balance::Args::try_parse_from(argv)?;
             step04_load_balance::launch(args, binder).await?
         }
-        "step09-gateway" => {
-            step09_gateway::launch(step09_gateway::Args::try_parse_from(argv)?, binder).await?
+        "step11-gateway" => {
+            step11_gateway::launch(step11_gateway::Args::try_parse_from(argv)?, binder).await?
         }
         "step08-tcp-proxy" => {
             step08_tcp_proxy::launch(step08_tcp_proxy::Args::try_parse_from(argv)?, binder).await?
@@ -638,7 +638,7 @@ fn every_config_shown_in_notes_is_valid() {
             .by_ref()
             .take_while(|l| !l.starts_with("```"))
             .collect();
-        if let Err(e) = step09_gateway::config::parse(&block.join("\n"), "NOTES.md") {
+        if let Err(e) = step11_gateway::config::parse(&block.join("\n"), "NOTES.md") {
             panic!("NOTES shows a config the gateway refuses: {e}");
         }
         shown += 1;

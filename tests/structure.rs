@@ -2,8 +2,13 @@
 //!
 //! Libraries (everything outside `steps/` but the tour) depend on each other
 //! and on kept crates, never on a chapter; chapter N depends on libraries
-//! and on earlier chapters. A library that reached up into a chapter would
-//! make a change in chapter 1 ripple through every library above it.
+//! and on the earlier chapters whose lesson it builds on — the lesson chain
+//! below, and nothing else: plumbing several chapters need lives in a
+//! library. A library that reached up into a chapter would make a change in
+//! chapter 1 ripple through every library above it; a chapter that reached
+//! into another for plumbing would tie two lessons together for no lesson.
+//! And no crate reads another's files (`include!`, `#[path]`): what is
+//! shared is a crate the others import, so the arrows here are all there is.
 
 use std::path::Path;
 use std::process::Command;
@@ -99,6 +104,182 @@ fn libraries_never_depend_on_a_chapter_and_chapters_only_on_earlier_ones() {
         }
     }
     assert!(wrong.is_empty(), "arrows that point up: {wrong:?}");
+}
+
+/// Which earlier chapters each chapter builds on, for its lesson: step 04
+/// balances step 03's proxy, step 05 puts step 04's behind middleware,
+/// step 06 and 07 serve step 05's chain with tunnels and TLS, and the
+/// gateway routes between them all. Steps 01, 02, 08 and 10 stand alone.
+const LESSON_CHAIN: &[(&str, &[&str])] = &[
+    ("step04-load-balance", &["step03-reverse-proxy"]),
+    (
+        "step05-middleware",
+        &["step03-reverse-proxy", "step04-load-balance"],
+    ),
+    (
+        "step06-websocket",
+        &["step03-reverse-proxy", "step05-middleware"],
+    ),
+    (
+        "step07-https",
+        &[
+            "step03-reverse-proxy",
+            "step05-middleware",
+            "step06-websocket",
+        ],
+    ),
+    (
+        "step11-gateway",
+        &[
+            "step03-reverse-proxy",
+            "step04-load-balance",
+            "step05-middleware",
+            "step06-websocket",
+            "step07-https",
+        ],
+    ),
+];
+
+#[test]
+fn a_chapter_depends_on_another_only_for_its_lesson() {
+    let packages = workspace();
+    let is_chapter = |name: &str| {
+        packages
+            .iter()
+            .any(|p| p.name == name && p.chapter.is_some())
+    };
+    let mut wrong = Vec::new();
+    for package in packages.iter().filter(|p| p.chapter.is_some()) {
+        let allowed = LESSON_CHAIN
+            .iter()
+            .find(|(name, _)| *name == package.name)
+            .map_or(&[][..], |(_, deps)| deps);
+        for (dep, kind) in &package.local_deps {
+            if is_chapter(dep) && !allowed.contains(&dep.as_str()) {
+                wrong.push(format!("{} -> {dep} ({kind})", package.name));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "chapters reaching into others (move what they need into a library): {wrong:?}"
+    );
+}
+
+/// A path a source file reads: relative to the file, or (after
+/// `env!("CARGO_MANIFEST_DIR")`) to its crate's root, written `<crate>/…`.
+const CRATE_ROOT: &str = "<crate>";
+
+/// `include!`, `include_str!`, `include_bytes!` and `#[path]` arguments in
+/// `source`, and paths built on `env!("CARGO_MANIFEST_DIR")` that climb out
+/// with `/..` (only literal ones: a path built at run time is not followed).
+fn included_paths(source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let manifest_dir = "env!(\"CARGO_MANIFEST_DIR\")";
+    for (at, _) in source.match_indices(manifest_dir) {
+        let after = &source[at + manifest_dir.len()..];
+        let near = &after[..after.len().min(120)];
+        if let Some(start) = near.find("\"/..") {
+            let literal = &near[start + 1..];
+            let end = literal.find('"').unwrap_or(literal.len());
+            found.push(format!("{CRATE_ROOT}{}", &literal[..end]));
+        }
+    }
+    for opener in [
+        "include!(\"",
+        "include_str!(\"",
+        "include_bytes!(\"",
+        "#[path = \"",
+    ] {
+        for (at, _) in source.match_indices(opener) {
+            let rest = &source[at + opener.len()..];
+            if let Some(end) = rest.find('"') {
+                found.push(rest[..end].to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_crate_reads_another_crates_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let metadata: Value =
+        serde_json::from_str(&cargo(&["metadata", "--format-version", "1", "--no-deps"]))
+            .expect("cargo metadata prints JSON");
+    let crate_dirs: Vec<std::path::PathBuf> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            Path::new(p["manifest_path"].as_str().expect("manifest"))
+                .parent()
+                .expect("a manifest is in a directory")
+                .to_path_buf()
+        })
+        .collect();
+    // The crate a file belongs to: the deepest crate directory above it.
+    let owner = |file: &Path| {
+        crate_dirs
+            .iter()
+            .filter(|dir| file.starts_with(dir))
+            .max_by_key(|dir| dir.components().count())
+            .cloned()
+    };
+    let mut wrong = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable dir") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" && name != "fuzz" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if !name.ends_with(".rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).expect("readable source");
+            let mine = owner(&path);
+            for included in included_paths(&source) {
+                let target = match included.strip_prefix(CRATE_ROOT) {
+                    Some(rest) => match &mine {
+                        Some(root) => root.join(rest.trim_start_matches('/')),
+                        None => continue,
+                    },
+                    None => path.parent().unwrap().join(&included),
+                };
+                let target = std::fs::canonicalize(&target).unwrap_or(target);
+                if owner(&target) != mine {
+                    wrong.push(format!("{} reads {included}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "files read across crates: {wrong:?}");
+}
+
+#[test]
+fn the_file_reading_check_sees_what_it_must() {
+    let source = concat!(
+        "include!(\"../../03-reverse-proxy/tests/cases/x.rs\");\n",
+        "#[path = \"../other/wire.rs\"]\nmod wire;\n",
+        "const EXAMPLE: &str = include_str!(\"../gateway.toml\");\n",
+        "let dir = concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../../middleware/tests\");\n"
+    );
+    let mut found = included_paths(source);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "../../03-reverse-proxy/tests/cases/x.rs",
+            "../gateway.toml",
+            "../other/wire.rs",
+            "<crate>/../../middleware/tests"
+        ]
+    );
 }
 
 #[test]

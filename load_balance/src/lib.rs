@@ -29,6 +29,7 @@
 //! Left out on purpose: slow start, and zone/locality awareness.
 
 pub mod consistent_hash;
+mod hash_key;
 pub mod health;
 pub mod least_connections;
 pub mod random;
@@ -46,6 +47,7 @@ use hyper::header::HeaderValue;
 use std::sync::atomic::AtomicBool;
 use tracing::{info, warn};
 
+pub use hash_key::HashKey;
 pub use health::{ActiveChecks, HealthPolicy, Outcome};
 
 /// One upstream server and what the balancer knows about it.
@@ -515,4 +517,14 @@ impl Turns {
     pub(crate) fn next(&self) -> usize {
         self.0.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// The `--balance` flag's parser: the registered strategies' names, which
+/// clap lists in `--help` and in the error for an unknown one.
+#[cfg(feature = "clap")]
+pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
+    clap::builder::TypedValueParser::map(
+        clap::builder::PossibleValuesParser::new(Kind::names()),
+        |name| name.parse::<Kind>().expect("a registered name parses"),
+    )
 }

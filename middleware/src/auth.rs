@@ -39,6 +39,7 @@ use proxy_core::{ProxyBody, text_response};
 use crate::{Ctx, Middleware, Next};
 
 /// The JWT verification key.
+#[derive(Debug, Clone, PartialEq)]
 pub enum JwtKey {
     Hs256Secret(Vec<u8>),
     Rs256PublicPem(Vec<u8>),

@@ -26,6 +26,7 @@ mod per_second;
 pub mod rate_limit;
 pub mod request_id;
 pub mod rewrite;
+pub mod settings;
 pub mod stats;
 
 use std::net::SocketAddr;

@@ -23,6 +23,14 @@ pub struct Rule {
     replacement: String,
 }
 
+/// Two rules are the same rule when they are written the same: a reload
+/// keeps a service whose rules did not change.
+impl PartialEq for Rule {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern.as_str() == other.pattern.as_str() && self.replacement == other.replacement
+    }
+}
+
 impl std::str::FromStr for Rule {
     type Err = String;
 

@@ -937,8 +937,8 @@ async fn a_request_dropped_before_it_runs_frees_its_cap_place_and_its_probe() {
 #[tokio::test]
 async fn rs256_tokens_are_verified_with_the_public_key() {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-    let public = include_bytes!("fixtures/jwt-test-public.pem").to_vec();
-    let private = include_bytes!("fixtures/jwt-test-private.pem");
+    let public = proxy_test_cases::jwt_keys::PUBLIC_PEM.as_bytes().to_vec();
+    let private = proxy_test_cases::jwt_keys::PRIVATE_PEM.as_bytes();
     let auth = Auth::default().jwt(JwtKey::Rs256PublicPem(public)).unwrap();
     let server = serve(Chain::new(Arc::new(Stub::default())).with(Arc::new(auth))).await;
     let exp = std::time::SystemTime::now()

@@ -31,6 +31,35 @@ pub const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// Is `name` one of the fixed hop-by-hop headers? For engines that compare
+/// raw bytes (step 10) rather than parsed names.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+}
+
+/// Does this `TE` value list `trailers` (among other codings, with or
+/// without parameters, in any case)? Then the client takes trailers, and
+/// `TE: trailers` is the one `TE` a proxy passes on (Go's rule): without
+/// it a gRPC backend would not send its status. `TE: trailers, deflate`
+/// counts; `deflate` alone does not.
+pub fn te_lists_trailers(value: &[u8]) -> bool {
+    value.split(|b| *b == b',').any(|coding| {
+        let name = coding.split(|b| *b == b';').next().unwrap_or_default();
+        name.trim_ascii().eq_ignore_ascii_case(b"trailers")
+    })
+}
+
+/// Methods a request may be sent twice with (RFC 9110 §9.2.2): the ones a
+/// retry can repeat without doing twice what the client asked once.
+pub fn is_idempotent(method: &[u8]) -> bool {
+    matches!(
+        method,
+        b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
+    )
+}
+
 /// Every header name listed in any `Connection` header.
 pub fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
@@ -138,6 +167,33 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x-kept"]);
+    }
+
+    #[test]
+    fn te_trailers_counts_among_other_codings() {
+        for yes in [
+            "trailers",
+            "trailers, deflate",
+            "deflate, Trailers;q=0.5",
+            " trailers ",
+        ] {
+            assert!(te_lists_trailers(yes.as_bytes()), "{yes}");
+        }
+        for no in ["deflate", "trailersx", "", "gzip;trailers"] {
+            assert!(!te_lists_trailers(no.as_bytes()), "{no}");
+        }
+    }
+
+    #[test]
+    fn idempotent_methods_are_rfc_9110s() {
+        for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(is_idempotent(method.as_bytes()), "{method}");
+            let parsed: hyper::Method = method.parse().unwrap();
+            assert!(parsed.is_idempotent(), "{method}");
+        }
+        for method in ["POST", "PATCH", "CONNECT", "get"] {
+            assert!(!is_idempotent(method.as_bytes()), "{method}");
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@
 pub mod body;
 pub mod client;
 pub mod headers;
+pub mod refusal;
+pub mod target;
 pub mod transport;
 
 pub use body::{

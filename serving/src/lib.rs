@@ -24,9 +24,13 @@
 //! preface; ALPN, set in the rustls config, only tells the client which
 //! ones are on offer.
 //!
+//! * [`Server::serve_clients`] is how a proxy is served: its handler gets
+//!   each request with the client it came from.
+//!
 //! Left out on purpose: any notion of routing — a server is given one
 //! service and that is all it knows.
 
+mod clients;
 mod flags;
 mod guard;
 mod log;
@@ -53,7 +57,7 @@ use tracing::{debug, info, warn};
 
 use guard::Caps;
 
-pub use flags::ConnectionFlags;
+pub use flags::{ConnectionFlags, ServeFlags};
 pub use guard::{
     ClientStream, GuardedStream, default_max_connections, default_max_connections_per_address,
 };

@@ -12,7 +12,7 @@ pub mod ch01 {
 }
 
 pub mod ch02 {
-    pub use step02_reverse_proxy_minimal::{join_paths, join_queries};
+    pub use proxy_core::target::{join_paths, join_queries};
 }
 
 pub mod ch03 {

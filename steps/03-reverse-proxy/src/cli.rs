@@ -1,34 +1,23 @@
 //! The `step03-reverse-proxy` command line and how it assembles a proxy.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use hyper::header::HeaderValue;
-use hyper::http::uri::Scheme;
-use hyper::service::service_fn;
 use hyper::{Method, Response, Uri};
-use ipnet::IpNet;
 use proxy_core::{ProxyBody, TrustedProxies, complete_response};
-use serving::{Binder, ConnectionFlags, Launched, Server, ServerHandle, ServerOptions};
-use step02_reverse_proxy_minimal::{DEMO_ADDRS, parse_upstream_with, start_backends};
+use serving::{Binder, Launched, ServeFlags, Server, ServerHandle};
 
 use crate::{
-    ClientConn, Director, HttpTransport, ProxyError, ReverseProxy, Transport, TransportOptions,
-    single_host,
+    Director, HttpTransport, ProxyError, ReverseProxy, Transport, TransportOptions, single_host,
 };
 
 /// An upstream URL: `http://…`, or `h2c://…` for HTTP/2 in cleartext
 /// (what a gRPC server speaks).
 pub fn parse_upstream(raw: &str) -> Result<Uri, String> {
-    parse_upstream_with(raw, &[Scheme::HTTP, h2c()])
-}
-
-/// `h2c`: HTTP/2 over TCP without TLS, with prior knowledge (RFC 9113 §3.3).
-pub fn h2c() -> Scheme {
-    Scheme::try_from("h2c").expect("h2c is a valid scheme")
+    operator_input::upstream_url(raw, &["http", "h2c"])
 }
 
 /// Command line of `step03-reverse-proxy`.
@@ -59,24 +48,16 @@ pub struct ProxyOptions {
     /// frame as it arrives).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub flush_interval: u64,
-    /// Answer 504 when the upstream sends no response head within this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
+    /// Answer 504 when the upstream sends no response head within this many
+    /// seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = operator_input::seconds)]
+    pub timeout: Option<Duration>,
     /// Close pooled upstream connections idle for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    #[arg(long, value_name = "SECS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub pool_idle_timeout: u64,
-    /// Runtime worker threads (default: the cores this process may use).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// The limits every server here puts on its clients.
+    /// Threads, trusted proxies and the limits on clients.
     #[command(flatten)]
-    pub connections: ConnectionFlags,
-    /// A proxy (or load balancer) in front of this one, whose
-    /// X-Forwarded-For names the client; repeat for several. The client is
-    /// then the right-most address no trusted proxy wrote, for forwarding
-    /// headers, allow/deny lists, rate limits and hashing.
-    #[arg(long = "trusted-proxy", value_name = "CIDR")]
-    pub trusted_proxies: Vec<IpNet>,
+    pub serve: ServeFlags,
     /// Show the hooks the way the seed's demo does: a response header added
     /// by ModifyResponse, and a custom error page from ErrorHandler.
     #[arg(long)]
@@ -84,24 +65,13 @@ pub struct ProxyOptions {
 }
 
 impl ProxyOptions {
-    /// The runtime `--threads` asks for ([`serving::runtime`]).
-    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        serving::runtime(self.threads)
-    }
-
-    /// The peers whose forwarded client addresses are believed.
-    pub fn trusted_proxies(&self) -> TrustedProxies {
-        TrustedProxies::new(self.trusted_proxies.clone())
-    }
-
-    /// Connection settings for the listening side.
-    pub fn server_options(&self) -> ServerOptions {
-        self.connections.server_options()
-    }
-
-    /// The proxy these options describe, around `director`.
-    pub fn build(&self, director: Director) -> anyhow::Result<ReverseProxy> {
-        self.build_with(Some(director), HttpTransport::new(self.transport()))
+    /// What these flags say about forwarding.
+    pub fn settings(&self) -> ProxySettings {
+        ProxySettings {
+            flush_interval: Duration::from_millis(self.flush_interval),
+            timeout: self.timeout,
+            demo_modify: self.demo_modify,
+        }
     }
 
     /// How to reach upstreams: the defaults, with `--pool-idle-timeout`.
@@ -111,44 +81,44 @@ impl ProxyOptions {
             ..TransportOptions::default()
         }
     }
-
-    /// The same, sending upstream through `transport` (step 07's speaks
-    /// TLS); without a director, each request brings its own
-    /// ([`ReverseProxy::serve_with`]).
-    pub fn build_with<T: Transport>(
-        &self,
-        director: Option<Director>,
-        transport: T,
-    ) -> anyhow::Result<ReverseProxy<T>> {
-        build(self, director, transport)
-    }
 }
 
-fn build<T: Transport>(
-    args: &ProxyOptions,
-    director: Option<Director>,
-    transport: T,
-) -> anyhow::Result<ReverseProxy<T>> {
-    let timeout = match args.timeout {
-        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
-        Some(secs) => anyhow::bail!("--timeout must be a positive number of seconds, got {secs}"),
-        None => None,
-    };
-    let mut proxy = ReverseProxy::directed_by(director, transport)
-        .flush_interval(Some(Duration::from_millis(args.flush_interval)))
-        .timeout(timeout);
-    if args.demo_modify {
-        proxy = proxy
-            .modify_response(Arc::new(|response| {
-                response.headers_mut().insert(
-                    "x-modified-by",
-                    HeaderValue::from_static("step03-reverse-proxy"),
-                );
-                Ok(())
-            }))
-            .error_handler(Arc::new(demo_error_page));
+/// The longest a seconds flag may say: a year.
+const MAX_SECS: u64 = operator_input::MAX_DURATION.as_secs();
+
+/// How a proxy forwards, as plain data: the flags fill it
+/// ([`ProxyOptions::settings`]), and so does a gateway service's table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProxySettings {
+    /// Coalesce response writes over this long (zero: every frame as it arrives).
+    pub flush_interval: Duration,
+    /// Answer 504 when the upstream sends no response head in this time.
+    pub timeout: Option<Duration>,
+    /// The seed's demo hooks: a header from ModifyResponse, an HTML error page.
+    pub demo_modify: bool,
+}
+
+impl ProxySettings {
+    /// The proxy these settings describe, sending upstream through
+    /// `transport`; without a director, each request brings its own
+    /// ([`ReverseProxy::serve_with`]).
+    pub fn build<T: Transport>(&self, director: Option<Director>, transport: T) -> ReverseProxy<T> {
+        let mut proxy = ReverseProxy::directed_by(director, transport)
+            .flush_interval(Some(self.flush_interval))
+            .timeout(self.timeout);
+        if self.demo_modify {
+            proxy = proxy
+                .modify_response(Arc::new(|response| {
+                    response.headers_mut().insert(
+                        "x-modified-by",
+                        HeaderValue::from_static("step03-reverse-proxy"),
+                    );
+                    Ok(())
+                }))
+                .error_handler(Arc::new(demo_error_page));
+        }
+        proxy
     }
-    Ok(proxy)
 }
 
 /// The `--demo-modify` error handler: an HTML page instead of plain text.
@@ -164,40 +134,28 @@ fn demo_error_page(method: &Method, uri: &Uri, error: ProxyError) -> Response<Pr
 /// Start the proxy (and the real servers, when no upstream was given).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
-    let upstream = match args.upstream.clone() {
-        Some(upstream) => upstream,
-        None => {
-            let backends = start_backends(binder, &DEMO_ADDRS).await?;
-            let first = backends.servers[0].url().parse()?;
-            launched.extend(backends);
-            first
-        }
-    };
-    tracing::info!("proxying every request to {upstream}");
-    let proxy = Arc::new(args.proxy.build(single_host(upstream))?);
+    let upstream = demo_backends::upstream_or_demo(args.upstream, binder, &mut launched).await?;
+    let transport = HttpTransport::new(args.proxy.transport());
+    let proxy = Arc::new(
+        args.proxy
+            .settings()
+            .build(Some(single_host(upstream)), transport),
+    );
     let listener = binder.bind(args.listen).await?;
-    let server = Server::new(listener, "reverse proxy").options(args.proxy.server_options());
-    launched.push(serve(proxy, server, args.proxy.trusted_proxies())?);
+    let server = Server::new(listener, "reverse proxy").options(args.proxy.serve.server_options());
+    launched.push(serve(proxy, server, args.proxy.serve.trusted_proxies())?);
     Ok(launched)
 }
 
-/// Serve `proxy` to plain-HTTP clients on `server`, believing the
-/// forwarded client addresses of `trusted` peers.
+/// Serve `proxy` on `server`, believing the forwarded client addresses of
+/// `trusted` peers.
 pub fn serve<T: Transport>(
     proxy: Arc<ReverseProxy<T>>,
     server: Server,
     trusted: TrustedProxies,
 ) -> std::io::Result<ServerHandle> {
-    let trusted = Arc::new(trusted);
-    server.spawn(move |peer| {
-        let (proxy, trusted) = (proxy.clone(), trusted.clone());
-        let conn = ClientConn::new(peer, "http");
-        service_fn(move |req| {
-            let client = trusted
-                .client_of(&conn, req.headers())
-                .unwrap_or_else(|| conn.clone());
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.serve(&client, req).await) }
-        })
+    server.serve_clients(trusted, move |client, req| {
+        let proxy = proxy.clone();
+        async move { proxy.serve(&client, req).await }
     })
 }

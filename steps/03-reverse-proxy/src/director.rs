@@ -20,7 +20,7 @@ use std::sync::Arc;
 use hyper::Uri;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
-use step02_reverse_proxy_minimal::target_uri;
+use proxy_core::target::target_uri;
 
 use crate::ProxyError;
 

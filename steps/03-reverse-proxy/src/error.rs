@@ -16,6 +16,7 @@ use thiserror::Error;
 use tracing::warn;
 
 use proxy_core::TransportError;
+use proxy_core::refusal::UpgradeRefusal;
 
 /// Everything that turns a proxied request into an error response.
 #[derive(Debug, Error)]
@@ -24,10 +25,8 @@ pub enum ProxyError {
     Upstream(TransportError),
     #[error("upstream sent no response within {0:?}")]
     Timeout(Duration),
-    #[error("client tried to switch to invalid protocol {0:?}")]
-    InvalidUpgrade(String),
-    #[error("backend switched to protocol {got:?} when {requested:?} was requested")]
-    UpgradeMismatch { requested: String, got: String },
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeRefusal),
     #[error("modify-response hook failed: {0}")]
     ModifyResponse(Box<dyn std::error::Error + Send + Sync>),
     #[error("this proxy has no director of its own: serve it with serve_with")]

@@ -49,12 +49,13 @@ use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use proxy_core::headers::{remove_hop_by_hop, request_host};
+use proxy_core::headers::{is_idempotent, remove_hop_by_hop, request_host, te_lists_trailers};
+use proxy_core::refusal::UpgradeRefusal;
 use proxy_core::{
     ClientConn, ProxyBody, RequestBody, RoundTripError, SentBytes, Transport, text_response,
 };
 
-pub use cli::{Args, ProxyOptions, h2c, launch, parse_upstream, serve};
+pub use cli::{Args, ProxyOptions, ProxySettings, launch, parse_upstream, serve};
 pub use director::{Director, Route, single_host};
 pub use error::{ErrorHandler, ProxyError, default_error_handler};
 pub use transport::{HttpTransport, TransportOptions};
@@ -317,14 +318,11 @@ impl<T: Transport> ReverseProxy<T> {
                 (requested.protocol, client_side)
             }
             requested => {
-                let show = |v: Option<&HeaderValue>| {
-                    v.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                        .unwrap_or_default()
-                };
-                return Err(ProxyError::UpgradeMismatch {
-                    requested: show(requested.as_ref().map(|r| &r.protocol)),
-                    got: show(switched_to.as_ref()),
-                });
+                return Err(UpgradeRefusal::mismatch(
+                    requested.as_ref().map_or(b"", |r| r.protocol.as_bytes()),
+                    switched_to.as_ref().map_or(b"", HeaderValue::as_bytes),
+                )
+                .into());
             }
         };
         let (mut head, _) = response.into_parts();
@@ -360,7 +358,7 @@ pub const MAX_KEPT_BODY: u64 = 64 * 1024;
 async fn keep_copy(
     request: &mut Request<RequestBody>,
 ) -> Result<Option<Request<RequestBody>>, ProxyError> {
-    if !request.method().is_idempotent() {
+    if !is_idempotent(request.method().as_str().as_bytes()) {
         return Ok(None);
     }
     let kept: Option<Bytes> = match request.body() {
@@ -451,14 +449,13 @@ fn refuse(reason: &'static str) -> Response<ProxyBody> {
     refusal
 }
 
-/// Did the client send `TE: trailers` (in any `TE` header, among other
-/// values, with or without parameters)? Only then are trailers its to read.
+/// Did the client send `TE: trailers` (in any `TE` header)? Only then are
+/// trailers its to read ([`te_lists_trailers`] says what counts).
 pub fn te_has_trailers(headers: &HeaderMap) -> bool {
-    headers.get_all(header::TE).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii().split(|b| *b == b';').next() == Some(b"trailers"))
-    })
+    headers
+        .get_all(header::TE)
+        .iter()
+        .any(|v| te_lists_trailers(v.as_bytes()))
 }
 
 /// Requests RFC 9112 says to reject that hyper accepts. hyper itself

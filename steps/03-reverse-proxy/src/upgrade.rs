@@ -19,6 +19,7 @@
 //! the proxy's connection would let the client send requests the proxy
 //! never sees — past every rule it enforces.
 
+use proxy_core::refusal::UpgradeRefusal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -70,8 +71,7 @@ pub fn claim(parts: &mut Parts) -> Result<Option<Requested>, ProxyError> {
         return Ok(None);
     };
     if !is_printable(&protocol) {
-        let shown = String::from_utf8_lossy(protocol.as_bytes()).into_owned();
-        return Err(ProxyError::InvalidUpgrade(shown));
+        return Err(UpgradeRefusal::invalid_protocol(protocol.as_bytes()).into());
     }
     if is_h2c(&protocol) {
         return Ok(None);

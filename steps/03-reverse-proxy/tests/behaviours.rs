@@ -1,18 +1,23 @@
 //! Every behaviour of DESIGN.md's list for the ReverseProxy clone, each
 //! against a real backend over TCP: the cases every HTTP/1 proxy here
-//! passes (cases/http1_behaviours.rs, step 10 runs them too), then what
+//! passes (`proxy_test_cases::http1`; step 10 runs them too), then what
 //! only step 03 has — HTTP/2 clients, the hooks, trusted proxies, the flush
 //! interval.
 
 mod support;
 
-include!("cases/http1_behaviours.rs");
+proxy_test_cases::http1_behaviours!(support::proxy_to);
+
+use proxy_test_cases::http1::{echo, trailers_via};
+use real_server::Echo;
+use support::*;
+use tokio::io::AsyncWriteExt;
 
 use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_client_is_the_rightmost_untrusted_address() {
-    let setup = Setup::new(&["--trusted-proxy", "127.0.0.1/32"]).await;
+    let setup = Setup::new(proxy_to, &["--trusted-proxy", "127.0.0.1/32"]).await;
     let seen = echo(
         &setup,
         &[
@@ -27,7 +32,7 @@ async fn behind_a_trusted_proxy_the_client_is_the_rightmost_untrusted_address() 
         Some("6.6.6.6, 192.0.2.7, 127.0.0.1")
     );
     // Untrusted, the same headers name nobody: the peer is the client.
-    let edge = Setup::new(&[]).await;
+    let edge = Setup::new(proxy_to, &[]).await;
     let seen = echo(
         &edge,
         &[
@@ -63,7 +68,7 @@ async fn unannounced_trailers_are_forwarded_over_http2_and_dropped_over_http1() 
 
 #[tokio::test]
 async fn demo_modify_shows_both_hooks() {
-    let setup = Setup::new(&["--demo-modify"]).await;
+    let setup = Setup::new(proxy_to, &["--demo-modify"]).await;
     let response = client().get(setup.url()).send().await.unwrap();
     assert_eq!(response.headers()["x-modified-by"], "step03-reverse-proxy");
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -91,7 +96,7 @@ async fn demo_modify_shows_both_hooks() {
 
 #[tokio::test]
 async fn http2_clients_are_served_and_the_upstream_gets_http1() {
-    let setup = Setup::new(&[]).await;
+    let setup = Setup::new(proxy_to, &[]).await;
     let http2 = reqwest::Client::builder()
         .no_proxy()
         .http2_prior_knowledge()
@@ -114,7 +119,7 @@ async fn http2_clients_are_served_and_the_upstream_gets_http1() {
 /// The body of `/stream/10?interval_ms=30` as the client's reads saw it:
 /// how many pieces arrived, and the whole text.
 async fn stream_as_read(flags: &[&str]) -> (usize, String) {
-    let setup = Setup::new(flags).await;
+    let setup = Setup::new(proxy_to, flags).await;
     let mut response = client()
         .get(format!("{}/stream/10?interval_ms=30", setup.url()))
         .send()

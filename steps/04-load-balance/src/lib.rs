@@ -18,34 +18,30 @@
 //!    request as in flight until its response body has been sent, for
 //!    least-connections and bounded loads.
 
-mod hash_key;
 pub mod retry;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use demo_backends::TRIO;
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
-use hyper::http::uri::Scheme;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{
-    ActiveChecks, Balancer, HealthPolicy, InFlight, Kind, Options, Outcome, Upstream,
+    ActiveChecks, Balancer, HashKey, HealthPolicy, InFlight, Kind, Options, Outcome, Upstream,
 };
 use proxy_core::{ClientConn, Transport};
 use proxy_core::{ProxyBody, text_response};
 use serving::{Binder, Launched, Server};
-use step02_reverse_proxy_minimal::{parse_upstream_with, start_backends};
 use step03_reverse_proxy::director::point_at;
 use step03_reverse_proxy::{
-    HttpTransport, ProxyError, ProxyOptions, ReverseProxy, Route, UpgradeHandler,
+    HttpTransport, ProxyError, ProxyOptions, ProxySettings, ReverseProxy, Route, UpgradeHandler,
 };
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-pub use hash_key::HashKey;
 use retry::{Retries, RetryCounters};
 
 /// Command line of `step04-load-balance`.
@@ -70,35 +66,35 @@ pub struct BalanceOptions {
     /// An upstream, optionally weighted: http://127.0.0.1:2003,weight=3.
     /// Repeat for more. Without any, three real servers start in-process on
     /// 127.0.0.1:2003, :2004 and :2005 with weights 1, 2 and 3.
-    #[arg(long = "upstream", value_name = "URL[,weight=N]", value_parser = parse_weighted)]
+    #[arg(long = "upstream", value_name = "URL[,weight=N]", value_parser = parse_upstream)]
     pub upstreams: Vec<(Uri, u32)>,
     /// How to pick an upstream for each request.
     #[arg(
         long,
         value_name = "STRATEGY",
         default_value = "round-robin",
-        value_parser = kind_parser(),
+        value_parser = load_balance::kind_parser(),
     )]
     pub balance: Kind,
     /// What consistent hashing hashes: url, client-ip or header:NAME.
     #[arg(long, value_name = "KEY", default_value = "url")]
     pub hash_key: HashKey,
     /// Probe this path on every upstream (active health checks).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = parse_path)]
     pub health_path: Option<String>,
     /// How often to probe, e.g. 500ms, 1s, 2m.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = operator_input::duration)]
     pub health_interval: Duration,
     /// Consecutive failures that eject an upstream: connections that fail
     /// or time out, and answers with a status --fail-status lists.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_fails: u32,
     /// How long an ejected upstream sits out, e.g. 10s.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = operator_input::duration)]
     pub fail_cooldown: Duration,
     /// Statuses that count as failures for passive health, e.g.
     /// 502,503,504 (none by default: any client can ask for a 503).
-    #[arg(long, value_name = "CODES", value_delimiter = ',', value_parser = parse_status)]
+    #[arg(long, value_name = "CODES", value_delimiter = ',', value_parser = operator_input::status)]
     pub fail_status: Vec<u16>,
     /// Send a failed request to another upstream, at most N times (0: never).
     /// Any request that never reached an upstream; one that may have, only
@@ -107,61 +103,106 @@ pub struct BalanceOptions {
     pub retries: u32,
 }
 
-/// An HTTP status code, 100 to 599.
-pub fn parse_status(raw: &str) -> Result<u16, String> {
-    raw.trim()
-        .parse::<u16>()
-        .ok()
-        .filter(|code| (100..=599).contains(code))
-        .ok_or_else(|| format!("{raw:?}: expected a status code from 100 to 599, e.g. 503"))
-}
-
-/// The `--balance` parser: the registered strategies' names, which clap
-/// lists in `--help` and in the error for an unknown one.
-pub fn kind_parser() -> impl clap::builder::TypedValueParser<Value = Kind> {
-    clap::builder::TypedValueParser::map(
-        clap::builder::PossibleValuesParser::new(Kind::names()),
-        |name| name.parse::<Kind>().expect("a registered name parses"),
-    )
-}
-
-/// `URL` or `URL,weight=N`.
-pub fn parse_weighted(raw: &str) -> Result<(Uri, u32), String> {
-    let (url, weight) = match raw.split_once(',') {
-        None => (raw, 1),
-        Some((url, spec)) => {
-            let weight = spec
-                .strip_prefix("weight=")
-                .and_then(|w| w.parse::<u32>().ok())
-                .filter(|w| *w >= 1)
-                .ok_or_else(|| format!("{spec:?}: expected weight=N with N ≥ 1"))?;
-            (url, weight)
+impl BalanceOptions {
+    /// What these flags say, as plain data.
+    pub fn settings(&self) -> BalanceSettings {
+        BalanceSettings {
+            balance: self.balance,
+            hash_key: self.hash_key.clone(),
+            health: HealthSettings {
+                path: self.health_path.clone(),
+                interval: self.health_interval,
+                max_fails: self.max_fails,
+                cooldown: self.fail_cooldown,
+                fail_status: self.fail_status.clone(),
+            },
+            retries: self.retries,
         }
-    };
-    Ok((
-        parse_upstream_with(
-            url,
-            &[Scheme::HTTP, Scheme::HTTPS, step03_reverse_proxy::h2c()],
-        )?,
-        weight,
-    ))
+    }
 }
 
-/// `500ms`, `1s`, `2m`, `1h`.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{raw:?}: expected a number and a unit, e.g. 500ms or 2s"))?;
-    let millis = match unit {
-        "ms" => number,
-        "s" => number * 1000,
-        "m" => number * 60_000,
-        "h" => number * 3_600_000,
-        _ => return Err(format!("{raw:?}: the unit must be ms, s, m or h")),
-    };
-    Ok(Duration::from_millis(millis))
+/// `URL[,weight=N]`: the schemes this step's transport speaks, and those
+/// step 07's does (it refuses `https://` at start if it cannot reach it).
+pub fn parse_upstream(raw: &str) -> Result<(Uri, u32), String> {
+    operator_input::weighted_url(raw, &["http", "h2c", "https"])
+}
+
+/// A health-check path starts with `/`.
+pub fn parse_path(raw: &str) -> Result<String, String> {
+    if raw.starts_with('/') {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!("{raw:?}: a path starts with /, e.g. /health"))
+    }
+}
+
+/// How a balanced proxy picks, checks and retries, as plain data: the flags
+/// fill it ([`BalanceOptions::settings`]), and so does a gateway service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceSettings {
+    pub balance: Kind,
+    /// What consistent hashing hashes.
+    pub hash_key: HashKey,
+    pub health: HealthSettings,
+    /// At most this many further upstreams for a failed request.
+    pub retries: u32,
+}
+
+impl Default for BalanceSettings {
+    fn default() -> Self {
+        Self {
+            balance: Kind::RoundRobin,
+            hash_key: HashKey::Url,
+            health: HealthSettings::default(),
+            retries: 2,
+        }
+    }
+}
+
+/// Active checks and passive ejection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    /// Probe this path on every upstream, if set.
+    pub path: Option<String>,
+    pub interval: Duration,
+    /// Consecutive failures that eject an upstream (at least 1).
+    pub max_fails: u32,
+    /// How long an ejected upstream sits out.
+    pub cooldown: Duration,
+    /// Statuses that count as failures (none: only failed connections).
+    pub fail_status: Vec<u16>,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            interval: Duration::from_secs(1),
+            max_fails: 3,
+            cooldown: Duration::from_secs(10),
+            fail_status: Vec::new(),
+        }
+    }
+}
+
+impl HealthSettings {
+    /// Passive health's rule.
+    pub fn policy(&self) -> HealthPolicy {
+        HealthPolicy {
+            max_fails: self.max_fails.max(1),
+            cooldown: self.cooldown,
+        }
+    }
+
+    /// Start the active checks on `balancer`'s set, if a path is set.
+    pub fn spawn_checks<T: Transport>(
+        &self,
+        balancer: &Arc<Balancer>,
+        transport: &T,
+    ) -> Option<JoinHandle<()>> {
+        let path = self.path.clone()?;
+        Some(ActiveChecks::new(path, self.interval).spawn(balancer.clone(), transport.clone()))
+    }
 }
 
 /// Step 03's proxy with a balancer in front.
@@ -176,35 +217,32 @@ pub struct BalancedProxy<T = HttpTransport> {
 }
 
 impl<T: Transport> BalancedProxy<T> {
-    /// Balance over `balancer`'s set, sending upstream through `transport`.
+    /// Balance over `balancer`'s set as `settings` say, forwarding as
+    /// `proxy` says, sending upstream through `transport`.
     pub fn new(
         balancer: Arc<Balancer>,
-        options: &ProxyOptions,
-        hash_key: HashKey,
-        policy: HealthPolicy,
+        settings: &BalanceSettings,
+        proxy: &ProxySettings,
         transport: T,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             balancer,
             // No director of its own: each request is directed at the
             // upstream picked for it (`handle_reporting`).
-            proxy: options.build_with(None, transport)?,
-            hash_key,
-            policy,
-            fail_statuses: Vec::new(),
-            retries: Retries::default(),
-        })
+            proxy: proxy.build(None, transport),
+            hash_key: settings.hash_key.clone(),
+            policy: settings.health.policy(),
+            fail_statuses: settings.health.fail_status.clone(),
+            retries: Retries {
+                max: settings.retries,
+                ..Retries::default()
+            },
+        }
     }
 
-    /// Count these statuses as failures for passive health.
-    pub fn fail_statuses(mut self, statuses: Vec<u16>) -> Self {
-        self.fail_statuses = statuses;
-        self
-    }
-
-    /// Retry a failed request on another upstream at most `max` times.
-    pub fn retries(mut self, max: u32) -> Self {
-        self.retries.max = max;
+    /// Count retries into `counters` (a gateway's services share one set).
+    pub fn count_retries_in(mut self, counters: RetryCounters) -> Self {
+        self.retries.counters = counters;
         self
     }
 
@@ -360,10 +398,7 @@ fn request_label(parts: &Parts) -> String {
     format!("{} {}", parts.method, parts.uri.path())
 }
 
-/// The demo set when no `--upstream` is given: weights 1, 2, 3.
-const DEMO_ADDRS: [&str; 3] = ["127.0.0.1:2003", "127.0.0.1:2004", "127.0.0.1:2005"];
-
-/// Build the balanced proxy `balance` describes, starting what it needs
+/// Build the balanced proxy the flags describe, starting what it needs
 /// (demo real servers, health checks) into `launched`.
 pub async fn build(
     balance: &BalanceOptions,
@@ -372,31 +407,21 @@ pub async fn build(
     launched: &mut Launched,
 ) -> anyhow::Result<BalancedProxy> {
     let transport = HttpTransport::new(proxy.transport());
-    build_with(balance, proxy, binder, launched, transport).await
+    build_with(balance, &proxy.settings(), binder, launched, transport).await
 }
 
-/// [`build`], sending upstream through `transport`.
+/// [`build`], forwarding as `proxy` says and sending upstream through
+/// `transport`.
 pub async fn build_with<T: Transport>(
     balance: &BalanceOptions,
-    proxy: &ProxyOptions,
+    proxy: &ProxySettings,
     binder: &Binder,
     launched: &mut Launched,
     transport: T,
 ) -> anyhow::Result<BalancedProxy<T>> {
-    let upstreams: Vec<(Uri, u32)> = if balance.upstreams.is_empty() {
-        let backends = start_backends(binder, &DEMO_ADDRS).await?;
-        let set = backends
-            .servers
-            .iter()
-            .zip(1..)
-            .map(|(server, weight)| Ok((server.url().parse()?, weight)))
-            .collect::<anyhow::Result<_>>()?;
-        tracing::info!("the in-process real servers get weights 1, 2, 3");
-        launched.extend(backends);
-        set
-    } else {
-        balance.upstreams.clone()
-    };
+    let upstreams =
+        demo_backends::upstreams_or_demo(&balance.upstreams, &TRIO, "http", binder, launched)
+            .await?;
     for (url, _) in &upstreams {
         let scheme = url.scheme_str().unwrap_or("http");
         if !transport.speaks(scheme) {
@@ -409,28 +434,20 @@ pub async fn build_with<T: Transport>(
         .into_iter()
         .map(|(url, weight)| Upstream::new(url, weight))
         .collect();
+    let settings = balance.settings();
     tracing::info!(
         "balancing with {} over {}",
-        balance.balance,
+        settings.balance,
         set.iter()
             .map(|u| format!("{u} (weight {})", u.weight))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let balancer = Arc::new(Balancer::new(balance.balance, set, Options::default())?);
-    if let Some(path) = &balance.health_path {
-        let checks = ActiveChecks::new(path.clone(), balance.health_interval);
-        launched.push_task(checks.spawn(balancer.clone(), transport.clone()));
+    let balancer = Arc::new(Balancer::new(settings.balance, set, Options::default())?);
+    if let Some(checks) = settings.health.spawn_checks(&balancer, &transport) {
+        launched.push_task(checks);
     }
-    let policy = HealthPolicy {
-        max_fails: balance.max_fails.max(1),
-        cooldown: balance.fail_cooldown,
-    };
-    Ok(
-        BalancedProxy::new(balancer, proxy, balance.hash_key.clone(), policy, transport)?
-            .fail_statuses(balance.fail_status.clone())
-            .retries(balance.retries),
-    )
+    Ok(BalancedProxy::new(balancer, &settings, proxy, transport))
 }
 
 /// Start the balanced proxy (and the real servers, when no upstream was given).
@@ -438,19 +455,11 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let proxy = Arc::new(build(&args.balance, &args.proxy, binder, &mut launched).await?);
     let listener = binder.bind(args.listen).await?;
-    let trusted = Arc::new(args.proxy.trusted_proxies());
     let server = Server::new(listener, "balanced proxy")
-        .options(args.proxy.server_options())
-        .spawn(move |peer| {
-            let (proxy, trusted) = (proxy.clone(), trusted.clone());
-            let conn = ClientConn::new(peer, "http");
-            service_fn(move |req| {
-                let client = trusted
-                    .client_of(&conn, req.headers())
-                    .unwrap_or_else(|| conn.clone());
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(&client, req).await) }
-            })
+        .options(args.proxy.serve.server_options())
+        .serve_clients(args.proxy.serve.trusted_proxies(), move |client, req| {
+            let proxy = proxy.clone();
+            async move { proxy.handle(&client, req).await }
         })?;
     launched.push(server);
     Ok(launched)

@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = step04_load_balance::Args::parse();
-    args.proxy.runtime()?.block_on(async {
+    args.proxy.serve.runtime()?.block_on(async {
         serving::init_tracing();
         let launched = step04_load_balance::launch(args, &serving::Binder::exact()).await?;
         launched.serve_until_signal().await;

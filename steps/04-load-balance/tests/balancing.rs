@@ -326,10 +326,12 @@ fn bad_flags_are_clear_cli_errors() {
     for name in load_balance::Kind::names() {
         assert!(unknown.contains(name), "{unknown} lacks {name}");
     }
-    assert!(error(&["--upstream", "http://127.0.0.1:1,weight=0"]).contains("weight=N with N ≥ 1"));
+    assert!(
+        error(&["--upstream", "http://127.0.0.1:1,weight=0"]).contains("weight=N with N from 1 to")
+    );
     assert!(error(&["--hash-key", "cookie"]).contains("expected url, client-ip or header:NAME"));
-    assert!(error(&["--health-interval", "soon"]).contains("expected a number and a unit"));
-    assert!(error(&["--upstream", "ftp://127.0.0.1:1"]).contains("http:// or https://"));
+    assert!(error(&["--health-interval", "soon"]).contains("expected a whole number and a unit"));
+    assert!(error(&["--upstream", "ftp://127.0.0.1:1"]).contains("http:// or h2c:// or https://"));
 }
 
 #[tokio::test]

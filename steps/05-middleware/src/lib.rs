@@ -32,18 +32,20 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use ipnet::IpNet;
-use middleware::auth::{AddressRules, Auth, JwtKey};
-use middleware::breaker::{Breaker, BreakerPolicy};
-use middleware::rate_limit::{RateKey, RateLimit};
-use middleware::request_id::RequestId;
-use middleware::rewrite::{Rewrite, Rule};
-use middleware::stats::{Metrics, Stats, admin_response};
+use middleware::auth::{AddressRules, JwtKey};
+use middleware::rate_limit::RateKey;
+use middleware::rewrite::Rule;
+use middleware::settings::{
+    AuthSettings, BreakerSettings, ChainSettings, JwtSettings, RateLimitSettings,
+};
+use middleware::stats::{Metrics, admin_response};
 use middleware::{Chain, Ctx, Endpoint};
-use proxy_core::{ClientConn, Transport, TrustedProxies};
 use proxy_core::{ProxyBody, text_response};
+use proxy_core::{Transport, TrustedProxies};
 use serving::{Binder, Launched, Server, ServerHandle};
 use step03_reverse_proxy::{HttpTransport, ProxyOptions};
-use step04_load_balance::{BalanceOptions, BalancedProxy, parse_duration};
+use step04_load_balance::retry::RetryCounters;
+use step04_load_balance::{BalanceOptions, BalancedProxy};
 
 /// Command line of `step05-middleware`.
 #[derive(Parser, Debug, Clone)]
@@ -69,19 +71,19 @@ pub struct Args {
     pub rate_key: RateKey,
     /// Keep at most this many buckets; clients arriving while the table is
     /// full share one bucket until refilled buckets are forgotten.
-    #[arg(long, value_name = "N", default_value_t = middleware::rate_limit::DEFAULT_MAX_KEYS)]
+    #[arg(long, value_name = "N", default_value_t = middleware::rate_limit::DEFAULT_MAX_KEYS, value_parser = operator_input::count)]
     pub rate_limit_keys: usize,
     /// Open the circuit when this percentage of requests fail (turns the breaker on).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub breaker_error_rate: Option<u8>,
     /// …over at least this many requests in the last 10 s.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub breaker_min_requests: u64,
     /// How long the circuit stays open before a probe, e.g. 10s.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = operator_input::duration)]
     pub breaker_open: Duration,
     /// At most this many requests in flight; 503 beyond.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = operator_input::count)]
     pub max_concurrent: Option<usize>,
     /// Accept Basic credentials USER:PASSWORD (repeatable).
     #[arg(long = "basic-auth", value_name = "USER:PASSWORD")]
@@ -140,73 +142,69 @@ impl<T: Transport> Endpoint for ProxyEndpoint<T> {
     }
 }
 
-/// Assemble the chain the flags ask for.
-pub fn chain<T: Transport>(
-    args: &Args,
-    proxy: BalancedProxy<T>,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<Chain> {
-    let mut chain = Chain::new(Arc::new(ProxyEndpoint(proxy))).with(Arc::new(RequestId));
-    if args.admin.is_some() {
-        chain = chain.with(Arc::new(Stats {
-            metrics: metrics.clone(),
-        }));
+impl Args {
+    /// The chain these flags ask for, as plain data (reads the
+    /// `--jwt-public-key` file).
+    pub fn chain_settings(&self) -> anyhow::Result<ChainSettings> {
+        let rate_limit = self.rate_limit.map(|rps| RateLimitSettings {
+            max_keys: self.rate_limit_keys,
+            ..RateLimitSettings::new(rps, self.burst.unwrap_or(rps), self.rate_key.clone())
+        });
+        let jwt_key = match (&self.jwt_secret, &self.jwt_public_key) {
+            (Some(secret), _) => Some(JwtKey::Hs256Secret(secret.as_bytes().to_vec())),
+            (None, Some(path)) => Some(JwtKey::Rs256PublicPem(std::fs::read(path).map_err(
+                |e| anyhow::anyhow!("cannot read --jwt-public-key {}: {e}", path.display()),
+            )?)),
+            (None, None) => None,
+        };
+        let auth = (!self.basic_auth.is_empty()
+            || jwt_key.is_some()
+            || !self.allow.is_empty()
+            || !self.deny.is_empty())
+        .then(|| AuthSettings {
+            basic: self.basic_auth.clone(),
+            jwt: jwt_key.map(|key| JwtSettings {
+                key,
+                issuer: self.jwt_issuer.clone(),
+                audience: self.jwt_audience.clone(),
+            }),
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+        });
+        let breaker = (self.breaker_error_rate.is_some() || self.max_concurrent.is_some())
+            .then_some(BreakerSettings {
+                error_rate: self.breaker_error_rate,
+                min_requests: self.breaker_min_requests,
+                open: self.breaker_open,
+                max_concurrent: self.max_concurrent,
+            });
+        let mut rewrite = self.rewrite.clone();
+        rewrite.extend(self.strip_prefix.as_deref().map(Rule::strip_prefix));
+        Ok(ChainSettings {
+            request_id: true,
+            statistics: self.admin.is_some(),
+            rate_limit,
+            auth,
+            breaker,
+            rewrite,
+        })
     }
-    if let Some(rate) = args.rate_limit {
-        let burst = args.burst.unwrap_or(rate);
-        chain = chain.with(Arc::new(RateLimit::with_max_keys(
-            rate,
-            burst,
-            args.rate_key.clone(),
-            metrics.clone(),
-            args.rate_limit_keys,
-        )));
-    }
-    if !args.basic_auth.is_empty()
-        || args.jwt_secret.is_some()
-        || args.jwt_public_key.is_some()
-        || !args.allow.is_empty()
-        || !args.deny.is_empty()
-    {
-        let mut auth = Auth::default()
-            .basic(args.basic_auth.clone())
-            .allow(args.allow.clone())
-            .deny(args.deny.clone());
-        if let Some(secret) = &args.jwt_secret {
-            auth = auth.jwt(JwtKey::Hs256Secret(secret.as_bytes().to_vec()))?;
-        }
-        if let Some(path) = &args.jwt_public_key {
-            let pem = std::fs::read(path).map_err(|e| {
-                anyhow::anyhow!("cannot read --jwt-public-key {}: {e}", path.display())
-            })?;
-            auth = auth.jwt(JwtKey::Rs256PublicPem(pem))?;
-        }
-        if let Some(issuer) = &args.jwt_issuer {
-            auth = auth.jwt_issuer(issuer);
-        }
-        if let Some(audience) = &args.jwt_audience {
-            auth = auth.jwt_audience(audience);
-        }
-        chain = chain.with(Arc::new(auth));
-    }
-    if args.breaker_error_rate.is_some() || args.max_concurrent.is_some() {
-        let policy = BreakerPolicy::new(
-            args.breaker_error_rate,
-            args.breaker_min_requests,
-            args.breaker_open,
-        );
-        chain = chain.with(Arc::new(Breaker::new(
-            policy,
-            args.max_concurrent,
-            metrics.clone(),
-        )));
-    }
-    let mut rules = args.rewrite.clone();
-    rules.extend(args.strip_prefix.as_deref().map(Rule::strip_prefix));
-    if !rules.is_empty() {
-        chain = chain.with(Arc::new(Rewrite::new(rules)));
-    }
-    Ok(chain)
+}
+
+/// The metrics a balanced proxy's chain counts into, its retries among them.
+pub fn metrics_with_retries(retries: RetryCounters) -> Metrics {
+    let mut metrics = Metrics::new();
+    metrics.register(
+        "retries",
+        "Requests sent again to another upstream after a failed attempt",
+        retries.retried,
+    );
+    metrics.register(
+        "retries_refused",
+        "Failed attempts not retried because the retry budget was spent",
+        retries.refused,
+    );
+    metrics
 }
 
 /// Start the middleware proxy, its admin listener, and what step 04 needs.
@@ -221,8 +219,8 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     )
     .await?;
     let server = Server::new(binder.bind(args.listen).await?, "middleware proxy")
-        .options(args.proxy.server_options());
-    launched.push(serve(chain, server, "http", args.proxy.trusted_proxies())?);
+        .options(args.proxy.serve.server_options());
+    launched.push(serve(chain, server, args.proxy.serve.trusted_proxies())?);
     Ok(launched)
 }
 
@@ -237,23 +235,21 @@ pub async fn build<T: Transport>(
     transport: T,
     adapt: impl FnOnce(BalancedProxy<T>) -> BalancedProxy<T>,
 ) -> anyhow::Result<Arc<Chain>> {
-    let proxy =
-        step04_load_balance::build_with(&args.balance, &args.proxy, binder, launched, transport)
-            .await?;
-    let mut metrics = Metrics::new();
-    let retries = proxy.retry_counters();
-    metrics.register(
-        "retries",
-        "Requests sent again to another upstream after a failed attempt",
-        retries.retried,
+    let proxy = step04_load_balance::build_with(
+        &args.balance,
+        &args.proxy.settings(),
+        binder,
+        launched,
+        transport,
+    )
+    .await?;
+    let metrics = Arc::new(metrics_with_retries(proxy.retry_counters()));
+    let endpoint = Arc::new(ProxyEndpoint(adapt(proxy)));
+    let chain = Arc::new(
+        args.chain_settings()?
+            .build(endpoint, &metrics, None)?
+            .chain,
     );
-    metrics.register(
-        "retries_refused",
-        "Failed attempts not retried because the retry budget was spent",
-        retries.refused,
-    );
-    let metrics = Arc::new(metrics);
-    let chain = Arc::new(chain(args, adapt(proxy), &metrics)?);
     match chain.len() {
         1 => tracing::info!("middleware chain: 1 link before the proxy"),
         links => tracing::info!("middleware chain: {links} links before the proxy"),
@@ -286,26 +282,15 @@ pub async fn build<T: Transport>(
     Ok(chain)
 }
 
-/// Serve `chain` on `server`; `scheme` is how clients reach it (`http` or
-/// `https`), for X-Forwarded-Proto. The client every link sees is the
-/// peer, or whom a `trusted` peer forwarded.
+/// Serve `chain` on `server`. The client every link sees is the peer, or
+/// whom a `trusted` peer forwarded.
 pub fn serve(
     chain: Arc<Chain>,
     server: Server,
-    scheme: &'static str,
     trusted: TrustedProxies,
 ) -> io::Result<ServerHandle> {
-    let trusted = Arc::new(trusted);
-    server.spawn(move |peer| {
-        let (chain, trusted) = (chain.clone(), trusted.clone());
-        let conn = ClientConn::new(peer, scheme);
-        service_fn(move |req| {
-            let chain = chain.clone();
-            let client = trusted
-                .client_of(&conn, req.headers())
-                .unwrap_or_else(|| conn.clone());
-            let ctx = Ctx::new(client);
-            async move { Ok::<_, Infallible>(chain.serve(req, &ctx).await) }
-        })
+    server.serve_clients(trusted, move |client, req| {
+        let chain = chain.clone();
+        async move { chain.serve(req, &Ctx::new(client)).await }
     })
 }

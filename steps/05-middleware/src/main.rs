@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = step05_middleware::Args::parse();
-    args.proxy.runtime()?.block_on(async {
+    args.proxy.serve.runtime()?.block_on(async {
         serving::init_tracing();
         let launched = step05_middleware::launch(args, &serving::Binder::exact()).await?;
         launched.serve_until_signal().await;

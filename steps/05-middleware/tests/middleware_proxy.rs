@@ -288,14 +288,14 @@ fn bad_flags_are_clear_cli_errors() {
 #[tokio::test]
 async fn an_rs256_public_key_file_guards_the_upstream() {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-    let fixtures = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../middleware/tests/fixtures"
-    );
     let backend = backend().await;
-    let public = format!("{fixtures}/jwt-test-public.pem");
-    let proxy = middleware_proxy(&backend.url(), &["--jwt-public-key", &public]).await;
-    let private = std::fs::read(format!("{fixtures}/jwt-test-private.pem")).unwrap();
+    let public = proxy_test_cases::jwt_keys::public_key_file();
+    let proxy = middleware_proxy(
+        &backend.url(),
+        &["--jwt-public-key", public.to_str().unwrap()],
+    )
+    .await;
+    let private = proxy_test_cases::jwt_keys::PRIVATE_PEM.as_bytes();
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -304,7 +304,7 @@ async fn an_rs256_public_key_file_guards_the_upstream() {
     let token = encode(
         &Header::new(Algorithm::RS256),
         &serde_json::json!({"sub": "ada", "exp": exp}),
-        &EncodingKey::from_rsa_pem(&private).unwrap(),
+        &EncodingKey::from_rsa_pem(private).unwrap(),
     )
     .unwrap();
     assert_eq!(

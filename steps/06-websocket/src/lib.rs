@@ -35,7 +35,6 @@ use middleware::Chain;
 use proxy_core::Transport;
 use serving::{Binder, Launched, Server};
 use step03_reverse_proxy::HttpTransport;
-use step04_load_balance::parse_duration;
 
 pub use tunnel::Tunnels;
 
@@ -47,11 +46,11 @@ pub struct Args {
     pub middleware: step05_middleware::Args,
     /// Close a websocket when nothing has crossed it, either way, for this
     /// long (e.g. 30s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = operator_input::duration)]
     pub idle_timeout: Duration,
     /// Keep at most this many websockets open; more are closed right after
     /// their handshake with 1013 (try again later).
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = operator_input::count)]
     pub max_tunnels: usize,
 }
 
@@ -85,12 +84,11 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         binder.bind(args.middleware.listen).await?,
         "websocket proxy",
     )
-    .options(args.middleware.proxy.server_options());
+    .options(args.middleware.proxy.serve.server_options());
     launched.push(step05_middleware::serve(
         chain,
         server,
-        "http",
-        args.middleware.proxy.trusted_proxies(),
+        args.middleware.proxy.serve.trusted_proxies(),
     )?);
     tracing::info!("a browser demo is at /ws-demo");
     Ok(launched)

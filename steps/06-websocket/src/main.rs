@@ -8,7 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = step06_websocket::Args::parse();
-    args.middleware.proxy.runtime()?.block_on(async {
+    args.middleware.proxy.serve.runtime()?.block_on(async {
         serving::init_tracing();
         let launched = step06_websocket::launch(args, &serving::Binder::exact()).await?;
         launched.serve_until_signal().await;

@@ -5,7 +5,8 @@
 //! Chromium is driven over its DevTools protocol (JSON over a websocket),
 //! so no driver or Node.js is needed. CI installs Debian's `chromium`
 //! (`.ci/run`) and sets PROXY_WORKBENCH_REQUIRE_BROWSER, which makes a
-//! missing browser a failure; elsewhere the test says it skipped.
+//! missing browser a failure; elsewhere, without one, the build script
+//! marks the test ignored, and the summary says so.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -204,13 +205,13 @@ fn when(condition: &str, value: &str, what: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "no chromium on PATH (apt-get install chromium, or set CHROMIUM)"
+)]
 async fn the_demo_page_echoes_through_the_proxy_in_chromium() -> anyhow::Result<()> {
     let Some(chromium) = find_chromium() else {
-        if std::env::var_os("PROXY_WORKBENCH_REQUIRE_BROWSER").is_some() {
-            bail!("PROXY_WORKBENCH_REQUIRE_BROWSER is set but no chromium was found");
-        }
-        eprintln!("skipped: no chromium on PATH (apt-get install chromium, or set CHROMIUM)");
-        return Ok(());
+        bail!("no chromium on PATH (apt-get install chromium, or set CHROMIUM)");
     };
     let args = step06_websocket::Args::try_parse_from(["step06-websocket"])?;
     let launched = step06_websocket::launch(args, &Binder::ephemeral()).await?;

@@ -137,13 +137,12 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let chain = step06_websocket::build(&args.websocket, binder, &mut launched, transport).await?;
     let server = Server::new(listener, "https proxy")
-        .options(middleware_args.proxy.server_options())
+        .options(middleware_args.proxy.serve.server_options())
         .tls(tls);
     launched.push(step05_middleware::serve(
         chain,
         server,
-        "https",
-        middleware_args.proxy.trusted_proxies(),
+        middleware_args.proxy.serve.trusted_proxies(),
     )?);
     if let Some(addr) = args.redirect_http {
         let server = Server::new(binder.bind(addr).await?, "https redirect");

@@ -8,10 +8,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = step07_https::Args::parse();
-    args.websocket.middleware.proxy.runtime()?.block_on(async {
-        serving::init_tracing();
-        let launched = step07_https::launch(args, &serving::Binder::exact()).await?;
-        launched.serve_until_signal().await;
-        Ok(())
-    })
+    args.websocket
+        .middleware
+        .proxy
+        .serve
+        .runtime()?
+        .block_on(async {
+            serving::init_tracing();
+            let launched = step07_https::launch(args, &serving::Binder::exact()).await?;
+            launched.serve_until_signal().await;
+            Ok(())
+        })
 }

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use demo_backends::PAIR;
 use hyper::service::service_fn;
 use hyper::{StatusCode, Uri};
 use load_balance::{ActiveChecks, Balancer, HealthPolicy, Kind, Options, Outcome, Upstream};
@@ -45,7 +46,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use proxy_core::{complete_response, text_response};
 use serving::{Binder, ClientStream, Launched, Server, ServerOptions};
-use step04_load_balance::parse_duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
@@ -73,24 +73,24 @@ pub struct Args {
         long,
         value_name = "STRATEGY",
         default_value = "round-robin",
-        value_parser = step04_load_balance::kind_parser(),
+        value_parser = load_balance::kind_parser(),
     )]
     pub balance: Kind,
     /// Check every upstream this often by opening a TCP connection to it
     /// (off unless given), e.g. 1s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = operator_input::duration)]
     pub health_interval: Option<Duration>,
     /// Consecutive failed connects that eject an upstream.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_fails: u32,
     /// How long an ejected upstream sits out, e.g. 10s.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = operator_input::duration)]
     pub fail_cooldown: Duration,
     /// Give up on an upstream that has not accepted the connection in this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = operator_input::duration)]
     pub connect_timeout: Duration,
     /// Close a connection on which nothing has moved either way for this long.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = operator_input::duration)]
     pub idle_timeout: Duration,
     /// Tell each upstream who the client is with HAProxy's PROXY protocol,
     /// version v1 (text) or v2 (binary). The upstream must expect it.
@@ -100,17 +100,17 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
     /// Serve at most this many connections at once.
-    #[arg(long, value_name = "N", default_value_t = serving::default_max_connections())]
+    #[arg(long, value_name = "N", default_value_t = serving::default_max_connections(), value_parser = operator_input::count)]
     pub max_connections: usize,
     /// At most this many connections from one client address (an IPv6 /64
     /// counts as one).
-    #[arg(long = "max-connections-per-ip", value_name = "N", default_value_t = serving::default_max_connections_per_address())]
+    #[arg(long = "max-connections-per-ip", value_name = "N", default_value_t = serving::default_max_connections_per_address(), value_parser = operator_input::count)]
     pub max_connections_per_address: usize,
     /// Close a connection whose client has read nothing for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub send_timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = operator_input::seconds)]
+    pub send_timeout: Duration,
     /// Runtime worker threads (default: the cores this process may use).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = operator_input::count)]
     pub threads: Option<usize>,
 }
 
@@ -127,8 +127,7 @@ impl Args {
             header_read_timeout: None,
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
-            send_timeout: (self.send_timeout > 0.0)
-                .then(|| Duration::from_secs_f64(self.send_timeout)),
+            send_timeout: Some(self.send_timeout),
             ..ServerOptions::default()
         }
     }
@@ -137,32 +136,7 @@ impl Args {
 /// `HOST:PORT` or `HOST:PORT,weight=N`, kept as a `tcp://` URI so that the
 /// balancer names it the way it names HTTP upstreams.
 pub fn parse_upstream(raw: &str) -> Result<(Uri, u32), String> {
-    let (address, weight) = match raw.split_once(',') {
-        None => (raw, 1),
-        Some((address, spec)) => {
-            let weight = spec
-                .strip_prefix("weight=")
-                .and_then(|w| w.parse::<u32>().ok())
-                .filter(|w| *w >= 1)
-                .ok_or_else(|| format!("{spec:?}: expected weight=N with N ≥ 1"))?;
-            (address, weight)
-        }
-    };
-    let uri: Uri = format!("tcp://{address}")
-        .parse()
-        .map_err(|_| format!("{address:?}: expected HOST:PORT, e.g. 127.0.0.1:6379"))?;
-    match uri.authority() {
-        Some(authority)
-            if authority.port_u16().is_some_and(|p| p > 0)
-                && !authority.host().is_empty()
-                && uri.path() == "/" =>
-        {
-            Ok((uri, weight))
-        }
-        _ => Err(format!(
-            "{address:?}: expected HOST:PORT, e.g. 127.0.0.1:6379"
-        )),
-    }
+    operator_input::weighted_tcp_address(raw)
 }
 
 /// What the proxy counts, for `/metrics`.
@@ -320,26 +294,13 @@ impl TcpProxy {
     }
 }
 
-/// The demo set when no `--upstream` is given.
-const DEMO_ADDRS: [&str; 2] = ["127.0.0.1:2003", "127.0.0.1:2004"];
-
 /// Start the TCP proxy, its health checks and admin listener (and the real
 /// servers, when no upstream was given).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
-    let upstreams = if args.upstreams.is_empty() {
-        let backends = step02_reverse_proxy_minimal::start_backends(binder, &DEMO_ADDRS).await?;
-        let set = backends
-            .servers
-            .iter()
-            .map(|server| parse_upstream(&server.addr().to_string()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(anyhow::Error::msg)?;
-        launched.extend(backends);
-        set
-    } else {
-        args.upstreams.clone()
-    };
+    let upstreams =
+        demo_backends::upstreams_or_demo(&args.upstreams, &PAIR, "tcp", binder, &mut launched)
+            .await?;
     let set: Vec<Arc<Upstream>> = upstreams
         .into_iter()
         .map(|(url, weight)| Upstream::new(url, weight))

@@ -18,8 +18,11 @@
 //! item 8), and bytes it sends early (a pipelined request) wait in its
 //! buffer.
 //!
-//! Left out on purpose: sending a request body while the response is
-//! already arriving (the body is sent first, as nginx does), and HTTP/2.
+//! A request body keeps streaming to the upstream while the response
+//! arrives: an upstream that answers early (a 413, an echo) is read from
+//! while the client is still sending.
+//!
+//! Left out on purpose: HTTP/2, and TLS.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proxy_core::TrustedProxies;
+use proxy_core::refusal::UpgradeRefusal;
 use serving::Stopping;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -168,10 +172,7 @@ impl Conn<'_> {
             // printable ASCII is refused before it reaches anyone.
             return Err(Failure::Answer(
                 502,
-                format!(
-                    "upstream request failed: client tried to switch to invalid protocol {:?}",
-                    String::from_utf8_lossy(asked)
-                ),
+                UpgradeRefusal::invalid_protocol(asked).to_string(),
             ));
         }
         let asked_upgrade: Option<Vec<u8>> = request
@@ -207,10 +208,7 @@ impl Conn<'_> {
         // write failed (nothing reached the upstream), only if idempotent
         // if the connection closed after taking it.
         let whole = body.done();
-        let idempotent = matches!(
-            request.method(&self.cbuf),
-            b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
-        );
+        let idempotent = proxy_core::headers::is_idempotent(request.method(&self.cbuf));
         let mut sent = self.send_head(whole, idempotent).await?;
         if !wait_for_continue {
             self.send_body(client, &mut sent.upstream, &mut body)
@@ -620,11 +618,11 @@ impl Conn<'_> {
             (asked, switched) => {
                 return Err(Failure::Answer(
                     502,
-                    format!(
-                        "upstream request failed: backend switched to protocol {:?} when {:?} was requested",
-                        String::from_utf8_lossy(switched.unwrap_or_default()),
-                        String::from_utf8_lossy(asked.unwrap_or_default()),
-                    ),
+                    UpgradeRefusal::mismatch(
+                        asked.unwrap_or_default(),
+                        switched.unwrap_or_default(),
+                    )
+                    .to_string(),
                 ));
             }
         }

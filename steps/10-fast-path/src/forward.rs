@@ -12,20 +12,9 @@
 
 use std::net::IpAddr;
 
-use crate::head::{Framing, HeaderAt, RequestHead, ResponseHead, slice};
+use proxy_core::headers::te_lists_trailers;
 
-/// Headers that describe one connection, never passed on (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&[u8]; 9] = [
-    b"connection",
-    b"proxy-connection",
-    b"keep-alive",
-    b"proxy-authenticate",
-    b"proxy-authorization",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-];
+use crate::head::{Framing, HeaderAt, RequestHead, ResponseHead, slice};
 
 /// Headers the proxy writes itself (a client's copies are dropped or, for
 /// X-Forwarded-For, extended).
@@ -48,7 +37,7 @@ pub struct Upstream {
 }
 
 fn is_hop_by_hop(name: &[u8], listed: &crate::head::Common) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+    proxy_core::headers::is_hop_by_hop(name)
         || (!listed.connection.is_empty()
             && listed
                 .connection
@@ -93,6 +82,7 @@ pub fn request_head(
     let mut forwarded_for: Option<(u32, u32)> = None;
     let mut forwarded_for_count = 0;
     let (mut kept_host, mut kept_proto) = (false, false);
+    let mut te_trailers = false;
     for header in headers {
         let name = header.name(buf);
         if name.eq_ignore_ascii_case(b"x-forwarded-for") && !is_hop_by_hop(name, &head.common) {
@@ -104,9 +94,11 @@ pub fn request_head(
             continue;
         }
         if name.eq_ignore_ascii_case(b"te") {
-            // `TE: trailers` says the client takes trailers; it stays.
-            if header.value(buf).eq_ignore_ascii_case(b"trailers") {
+            // A client that lists `trailers` takes trailers: `TE: trailers`
+            // goes on (once, whatever else it listed).
+            if !te_trailers && te_lists_trailers(header.value(buf)) {
                 out.extend_from_slice(b"te: trailers\r\n");
+                te_trailers = true;
             }
             continue;
         }
@@ -259,11 +251,9 @@ fn target(out: &mut Vec<u8>, raw: &[u8], upstream: &Upstream) {
         Some((path, query)) => (path, Some(query)),
         None => (text.as_ref(), None),
     };
-    let joined = step02_reverse_proxy_minimal::join_paths(&upstream.base_path, path);
+    let joined = proxy_core::target::join_paths(&upstream.base_path, path);
     out.extend_from_slice(joined.as_bytes());
-    if let Some(query) =
-        step02_reverse_proxy_minimal::join_queries(upstream.base_query.as_deref(), query)
-    {
+    if let Some(query) = proxy_core::target::join_queries(upstream.base_query.as_deref(), query) {
         out.push(b'?');
         out.extend_from_slice(query.as_bytes());
     }

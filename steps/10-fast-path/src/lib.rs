@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyper::Uri;
-use serving::{Binder, ConnectionFlags, Launched, Server};
+use serving::{Binder, Launched, ServeFlags, Server};
 
 use exchange::{FastPath, Settings};
 use forward::Upstream;
@@ -57,52 +57,27 @@ pub struct Args {
     /// :2004 and the first is used.
     #[arg(long, value_name = "URL", value_parser = parse_upstream)]
     pub upstream: Option<Uri>,
-    /// Answer 504 when the upstream sends no response head within this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
+    /// Answer 504 when the upstream sends no response head within this many
+    /// seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = operator_input::seconds)]
+    pub timeout: Option<Duration>,
     /// Close pooled upstream connections idle for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 90)]
-    pub pool_idle_timeout: u64,
-    /// A proxy (or load balancer) in front of this one, whose
-    /// X-Forwarded-For names the client; repeat for several.
-    #[arg(long = "trusted-proxy", value_name = "CIDR")]
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Runtime worker threads (default: the cores this process may use).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[arg(long, value_name = "SECS", default_value = "90", value_parser = operator_input::seconds)]
+    pub pool_idle_timeout: Duration,
+    /// Threads, trusted proxies and the limits on clients.
     #[command(flatten)]
-    pub connections: ConnectionFlags,
+    pub serve: ServeFlags,
 }
 
 /// An http:// URL (this step speaks HTTP/1.1 only).
 fn parse_upstream(raw: &str) -> Result<Uri, String> {
-    step02_reverse_proxy_minimal::parse_upstream_with(raw, &[hyper::http::uri::Scheme::HTTP])
-}
-
-impl Args {
-    /// The runtime `--threads` asks for ([`serving::runtime`]).
-    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        serving::runtime(self.threads)
-    }
+    operator_input::upstream_url(raw, &["http"])
 }
 
 /// Start the fast path (and the real servers, when no upstream was given).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
-    let upstream = match args.upstream.clone() {
-        Some(upstream) => upstream,
-        None => {
-            let backends = step02_reverse_proxy_minimal::start_backends(
-                binder,
-                &step02_reverse_proxy_minimal::DEMO_ADDRS,
-            )
-            .await?;
-            let first = backends.servers[0].url().parse()?;
-            launched.extend(backends);
-            first
-        }
-    };
-    tracing::info!("proxying every request to {upstream}");
+    let upstream = demo_backends::upstream_or_demo(args.upstream, binder, &mut launched).await?;
     let authority = upstream
         .authority()
         .map(|a| a.as_str().to_owned())
@@ -116,7 +91,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         "/" => String::new(),
         path => path.to_owned(),
     };
-    let options = args.connections.server_options();
+    let options = args.serve.server_options();
     let settings = Settings {
         upstream: Upstream {
             authority,
@@ -128,12 +103,12 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         header_timeout: options
             .header_read_timeout
             .unwrap_or(Duration::from_secs(3600)),
-        response_timeout: args.timeout.map(Duration::from_secs_f64),
-        trusted: proxy_core::TrustedProxies::new(args.trusted_proxies.clone()),
+        response_timeout: args.timeout,
+        trusted: args.serve.trusted_proxies(),
     };
     let path = Arc::new(FastPath {
         settings,
-        pool: pool::Pool::new(1024, Duration::from_secs(args.pool_idle_timeout)),
+        pool: pool::Pool::new(1024, args.pool_idle_timeout),
     });
     let listener = binder.bind(args.listen).await?;
     let server = Server::new(listener, "fast path").options(options);

@@ -6,7 +6,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = step10_fast_path::Args::parse();
-    args.runtime()?.block_on(async {
+    args.serve.runtime()?.block_on(async {
         serving::init_tracing();
         let launched = step10_fast_path::launch(args, &serving::Binder::exact()).await?;
         launched.serve_until_signal().await;

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let setup = Setup::new(&[]).await;
+    let setup = Setup::new(proxy_to, &[]).await;
     let answer = raw(
         setup.addr(),
         b"GET /echo/first HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo/second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /echo/third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -32,7 +32,7 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn an_http_1_0_client_gets_a_chunked_body_decoded_and_the_connection_closed() {
-    let setup = Setup::new(&[]).await;
+    let setup = Setup::new(proxy_to, &[]).await;
     // /stream answers chunked; HTTP/1.0 has no chunks.
     let answer = raw(setup.addr(), b"GET /stream/3 HTTP/1.0\r\n\r\n").await;
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
@@ -74,7 +74,7 @@ async fn a_pooled_connection_the_upstream_closed_is_replaced_without_an_error() 
 
 #[tokio::test]
 async fn shutdown_closes_idle_connections_at_once_and_lets_a_response_finish() {
-    let setup = Setup::new(&[]).await;
+    let setup = Setup::new(proxy_to, &[]).await;
     // One idle keep-alive connection, and one slow response under way.
     let mut idle = TcpStream::connect(setup.addr()).await.unwrap();
     idle.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -107,7 +107,7 @@ async fn shutdown_closes_idle_connections_at_once_and_lets_a_response_finish() {
 
 #[tokio::test]
 async fn a_head_with_too_many_headers_is_refused() {
-    let setup = Setup::new(&[]).await;
+    let setup = Setup::new(proxy_to, &[]).await;
     let mut request = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
     for n in 0..200 {
         request.push_str(&format!("X-{n}: y\r\n"));

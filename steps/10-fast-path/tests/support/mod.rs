@@ -1,23 +1,23 @@
-//! Step 10 in front of a real server, with step 03's wire helpers: the
-//! same cases run against both proxies.
+//! Which proxy step 10's tests launch; the wire helpers are
+//! `proxy_test_cases`', the same step 03's tests use.
 
 #![allow(dead_code, unused_imports)] // each test file uses a different subset
 
-#[path = "../../../03-reverse-proxy/tests/support/wire.rs"]
-mod wire;
-
 use clap::Parser;
+use futures_util::future::BoxFuture;
+pub use proxy_test_cases::wire::*;
 use serving::{Binder, Launched};
-pub use wire::*;
 
 /// Step 10 in front of `upstream`.
-pub async fn proxy_to(upstream: &str, extra: &[&str]) -> Launched {
-    let args = step10_fast_path::Args::parse_from(
-        ["step10-fast-path", "--upstream", upstream]
-            .into_iter()
-            .chain(extra.iter().copied()),
-    );
-    step10_fast_path::launch(args, &Binder::ephemeral())
-        .await
-        .unwrap()
+pub fn proxy_to<'a>(upstream: &'a str, extra: &'a [&'a str]) -> BoxFuture<'a, Launched> {
+    Box::pin(async move {
+        let args = step10_fast_path::Args::parse_from(
+            ["step10-fast-path", "--upstream", upstream]
+                .into_iter()
+                .chain(extra.iter().copied()),
+        );
+        step10_fast_path::launch(args, &Binder::ephemeral())
+            .await
+            .unwrap()
+    })
 }

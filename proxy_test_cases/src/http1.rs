@@ -1,11 +1,11 @@
-// Every behaviour of DESIGN.md's list for an HTTP/1 reverse proxy, each
-// against a real backend over TCP. Included (`include!`) by step 03's
-// tests/behaviours.rs and by step 10's: both proxies must pass every case.
-// The including file declares `mod support` with `Setup`, `proxy_to` and
-// `url_of` for its proxy.
+//! Every behaviour of DESIGN.md's list for an HTTP/1 reverse proxy, each
+//! against a real backend over TCP. Each case takes the [`Launch`] of the
+//! proxy under test; [`http1_behaviours!`](crate::http1_behaviours) makes
+//! them the tests of a step (03 and 10 run them all).
 
 use std::time::{Duration, Instant};
 
+use crate::wire::*;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty, StreamBody};
@@ -14,12 +14,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use real_server::Echo;
 use sha2::{Digest, Sha256};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn echo(setup: &Setup, headers: &[(&str, &str)]) -> Echo {
+/// What the backend saw of a GET /echo with `headers`.
+pub async fn echo(setup: &Setup, headers: &[(&str, &str)]) -> Echo {
     let mut request = client().get(format!("{}/echo", setup.url()));
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -29,9 +29,8 @@ async fn echo(setup: &Setup, headers: &[(&str, &str)]) -> Echo {
 
 // 1. Hop-by-hop headers, both ways.
 
-#[tokio::test]
-async fn hop_by_hop_request_headers_are_removed_but_te_trailers_is_kept() {
-    let setup = Setup::new(&[]).await;
+pub async fn hop_by_hop_request_headers_are_removed_but_te_trailers_is_kept(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let seen = echo(
         &setup,
         &[
@@ -61,13 +60,20 @@ async fn hop_by_hop_request_headers_are_removed_but_te_trailers_is_kept() {
     assert_eq!(seen.header("x-kept"), Some("yes"));
 }
 
-#[tokio::test]
-async fn connection_names_hop_by_hop_headers_for_its_own_request_only() {
+pub async fn te_trailers_among_other_codings_is_kept_alone(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
+    let seen = echo(&setup, &[("te", "trailers, deflate")]).await;
+    assert_eq!(seen.header("te"), Some("trailers"), "TE: trailers, deflate");
+    let seen = echo(&setup, &[("te", "deflate")]).await;
+    assert_eq!(seen.header("te"), None, "TE: deflate");
+}
+
+pub async fn connection_names_hop_by_hop_headers_for_its_own_request_only(launch: Launch) {
     // Two pipelined requests on one connection; only the second names
     // X-Keep in Connection. Removal is per request: the first keeps its
     // X-Keep. (The fuzzer's request_head oracle once got this wrong, reading
     // every Connection header in the byte stream: bench/README.md.)
-    let setup = Setup::new(&[]).await;
+    let setup = Setup::new(launch, &[]).await;
     let answer = raw(
         setup.addr(),
         b"GET /first HTTP/1.1\r\nHost: x\r\nX-Keep: 1\r\n\r\n\
@@ -90,9 +96,8 @@ async fn connection_names_hop_by_hop_headers_for_its_own_request_only() {
     );
 }
 
-#[tokio::test]
-async fn hop_by_hop_response_headers_are_removed() {
-    let setup = Setup::new(&[]).await;
+pub async fn hop_by_hop_response_headers_are_removed(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let url = format!(
         "{}/headers?set=Connection:X-Secret&set=X-Secret:internal&set=Keep-Alive:timeout=5&set=Proxy-Authenticate:Basic&set=X-Public:ok",
         setup.url()
@@ -109,9 +114,8 @@ async fn hop_by_hop_response_headers_are_removed() {
 
 // 2. X-Forwarded-For, -Host, -Proto and X-Real-IP.
 
-#[tokio::test]
-async fn forwarded_headers_say_who_the_client_was() {
-    let setup = Setup::new(&[]).await;
+pub async fn forwarded_headers_say_who_the_client_was(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let seen = echo(
         &setup,
         &[("x-forwarded-for", "203.0.113.9"), ("x-real-ip", "6.6.6.6")],
@@ -137,9 +141,8 @@ async fn forwarded_headers_say_who_the_client_was() {
     );
 }
 
-#[tokio::test]
-async fn connection_cannot_strip_the_forwarded_headers() {
-    let setup = Setup::new(&[]).await;
+pub async fn connection_cannot_strip_the_forwarded_headers(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let seen = echo(
         &setup,
         &[("connection", "X-Forwarded-For, X-Real-IP, X-Forwarded-Host")],
@@ -150,10 +153,9 @@ async fn connection_cannot_strip_the_forwarded_headers() {
     assert!(seen.header("x-forwarded-host").is_some());
 }
 
-#[tokio::test]
-async fn x_real_ip_is_set_by_the_first_proxy_only() {
-    let inner = Setup::new(&["--trusted-proxy", "127.0.0.1/32"]).await;
-    let outer = proxy_to(&inner.url(), &[]).await;
+pub async fn x_real_ip_is_set_by_the_first_proxy_only(launch: Launch) {
+    let inner = Setup::new(launch, &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let outer = launch(&inner.url(), &[]).await;
     let seen: Echo = client()
         .get(format!("{}/chain", url_of(&outer)))
         .send()
@@ -177,9 +179,8 @@ async fn x_real_ip_is_set_by_the_first_proxy_only() {
 
 // 3. No invented User-Agent.
 
-#[tokio::test]
-async fn no_user_agent_is_invented() {
-    let setup = Setup::new(&[]).await;
+pub async fn no_user_agent_is_invented(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let answer = raw(
         setup.addr(),
         b"GET /ua HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -190,9 +191,8 @@ async fn no_user_agent_is_invented() {
 
 // 4. Upgrades.
 
-#[tokio::test]
-async fn websocket_upgrade_is_tunnelled_both_ways() {
-    let setup = Setup::new(&[]).await;
+pub async fn websocket_upgrade_is_tunnelled_both_ways(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let url = format!("ws://{}/ws?greet=1", setup.addr());
     let (mut ws, response) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(response.status(), 101);
@@ -213,9 +213,8 @@ async fn websocket_upgrade_is_tunnelled_both_ways() {
     ws.close(None).await.unwrap();
 }
 
-#[tokio::test]
-async fn an_unprintable_upgrade_protocol_is_refused() {
-    let setup = Setup::new(&[]).await;
+pub async fn an_unprintable_upgrade_protocol_is_refused(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let answer = raw(
         setup.addr(),
         b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: web\xe9socket\r\n\r\n",
@@ -225,8 +224,7 @@ async fn an_unprintable_upgrade_protocol_is_refused() {
     assert!(answer.contains("invalid protocol"), "{answer}");
 }
 
-#[tokio::test]
-async fn a_backend_switching_to_another_protocol_is_a_502() {
+pub async fn a_backend_switching_to_another_protocol_is_a_502(launch: Launch) {
     let backend = raw_backend(|mut stream| async move {
         read_head(&mut stream).await;
         let _ = stream
@@ -235,7 +233,7 @@ async fn a_backend_switching_to_another_protocol_is_a_502() {
         let _ = stream.read(&mut [0u8; 1]).await;
     })
     .await;
-    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let proxy = launch(&format!("http://{backend}"), &[]).await;
     let answer = raw(
         proxy.servers[0].addr(),
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\r\n",
@@ -248,9 +246,8 @@ async fn a_backend_switching_to_another_protocol_is_a_502() {
     );
 }
 
-#[tokio::test]
-async fn an_h2c_upgrade_is_forwarded_without_the_upgrade() {
-    let setup = Setup::new(&[]).await;
+pub async fn an_h2c_upgrade_is_forwarded_without_the_upgrade(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let answer = raw(
         setup.addr(),
         b"GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
@@ -265,9 +262,8 @@ async fn an_h2c_upgrade_is_forwarded_without_the_upgrade() {
 
 // 5. Streaming, both ways.
 
-#[tokio::test]
-async fn the_first_chunk_of_a_slow_stream_arrives_at_once() {
-    let setup = Setup::new(&[]).await;
+pub async fn the_first_chunk_of_a_slow_stream_arrives_at_once(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let started = Instant::now();
     let response = client()
         .get(format!("{}/stream/2?interval_ms=1500", setup.url()))
@@ -283,9 +279,8 @@ async fn the_first_chunk_of_a_slow_stream_arrives_at_once() {
     );
 }
 
-#[tokio::test]
-async fn sse_events_stream_through() {
-    let setup = Setup::new(&[]).await;
+pub async fn sse_events_stream_through(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let response = client()
         .get(format!("{}/sse?n=3&interval_ms=1000", setup.url()))
         .send()
@@ -299,8 +294,7 @@ async fn sse_events_stream_through() {
     assert!(started.elapsed() < Duration::from_millis(800));
 }
 
-#[tokio::test]
-async fn the_request_body_streams_to_the_backend() {
+pub async fn the_request_body_streams_to_the_backend(launch: Launch) {
     // The backend answers as soon as it has the first body chunk; a proxy
     // that waited for the whole body would never deliver that answer,
     // because the client sends the rest only after it.
@@ -320,7 +314,7 @@ async fn the_request_body_streams_to_the_backend() {
             .await;
     })
     .await;
-    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let proxy = launch(&format!("http://{backend}"), &[]).await;
     let (body, rest) = body_channel();
     let request = client()
         .post(url_of(&proxy))
@@ -346,9 +340,8 @@ fn body_channel() -> (
     )
 }
 
-#[tokio::test]
-async fn a_large_upload_arrives_whole() {
-    let setup = Setup::new(&[]).await;
+pub async fn a_large_upload_arrives_whole(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let body: Vec<u8> = (0..32 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
     let seen: Echo = client()
         .post(format!("{}/upload", setup.url()))
@@ -365,7 +358,8 @@ async fn a_large_upload_arrives_whole() {
 
 // 6. Trailers.
 
-async fn trailers_via(http2: bool, url: String) -> Option<hyper::HeaderMap> {
+/// The trailers a client reads of /trailers through `url`, over HTTP/2 or HTTP/1.1.
+pub async fn trailers_via(http2: bool, url: String) -> Option<hyper::HeaderMap> {
     let builder = Client::builder(TokioExecutor::new());
     let client = if http2 {
         builder.clone().http2_only(true).build_http()
@@ -386,9 +380,8 @@ async fn trailers_via(http2: bool, url: String) -> Option<hyper::HeaderMap> {
         .cloned()
 }
 
-#[tokio::test]
-async fn announced_trailers_are_forwarded_over_http1() {
-    let setup = Setup::new(&[]).await;
+pub async fn announced_trailers_are_forwarded_over_http1(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let trailers = trailers_via(false, format!("{}/trailers", setup.url()))
         .await
         .expect("trailers arrived");
@@ -396,9 +389,8 @@ async fn announced_trailers_are_forwarded_over_http1() {
     assert_eq!(trailers["x-checksum"].len(), 64);
 }
 
-#[tokio::test]
-async fn request_trailers_reach_the_backend() {
-    let setup = Setup::new(&[]).await;
+pub async fn request_trailers_reach_the_backend(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let mut trailers = hyper::HeaderMap::new();
     trailers.insert("x-digest", "abc123".parse().unwrap());
     let frames = futures_util::stream::iter([
@@ -426,11 +418,10 @@ async fn request_trailers_reach_the_backend() {
     );
 }
 
-#[tokio::test]
-async fn a_trailer_announcement_without_a_chunked_body_is_dropped() {
+pub async fn a_trailer_announcement_without_a_chunked_body_is_dropped(launch: Launch) {
     // Go drops it too: only a chunked body has trailers to announce, and
     // an upstream waiting for announced fields would wait in vain.
-    let setup = Setup::new(&[]).await;
+    let setup = Setup::new(launch, &[]).await;
     let answer = raw(
         setup.addr(),
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTrailer: x-digest\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody",
@@ -447,9 +438,8 @@ async fn a_trailer_announcement_without_a_chunked_body_is_dropped() {
 
 // 7. Expect: 100-continue.
 
-#[tokio::test]
-async fn expect_100_continue_works_end_to_end() {
-    let setup = Setup::new(&[]).await;
+pub async fn expect_100_continue_works_end_to_end(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let mut stream = TcpStream::connect(setup.addr()).await.unwrap();
     stream
         .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
@@ -467,8 +457,7 @@ async fn expect_100_continue_works_end_to_end() {
 
 // 8. A client that goes away cancels the upstream request.
 
-#[tokio::test]
-async fn a_client_that_goes_away_cancels_the_upstream_request() {
+pub async fn a_client_that_goes_away_cancels_the_upstream_request(launch: Launch) {
     let (got_request, mut request_arrived) = tokio::sync::mpsc::channel::<()>(1);
     let (saw_close, mut upstream_closed) = tokio::sync::mpsc::channel::<()>(1);
     let backend = raw_backend(move |mut stream| {
@@ -483,7 +472,7 @@ async fn a_client_that_goes_away_cancels_the_upstream_request() {
         }
     })
     .await;
-    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let proxy = launch(&format!("http://{backend}"), &[]).await;
     let mut client = TcpStream::connect(proxy.servers[0].addr()).await.unwrap();
     client
         .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -498,9 +487,8 @@ async fn a_client_that_goes_away_cancels_the_upstream_request() {
 
 // 9. Pooled upstream connections.
 
-#[tokio::test]
-async fn upstream_connections_are_pooled_and_reused() {
-    let setup = Setup::new(&[]).await;
+pub async fn upstream_connections_are_pooled_and_reused(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let mut peers = std::collections::HashSet::new();
     for _ in 0..20 {
         // A new client connection each time: reuse happens on the upstream side.
@@ -537,9 +525,8 @@ async fn assert_refused(setup: &Setup, request: &[u8], expected_status: &str) {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
 
-#[tokio::test]
-async fn ambiguous_framing_is_rejected() {
-    let setup = Setup::new(&[]).await;
+pub async fn ambiguous_framing_is_rejected(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     assert_refused(
         &setup,
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
@@ -554,9 +541,8 @@ async fn ambiguous_framing_is_rejected() {
     .await;
 }
 
-#[tokio::test]
-async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
-    let setup = Setup::new(&[]).await;
+pub async fn content_length_with_transfer_encoding_cannot_smuggle_a_request(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     // If the body were framed by Content-Length (5), "0\r\n\r\nGET /smuggled…"
     // would be read as a second request.
     let answer = raw(
@@ -576,9 +562,8 @@ async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
     assert!(!answer.contains("/smuggled"));
 }
 
-#[tokio::test]
-async fn oversized_headers_are_refused() {
-    let setup = Setup::new(&[]).await;
+pub async fn oversized_headers_are_refused(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let request = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "a".repeat(70 * 1024)
@@ -586,9 +571,8 @@ async fn oversized_headers_are_refused() {
     assert_refused(&setup, request.as_bytes(), "431").await;
 }
 
-#[tokio::test]
-async fn a_stalled_request_head_is_cut_off() {
-    let setup = Setup::new(&["--header-read-timeout", "1"]).await;
+pub async fn a_stalled_request_head_is_cut_off(launch: Launch) {
+    let setup = Setup::new(launch, &["--header-read-timeout", "1"]).await;
     let mut stalled = TcpStream::connect(setup.addr()).await.unwrap();
     stalled
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow")
@@ -613,9 +597,8 @@ async fn a_stalled_request_head_is_cut_off() {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
 
-#[tokio::test]
-async fn what_rfc_9112_says_to_reject_is_rejected() {
-    let setup = Setup::new(&[]).await;
+pub async fn what_rfc_9112_says_to_reject_is_rejected(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     for request in [
         &b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
@@ -626,9 +609,8 @@ async fn what_rfc_9112_says_to_reject_is_rejected() {
     }
 }
 
-#[tokio::test]
-async fn non_ascii_header_values_pass_through_unchanged() {
-    let setup = Setup::new(&[]).await;
+pub async fn non_ascii_header_values_pass_through_unchanged(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let answer = raw(
         setup.addr(),
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf\xc3\xa9 \xff\r\nConnection: close\r\n\r\n",
@@ -638,9 +620,8 @@ async fn non_ascii_header_values_pass_through_unchanged() {
     assert_eq!(json_body(&answer).header("x-name"), Some("café \u{fffd}"));
 }
 
-#[tokio::test]
-async fn an_absolute_form_request_still_goes_to_the_configured_upstream() {
-    let setup = Setup::new(&[]).await;
+pub async fn an_absolute_form_request_still_goes_to_the_configured_upstream(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     let answer = raw(
         setup.addr(),
         b"GET http://elsewhere.invalid/steal?x=1 HTTP/1.1\r\nHost: elsewhere.invalid\r\nConnection: close\r\n\r\n",
@@ -651,8 +632,7 @@ async fn an_absolute_form_request_still_goes_to_the_configured_upstream() {
     assert_eq!(seen.path, "/steal");
 }
 
-#[tokio::test]
-async fn a_truncated_upstream_response_never_looks_complete() {
+pub async fn a_truncated_upstream_response_never_looks_complete(launch: Launch) {
     let backend = raw_backend(|mut stream| async move {
         read_head(&mut stream).await;
         let _ = stream
@@ -660,7 +640,7 @@ async fn a_truncated_upstream_response_never_looks_complete() {
             .await;
     })
     .await;
-    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let proxy = launch(&format!("http://{backend}"), &[]).await;
     // The head may or may not reach the client before the failure does
     // (the proxy sees both in one read); either way the exchange must fail.
     let outcome = match client().get(url_of(&proxy)).send().await {
@@ -673,8 +653,7 @@ async fn a_truncated_upstream_response_never_looks_complete() {
     );
 }
 
-#[tokio::test]
-async fn a_response_with_both_length_and_chunked_is_framed_by_the_chunks() {
+pub async fn a_response_with_both_length_and_chunked_is_framed_by_the_chunks(launch: Launch) {
     // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a
     // proxy must not pass both on. Passing the length left the client
     // waiting for 100 bytes of a 5-byte body, then cut off.
@@ -687,35 +666,33 @@ async fn a_response_with_both_length_and_chunked_is_framed_by_the_chunks() {
             .await;
     })
     .await;
-    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let proxy = launch(&format!("http://{backend}"), &[]).await;
     let response = client().get(url_of(&proxy)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers().get("content-length"), None);
     assert_eq!(response.text().await.unwrap(), "hello");
 }
 
-#[tokio::test]
-async fn a_garbled_upstream_response_is_a_502() {
+pub async fn a_garbled_upstream_response_is_a_502(launch: Launch) {
     let backend = raw_backend(|mut stream| async move {
         read_head(&mut stream).await;
         let _ = stream.write_all(b"THIS IS NOT HTTP\r\n\r\n").await;
     })
     .await;
-    let proxy = proxy_to(&format!("http://{backend}"), &[]).await;
+    let proxy = launch(&format!("http://{backend}"), &[]).await;
     let response = client().get(url_of(&proxy)).send().await.unwrap();
     assert_eq!(response.status(), 502);
 }
 
 // The error handler's defaults.
 
-#[tokio::test]
-async fn an_unreachable_upstream_is_a_502_with_the_reason() {
+pub async fn an_unreachable_upstream_is_a_502_with_the_reason(launch: Launch) {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
         .unwrap();
-    let proxy = proxy_to(&format!("http://{closed}"), &[]).await;
+    let proxy = launch(&format!("http://{closed}"), &[]).await;
     let response = client().get(url_of(&proxy)).send().await.unwrap();
     assert_eq!(response.status(), 502);
     assert!(
@@ -727,9 +704,8 @@ async fn an_unreachable_upstream_is_a_502_with_the_reason() {
     );
 }
 
-#[tokio::test]
-async fn a_slow_upstream_is_a_504_after_the_timeout() {
-    let setup = Setup::new(&["--timeout", "0.3"]).await;
+pub async fn a_slow_upstream_is_a_504_after_the_timeout(launch: Launch) {
+    let setup = Setup::new(launch, &["--timeout", "0.3"]).await;
     let started = Instant::now();
     let response = client()
         .get(format!("{}/delay/3000", setup.url()))
@@ -740,9 +716,8 @@ async fn a_slow_upstream_is_a_504_after_the_timeout() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-#[tokio::test]
-async fn a_host_header_that_is_more_than_a_host_is_refused() {
-    let setup = Setup::new(&[]).await;
+pub async fn a_host_header_that_is_more_than_a_host_is_refused(launch: Launch) {
+    let setup = Setup::new(launch, &[]).await;
     for host in ["evil.example:444/phish?x=", "user@example.com", "a\tb"] {
         let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
         assert_refused(&setup, request.as_bytes(), "400").await;
@@ -751,3 +726,160 @@ async fn a_host_header_that_is_more_than_a_host_is_refused() {
         assert_refused(&setup, request.as_bytes(), "400").await;
     }
 }
+
+/// The cases above as `#[tokio::test]`s against one proxy:
+/// `proxy_test_cases::http1_behaviours!(support::proxy_to);`.
+#[macro_export]
+macro_rules! http1_behaviours {
+    ($launch:path) => {
+        #[::tokio::test]
+        async fn hop_by_hop_request_headers_are_removed_but_te_trailers_is_kept() {
+            $crate::http1::hop_by_hop_request_headers_are_removed_but_te_trailers_is_kept($launch)
+                .await
+        }
+        #[::tokio::test]
+        async fn te_trailers_among_other_codings_is_kept_alone() {
+            $crate::http1::te_trailers_among_other_codings_is_kept_alone($launch).await
+        }
+        #[::tokio::test]
+        async fn connection_names_hop_by_hop_headers_for_its_own_request_only() {
+            $crate::http1::connection_names_hop_by_hop_headers_for_its_own_request_only($launch)
+                .await
+        }
+        #[::tokio::test]
+        async fn hop_by_hop_response_headers_are_removed() {
+            $crate::http1::hop_by_hop_response_headers_are_removed($launch).await
+        }
+        #[::tokio::test]
+        async fn forwarded_headers_say_who_the_client_was() {
+            $crate::http1::forwarded_headers_say_who_the_client_was($launch).await
+        }
+        #[::tokio::test]
+        async fn connection_cannot_strip_the_forwarded_headers() {
+            $crate::http1::connection_cannot_strip_the_forwarded_headers($launch).await
+        }
+        #[::tokio::test]
+        async fn x_real_ip_is_set_by_the_first_proxy_only() {
+            $crate::http1::x_real_ip_is_set_by_the_first_proxy_only($launch).await
+        }
+        #[::tokio::test]
+        async fn no_user_agent_is_invented() {
+            $crate::http1::no_user_agent_is_invented($launch).await
+        }
+        #[::tokio::test]
+        async fn websocket_upgrade_is_tunnelled_both_ways() {
+            $crate::http1::websocket_upgrade_is_tunnelled_both_ways($launch).await
+        }
+        #[::tokio::test]
+        async fn an_unprintable_upgrade_protocol_is_refused() {
+            $crate::http1::an_unprintable_upgrade_protocol_is_refused($launch).await
+        }
+        #[::tokio::test]
+        async fn a_backend_switching_to_another_protocol_is_a_502() {
+            $crate::http1::a_backend_switching_to_another_protocol_is_a_502($launch).await
+        }
+        #[::tokio::test]
+        async fn an_h2c_upgrade_is_forwarded_without_the_upgrade() {
+            $crate::http1::an_h2c_upgrade_is_forwarded_without_the_upgrade($launch).await
+        }
+        #[::tokio::test]
+        async fn the_first_chunk_of_a_slow_stream_arrives_at_once() {
+            $crate::http1::the_first_chunk_of_a_slow_stream_arrives_at_once($launch).await
+        }
+        #[::tokio::test]
+        async fn sse_events_stream_through() {
+            $crate::http1::sse_events_stream_through($launch).await
+        }
+        #[::tokio::test]
+        async fn the_request_body_streams_to_the_backend() {
+            $crate::http1::the_request_body_streams_to_the_backend($launch).await
+        }
+        #[::tokio::test]
+        async fn a_large_upload_arrives_whole() {
+            $crate::http1::a_large_upload_arrives_whole($launch).await
+        }
+        #[::tokio::test]
+        async fn announced_trailers_are_forwarded_over_http1() {
+            $crate::http1::announced_trailers_are_forwarded_over_http1($launch).await
+        }
+        #[::tokio::test]
+        async fn request_trailers_reach_the_backend() {
+            $crate::http1::request_trailers_reach_the_backend($launch).await
+        }
+        #[::tokio::test]
+        async fn a_trailer_announcement_without_a_chunked_body_is_dropped() {
+            $crate::http1::a_trailer_announcement_without_a_chunked_body_is_dropped($launch).await
+        }
+        #[::tokio::test]
+        async fn expect_100_continue_works_end_to_end() {
+            $crate::http1::expect_100_continue_works_end_to_end($launch).await
+        }
+        #[::tokio::test]
+        async fn a_client_that_goes_away_cancels_the_upstream_request() {
+            $crate::http1::a_client_that_goes_away_cancels_the_upstream_request($launch).await
+        }
+        #[::tokio::test]
+        async fn upstream_connections_are_pooled_and_reused() {
+            $crate::http1::upstream_connections_are_pooled_and_reused($launch).await
+        }
+        #[::tokio::test]
+        async fn ambiguous_framing_is_rejected() {
+            $crate::http1::ambiguous_framing_is_rejected($launch).await
+        }
+        #[::tokio::test]
+        async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
+            $crate::http1::content_length_with_transfer_encoding_cannot_smuggle_a_request($launch)
+                .await
+        }
+        #[::tokio::test]
+        async fn oversized_headers_are_refused() {
+            $crate::http1::oversized_headers_are_refused($launch).await
+        }
+        #[::tokio::test]
+        async fn a_stalled_request_head_is_cut_off() {
+            $crate::http1::a_stalled_request_head_is_cut_off($launch).await
+        }
+        #[::tokio::test]
+        async fn what_rfc_9112_says_to_reject_is_rejected() {
+            $crate::http1::what_rfc_9112_says_to_reject_is_rejected($launch).await
+        }
+        #[::tokio::test]
+        async fn non_ascii_header_values_pass_through_unchanged() {
+            $crate::http1::non_ascii_header_values_pass_through_unchanged($launch).await
+        }
+        #[::tokio::test]
+        async fn an_absolute_form_request_still_goes_to_the_configured_upstream() {
+            $crate::http1::an_absolute_form_request_still_goes_to_the_configured_upstream($launch)
+                .await
+        }
+        #[::tokio::test]
+        async fn a_truncated_upstream_response_never_looks_complete() {
+            $crate::http1::a_truncated_upstream_response_never_looks_complete($launch).await
+        }
+        #[::tokio::test]
+        async fn a_response_with_both_length_and_chunked_is_framed_by_the_chunks() {
+            $crate::http1::a_response_with_both_length_and_chunked_is_framed_by_the_chunks($launch)
+                .await
+        }
+        #[::tokio::test]
+        async fn a_garbled_upstream_response_is_a_502() {
+            $crate::http1::a_garbled_upstream_response_is_a_502($launch).await
+        }
+        #[::tokio::test]
+        async fn an_unreachable_upstream_is_a_502_with_the_reason() {
+            $crate::http1::an_unreachable_upstream_is_a_502_with_the_reason($launch).await
+        }
+        #[::tokio::test]
+        async fn a_slow_upstream_is_a_504_after_the_timeout() {
+            $crate::http1::a_slow_upstream_is_a_504_after_the_timeout($launch).await
+        }
+        #[::tokio::test]
+        async fn a_host_header_that_is_more_than_a_host_is_refused() {
+            $crate::http1::a_host_header_that_is_more_than_a_host_is_refused($launch).await
+        }
+    };
+}
+
+/// The names the macro runs, checked against the cases by a test.
+#[cfg(test)]
+pub(crate) const CASES: usize = 35;

@@ -1,20 +1,19 @@
 //! The wire side of the proxy tests: a proxy in front of a real server, a
 //! client, raw-socket requests and answers, hand-written backends for what
-//! real_server cannot misbehave at. Step 10's tests use it too, to hold its
-//! own HTTP/1 engine to the same cases as step 03; each `support` module
-//! says which proxy `proxy_to` launches.
-
-#![allow(dead_code)] // each test file uses a different subset
+//! real_server cannot misbehave at. Which proxy is under test is a
+//! [`Launch`]: each step's tests say how to start theirs.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serving::{Launched, ServerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::proxy_to;
+/// Starts the proxy under test in front of `upstream`, with extra flags.
+pub type Launch = for<'a> fn(&'a str, &'a [&'a str]) -> BoxFuture<'a, Launched>;
 
 /// The proxy under test in front of a fresh real server.
 pub struct Setup {
@@ -23,10 +22,11 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// The proxy in front of a fresh real server, with extra CLI flags.
-    pub async fn new(extra: &[&str]) -> Self {
+    /// The proxy `launch` starts, in front of a fresh real server, with
+    /// extra CLI flags.
+    pub async fn new(launch: Launch, extra: &[&str]) -> Self {
         let backend = real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-        let proxy = proxy_to(&backend.url(), extra).await;
+        let proxy = launch(&backend.url(), extra).await;
         Setup { proxy, backend }
     }
 

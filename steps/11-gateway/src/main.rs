@@ -5,10 +5,10 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let args = step09_gateway::Args::parse();
-    args.proxy.runtime()?.block_on(async {
+    let args = step11_gateway::Args::parse();
+    args.serve.runtime()?.block_on(async {
         serving::init_tracing();
-        let launched = step09_gateway::launch(args, &serving::Binder::exact()).await?;
+        let launched = step11_gateway::launch(args, &serving::Binder::exact()).await?;
         launched.serve_until_signal().await;
         Ok(())
     })

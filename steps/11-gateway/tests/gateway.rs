@@ -10,13 +10,13 @@ use serving::{Binder, Launched, ServerHandle};
 use tokio::net::TcpListener;
 
 async fn gateway(config: Option<&str>) -> anyhow::Result<Launched> {
-    let mut argv = vec!["step09-gateway".to_owned()];
+    let mut argv = vec!["step11-gateway".to_owned()];
     let file;
     if let Some(text) = config {
         file = write_config(text);
         argv.extend(["--config".to_owned(), file.display().to_string()]);
     }
-    step09_gateway::launch(step09_gateway::Args::parse_from(argv), &Binder::ephemeral()).await
+    step11_gateway::launch(step11_gateway::Args::parse_from(argv), &Binder::ephemeral()).await
 }
 
 fn write_config(text: &str) -> PathBuf {
@@ -156,7 +156,7 @@ async fn config_mistakes_name_the_file_line_and_column() {
         ),
         (
             "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nhealth = { interval = \"soon\" }\n",
-            ":4:10: health: \"soon\": expected a number and a unit",
+            ":4:10: health: \"soon\": expected a whole number and a unit",
         ),
         (
             "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nbreaker = { error_rate = 150 }\n",
@@ -176,7 +176,7 @@ async fn config_mistakes_name_the_file_line_and_column() {
         ),
     ] {
         let path = write_config(text);
-        let error = step09_gateway::config::load(&path).unwrap_err().to_string();
+        let error = step11_gateway::config::load(&path).unwrap_err().to_string();
         let expected = format!("{}{expected}", path.display());
         assert!(
             error.starts_with(&expected),
@@ -198,8 +198,8 @@ async fn a_missing_config_file_is_a_clear_error() {
 }
 
 async fn gateway_with_path(path: &str) -> anyhow::Result<Launched> {
-    step09_gateway::launch(
-        step09_gateway::Args::parse_from(["step09-gateway", "--config", path]),
+    step11_gateway::launch(
+        step11_gateway::Args::parse_from(["step11-gateway", "--config", path]),
         &Binder::ephemeral(),
     )
     .await
@@ -207,7 +207,7 @@ async fn gateway_with_path(path: &str) -> anyhow::Result<Launched> {
 
 #[test]
 fn the_example_config_is_valid() {
-    let config = step09_gateway::config::parse(step09_gateway::EXAMPLE, "gateway.toml").unwrap();
+    let config = step11_gateway::config::parse(step11_gateway::EXAMPLE, "gateway.toml").unwrap();
     let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["api", "static", "web"]);
 }
@@ -308,7 +308,7 @@ async fn sighup_reloads_the_running_binary() {
 
     let (first, second) = (backend().await, backend().await);
     let path = write_config(&routed_to(&first, false));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_step09-gateway"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_step11-gateway"));
     command.args(["--config", &path.display().to_string()]);
     let (mut child, url) = real_server::start_binary(command, "gateway").unwrap();
     let served_by = async || -> String {
@@ -551,4 +551,149 @@ async fn global_middleware_runs_before_routing() {
     // limit every request shares.
     assert_eq!(get(&launched, "x", "/a").await.status(), 429);
     assert_eq!(get(&launched, "x", "/nowhere").await.status(), 429);
+}
+
+/// A service's table says how it forwards, whom it admits and how often it
+/// retries, with the keys step 03, 04 and 05's flags have: here a timeout
+/// of its own, RS256 tokens from one issuer for one audience, and retries
+/// that `/metrics` counts.
+#[tokio::test]
+async fn a_service_table_sets_its_timeout_auth_and_retries() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let upstream = backend().await;
+    let public = proxy_test_cases::jwt_keys::public_key_file();
+    let config = format!(
+        r#"listen = "127.0.0.1:0"
+[admin]
+listen = "127.0.0.1:0"
+token = "s3cret"
+
+[[services]]
+name = "slow"
+path_prefix = "/delay"
+timeout = "300ms"
+upstreams = ["{live}"]
+
+[[services]]
+name = "guarded"
+path_prefix = "/guarded"
+auth = {{ jwt_public_key = "{public}", jwt_issuer = "workbench", jwt_audience = "orders" }}
+upstreams = ["{live}"]
+
+[[services]]
+name = "retried"
+path_prefix = "/retried"
+upstreams = ["http://127.0.0.1:1", "{live}"]
+"#,
+        live = upstream.url(),
+        public = public.display(),
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+
+    // The service's own timeout: 504 for a slow answer, a quick one passes.
+    assert_eq!(get(&launched, "x", "/delay/2000").await.status(), 504);
+    assert_eq!(get(&launched, "x", "/delay/10").await.status(), 200);
+
+    // A token from the right issuer for the right audience passes; one for
+    // another audience does not.
+    let token = |audience: &str| {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
+        encode(
+            &Header::new(Algorithm::RS256),
+            &serde_json::json!({"iss": "workbench", "aud": audience, "exp": exp}),
+            &EncodingKey::from_rsa_pem(proxy_test_cases::jwt_keys::PRIVATE_PEM.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let url = format!("{}/guarded", launched.get("gateway").unwrap().url());
+    let status = |token: String| {
+        let url = url.clone();
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(token("orders")).await, 200);
+    assert_eq!(status(token("billing")).await, 401);
+
+    // Round-robin sends the first request to the dead upstream, and the
+    // retry to the live one: served, and counted.
+    for _ in 0..2 {
+        assert_eq!(get(&launched, "x", "/retried").await.status(), 200);
+    }
+    let metrics = client()
+        .get(format!("{}/metrics", launched.get("admin").unwrap().url()))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retried = metrics
+        .lines()
+        .find(|l| l.starts_with("proxy_retries_total "))
+        .unwrap_or_else(|| panic!("no retry counter in\n{metrics}"));
+    assert_eq!(retried, "proxy_retries_total 1");
+}
+
+#[tokio::test]
+async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
+    let upstream = "upstreams = [\"http://127.0.0.1:1\"]";
+    for (entry, expected) in [
+        (
+            "timeout = \"0s\"",
+            ":4:11: timeout: \"0s\": must be more than zero",
+        ),
+        (
+            "timeout = \"3333333333333333333s\"",
+            ":4:11: timeout: \"3333333333333333333s\": longer than",
+        ),
+        (
+            "flush_interval = \"fast\"",
+            ":4:18: flush_interval: \"fast\":",
+        ),
+        (
+            "health = { max_fails = 0 }",
+            ":4:10: health max_fails must be at least 1, not 0",
+        ),
+        (
+            "breaker = { max_concurrent = 0 }",
+            ":4:11: breaker max_concurrent must be at least 1, not 0",
+        ),
+        (
+            "auth = { jwt_public_key = \"/nonexistent.pem\" }",
+            ":4:8: auth jwt_public_key: cannot read /nonexistent.pem",
+        ),
+        (
+            "auth = { jwt_issuer = \"me\" }",
+            ":4:8: auth jwt_issuer and jwt_audience need jwt_secret or jwt_public_key",
+        ),
+        (
+            "upstreams = [\"http://a:1,weight=0\"]",
+            ":4:14: \"weight=0\": expected weight=N with N from 1 to",
+        ),
+    ] {
+        let text = if entry.starts_with("upstreams") {
+            format!("[[services]]\nname = \"a\"\n\n{entry}\n")
+        } else {
+            format!("[[services]]\nname = \"a\"\n{upstream}\n{entry}\n")
+        };
+        let path = write_config(&text);
+        let error = step11_gateway::config::load(&path).unwrap_err().to_string();
+        let expected = format!("{}{expected}", path.display());
+        assert!(
+            error.starts_with(&expected),
+            "{error}\n  expected {expected}"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Chapter 9: the gateway — services from a file, routed by host and path
+//! Chapter 11: the gateway — services from a file, routed by host and path
 //! prefix, reloaded while it serves, and an admin API.
 
 use clap::Parser;
@@ -10,16 +10,16 @@ use crate::Report;
 const TOKEN: &str = "tour";
 
 pub async fn run(report: &mut Report) -> anyhow::Result<()> {
-    report.chapter(9, "the gateway (step09-gateway)");
+    report.chapter(11, "the gateway (step11-gateway)");
     let binder = Binder::ephemeral();
-    let example = step09_gateway::launch(
-        step09_gateway::Args::parse_from(["step09-gateway"]),
+    let example = step11_gateway::launch(
+        step11_gateway::Args::parse_from(["step11-gateway"]),
         &binder,
     )
     .await?;
     let url = example.get("gateway").expect("launched").url();
     report.line(format!(
-        "The example config (steps/09-gateway/gateway.toml) on {url}, with three real servers:"
+        "The example config (steps/11-gateway/gateway.toml) on {url}, with three real servers:"
     ));
     let client = reqwest::Client::builder().no_proxy().build()?;
     for (host, path) in [
@@ -46,9 +46,9 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     let (first, second) = (backend().await?, backend().await?);
     let file = std::env::temp_dir().join(format!("tour-gateway-{}.toml", std::process::id()));
     std::fs::write(&file, config(&first.url()))?;
-    let gateway = step09_gateway::launch(
-        step09_gateway::Args::parse_from([
-            "step09-gateway",
+    let gateway = step11_gateway::launch(
+        step11_gateway::Args::parse_from([
+            "step11-gateway",
             "--config",
             &file.display().to_string(),
         ]),

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Side by side: the CPU one proxy spends per request, against a peer's, measured in the
+# same seconds on the same core.
+#
+#   bench/pair.sh -o 'OURS' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS]
+#
+# OURS (and a PEER given as a command) may use {listen} (where to listen), {up1} (the
+# backend as http://HOST:PORT) and {up1addr} (HOST:PORT). PEER is nginx (default), haproxy
+# (HTTP mode), l4-tcp (HAProxy's TCP mode), go-httputil (bench/peers/goproxy), self (a
+# second copy of OURS) or a command.
+#
+# Why side by side: this machine is shared, and the same proxy measured twice, one run
+# after the other, moves by 15-30 %. Here both proxies run at once, pinned to CPU 1, each
+# loaded by its own wrk; the backend (nginx, one worker answering "Hello, World!") and both
+# wrks are on CPU 0. Each round reads both proxies' CPU time (utime + stime of the process
+# and its children, from /proc) over the same seconds and divides by the requests each
+# served; whatever else the machine does in those seconds hits both alike, and the ratio
+# moves by about 1 %. Absolute figures are higher than alone (the core is shared): read
+# the ratio. The last line is the median ratio of the rounds.
+#
+# Needs (Debian): nginx-light wrk, and haproxy or golang-go for those peers.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+seconds=5 connections=64 rounds=7 ours="" peer=nginx
+while getopts "o:b:r:d:c:" flag; do
+  case $flag in
+    o) ours=$OPTARG ;; b) peer=$OPTARG ;; r) rounds=$OPTARG ;;
+    d) seconds=$OPTARG ;; c) connections=$OPTARG ;; *) exit 2 ;;
+  esac
+done
+if [ -z "$ours" ]; then
+  echo "usage: bench/pair.sh -o 'CMD with {listen} {up1}' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS]" >&2
+  exit 2
+fi
+for tool in nginx wrk taskset python3; do
+  command -v "$tool" >/dev/null || { echo "bench/pair.sh needs $tool (apt-get install -y nginx-light wrk)" >&2; exit 1; }
+done
+
+backend_port=19301 ours_port=19310 peer_port=19320
+work="$(mktemp -d /tmp/pair.XXXXXX)"
+children=()
+finish() {
+  for pid in "${children[@]:-}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap finish EXIT
+
+# Wait until something accepts on PORT (15 s at most).
+await_port() {
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 150 ] || { echo "nothing listens on port $1" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+# Fill the placeholders of a command for a proxy listening on PORT.
+command_for() { # COMMAND PORT
+  local cmd=$1
+  cmd=${cmd//\{listen\}/127.0.0.1:$2}
+  cmd=${cmd//\{up1addr\}/127.0.0.1:$backend_port}
+  cmd=${cmd//\{up1\}/http://127.0.0.1:$backend_port}
+  printf '%s' "$cmd"
+}
+
+# nginx's temporary files go to the work directory, so no root is needed.
+nginx_conf() { # PORT BODY
+  cat <<CONF
+worker_processes 1; daemon off; pid $work/nginx-$1.pid; error_log $work/nginx-$1.err;
+events { worker_connections 8192; }
+http {
+  access_log off; keepalive_requests 10000000;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  $2
+}
+CONF
+}
+
+haproxy_conf() { # MODE
+  printf 'global\n  nbthread 1\n  maxconn 8192\n'
+  printf 'defaults\n  mode %s\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n' "$1"
+  [ "$1" = tcp ] || printf '  option http-keep-alive\n  option forwardfor\n'
+  printf 'listen proxy\n  bind 127.0.0.1:%s\n' "$peer_port"
+  [ "$1" = tcp ] || printf '  http-reuse always\n'
+  printf '  server backend 127.0.0.1:%s\n' "$backend_port"
+}
+
+mkdir -p "$work/tmp"
+nginx_conf "$backend_port" "server { listen 127.0.0.1:$backend_port; location / { return 200 \"Hello, World!\\n\"; } }" >"$work/backend.conf"
+case $peer in
+  nginx)
+    nginx_conf "$peer_port" "upstream backend { server 127.0.0.1:$backend_port; keepalive 256; }
+  server { listen 127.0.0.1:$peer_port; location / {
+    proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" >"$work/peer.conf"
+    peer_cmd="nginx -c $work/peer.conf -p $work" ;;
+  haproxy) haproxy_conf http >"$work/peer.cfg"; peer_cmd="haproxy -f $work/peer.cfg" ;;
+  l4-tcp) haproxy_conf tcp >"$work/peer.cfg"; peer_cmd="haproxy -f $work/peer.cfg" ;;
+  go-httputil)
+    (cd "$here/peers/goproxy" && go build -o "$work/goproxy" .)
+    peer_cmd="env GOMAXPROCS=1 $work/goproxy -listen 127.0.0.1:$peer_port -upstream http://127.0.0.1:$backend_port" ;;
+  self) peer_cmd=$(command_for "$ours" "$peer_port") ;;
+  *) peer_cmd=$(command_for "$peer" "$peer_port"); peer=peer ;;
+esac
+ours_cmd=$(command_for "$ours" "$ours_port")
+
+taskset -c 0 nginx -c "$work/backend.conf" -p "$work" >/dev/null 2>&1 &
+children+=($!)
+await_port "$backend_port"
+taskset -c 1 $ours_cmd >"$work/ours.log" 2>&1 &
+ours_pid=$!; children+=("$ours_pid")
+taskset -c 1 $peer_cmd >"$work/peer.log" 2>&1 &
+peer_pid=$!; children+=("$peer_pid")
+await_port "$ours_port"
+await_port "$peer_port"
+
+# CPU ticks (user + system) of a process and its children (nginx's worker).
+cpu_ticks() {
+  local total=0 pid
+  for pid in $1 $(ps -o pid= --ppid "$1"); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+rss_kib() { ps -o rss= --pid "$1" --ppid "$1" | awk '{ total += $1 } END { print total }'; }
+
+# Load both proxies at once for SECONDS, each with its own wrk on CPU 0.
+load_both() {
+  taskset -c 0 wrk -t1 -c"$connections" -d"$1"s --latency "http://127.0.0.1:$ours_port/" >"$work/wrk-ours" 2>&1 &
+  local a=$!
+  taskset -c 0 wrk -t1 -c"$connections" -d"$1"s --latency "http://127.0.0.1:$peer_port/" >"$work/wrk-peer" 2>&1 &
+  local b=$!
+  wait "$a" "$b"
+}
+requests() { awk '/requests in/ { print $1 }' "$1"; }
+p99() { awk '$1 == "99%" { print $2 }' "$1"; }
+
+load_both 2 # warm both up: pools filled, pages touched
+samples="" p99_ours="" p99_peer="" unclean=0
+for _ in $(seq "$rounds"); do
+  ours_before=$(cpu_ticks "$ours_pid"); peer_before=$(cpu_ticks "$peer_pid")
+  load_both "$seconds"
+  ours_after=$(cpu_ticks "$ours_pid"); peer_after=$(cpu_ticks "$peer_pid")
+  for side in ours peer; do
+    if grep -qE 'Non-2xx|Socket errors' "$work/wrk-$side"; then
+      grep -E 'Non-2xx|Socket errors' "$work/wrk-$side" | sed "s/^/$side: /" >&2
+      unclean=1
+    fi
+  done
+  samples+="$((ours_after - ours_before)) $(requests "$work/wrk-ours") $((peer_after - peer_before)) $(requests "$work/wrk-peer");"
+  p99_ours+="$(p99 "$work/wrk-ours") "; p99_peer+="$(p99 "$work/wrk-peer") "
+done
+
+echo "# $rounds rounds of ${seconds} s, wrk -t1 -c$connections against each proxy at once, both proxies on CPU 1; peer: $peer"
+echo "RSS ours $(rss_kib "$ours_pid") KiB, $peer $(rss_kib "$peer_pid") KiB"
+echo "p99 ours: $p99_ours"
+echo "p99 $peer: $p99_peer"
+[ "$unclean" = 0 ] || echo "errors were seen (above): the ratio below is not a clean measurement"
+python3 - "$(getconf CLK_TCK)" "$peer" "$samples" <<'PY'
+import statistics
+import sys
+
+ticks_per_second, peer, samples = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+rounds = [list(map(int, s.split())) for s in samples.strip(";").split(";")]
+def micros(ticks, requests):
+    return ticks * 1e6 / ticks_per_second / requests
+ours = [micros(r[0], r[1]) for r in rounds]
+theirs = [micros(r[2], r[3]) for r in rounds]
+ratios = sorted(a / b for a, b in zip(ours, theirs))
+print("ours µs CPU per request: " + " ".join(f"{x:.2f}" for x in ours))
+print(f"{peer} µs CPU per request: " + " ".join(f"{x:.2f}" for x in theirs))
+print("ratios, sorted: " + " ".join(f"{r:.3f}" for r in ratios))
+print(f"ours/{peer} CPU per request {statistics.median(ratios):.3f} (median of {len(ratios)} rounds)")
+PY

@@ -1,0 +1,176 @@
+//! The chain as plain data, and the one place it is put together.
+//!
+//! Step 05 fills [`ChainSettings`] from its flags; the gateway fills one
+//! for every request (`[global]`) and one per service from its TOML file.
+//! Either way [`ChainSettings::build`] makes the chain, in the one order
+//! this crate teaches (see the crate's doc for why):
+//!
+//! request id → statistics → rate limit → auth → breaker → rewrite → endpoint
+//!
+//! A link is in the chain only when its settings are there. The rate
+//! limit is the one link a caller may supply itself: the gateway's is held
+//! in Redis by every instance together (`shared_limit`), step 05's in the
+//! process ([`RateLimit`]).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::auth::{Auth, AuthConfigError, JwtKey};
+use crate::breaker::{Breaker, BreakerPolicy};
+use crate::rate_limit::{DEFAULT_MAX_KEYS, RateKey, RateLimit};
+use crate::request_id::RequestId;
+use crate::rewrite::{Rewrite, Rule};
+use crate::stats::{Metrics, Stats};
+use crate::{Chain, Endpoint, Middleware};
+
+/// Which links a chain has, and how each is set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChainSettings {
+    /// Give every request an `X-Request-Id` (and its log lines a span).
+    pub request_id: bool,
+    /// Count requests, statuses, bytes and latency into the metrics.
+    pub statistics: bool,
+    pub rate_limit: Option<RateLimitSettings>,
+    pub auth: Option<AuthSettings>,
+    pub breaker: Option<BreakerSettings>,
+    /// Path rewrites, tried in order (a stripped prefix is one).
+    pub rewrite: Vec<Rule>,
+}
+
+/// A token bucket per key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitSettings {
+    pub rps: NonZeroU32,
+    pub burst: NonZeroU32,
+    pub key: RateKey,
+    /// The most buckets kept at once (in the process).
+    pub max_keys: usize,
+}
+
+impl RateLimitSettings {
+    /// `rps` a second per `key`, bursts of `burst`, the default table size.
+    pub fn new(rps: NonZeroU32, burst: NonZeroU32, key: RateKey) -> Self {
+        Self {
+            rps,
+            burst,
+            key,
+            max_keys: DEFAULT_MAX_KEYS,
+        }
+    }
+}
+
+/// Credentials and address rules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthSettings {
+    /// `user:password` pairs accepted with Basic auth.
+    pub basic: Vec<String>,
+    pub jwt: Option<JwtSettings>,
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
+}
+
+/// Bearer tokens: the key that signs them, and the claims they must carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtSettings {
+    pub key: JwtKey,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// The circuit breaker and the concurrency cap (at least one is set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSettings {
+    /// Open at this share of failed requests (percent, 1 to 100).
+    pub error_rate: Option<u8>,
+    /// …over at least this many requests in the window.
+    pub min_requests: u64,
+    /// How long the circuit stays open before a probe.
+    pub open: Duration,
+    /// At most this many requests in flight; 503 beyond.
+    pub max_concurrent: Option<usize>,
+}
+
+/// Makes the rate-limit link from its settings (the gateway's shares its
+/// buckets through Redis).
+pub type MakeRateLimit = dyn Fn(&RateLimitSettings) -> Arc<dyn Middleware> + Send + Sync;
+
+/// A chain, and the links its owner reads back (the breaker's state for an
+/// admin page).
+pub struct Built {
+    pub chain: Chain,
+    pub breaker: Option<Arc<Breaker>>,
+}
+
+impl ChainSettings {
+    /// The chain these settings describe in front of `endpoint`; a rate
+    /// limit is made by `rate_limiter` when given, else kept in the process.
+    pub fn build(
+        &self,
+        endpoint: Arc<dyn Endpoint>,
+        metrics: &Arc<Metrics>,
+        rate_limiter: Option<&MakeRateLimit>,
+    ) -> Result<Built, AuthConfigError> {
+        let mut chain = Chain::new(endpoint);
+        if self.request_id {
+            chain = chain.with(Arc::new(RequestId));
+        }
+        if self.statistics {
+            chain = chain.with(Arc::new(Stats {
+                metrics: metrics.clone(),
+            }));
+        }
+        if let Some(limit) = &self.rate_limit {
+            chain = chain.with(match rate_limiter {
+                Some(make) => make(limit),
+                None => Arc::new(RateLimit::with_max_keys(
+                    limit.rps,
+                    limit.burst,
+                    limit.key.clone(),
+                    metrics.clone(),
+                    limit.max_keys,
+                )),
+            });
+        }
+        if let Some(auth) = &self.auth {
+            chain = chain.with(Arc::new(auth.build()?));
+        }
+        let breaker = self.breaker.as_ref().map(|breaker| {
+            let policy = BreakerPolicy::new(breaker.error_rate, breaker.min_requests, breaker.open);
+            Arc::new(Breaker::new(
+                policy,
+                breaker.max_concurrent,
+                metrics.clone(),
+            ))
+        });
+        if let Some(breaker) = &breaker {
+            chain = chain.with(breaker.clone());
+        }
+        if !self.rewrite.is_empty() {
+            chain = chain.with(Arc::new(Rewrite::new(self.rewrite.clone())));
+        }
+        Ok(Built { chain, breaker })
+    }
+}
+
+impl AuthSettings {
+    /// The auth link these settings describe.
+    pub fn build(&self) -> Result<Auth, AuthConfigError> {
+        let mut auth = Auth::default()
+            .basic(self.basic.clone())
+            .allow(self.allow.clone())
+            .deny(self.deny.clone());
+        if let Some(jwt) = &self.jwt {
+            auth = auth.jwt(jwt.key.clone())?;
+            if let Some(issuer) = &jwt.issuer {
+                auth = auth.jwt_issuer(issuer);
+            }
+            if let Some(audience) = &jwt.audience {
+                auth = auth.jwt_audience(audience);
+            }
+        }
+        Ok(auth)
+    }
+}

@@ -1,0 +1,178 @@
+//! The admin API: its own listener, a bearer token on every request.
+//!
+//! `GET /services` (every service, its upstreams with health, drain flag,
+//! in-flight count and the breaker's state), `POST /reload`, `POST
+//! /services/NAME/drain?upstream=URL` (and `/undrain`), `GET /metrics`.
+//! A wrong or missing token is a 401 that says what is wanted.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use middleware::breaker::State;
+use proxy_core::headers::{constant_time_eq, split_credentials};
+use proxy_core::{ProxyBody, complete_response, text_response};
+use serving::{Server, ServerHandle};
+use tokio::net::TcpListener;
+
+use crate::gateway::Gateway;
+use crate::reload::services;
+
+pub(crate) fn spawn(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    token: String,
+) -> std::io::Result<ServerHandle> {
+    let token = Arc::new(token);
+    Server::new(listener, "admin").spawn(move |_| {
+        let (gateway, token) = (gateway.clone(), token.clone());
+        service_fn(move |req: Request<Incoming>| {
+            let response = answer(&gateway, &token, &req);
+            async move { Ok::<_, Infallible>(response) }
+        })
+    })
+}
+
+/// `/services/NAME/drain` → (NAME, true); `/undrain` → (NAME, false).
+fn drain_request(path: &str) -> Option<(&str, bool)> {
+    let rest = path.strip_prefix("/services/")?;
+    let (name, action) = rest.rsplit_once('/')?;
+    match action {
+        "drain" => Some((name, true)),
+        "undrain" => Some((name, false)),
+        _ => None,
+    }
+}
+
+/// The value of `key` in a query string, percent-decoded.
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn answer(gateway: &Gateway, token: &str, req: &Request<Incoming>) -> Response<ProxyBody> {
+    let authorized = matches!(
+        req.headers().get(header::AUTHORIZATION).and_then(split_credentials),
+        Some((scheme, offered))
+            if scheme.eq_ignore_ascii_case("bearer")
+                && constant_time_eq(offered.as_bytes(), token.as_bytes())
+    );
+    if !authorized {
+        let mut refusal = text_response(
+            StatusCode::UNAUTHORIZED,
+            "the admin API needs Authorization: Bearer <the token in the config's [admin]>",
+        );
+        refusal
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return refusal;
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/services") => complete_response(
+            StatusCode::OK,
+            "application/json",
+            gateway.describe().to_string(),
+        ),
+        (&Method::POST, "/reload") => match gateway.reload_logged("POST /reload") {
+            Ok(count) => text_response(StatusCode::OK, format!("reloaded: {}", services(count))),
+            Err(why) => text_response(
+                StatusCode::BAD_REQUEST,
+                format!("not reloaded, the old config keeps serving: {why}"),
+            ),
+        },
+        (&Method::GET, "/metrics") => complete_response(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            gateway.metrics.prometheus_text(),
+        ),
+        (&Method::POST, path) if drain_request(path).is_some() => {
+            let (name, drained) = drain_request(path).expect("matched");
+            let upstream = query_value(req.uri().query(), "upstream").unwrap_or_default();
+            match gateway.drain(name, &upstream, drained) {
+                Ok(said) => text_response(StatusCode::OK, said),
+                Err(why) => text_response(StatusCode::NOT_FOUND, why),
+            }
+        }
+        _ => text_response(
+            StatusCode::NOT_FOUND,
+            "the admin API serves GET /services, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), GET /metrics",
+        ),
+    }
+}
+
+impl Gateway {
+    /// `POST /services/{name}/drain?upstream=URL` (or `undrain`).
+    fn drain(&self, name: &str, upstream: &str, drained: bool) -> Result<String, String> {
+        let routes = self.routes.load();
+        let service = routes
+            .table
+            .services
+            .iter()
+            .find(|s| s.spec.name == name)
+            .ok_or_else(|| format!("no service {name:?}"))?;
+        let (url, _) = step04_load_balance::parse_upstream(upstream)?;
+        let upstreams = service.balancer.upstreams();
+        let found = upstreams
+            .iter()
+            .find(|u| u.url == url)
+            .ok_or_else(|| format!("service {name:?} has no upstream {upstream}"))?;
+        found.drain(drained);
+        tracing::info!(
+            "{} {upstream} in service {name}",
+            if drained { "drained" } else { "undrained" }
+        );
+        Ok(if drained {
+            format!("drained {upstream} in {name}: no new requests; those in flight finish")
+        } else {
+            format!("undrained {upstream} in {name}: it takes requests again")
+        })
+    }
+
+    /// `GET /services`: every service and its upstreams, as JSON.
+    fn describe(&self) -> serde_json::Value {
+        let routes = self.routes.load();
+        let services: Vec<serde_json::Value> = routes
+            .table
+            .services
+            .iter()
+            .map(|service| {
+                let upstreams: Vec<serde_json::Value> = service
+                    .balancer
+                    .upstreams()
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "url": u.url.to_string(),
+                            "weight": u.weight,
+                            "healthy": u.is_healthy(),
+                            "drained": u.is_drained(),
+                            "in_flight": u.in_flight(),
+                        })
+                    })
+                    .collect();
+                let breaker = service.breaker.as_ref().map(|b| match b.state() {
+                    State::Closed => "closed",
+                    State::Open { .. } => "open",
+                    State::HalfOpen { .. } => "half-open",
+                });
+                serde_json::json!({
+                    "name": service.spec.name,
+                    "host": service.spec.host,
+                    "path_prefix": service.spec.path_prefix,
+                    "balance": service.spec.balance.balance.name(),
+                    "breaker": breaker,
+                    "upstreams": upstreams,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "services": services,
+            "redis": routes.redis.as_ref().map(|(redis, _)| redis.url.clone()),
+            "global_rate_limit": routes.global_rate_limit,
+        })
+    }
+}

@@ -1,0 +1,663 @@
+//! The gateway's configuration file (TOML), read and checked whole.
+//!
+//! A gateway is configured by a file, not by flags: many services, each
+//! with its own upstreams, balancing and limits. The example
+//! (`steps/11-gateway/gateway.toml`) lists every key with a comment, and
+//! NOTES chapter 11 explains them. Every mistake is reported with
+//! the file, line and column it is at and what was expected — an unknown
+//! key, a value of the wrong type, an upstream that is not a URL, a
+//! balancing strategy that does not exist, two services with one name —
+//! so that a config either loads whole or not at all.
+//!
+//! A service's table fills the same plain settings the steps' flags fill:
+//! step 04's [`BalanceSettings`] (`balance`, `hash_key`, `health`,
+//! `retries`), step 03's [`ProxySettings`] (`timeout`, `flush_interval`)
+//! and the middleware crate's [`ChainSettings`] (`rate_limit`, `auth`,
+//! `breaker`, `rewrite`), so a key means what the flag of the same name
+//! means, and is checked by the same parser (`operator_input`): durations
+//! are written `500ms`, `2s`, `5m`, `1h`; none may be zero, and no count
+//! that needs one may be zero either.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper::Uri;
+use ipnet::IpNet;
+use load_balance::{HashKey, Kind};
+use middleware::auth::JwtKey;
+use middleware::rate_limit::RateKey;
+use middleware::rewrite::Rule;
+use middleware::settings::{
+    AuthSettings, BreakerSettings, ChainSettings, JwtSettings, RateLimitSettings,
+};
+use serde::Deserialize;
+use shared_limit::Fail;
+use step03_reverse_proxy::ProxySettings;
+use step04_load_balance::{BalanceSettings, HealthSettings};
+use toml::Spanned;
+
+/// A mistake in a config file, where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<Spanned<String>>,
+    tls: Option<TlsFile>,
+    upstream_ca: Option<String>,
+    admin: Option<AdminFile>,
+    redis: Option<RedisFile>,
+    global: Option<GlobalFile>,
+    #[serde(default)]
+    services: Vec<ServiceFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    listen: Spanned<String>,
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GlobalFile {
+    rate_limit: Option<Spanned<RateLimitFile>>,
+    auth: Option<Spanned<AuthFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminFile {
+    listen: Spanned<String>,
+    token: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisFile {
+    url: Spanned<String>,
+    fail: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceFile {
+    name: Spanned<String>,
+    host: Option<Spanned<String>>,
+    path_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    strip_prefix: bool,
+    balance: Option<Spanned<String>>,
+    hash_key: Option<Spanned<String>>,
+    upstreams: Spanned<Vec<Spanned<String>>>,
+    retries: Option<u32>,
+    timeout: Option<Spanned<String>>,
+    flush_interval: Option<Spanned<String>>,
+    health: Option<Spanned<HealthFile>>,
+    rate_limit: Option<Spanned<RateLimitFile>>,
+    auth: Option<Spanned<AuthFile>>,
+    breaker: Option<Spanned<BreakerFile>>,
+    #[serde(default)]
+    rewrite: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthFile {
+    path: Option<String>,
+    interval: Option<String>,
+    max_fails: Option<u32>,
+    cooldown: Option<String>,
+    #[serde(default)]
+    fail_status: Vec<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    #[serde(default)]
+    basic: Vec<String>,
+    jwt_secret: Option<String>,
+    jwt_public_key: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerFile {
+    error_rate: Option<u8>,
+    min_requests: Option<u64>,
+    open: Option<String>,
+    max_concurrent: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitFile {
+    rps: u32,
+    burst: Option<u32>,
+    key: Option<String>,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// An https listener for the same services.
+    pub tls: Option<Tls>,
+    /// Trust only these CAs for https upstreams (default: the system's).
+    pub upstream_ca: Option<PathBuf>,
+    pub admin: Option<Admin>,
+    pub redis: Option<Redis>,
+    /// The chain every request passes before it is routed: request id,
+    /// statistics, and the `[global]` rate limit and auth.
+    pub global: ChainSettings,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where limits are shared, and what to do when it does not answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redis {
+    pub url: String,
+    pub fail: Fail,
+    /// The longest a request waits for Redis.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    pub token: String,
+}
+
+/// One service: which requests it takes, and where and how they go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    /// The host it answers for (lower case, no port), if only one.
+    pub host: Option<String>,
+    /// Starts with `/`; `/` takes every path.
+    pub path_prefix: String,
+    pub strip_prefix: bool,
+    pub upstreams: Vec<(Uri, u32)>,
+    /// Picking, health and retries (step 04's settings).
+    pub balance: BalanceSettings,
+    /// Timeout and flushing (step 03's settings).
+    pub proxy: ProxySettings,
+    /// The service's own links: rate limit, auth, breaker, rewrite.
+    pub chain: ChainSettings,
+}
+
+/// Read and check the config at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read it: {e}"),
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Check `text`, the contents of `file`.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let at = Positions { text, file };
+    let raw: File = toml::from_str(text).map_err(|e| {
+        at.error(
+            e.span().unwrap_or(0..0),
+            e.message().trim_end().replace('\n', " "),
+        )
+    })?;
+    let listen = match &raw.listen {
+        Some(listen) => at.address(listen, "listen")?,
+        None => SocketAddr::from(([127, 0, 0, 1], 2002)),
+    };
+    let admin = raw.admin.as_ref().map(|a| admin(a, &at)).transpose()?;
+    // Files named in the config are relative to the config's directory.
+    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+    let tls = match &raw.tls {
+        Some(tls) => Some(Tls {
+            listen: at.address(&tls.listen, "tls listen")?,
+            cert: base.join(&tls.cert),
+            key: base.join(&tls.key),
+        }),
+        None => None,
+    };
+    let redis = raw.redis.as_ref().map(|r| redis(r, &at)).transpose()?;
+    let global = raw.global.as_ref();
+    let global = ChainSettings {
+        request_id: true,
+        statistics: true,
+        rate_limit: rate_limit(global.and_then(|g| g.rate_limit.as_ref()), &at)?,
+        auth: auth(global.and_then(|g| g.auth.as_ref()), base, &at)?,
+        ..ChainSettings::default()
+    };
+    if raw.services.is_empty() {
+        return Err(at.error(0..0, "no [[services]]: a gateway needs at least one".into()));
+    }
+    let mut services: Vec<Service> = Vec::new();
+    for raw_service in &raw.services {
+        // The first mistake in the file is the one reported: the name
+        // comes before the rest of the entry.
+        let name = raw_service.name.get_ref();
+        if name.is_empty() || services.iter().any(|s| &s.name == name) {
+            return Err(at.error(
+                raw_service.name.span(),
+                format!("service names must be unique and not empty: {name:?}"),
+            ));
+        }
+        let service = service(raw_service, base, &at)?;
+        if services
+            .iter()
+            .any(|s| s.host == service.host && s.path_prefix == service.path_prefix)
+        {
+            return Err(at.error(
+                raw_service.name.span(),
+                format!(
+                    "{:?} takes the same host and path_prefix as another service",
+                    service.name
+                ),
+            ));
+        }
+        services.push(service);
+    }
+    Ok(Config {
+        listen,
+        tls,
+        upstream_ca: raw.upstream_ca.as_ref().map(|ca| base.join(ca)),
+        admin,
+        redis,
+        global,
+        services,
+    })
+}
+
+/// Turns a byte span of the file into a line and column.
+struct Positions<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Positions<'_> {
+    fn error(&self, span: Range<usize>, message: String) -> ConfigError {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn address(&self, value: &Spanned<String>, what: &str) -> Result<SocketAddr, ConfigError> {
+        value.get_ref().parse::<SocketAddr>().map_err(|_| {
+            self.error(
+                value.span(),
+                format!(
+                    "{what} must be an address like 127.0.0.1:2002, not {:?}",
+                    value.get_ref()
+                ),
+            )
+        })
+    }
+
+    /// A `Spanned` duration, checked by `operator_input`.
+    fn duration(&self, value: &Spanned<String>, what: &str) -> Result<Duration, ConfigError> {
+        operator_input::duration(value.get_ref())
+            .map_err(|e| self.error(value.span(), format!("{what}: {e}")))
+    }
+}
+
+/// At least one, or the table's position and what was wrong.
+fn at_least_one<T: PartialOrd + From<u8> + std::fmt::Display>(
+    value: T,
+    what: &str,
+    span: &Range<usize>,
+    at: &Positions,
+) -> Result<T, ConfigError> {
+    if value < T::from(1) {
+        return Err(at.error(
+            span.clone(),
+            format!("{what} must be at least 1, not {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn admin(admin: &AdminFile, at: &Positions) -> Result<Admin, ConfigError> {
+    if admin.token.get_ref().is_empty() {
+        return Err(at.error(
+            admin.token.span(),
+            "the admin token may not be empty".into(),
+        ));
+    }
+    Ok(Admin {
+        listen: at.address(&admin.listen, "admin listen")?,
+        token: admin.token.get_ref().clone(),
+    })
+}
+
+fn redis(redis: &RedisFile, at: &Positions) -> Result<Redis, ConfigError> {
+    let url = redis.url.get_ref();
+    if !url.starts_with("redis://") {
+        return Err(at.error(
+            redis.url.span(),
+            format!("expected a redis:// URL, not {url:?}"),
+        ));
+    }
+    let fail = match &redis.fail {
+        Some(fail) => fail
+            .get_ref()
+            .parse::<Fail>()
+            .map_err(|e| at.error(fail.span(), format!("redis fail: {e}")))?,
+        None => Fail::Open,
+    };
+    let timeout = match &redis.timeout {
+        Some(timeout) => at.duration(timeout, "redis timeout")?,
+        None => shared_limit::DEFAULT_BOUND,
+    };
+    Ok(Redis {
+        url: url.clone(),
+        fail,
+        timeout,
+    })
+}
+
+/// One `[[services]]` entry, checked (names and routes are compared with
+/// the other services by the caller).
+fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service, ConfigError> {
+    let name = service.name.get_ref();
+    let path_prefix = match &service.path_prefix {
+        Some(prefix) if !prefix.get_ref().starts_with('/') => {
+            return Err(at.error(
+                prefix.span(),
+                format!("path_prefix must start with /, not {:?}", prefix.get_ref()),
+            ));
+        }
+        Some(prefix) => prefix.get_ref().clone(),
+        None => "/".to_owned(),
+    };
+    let balance = match &service.balance {
+        Some(balance) => balance.get_ref().parse::<Kind>().map_err(|_| {
+            at.error(
+                balance.span(),
+                format!(
+                    "unknown balance {:?}; expected one of {}",
+                    balance.get_ref(),
+                    Kind::names().join(", ")
+                ),
+            )
+        })?,
+        None => Kind::RoundRobin,
+    };
+    let hash_key = match &service.hash_key {
+        Some(key) => key
+            .get_ref()
+            .parse::<HashKey>()
+            .map_err(|e| at.error(key.span(), format!("hash_key: {e}")))?,
+        None => HashKey::Url,
+    };
+    if service.upstreams.get_ref().is_empty() {
+        return Err(at.error(
+            service.upstreams.span(),
+            "a service needs at least one upstream".into(),
+        ));
+    }
+    let upstreams = service
+        .upstreams
+        .get_ref()
+        .iter()
+        .map(|upstream| {
+            step04_load_balance::parse_upstream(upstream.get_ref())
+                .map_err(|e| at.error(upstream.span(), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rewrite = Vec::new();
+    for rule in &service.rewrite {
+        rewrite.push(
+            rule.get_ref()
+                .parse::<Rule>()
+                .map_err(|e| at.error(rule.span(), format!("rewrite: {e}")))?,
+        );
+    }
+    Ok(Service {
+        name: name.clone(),
+        host: service
+            .host
+            .as_ref()
+            .map(|h| h.get_ref().to_ascii_lowercase()),
+        path_prefix,
+        strip_prefix: service.strip_prefix,
+        upstreams,
+        balance: BalanceSettings {
+            balance,
+            hash_key,
+            health: health(service.health.as_ref(), at)?,
+            retries: service.retries.unwrap_or(2),
+        },
+        proxy: ProxySettings {
+            timeout: service
+                .timeout
+                .as_ref()
+                .map(|t| at.duration(t, "timeout"))
+                .transpose()?,
+            flush_interval: match &service.flush_interval {
+                Some(interval) => at.duration(interval, "flush_interval")?,
+                None => Duration::ZERO,
+            },
+            demo_modify: false,
+        },
+        chain: ChainSettings {
+            rate_limit: rate_limit(service.rate_limit.as_ref(), at)?,
+            auth: auth(service.auth.as_ref(), base, at)?,
+            breaker: breaker(service.breaker.as_ref(), at)?,
+            rewrite,
+            ..ChainSettings::default()
+        },
+    })
+}
+
+/// A `health = { path, interval, max_fails, cooldown, fail_status }` table.
+fn health(
+    health: Option<&Spanned<HealthFile>>,
+    at: &Positions,
+) -> Result<HealthSettings, ConfigError> {
+    let defaults = HealthSettings::default();
+    let Some(health) = health else {
+        return Ok(defaults);
+    };
+    let span = health.span();
+    let health = health.get_ref();
+    let bad = |e: String| at.error(span.clone(), format!("health: {e}"));
+    if let Some(path) = &health.path {
+        step04_load_balance::parse_path(path).map_err(&bad)?;
+    }
+    for status in &health.fail_status {
+        operator_input::status(&status.to_string()).map_err(&bad)?;
+    }
+    let duration = |raw: &Option<String>, default: Duration| match raw {
+        Some(raw) => operator_input::duration(raw).map_err(&bad),
+        None => Ok(default),
+    };
+    Ok(HealthSettings {
+        path: health.path.clone(),
+        interval: duration(&health.interval, defaults.interval)?,
+        max_fails: at_least_one(
+            health.max_fails.unwrap_or(defaults.max_fails),
+            "health max_fails",
+            &span,
+            at,
+        )?,
+        cooldown: duration(&health.cooldown, defaults.cooldown)?,
+        fail_status: health.fail_status.clone(),
+    })
+}
+
+/// A `breaker = { error_rate, min_requests, open, max_concurrent }` table.
+fn breaker(
+    breaker: Option<&Spanned<BreakerFile>>,
+    at: &Positions,
+) -> Result<Option<BreakerSettings>, ConfigError> {
+    let Some(breaker) = breaker else {
+        return Ok(None);
+    };
+    let span = breaker.span();
+    let breaker = breaker.get_ref();
+    if let Some(rate) = breaker.error_rate
+        && !(1..=100).contains(&rate)
+    {
+        return Err(at.error(
+            span,
+            format!("breaker error_rate is a percentage from 1 to 100, not {rate}"),
+        ));
+    }
+    if breaker.error_rate.is_none() && breaker.max_concurrent.is_none() {
+        return Err(at.error(
+            span,
+            "breaker needs error_rate (percent) or max_concurrent, or both".into(),
+        ));
+    }
+    let max_concurrent = breaker
+        .max_concurrent
+        .map(|n| at_least_one(n as u64, "breaker max_concurrent", &span, at))
+        .transpose()?
+        .map(|n| n as usize);
+    Ok(Some(BreakerSettings {
+        error_rate: breaker.error_rate,
+        min_requests: at_least_one(
+            breaker.min_requests.unwrap_or(20),
+            "breaker min_requests",
+            &span,
+            at,
+        )?,
+        open: operator_input::duration(breaker.open.as_deref().unwrap_or("10s"))
+            .map_err(|e| at.error(span, format!("breaker open: {e}")))?,
+        max_concurrent,
+    }))
+}
+
+/// A `rate_limit = { rps, burst, key }` table.
+fn rate_limit(
+    limit: Option<&Spanned<RateLimitFile>>,
+    at: &Positions,
+) -> Result<Option<RateLimitSettings>, ConfigError> {
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    let span = limit.span();
+    let limit = limit.get_ref();
+    let rps = NonZeroU32::new(limit.rps)
+        .ok_or_else(|| at.error(span.clone(), "rate_limit rps must be at least 1".into()))?;
+    let burst = NonZeroU32::new(limit.burst.unwrap_or(limit.rps))
+        .ok_or_else(|| at.error(span.clone(), "rate_limit burst must be at least 1".into()))?;
+    let key = limit
+        .key
+        .as_deref()
+        .unwrap_or("global")
+        .parse::<RateKey>()
+        .map_err(|e| at.error(span, format!("rate_limit key: {e}")))?;
+    Ok(Some(RateLimitSettings::new(rps, burst, key)))
+}
+
+/// An `auth = { basic, jwt_secret | jwt_public_key, jwt_issuer,
+/// jwt_audience, allow, deny }` table: all of step 05's auth.
+fn auth(
+    auth: Option<&Spanned<AuthFile>>,
+    base: &Path,
+    at: &Positions,
+) -> Result<Option<AuthSettings>, ConfigError> {
+    let Some(auth) = auth else {
+        return Ok(None);
+    };
+    let span = auth.span();
+    let auth = auth.get_ref();
+    let bad = |message: String| at.error(span.clone(), format!("auth {message}"));
+    for pair in &auth.basic {
+        if !pair.contains(':') {
+            return Err(bad(format!(
+                "basic: expected \"USER:PASSWORD\", not {pair:?}"
+            )));
+        }
+    }
+    let networks = |list: &[String], what: &str| {
+        list.iter()
+            .map(|net| {
+                net.parse::<IpNet>().map_err(|_| {
+                    bad(format!(
+                        "{what}: expected a network like 10.0.0.0/8, not {net:?}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let key = match (&auth.jwt_secret, &auth.jwt_public_key) {
+        (Some(_), Some(_)) => {
+            return Err(bad("takes jwt_secret or jwt_public_key, not both".into()));
+        }
+        (Some(secret), None) => Some(JwtKey::Hs256Secret(secret.as_bytes().to_vec())),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            let pem = std::fs::read(&path).map_err(|e| {
+                bad(format!(
+                    "jwt_public_key: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Some(JwtKey::Rs256PublicPem(pem))
+        }
+        (None, None) => None,
+    };
+    if key.is_none() && (auth.jwt_issuer.is_some() || auth.jwt_audience.is_some()) {
+        return Err(bad(
+            "jwt_issuer and jwt_audience need jwt_secret or jwt_public_key".into(),
+        ));
+    }
+    let settings = AuthSettings {
+        basic: auth.basic.clone(),
+        jwt: key.map(|key| JwtSettings {
+            key,
+            issuer: auth.jwt_issuer.clone(),
+            audience: auth.jwt_audience.clone(),
+        }),
+        allow: networks(&auth.allow, "allow")?,
+        deny: networks(&auth.deny, "deny")?,
+    };
+    if settings == AuthSettings::default() {
+        return Err(bad(
+            "needs basic, jwt_secret, jwt_public_key, allow or deny".into(),
+        ));
+    }
+    // A key that is not a key is a mistake in the file, found now.
+    settings
+        .build()
+        .map_err(|e| bad(format!("jwt_public_key: {e}")))?;
+    Ok(Some(settings))
+}

@@ -1,0 +1,337 @@
+//! The gateway's state, and how a config becomes routes.
+//!
+//! [`Routes`] is what serving reads: the global chain, whose endpoint is
+//! the routing [`Table`], whose entries are [`LiveService`]s — each one
+//! step 05's chain in front of step 04's balanced proxy, built from one
+//! `[[services]]` entry with the same settings structs the steps' flags
+//! fill. [`Gateway::build`] makes new routes beside the old ones and keeps
+//! whatever did not change: a service whose entry is the same is kept
+//! whole, and in one that changed, every upstream that stayed keeps its
+//! health, drain flag and counters.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use futures_util::future::BoxFuture;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use load_balance::{Balancer, Options, Upstream};
+use middleware::breaker::Breaker;
+use middleware::settings::MakeRateLimit;
+use middleware::stats::Metrics;
+use middleware::{Chain, Ctx, Endpoint};
+use prometheus_client::metrics::counter::Counter;
+use proxy_core::headers::request_host;
+use proxy_core::{ProxyBody, text_response};
+use shared_limit::{SharedLimits, SharedRateLimit};
+use step04_load_balance::BalancedProxy;
+use step04_load_balance::retry::RetryCounters;
+use step05_middleware::ProxyEndpoint;
+use step06_websocket::Tunnels;
+use step07_https::upstream_tls::HttpsTransport;
+use tokio::task::JoinHandle;
+
+use crate::{config, router};
+
+/// A task stopped when its owner is dropped: a service's health checks end
+/// with the service.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One service, ready to serve.
+pub(crate) struct LiveService {
+    /// What it was built from: an unchanged entry on reload keeps it whole.
+    pub(crate) spec: config::Service,
+    /// The prefix to take off the path, if `strip_prefix`.
+    strip: Option<String>,
+    pub(crate) balancer: Arc<Balancer>,
+    /// Its middleware, then its balanced proxy.
+    chain: Chain,
+    /// For `GET /services`.
+    pub(crate) breaker: Option<Arc<Breaker>>,
+    _health_checks: Option<AbortOnDrop>,
+}
+
+/// The end of the global chain: pick the service, hand it the request.
+pub(crate) struct Table {
+    matches: Vec<router::Match>,
+    pub(crate) services: Vec<Arc<LiveService>>,
+}
+
+impl Endpoint for Table {
+    fn call<'a>(
+        &'a self,
+        mut req: Request<Incoming>,
+        ctx: &'a Ctx,
+    ) -> BoxFuture<'a, Response<ProxyBody>> {
+        let host = request_host(req.headers(), req.uri())
+            .ok()
+            .flatten()
+            .map(|a| a.host().to_ascii_lowercase());
+        let Some(index) = router::route(&self.matches, host.as_deref(), req.uri().path()) else {
+            let refusal = text_response(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no service takes host {} and path {}",
+                    host.as_deref().unwrap_or("(none)"),
+                    req.uri().path()
+                ),
+            );
+            return Box::pin(async move { refusal });
+        };
+        let service = &self.services[index];
+        if let Some(prefix) = &service.strip {
+            *req.uri_mut() = router::strip(req.uri(), prefix);
+        }
+        tracing::debug!(
+            "{} {} → service {}",
+            req.method(),
+            req.uri(),
+            service.spec.name
+        );
+        Box::pin(service.chain.serve(req, ctx))
+    }
+}
+
+/// What serving reads: swapped whole on reload, while requests already
+/// routed keep the one they started with.
+pub(crate) struct Routes {
+    /// Request id, statistics, the `[global]` middleware, then [`Table`].
+    pub(crate) chain: Chain,
+    pub(crate) table: Arc<Table>,
+    /// Whether `[global]` has a rate limit, for `GET /services`.
+    pub(crate) global_rate_limit: bool,
+    /// The `[redis]` the shared limits of this version use.
+    pub(crate) redis: Option<(config::Redis, Arc<SharedLimits>)>,
+}
+
+impl Routes {
+    /// Routes that route nothing: what a gateway holds before its first build.
+    fn empty() -> Self {
+        let table = Arc::new(Table {
+            matches: Vec::new(),
+            services: Vec::new(),
+        });
+        Self {
+            chain: Chain::new(table.clone()),
+            table,
+            global_rate_limit: false,
+            redis: None,
+        }
+    }
+}
+
+/// The gateway's state: its routes, and what building them needs.
+pub(crate) struct Gateway {
+    pub(crate) routes: ArcSwap<Routes>,
+    /// The file to read again on reload (none for the built-in example).
+    pub(crate) file: Option<PathBuf>,
+    /// What the file said when last read: `--watch` reloads when it differs.
+    pub(crate) last_read: Mutex<String>,
+    /// Read at start only; a reload that changes them says a restart is needed.
+    pub(crate) fixed: Fixed,
+    transport: HttpsTransport,
+    tunnels: Tunnels,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Retries of every service, for `/metrics`.
+    retries: RetryCounters,
+    /// Requests answered without Redis, whichever `[redis]` is current.
+    redis_unavailable: Counter,
+}
+
+/// The parts of the config a running gateway cannot change.
+#[derive(PartialEq)]
+pub(crate) struct Fixed {
+    listen: SocketAddr,
+    tls: Option<config::Tls>,
+    admin: Option<SocketAddr>,
+    upstream_ca: Option<PathBuf>,
+}
+
+impl Fixed {
+    pub(crate) fn of(config: &config::Config) -> Self {
+        Self {
+            listen: config.listen,
+            tls: config.tls.clone(),
+            admin: config.admin.as_ref().map(|a| a.listen),
+            upstream_ca: config.upstream_ca.clone(),
+        }
+    }
+}
+
+impl Gateway {
+    /// A gateway serving `config`, read from `file` (none: the example).
+    pub(crate) fn new(
+        config: &config::Config,
+        file: Option<PathBuf>,
+        text: String,
+        transport: HttpsTransport,
+        tunnels: Tunnels,
+    ) -> anyhow::Result<Self> {
+        let retries = RetryCounters::default();
+        let mut metrics = step05_middleware::metrics_with_retries(retries.clone());
+        let redis_unavailable = Counter::default();
+        metrics.register(
+            "rate_limit_store_unavailable",
+            "Requests whose shared rate limit could not be checked (Redis down or slow)",
+            redis_unavailable.clone(),
+        );
+        let gateway = Self {
+            routes: ArcSwap::from_pointee(Routes::empty()),
+            file,
+            last_read: Mutex::new(text),
+            fixed: Fixed::of(config),
+            transport,
+            tunnels,
+            metrics: Arc::new(metrics),
+            retries,
+            redis_unavailable,
+        };
+        gateway.routes.store(Arc::new(gateway.build(config, None)?));
+        Ok(gateway)
+    }
+
+    /// Routes for `config`, keeping from `old` every service whose entry did
+    /// not change, and in changed ones every upstream that stayed (its
+    /// health and counters with it; pooled connections live in the shared
+    /// transport).
+    pub(crate) fn build(
+        &self,
+        config: &config::Config,
+        old: Option<&Routes>,
+    ) -> anyhow::Result<Routes> {
+        let redis = match (&config.redis, old.and_then(|o| o.redis.as_ref())) {
+            (Some(wanted), Some((had, limits))) if wanted == had => {
+                Some((wanted.clone(), limits.clone()))
+            }
+            (Some(wanted), _) => {
+                let limits = SharedLimits::new(&wanted.url, wanted.fail, wanted.timeout)?
+                    .count_unavailable_in(self.redis_unavailable.clone());
+                tracing::info!(
+                    "rate limits shared through {} (fail {:?}, at most {:?} a request)",
+                    wanted.url,
+                    wanted.fail,
+                    wanted.timeout
+                );
+                Some((wanted.clone(), Arc::new(limits)))
+            }
+            (None, _) => None,
+        };
+        // A service is kept whole only if the limits it may use are too.
+        let same_redis =
+            old.is_some_and(|o| o.redis.as_ref().map(|r| &r.0) == config.redis.as_ref());
+        let shared = redis.as_ref().map(|(_, limits)| limits);
+        let mut matches = Vec::new();
+        let mut services = Vec::new();
+        for spec in &config.services {
+            let previous = old.and_then(|routes| {
+                routes
+                    .table
+                    .services
+                    .iter()
+                    .find(|s| s.spec.name == spec.name)
+            });
+            let service = match previous {
+                Some(previous) if previous.spec == *spec && same_redis => previous.clone(),
+                _ => Arc::new(self.service(spec, previous.map(|p| p.as_ref()), shared)?),
+            };
+            matches.push(router::Match {
+                host: spec.host.clone(),
+                path_prefix: spec.path_prefix.clone(),
+            });
+            services.push(service);
+        }
+        let table = Arc::new(Table { matches, services });
+        let limiter = shared.map(|limits| self.shared_limiter(limits, "global"));
+        let chain = config
+            .global
+            .build(table.clone(), &self.metrics, limiter.as_deref())?
+            .chain;
+        Ok(Routes {
+            chain,
+            table,
+            global_rate_limit: config.global.rate_limit.is_some(),
+            redis,
+        })
+    }
+
+    /// Rate limits held in Redis under `name`, for a chain's builder.
+    fn shared_limiter(&self, limits: &Arc<SharedLimits>, name: &str) -> Box<MakeRateLimit> {
+        let (limits, name, metrics) = (limits.clone(), name.to_owned(), self.metrics.clone());
+        Box::new(move |limit| {
+            Arc::new(SharedRateLimit::new(
+                limits.clone(),
+                &name,
+                limit.rps,
+                limit.burst,
+                limit.key.clone(),
+                metrics.clone(),
+            ))
+        })
+    }
+
+    fn service(
+        &self,
+        spec: &config::Service,
+        previous: Option<&LiveService>,
+        shared: Option<&Arc<SharedLimits>>,
+    ) -> anyhow::Result<LiveService> {
+        let kept = previous.map(|p| p.balancer.upstreams()).unwrap_or_default();
+        let upstreams: Vec<Arc<Upstream>> = spec
+            .upstreams
+            .iter()
+            .map(|(url, weight)| {
+                kept.iter()
+                    .find(|u| u.url == *url && u.weight == *weight)
+                    .cloned()
+                    .unwrap_or_else(|| Upstream::new(url.clone(), *weight))
+            })
+            .collect();
+        let balancer = Arc::new(Balancer::new(
+            spec.balance.balance,
+            upstreams,
+            Options::default(),
+        )?);
+        let proxy = BalancedProxy::new(
+            balancer.clone(),
+            &spec.balance,
+            &spec.proxy,
+            self.transport.clone(),
+        )
+        .count_retries_in(self.retries.clone())
+        .on_upgrade(self.tunnels.handler());
+        let health_checks = spec
+            .balance
+            .health
+            .spawn_checks(&balancer, &self.transport)
+            .map(AbortOnDrop);
+        let limiter = shared.map(|limits| self.shared_limiter(limits, &spec.name));
+        let built = spec.chain.build(
+            Arc::new(ProxyEndpoint(proxy)),
+            &self.metrics,
+            limiter.as_deref(),
+        )?;
+        tracing::info!(
+            "service {}: {}{} → {} upstream(s)",
+            spec.name,
+            spec.host.as_deref().unwrap_or("any host"),
+            spec.path_prefix,
+            spec.upstreams.len()
+        );
+        Ok(LiveService {
+            spec: spec.clone(),
+            strip: spec.strip_prefix.then(|| spec.path_prefix.clone()),
+            balancer,
+            chain: built.chain,
+            breaker: built.breaker,
+            _health_checks: health_checks,
+        })
+    }
+}

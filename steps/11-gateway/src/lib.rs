@@ -1,0 +1,179 @@
+//! Step 11: `step11_gateway`, the gateway — many services behind one
+//! listener, configured by a file.
+//!
+//! Every step so far was one proxy in front of one group of upstreams,
+//! configured by flags. A gateway routes: each request goes to the service
+//! whose host and path prefix it matches (the longest prefix wins,
+//! [`router`]), and each service is a whole step 05 of its own — its
+//! balancer over its upstreams, its retries and health, its rate limit —
+//! built from one `[[services]]` entry of a TOML file ([`config`]). A
+//! request no service takes gets a 404 that says so.
+//!
+//! A reload (SIGHUP, or `POST /reload` on the admin API) reads the file
+//! again and, only if it is valid whole, swaps the routes in one atomic
+//! store: requests already routed finish on the old ones; a service whose
+//! entry did not change is kept as it was, and in one that changed, every
+//! upstream that stayed keeps its health and counters.
+//!
+//! Every request first passes the global chain — request id, statistics,
+//! the `[global]` rate limit and auth — whose endpoint is the routing
+//! table; the service's own chain follows (limit, auth, breaker, rewrite,
+//! then step 04's balanced proxy with step 06's websocket tunnels and step
+//! 07's transport, which speaks http, h2c and https). With `[redis]`, rate
+//! limits are held by every instance together ([`shared_limit`]).
+//!
+//! The rooms: [`config`] reads and checks the file; [`router`] picks a
+//! service; `gateway` turns a config into routes; `reload` swaps them;
+//! `admin` is the admin API.
+//!
+//! Left out on purpose: changing listeners on reload (they are read at
+//! start; a reload that changes them says so) and service discovery (the
+//! file is the source of truth).
+
+mod admin;
+pub mod config;
+mod gateway;
+mod reload;
+pub mod router;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use hyper::Uri;
+use middleware::Ctx;
+use proxy_core::TrustedProxies;
+use serving::{Binder, Launched, ServeFlags, Server};
+use step03_reverse_proxy::TransportOptions;
+use step06_websocket::Tunnels;
+use step07_https::certificates;
+use step07_https::upstream_tls::{HttpsTransport, UpstreamTrust};
+
+use gateway::Gateway;
+
+/// The example configuration, served when no `--config` is given.
+pub const EXAMPLE: &str = include_str!("../gateway.toml");
+
+/// Websockets: closed after this long without a frame either way, and at
+/// most this many open (step 06's defaults).
+const WEBSOCKET_IDLE: Duration = Duration::from_secs(60);
+const MAX_WEBSOCKETS: usize = 10_000;
+
+/// Command line of `step11-gateway`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "step11-gateway",
+    about = "Step 11: a gateway routing requests to services by host and path, from a TOML config"
+)]
+pub struct Args {
+    /// The configuration file. Without it, the example
+    /// (steps/11-gateway/gateway.toml) is served, with real servers started
+    /// in-process on 127.0.0.1:2003, :2004 and :2005.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Reload when the file changes (it is read every half second), as well
+    /// as on SIGHUP and POST /reload.
+    #[arg(long, requires = "config")]
+    pub watch: bool,
+    /// Threads, trusted proxies and the limits on clients. (How each
+    /// service forwards is its own table's business.)
+    #[command(flatten)]
+    pub serve: ServeFlags,
+}
+
+/// Start the gateway (and the real servers, for the example).
+pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
+    let mut launched = Launched::default();
+    let (config, text) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read it: {e}", path.display()))?;
+            (config::parse(&text, &path.display().to_string())?, text)
+        }
+        None => {
+            let mut config = config::parse(EXAMPLE, "steps/11-gateway/gateway.toml")?;
+            launched.extend(demo_backends::start(binder, &demo_backends::TRIO).await?);
+            // A test's binder put the real servers on other ports.
+            let moved = binder.bound();
+            for service in &mut config.services {
+                for (uri, _) in &mut service.upstreams {
+                    *uri = moved_to(uri, &moved);
+                }
+            }
+            (config, EXAMPLE.to_owned())
+        }
+    };
+    let trust = match &config.upstream_ca {
+        Some(ca) => UpstreamTrust::CaFile(ca.clone()),
+        None => UpstreamTrust::SystemRoots,
+    };
+    let transport = HttpsTransport::new(&trust, &TransportOptions::default())?;
+    let tunnels = Tunnels::new(WEBSOCKET_IDLE, MAX_WEBSOCKETS);
+    let gateway = Arc::new(Gateway::new(
+        &config,
+        args.config.clone(),
+        text,
+        transport,
+        tunnels.clone(),
+    )?);
+    launched.on_shutdown(move || async move { tunnels.close_all().await });
+    if gateway.file.is_some() {
+        launched.push_task(tokio::spawn(reload::reload_on_sighup(gateway.clone())));
+    }
+    if args.watch {
+        launched.push_task(tokio::spawn(reload::reload_on_change(gateway.clone())));
+    }
+    let server = Server::new(binder.bind(config.listen).await?, "gateway")
+        .options(args.serve.server_options());
+    launched.push(serve(server, &gateway, args.serve.trusted_proxies())?);
+    if let Some(tls) = &config.tls {
+        let identity = certificates::from_files(&tls.cert, &tls.key)?;
+        let server = Server::new(binder.bind(tls.listen).await?, "gateway https")
+            .options(args.serve.server_options())
+            .tls(certificates::server_config(identity)?);
+        launched.push(serve(server, &gateway, args.serve.trusted_proxies())?);
+    }
+    if let Some(admin) = &config.admin {
+        launched.push(admin::spawn(
+            binder.bind(admin.listen).await?,
+            gateway,
+            admin.token.clone(),
+        )?);
+    }
+    Ok(launched)
+}
+
+/// Serve the gateway's routes on `server`.
+fn serve(
+    server: Server,
+    gateway: &Arc<Gateway>,
+    trusted: TrustedProxies,
+) -> std::io::Result<serving::ServerHandle> {
+    let gateway = gateway.clone();
+    server.serve_clients(trusted, move |client, req| {
+        // The routes of this moment: a reload while the request is under
+        // way does not change where it goes.
+        let routes = gateway.routes.load_full();
+        async move { routes.chain.serve(req, &Ctx::new(client)).await }
+    })
+}
+
+/// `uri` with its authority replaced by where `moved` says that address went.
+fn moved_to(uri: &Uri, moved: &[(SocketAddr, SocketAddr)]) -> Uri {
+    let Some(authority) = uri.authority() else {
+        return uri.clone();
+    };
+    // The latest binding of an address is the live one.
+    let Some((_, actual)) = moved
+        .iter()
+        .rev()
+        .find(|(requested, _)| requested.to_string() == authority.as_str())
+    else {
+        return uri.clone();
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.authority = actual.to_string().parse().ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}

@@ -1,0 +1,63 @@
+//! Tests that need a program from outside (Chromium, `redis-server`) and
+//! the honest way to leave them out.
+//!
+//! A test that returns early when its program is missing reports `ok`: a
+//! run without Chromium would say the browser test passed. Instead, a
+//! crate's build script asks [`detect`] whether the program is on `PATH`;
+//! if not, it sets a cfg, and the test carries
+//! `#[cfg_attr(not(has_chromium), ignore = "…")]`, so the summary counts it
+//! as *ignored*. When the run says the program is required (`.ci/run` sets
+//! `PROXY_WORKBENCH_REQUIRE_BROWSER` and `…_REDIS`), the cfg is set
+//! whatever is found: the test runs, and fails if the program is missing.
+
+use std::path::Path;
+
+/// `cfg(has_redis_server)` when `redis-server` is installed or required.
+pub fn redis_server() {
+    detect(
+        "has_redis_server",
+        &["redis-server"],
+        None,
+        "PROXY_WORKBENCH_REQUIRE_REDIS",
+    );
+}
+
+/// `cfg(has_chromium)` when a Chromium is installed (or named by
+/// `CHROMIUM`) or required.
+pub fn chromium() {
+    detect(
+        "has_chromium",
+        &["chromium", "chromium-browser", "google-chrome"],
+        Some("CHROMIUM"),
+        "PROXY_WORKBENCH_REQUIRE_BROWSER",
+    );
+}
+
+/// Tell cargo to set `cfg(CFG)` when one of `names` is an executable on
+/// `PATH` (or `override_var` names one), or when `require_var` is set; and
+/// to run the build script again when any of those changes.
+pub fn detect(cfg: &str, names: &[&str], override_var: Option<&str>, require_var: &str) {
+    println!("cargo::rustc-check-cfg=cfg({cfg})");
+    println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-env-changed={require_var}");
+    let overridden = override_var.is_some_and(|var| {
+        println!("cargo::rerun-if-env-changed={var}");
+        std::env::var_os(var).is_some()
+    });
+    if overridden || std::env::var_os(require_var).is_some() || on_path(names) {
+        println!("cargo::rustc-cfg={cfg}");
+    }
+}
+
+fn on_path(names: &[&str]) -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| names.iter().any(|name| is_program(&dir.join(name))))
+}
+
+fn is_program(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
