@@ -160,42 +160,78 @@ impl Conn<'_> {
         let Some(request) = self.read_request_head(client).await? else {
             return Ok(false);
         };
-        let settings = &self.path.settings;
-        let client_close = request.common.close;
         // What is needed of the head later: its bytes may be gone by then
         // (the buffer is reused while the body streams).
         let head_request = request.is_head(&self.cbuf);
-        if let Some(asked) = request.common.upgrade.map(|u| slice(&self.cbuf, u))
-            && !asked.iter().all(|b| b.is_ascii_graphic())
-        {
+        let asked_upgrade = self.upgrade_to_tunnel(&request)?;
+        let (mut sent, mut body) = self.send_request(client, &request).await?;
+        let response = self
+            .final_response(client, &mut sent, &request, head_request, &mut body)
+            .await?;
+        if response.status == 101 {
+            return self
+                .tunnel(client, sent.upstream, asked_upgrade.as_deref(), &response)
+                .await;
+        }
+        // The client's body, if the upstream answered without waiting for it,
+        // is never read: the connection cannot carry another request.
+        let chunked_ok = request.minor == 1;
+        let framing = response.common.framing.unwrap_or(Framing::Empty);
+        let close = request.common.close
+            || !body.done()
+            || request.minor == 0
+            || request.common.length_ignored
+            || framing == Framing::UntilClose;
+        self.head_for_client(&response, chunked_ok, close);
+        let reusable = self
+            .send_response_body(client, &mut sent.upstream, &response, chunked_ok, &mut body)
+            .await?;
+        if reusable && !response.common.close && body.done() {
+            self.path.pool.put(sent.upstream);
+        }
+        Ok(!close)
+    }
+
+    /// The protocol to tunnel if the upstream switches to it, or none (no
+    /// upgrade, or `h2c`); an unprintable one is refused here.
+    fn upgrade_to_tunnel(&self, request: &RequestHead) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(asked) = request.common.upgrade.map(|u| slice(&self.cbuf, u)) else {
+            return Ok(None);
+        };
+        if !asked.iter().all(|b| b.is_ascii_graphic()) {
             // Go's rule: an upgrade to a protocol that cannot be named in
             // printable ASCII is refused before it reaches anyone.
-            return Err(Failure::Answer(
-                502,
-                UpgradeRefusal::invalid_protocol(asked).to_string(),
-            ));
+            let refusal = UpgradeRefusal::invalid_protocol(asked);
+            return Err(Failure::Answer(502, refusal.to_string()));
         }
-        let asked_upgrade: Option<Vec<u8>> = request
-            .common
-            .upgrade
-            .filter(|_| forward::tunnels_upgrade(&self.cbuf, &request))
-            .map(|u| slice(&self.cbuf, u).to_vec());
+        Ok(forward::tunnels_upgrade(&self.cbuf, request).then(|| asked.to_vec()))
+    }
 
-        // The outgoing head, plus the body bytes that came with the head.
-        let hop = self.hop(&request);
+    /// Send the request's head upstream with the body bytes that came with
+    /// it, then the rest of its body — unless the client waits for `100
+    /// Continue`, which the response loop relays first.
+    async fn send_request<C>(
+        &mut self,
+        client: &mut C,
+        request: &RequestHead,
+    ) -> Result<(Sent, BodyState), Failure>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let hop = self.hop(request);
         self.out.clear();
         forward::request_head(
             &mut self.out,
             &self.cbuf,
-            &request,
+            request,
             &self.headers,
-            &settings.upstream,
+            &self.path.settings.upstream,
             &hop,
         );
         self.pos = request.len;
         let mut body = BodyState::new(request.framing());
-        let wait_for_continue = request.expect_continue && !body.done();
-        if !wait_for_continue {
+        let waits_for_continue = request.expect_continue && !body.done();
+        if !waits_for_continue {
             let available = &self.cbuf[self.pos..];
             let taken = body.follow(available, &mut |_| {}).map_err(|e| {
                 Failure::Answer(400, format!("malformed chunked request body: {e}"))
@@ -210,15 +246,31 @@ impl Conn<'_> {
         let whole = body.done();
         let idempotent = proxy_core::headers::is_idempotent(request.method(&self.cbuf));
         let mut sent = self.send_head(whole, idempotent).await?;
-        if !wait_for_continue {
+        if !waits_for_continue {
             self.send_body(client, &mut sent.upstream, &mut body)
                 .await?;
         }
+        Ok((sent, body))
+    }
 
-        // The response head, after any interim ones.
-        let response = loop {
+    /// The upstream's final response head: interim ones (1xx but 101) are
+    /// relayed to an HTTP/1.1 client, and a `100 Continue` releases a body
+    /// the client held back.
+    async fn final_response<C>(
+        &mut self,
+        client: &mut C,
+        sent: &mut Sent,
+        request: &RequestHead,
+        head_request: bool,
+        body: &mut BodyState,
+    ) -> Result<ResponseHead, Failure>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let waits_for_continue = request.expect_continue;
+        loop {
             let response = match self
-                .read_response_head(client, &mut sent, head_request, &mut body)
+                .read_response_head(client, sent, head_request, body)
                 .await
             {
                 Ok(response) => response,
@@ -229,45 +281,21 @@ impl Conn<'_> {
                 }
                 Err(e) => return Err(e),
             };
-            if (100..200).contains(&response.status) && response.status != 101 {
-                if request.minor == 1 {
-                    self.head_for_client(&response, true, false);
-                    client.write_all(&self.out).await?;
-                }
-                self.ubuf.drain(..response.len);
-                // The upstream has answered: the request is no longer one
-                // to send again (and `out` now holds the interim head).
-                sent.resend_on_silence = false;
-                if response.status == 100 && wait_for_continue && !body.done() {
-                    self.send_body(client, &mut sent.upstream, &mut body)
-                        .await?;
-                }
-                continue;
+            if !(100..200).contains(&response.status) || response.status == 101 {
+                return Ok(response);
             }
-            break response;
-        };
-
-        if response.status == 101 {
-            return self
-                .tunnel(client, sent.upstream, asked_upgrade.as_deref(), &response)
-                .await;
+            if request.minor == 1 {
+                self.head_for_client(&response, true, false);
+                client.write_all(&self.out).await?;
+            }
+            self.ubuf.drain(..response.len);
+            // The upstream has answered: the request is no longer one to
+            // send again (and `out` now holds the interim head).
+            sent.resend_on_silence = false;
+            if response.status == 100 && waits_for_continue && !body.done() {
+                self.send_body(client, &mut sent.upstream, body).await?;
+            }
         }
-
-        // The client's body, if the upstream answered without waiting for it,
-        // is never read: the connection cannot carry another request.
-        let close =
-            client_close || !body.done() || request.minor == 0 || request.common.length_ignored;
-        let chunked_ok = request.minor == 1;
-        let framing = response.common.framing.unwrap_or(Framing::Empty);
-        let close = close || framing == Framing::UntilClose;
-        self.head_for_client(&response, chunked_ok, close);
-        let reusable = self
-            .send_response_body(client, &mut sent.upstream, &response, chunked_ok, &mut body)
-            .await?;
-        if reusable && !response.common.close && body.done() {
-            self.path.pool.put(sent.upstream);
-        }
-        Ok(!close)
     }
 
     /// `out` = the response head for the client (see

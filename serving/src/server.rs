@@ -1,0 +1,271 @@
+//! A server on one listener: its options, the handle that stops it, and
+//! how it hands connections to hyper or to a stream handler.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::connection::{Connection, FirstRequest, H2_MAX_STREAMS, H2_PING_EVERY, accept_loop};
+use crate::guard::{default_max_connections, default_max_connections_per_address};
+use crate::{ClientStream, DEFAULT_GRACE};
+
+/// Per-connection settings for the HTTP server side, and the limits that
+/// keep one client from taking the server down ([`guard`] explains each).
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Close a connection whose request head has not fully arrived within
+    /// this time (the slowloris defence), counted from accept for the first
+    /// request (TLS and protocol detection included). `None` disables it.
+    pub header_read_timeout: Option<Duration>,
+    /// Accept at most this many connections at once; more wait in the
+    /// kernel's backlog until one closes.
+    pub max_connections: usize,
+    /// At most this many open connections from one client address; more
+    /// are closed as soon as they are accepted.
+    pub max_connections_per_address: usize,
+    /// Close a connection when a write to it has made no progress for this
+    /// long (the client stopped reading). `None` disables it.
+    pub send_timeout: Option<Duration>,
+    /// Largest request head hyper will buffer before answering 431.
+    pub max_header_bytes: usize,
+    /// How long in-flight requests may run on after shutdown starts.
+    pub grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Some(Duration::from_secs(10)),
+            max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
+            send_timeout: Some(Duration::from_secs(60)),
+            max_header_bytes: 64 * 1024,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// A running server: its address, and the means to stop it.
+///
+/// Dropping the handle stops the server too (without waiting), so a test that
+/// panics never leaves a listener behind.
+#[derive(Debug)]
+pub struct ServerHandle {
+    pub(crate) name: &'static str,
+    addr: SocketAddr,
+    scheme: &'static str,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server actually listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ip:port` (`https://` with TLS), handy for clients.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// What the server is (for logs: "real server", "reverse proxy", …).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Stop accepting, let in-flight requests finish (bounded), then return.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// An HTTP server on one listener.
+pub struct Server {
+    listener: TcpListener,
+    options: ServerOptions,
+    name: &'static str,
+    pub(crate) tls: Option<TlsAcceptor>,
+}
+
+impl Server {
+    pub fn new(listener: TcpListener, name: &'static str) -> Self {
+        Self {
+            listener,
+            options: ServerOptions::default(),
+            name,
+            tls: None,
+        }
+    }
+
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Speak TLS on this listener (HTTPS), with this rustls configuration.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(TlsAcceptor::from(config));
+        self
+    }
+
+    /// Serve on a background task. `make_service` is called once per
+    /// connection with the peer's address, because most of what a proxy
+    /// writes into forwarded headers starts from that address.
+    pub fn spawn<M, S, B>(self, make_service: M) -> io::Result<ServerHandle>
+    where
+        M: Fn(SocketAddr) -> S + Send + Sync + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let addr = self.listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let name = self.name;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        info!("{name} listening on {scheme}://{addr}");
+        let (listener, options, tls) = (self.listener, self.options, self.tls);
+        let task = tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(options.header_read_timeout)
+                .max_buf_size(options.max_header_bytes.max(8192));
+            // HTTP/2 has no per-request head timeout after the first, so a
+            // peer that vanished is found by pings, and one connection may
+            // hold at most 100 streams (hyper would allow 200).
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(H2_PING_EVERY))
+                .keep_alive_timeout(H2_PING_EVERY)
+                .max_concurrent_streams(H2_MAX_STREAMS);
+            let graceful = GracefulShutdown::new();
+            accept_loop(listener, name, &options, &mut stopped, |stream, peer| {
+                let connection = Connection {
+                    name,
+                    peer,
+                    // The first request head is due this long after accept.
+                    deadline: options
+                        .header_read_timeout
+                        .map(|limit| tokio::time::Instant::now() + limit),
+                    stream,
+                    service: FirstRequest::new(make_service(peer)),
+                };
+                let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
+                tokio::spawn(connection.serve(builder, tls, watcher));
+            })
+            .await;
+            tokio::select! {
+                _ = graceful.shutdown() => debug!("{name}: all connections closed"),
+                _ = tokio::time::sleep(options.grace) => {
+                    warn!("{name}: connections still open after {:?}; not waiting for them", options.grace);
+                }
+            }
+        });
+        Ok(ServerHandle {
+            name,
+            addr,
+            scheme,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+impl Server {
+    /// Serve raw byte streams instead of HTTP (step 08's TCP proxy, step
+    /// 10's own HTTP/1): each accepted connection, under the same caps and
+    /// send timeout, goes to `handle` with its peer's address and a
+    /// [`Stopping`] that says when shutdown begins (an HTTP server closes
+    /// its idle keep-alive connections then). On shutdown the listener
+    /// closes at once and open connections get the grace period to finish.
+    ///
+    /// `scheme` is what the handler speaks on those streams (`tcp` for
+    /// step 08's bytes, `http` for step 10's own HTTP/1): the handle's URL
+    /// and the "listening on" line use it.
+    pub fn spawn_streams<F, Fut>(self, scheme: &'static str, handle: F) -> io::Result<ServerHandle>
+    where
+        F: Fn(ClientStream, SocketAddr, Stopping) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let addr = self.listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let name = self.name;
+        info!("{name} listening on {scheme}://{addr}");
+        let (listener, options) = (self.listener, self.options);
+        let stopping = Stopping(stopped.clone());
+        let task = tokio::spawn(async move {
+            let mut open = tokio::task::JoinSet::new();
+            accept_loop(listener, name, &options, &mut stopped, |stream, peer| {
+                // Forget the connections that have ended, so the set holds
+                // only the open ones.
+                while open.try_join_next().is_some() {}
+                open.spawn(handle(stream, peer, stopping.clone()));
+            })
+            .await;
+            let finished = tokio::time::timeout(options.grace, async {
+                while open.join_next().await.is_some() {}
+            });
+            match finished.await {
+                Ok(()) => debug!("{name}: all connections closed"),
+                Err(_) => warn!(
+                    "{name}: {} connections still open after {:?}; closing them",
+                    open.len(),
+                    options.grace
+                ),
+            }
+        });
+        Ok(ServerHandle {
+            name,
+            addr,
+            scheme,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// Resolves when the server begins to shut down: what a stream handler
+/// waits on beside its reads.
+#[derive(Clone, Debug)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// Wait until shutdown begins (at once if it has).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
