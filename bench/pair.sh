@@ -18,7 +18,8 @@
 # moves by about 1 %. Absolute figures are higher than alone (the core is shared): read
 # the ratio. The last line is the median ratio of the rounds.
 #
-# Needs (Debian): nginx-light wrk, and haproxy or golang-go for those peers.
+# Needs (Debian): nginx-light wrk, and haproxy or golang-go for those peers; everything
+# else it reads from /proc.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -33,7 +34,7 @@ if [ -z "$ours" ]; then
   echo "usage: bench/pair.sh -o 'CMD with {listen} {up1}' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS]" >&2
   exit 2
 fi
-for tool in nginx wrk taskset python3; do
+for tool in nginx wrk taskset awk; do
   command -v "$tool" >/dev/null || { echo "bench/pair.sh needs $tool (apt-get install -y nginx-light wrk)" >&2; exit 1; }
 done
 
@@ -118,15 +119,18 @@ peer_pid=$!; children+=("$peer_pid")
 await_port "$ours_port"
 await_port "$peer_port"
 
-# CPU ticks (user + system) of a process and its children (nginx's worker).
-cpu_ticks() {
+# A process and its children (nginx's worker), from /proc alone.
+family() { echo "$1"; cat /proc/"$1"/task/*/children 2>/dev/null; }
+# One number summed over a process and its children, read by AWK from /proc/PID/FILE.
+sum_family() { # PID FILE AWK
   local total=0 pid
-  for pid in $1 $(ps -o pid= --ppid "$1"); do
-    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  for pid in $(family "$1"); do
+    total=$((total + $(awk "$3" "/proc/$pid/$2" 2>/dev/null || echo 0)))
   done
   echo "$total"
 }
-rss_kib() { ps -o rss= --pid "$1" --ppid "$1" | awk '{ total += $1 } END { print total }'; }
+cpu_ticks() { sum_family "$1" stat '{ print $14 + $15 }'; } # user + system
+rss_kib() { sum_family "$1" status '/^VmRSS/ { print $2 }'; }
 
 # Load both proxies at once for SECONDS, each with its own wrk on CPU 0.
 load_both() {
@@ -160,19 +164,30 @@ echo "RSS ours $(rss_kib "$ours_pid") KiB, $peer $(rss_kib "$peer_pid") KiB"
 echo "p99 ours: $p99_ours"
 echo "p99 $peer: $p99_peer"
 [ "$unclean" = 0 ] || echo "errors were seen (above): the ratio below is not a clean measurement"
-python3 - "$(getconf CLK_TCK)" "$peer" "$samples" <<'PY'
-import statistics
-import sys
-
-ticks_per_second, peer, samples = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-rounds = [list(map(int, s.split())) for s in samples.strip(";").split(";")]
-def micros(ticks, requests):
-    return ticks * 1e6 / ticks_per_second / requests
-ours = [micros(r[0], r[1]) for r in rounds]
-theirs = [micros(r[2], r[3]) for r in rounds]
-ratios = sorted(a / b for a, b in zip(ours, theirs))
-print("ours µs CPU per request: " + " ".join(f"{x:.2f}" for x in ours))
-print(f"{peer} µs CPU per request: " + " ".join(f"{x:.2f}" for x in theirs))
-print("ratios, sorted: " + " ".join(f"{r:.3f}" for r in ratios))
-print(f"ours/{peer} CPU per request {statistics.median(ratios):.3f} (median of {len(ratios)} rounds)")
-PY
+# Per round: µs of CPU per request for each proxy, and their ratio; the
+# figure is the median ratio.
+echo "$samples" | tr ';' '\n' | awk -v tck="$(getconf CLK_TCK)" -v peer="$peer" '
+  NF == 4 {
+    n++
+    ours[n] = $1 * 1e6 / tck / $2
+    theirs[n] = $3 * 1e6 / tck / $4
+    ratio[n] = ours[n] / theirs[n]
+  }
+  END {
+    line = "ours µs CPU per request:"
+    for (i = 1; i <= n; i++) line = line sprintf(" %.2f", ours[i])
+    print line
+    line = peer " µs CPU per request:"
+    for (i = 1; i <= n; i++) line = line sprintf(" %.2f", theirs[i])
+    print line
+    for (i = 2; i <= n; i++) {            # insertion sort: n is small
+      r = ratio[i]
+      for (j = i - 1; j >= 1 && ratio[j] > r; j--) ratio[j + 1] = ratio[j]
+      ratio[j + 1] = r
+    }
+    line = "ratios, sorted:"
+    for (i = 1; i <= n; i++) line = line sprintf(" %.3f", ratio[i])
+    print line
+    median = (n % 2) ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
+    printf "ours/%s CPU per request %.3f (median of %d rounds)\n", peer, median, n
+  }'

@@ -34,6 +34,19 @@ mod proxy_line {
             "PROXY TCP4 192.0.2.7 10.0.0.1 51000 6379\r\n"
         );
     }
+
+    #[test]
+    fn mixed_families_cannot_be_said_in_version_1() {
+        // An IPv4 client reaching the proxy over an IPv6 address (or the
+        // other way round): the line has one family for both, so it says
+        // UNKNOWN, and the upstream uses the connection's own addresses.
+        for (client, proxy) in [
+            ("192.0.2.7:51000", "[2001:db8::1]:6379"),
+            ("[2001:db8::7]:51000", "10.0.0.1:6379"),
+        ] {
+            assert_eq!(proxy_line(addr(client), addr(proxy)), "PROXY UNKNOWN\r\n");
+        }
+    }
 }
 
 mod proxy_block_v4 {

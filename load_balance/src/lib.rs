@@ -121,7 +121,7 @@ impl Drop for InFlight {
     }
 }
 
-/// The strategies, by name. Each variant has one line in [`STRATEGIES`],
+/// The strategies, by name. Each variant has one entry in [`STRATEGIES`],
 /// which says everything else about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -150,8 +150,8 @@ pub struct Registered {
     build: Builder,
 }
 
-/// The registry: adding a strategy is a module and a line here (and its
-/// variant above). Names, `--help`, error messages and the in-flight
+/// The registry: adding a strategy is a module, an entry here and its
+/// variant above. Names, `--help`, error messages and the in-flight
 /// bookkeeping all come from this table.
 pub const STRATEGIES: &[Registered] = &[
     Registered {

@@ -15,6 +15,14 @@
 //! reach the actual ports, and rewrites output back to the requested ones,
 //! so the transcripts read with the ports a learner will see.
 //!
+//! A start prints what the learner's terminal shows when the server is
+//! ready — its `… listening on …` lines, which the transcript must show
+//! (`cargo run` compiles first: the next command waits for them); `kill`
+//! prints each server's shutdown line; and warnings the servers log while
+//! a command runs are part of that command's output ([`log`]).
+//! `NOTES_PRINTED=FILE` appends what each command printed to FILE, for
+//! whoever edits NOTES.
+//!
 //! Every other command runs in `bash` and must exit 0, as a learner's would
 //! when the transcript shows no error; a transcript that teaches a failure
 //! prints its status (`…; echo "exit $?"`).
@@ -26,6 +34,7 @@
 //! an address still taken, and cannot reach a server it never started —
 //! the mistakes that trip a learner who types along.
 
+mod log;
 #[path = "../support/mod.rs"]
 mod support;
 mod terminal;
@@ -128,31 +137,50 @@ async fn check(notes: &str) -> (usize, Vec<String>) {
     let mut checked = 0;
     let mut failures = Vec::new();
     let mut terminal = Terminal::new();
+    log::capture_warnings();
     for (chapter, steps) in transcripts(notes) {
         for step in steps {
             let where_ = format!("NOTES.md:{} ({chapter})", step.line);
             let command = step.command.trim_end();
-            if command.ends_with('&') {
-                if let Err(e) = terminal.launch(command, &chapter).await {
-                    failures.push(format!("{where_}: cannot start `{command}`: {e:#}"));
-                }
-                continue;
-            }
-            if command.starts_with("kill ") {
-                if let Err(e) = terminal.kill(command).await {
-                    failures.push(format!("{where_}: `{command}`: {e:#}"));
-                }
-                continue;
-            }
-            checked += 1;
-            match terminal.run(command).await {
-                Ok(actual) => {
-                    let lines: Vec<&str> = actual.lines().collect();
-                    if !output_matches(&step.expected, &lines) {
+            let printed = if command.ends_with('&') {
+                terminal
+                    .launch(command, &chapter)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot start `{command}`: {e:#}"))
+            } else if command.starts_with("kill ") {
+                terminal.kill(command).await
+            } else {
+                checked += 1;
+                terminal
+                    .run(command)
+                    .await
+                    .map(|out| out.lines().map(str::to_owned).collect())
+            };
+            match printed {
+                Ok(mut lines) => {
+                    // What the servers logged meanwhile lands in the same
+                    // terminal, after the command's own output here.
+                    lines.extend(terminal.warnings());
+                    if let Some(path) = std::env::var_os("NOTES_PRINTED") {
+                        // For whoever edits NOTES: what each command printed.
+                        let record = format!("{}\t{}\n", step.line, lines.join("\u{1f}"));
+                        let _ = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)
+                            .and_then(|mut f| std::io::Write::write_all(&mut f, record.as_bytes()));
+                    }
+                    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+                    if command.ends_with('&') && step.expected.is_empty() {
+                        failures.push(format!(
+                            "{where_}: `{command}`: show the lines to wait for before typing on:\n{}",
+                            lines.join("\n")
+                        ));
+                    } else if !output_matches(&step.expected, &lines) {
                         failures.push(format!(
                             "{where_}: `{command}`\n--- expected\n{}\n--- actual\n{}",
                             step.expected.join("\n"),
-                            actual
+                            lines.join("\n")
                         ));
                     }
                 }
@@ -179,9 +207,10 @@ async fn every_transcript_in_notes_prints_what_notes_says() {
 }
 
 /// The mistakes a learner typing along would trip on fail the check: a
-/// server started on an address still taken, a chapter that leaves its
-/// servers running, a port two chapters share, a server never started,
-/// and a kill of a job that does not exist.
+/// start that shows no line to wait for (the next command would run while
+/// cargo still compiles), a server started on an address still taken, a
+/// chapter that leaves its servers running, a port two chapters share, a
+/// server never started, and a kill of a job that does not exist.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_terminal_model_catches_what_would_trip_a_learner() {
     let notes = "\
@@ -190,6 +219,7 @@ async fn the_terminal_model_catches_what_would_trip_a_learner() {
 $ cargo run -p real_server &
 $ cargo run -p real_server &
 $ cargo run -p real_server -- --listen 127.0.0.1:2091 &
+[..] real server listening on http://127.0.0.1:2091
 ```
 ## Two
 ```console
@@ -200,11 +230,12 @@ $ kill %1 %2
 ";
     let (_, failures) = check(notes).await;
     let expect = [
-        "NOTES.md:4 (One): cannot start `cargo run -p real_server &`: 127.0.0.1:2003 is still taken by %1",
+        "NOTES.md:3 (One): `cargo run -p real_server &`: show the lines to wait for before typing on:",
+        "NOTES.md:4 (One): `cargo run -p real_server &`: cannot start `cargo run -p real_server &`: 127.0.0.1:2003 is still taken by %1",
         "NOTES.md (One) ends with servers still running: %1 `cargo run -p real_server`, %2 `cargo run -p real_server -- --listen 127.0.0.1:2091`",
-        "NOTES.md:9 (Two): cannot start `cargo run -p real_server -- --listen 127.0.0.1:2091 &`: 127.0.0.1:2091 was already used in One",
-        "NOTES.md:10 (Two): `curl -s -o /dev/null http://127.0.0.1:2099/`: exited with",
-        "NOTES.md:11 (Two): `kill %1 %2`: kill: %1: no such job",
+        "NOTES.md:10 (Two): `cargo run -p real_server -- --listen 127.0.0.1:2091 &`: cannot start `cargo run -p real_server -- --listen 127.0.0.1:2091 &`: 127.0.0.1:2091 was already used in One",
+        "NOTES.md:11 (Two): `curl -s -o /dev/null http://127.0.0.1:2099/`: exited with",
+        "NOTES.md:12 (Two): `kill %1 %2`: kill: %1: no such job",
     ];
     assert_eq!(failures.len(), expect.len(), "{failures:#?}");
     for (failure, expected) in failures.iter().zip(expect) {

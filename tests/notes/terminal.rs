@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serving::{Binder, Launched};
 
+use crate::log;
 use crate::support::Captured;
 
 /// Replace whole `ip:port` occurrences (not a prefix of a longer port).
@@ -141,8 +142,10 @@ impl Terminal {
             })
     }
 
-    /// `cargo run -p PACKAGE [-- ARGS] &`, launched in-process as the next job.
-    pub async fn launch(&mut self, command: &str, chapter: &str) -> anyhow::Result<()> {
+    /// `cargo run -p PACKAGE [-- ARGS] &`, launched in-process as the next
+    /// job; the lines its servers print when they are ready, as the
+    /// learner sees them.
+    pub async fn launch(&mut self, command: &str, chapter: &str) -> anyhow::Result<Vec<String>> {
         let line = command.trim_end_matches('&').trim();
         let words = shell_words::split(line)?;
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -198,16 +201,39 @@ impl Terminal {
                 None => self.owners.push((*requested, chapter.to_owned())),
             }
         }
+        let ready = job
+            .launched
+            .servers
+            .iter()
+            .map(|server| {
+                let message = format!("{} listening on {}", server.name(), server.url());
+                let line = log::line("INFO", "serving::server", &message);
+                self.to_requested_by(&job.addresses, &line)
+            })
+            .collect();
         self.jobs.push(job);
-        Ok(())
+        Ok(ready)
+    }
+
+    /// `text` with the actual addresses of `addresses` replaced by the
+    /// requested ones (a job not yet among `jobs`).
+    fn to_requested_by(&self, addresses: &[(SocketAddr, SocketAddr)], text: &str) -> String {
+        let text = addresses
+            .iter()
+            .fold(text.to_owned(), |t, (requested, actual)| {
+                replace_addr(&t, &actual.to_string(), &requested.to_string())
+            });
+        self.to_requested(&text)
     }
 
     /// `kill %N [%M ...]`: stop those jobs.
-    pub async fn kill(&mut self, command: &str) -> anyhow::Result<()> {
+    /// Each stopped job prints the line its servers log on SIGTERM.
+    pub async fn kill(&mut self, command: &str) -> anyhow::Result<Vec<String>> {
         let specs: Vec<&str> = command.split_whitespace().skip(1).collect();
         if specs.is_empty() {
             bail!("`kill` names the jobs it stops, e.g. `kill %1 %2`");
         }
+        let mut printed = Vec::new();
         for spec in specs {
             let number: usize = spec
                 .strip_prefix('%')
@@ -218,12 +244,22 @@ impl Terminal {
             };
             let job = self.jobs.remove(at);
             self.stop(job).await;
+            printed.push(log::shutting_down());
         }
-        Ok(())
+        Ok(printed)
     }
 
     async fn stop(&self, job: Job) {
         let _ = self.servers.handle.spawn(job.launched.shutdown()).await;
+    }
+
+    /// The warnings the servers logged since the last command, with the
+    /// addresses the learner would see.
+    pub fn warnings(&self) -> Vec<String> {
+        log::take_warnings()
+            .iter()
+            .map(|line| self.to_requested(line))
+            .collect()
     }
 
     /// The jobs still running, as `jobs` would list them.

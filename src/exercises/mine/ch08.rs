@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 /// <proxy port>\r\n` (TCP6 for IPv6). An IPv4 client accepted on a
 /// dual-stack socket shows up as `::ffff:192.0.2.7`; the line must say
 /// TCP4 and `192.0.2.7`, or an upstream matching addresses against IPv4
-/// allow-lists would never match.
+/// allow-lists would never match. A client and a proxy address of two
+/// families (an IPv4 client on the proxy's IPv6 address) cannot share one
+/// line: then it is `PROXY UNKNOWN\r\n`.
 ///
 /// Hint: `IpAddr::to_canonical`; and the line ends with CR LF.
 pub fn proxy_line(client: SocketAddr, proxy: SocketAddr) -> String {
