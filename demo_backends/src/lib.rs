@@ -2,7 +2,7 @@
 //!
 //! `cargo run -p stepNN-…` alone must show the step working, so a step
 //! that was given no `--upstream` starts real servers in-process on the
-//! ports DESIGN.md fixes (2003, 2004, and 2005 where weights are shown)
+//! ports the course uses (2003, 2004, and 2005 where weights are shown)
 //! and sends its requests there. Every step does this the same way, so it
 //! is written once, here: the addresses, starting the servers, and the
 //! *launch head* — "the upstreams given, or the demo's".

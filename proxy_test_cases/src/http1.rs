@@ -1,4 +1,4 @@
-//! Every behaviour of DESIGN.md's list for an HTTP/1 reverse proxy, each
+//! Every behaviour NOTES chapter 3 asks of an HTTP/1 reverse proxy, each
 //! against a real backend over TCP. Each case takes the [`Launch`] of the
 //! proxy under test; [`http1_behaviours!`](crate::http1_behaviours) makes
 //! them the tests of a step (03 and 10 run them all).

@@ -3,7 +3,7 @@
 //!
 //! [`wire`] holds what a test of a proxy needs on the wire (a proxy in front
 //! of a real server, raw requests, misbehaving backends); [`http1`] holds
-//! the behaviour cases of DESIGN.md's list, each a function of the proxy's
+//! the behaviour cases of NOTES chapter 3, each a function of the proxy's
 //! [`Launch`](wire::Launch). Step 03 runs them against the clone of Go's
 //! ReverseProxy and step 10 against its own engine, with one line each:
 //! `proxy_test_cases::http1_behaviours!(support::proxy_to);`.

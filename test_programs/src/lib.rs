@@ -44,20 +44,47 @@ pub fn detect(cfg: &str, names: &[&str], override_var: Option<&str>, require_var
         println!("cargo::rerun-if-env-changed={var}");
         std::env::var_os(var).is_some()
     });
-    if overridden || std::env::var_os(require_var).is_some() || on_path(names) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if overridden || std::env::var_os(require_var).is_some() || on_path(names, &path) {
         println!("cargo::rustc-cfg={cfg}");
     }
 }
 
-fn on_path(names: &[&str]) -> bool {
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
-    };
-    std::env::split_paths(&path).any(|dir| names.iter().any(|name| is_program(&dir.join(name))))
+/// Is one of `names` an executable file in one of `path`'s directories?
+fn on_path(names: &[&str], path: &std::ffi::OsStr) -> bool {
+    std::env::split_paths(path).any(|dir| names.iter().any(|name| is_program(&dir.join(name))))
 }
 
 fn is_program(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_is_found_only_where_it_is_an_executable_file() {
+        let dir = std::env::temp_dir().join(format!("test-programs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (program, plain) = (dir.join("present"), dir.join("not-executable"));
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        std::fs::write(&plain, "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths(["/nonexistent".into(), dir.clone()]).unwrap();
+        assert!(on_path(&["absent", "present"], &path));
+        assert!(!on_path(&["absent"], &path));
+        assert!(
+            !on_path(&["not-executable"], &path),
+            "a file that cannot run"
+        );
+        assert!(
+            !on_path(&["present"], std::ffi::OsStr::new("")),
+            "an empty PATH"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -1,4 +1,4 @@
-//! Every behaviour of DESIGN.md's list for the ReverseProxy clone, each
+//! Every behaviour NOTES chapter 3 asks of the ReverseProxy clone, each
 //! against a real backend over TCP: the cases every HTTP/1 proxy here
 //! passes (`proxy_test_cases::http1`; step 10 runs them too), then what
 //! only step 03 has — HTTP/2 clients, the hooks, trusted proxies, the flush

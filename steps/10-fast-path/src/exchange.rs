@@ -14,8 +14,8 @@
 //! Each side has one buffer for the connection's life. A message's head and
 //! the body bytes that arrived with it leave in one write. While it waits
 //! for the upstream, the task also watches the client: a client that hangs
-//! up cancels the request (the upstream connection is closed, DESIGN.md
-//! item 8), and bytes it sends early (a pipelined request) wait in its
+//! up cancels the request (the upstream connection is closed, as
+//! step 03's), and bytes it sends early (a pipelined request) wait in its
 //! buffer.
 //!
 //! A request body keeps streaming to the upstream while the response
@@ -143,7 +143,7 @@ struct Sent {
     /// The connection came from the pool and the request may be sent again
     /// if the connection closes before any answer: it is all in `out` and
     /// its method is idempotent. (The upstream may have read it before
-    /// closing: a POST is never sent twice, DESIGN.md's retry rule.)
+    /// closing: a POST is never sent twice, chapter 4's retry rule.)
     resend_on_silence: bool,
 }
 
@@ -611,7 +611,7 @@ impl Conn<'_> {
                 read = upstream.read_buf(&mut self.ubuf) => match read {
                     Ok(0) if framing == Framing::UntilClose => return Ok(false),
                     // Truncated: the client must not see it as complete, so
-                    // its connection closes mid-body (DESIGN.md item 11).
+                    // its connection closes mid-body (NOTES chapter 3, "Bad input").
                     Ok(0) | Err(_) => return Err(Failure::Close),
                     Ok(_) => {}
                 },

@@ -4,7 +4,7 @@
 //! that leaves is written straight into the upstream connection's output
 //! buffer: the request line with the target joined to the upstream's base;
 //! every header the client sent except `Host` and the hop-by-hop ones
-//! (DESIGN.md's first item); then the headers the proxy owns, which are
+//! (NOTES chapter 3's first rule); then the headers the proxy owns, which are
 //! `Host` (the upstream's), `X-Forwarded-For` (the client's address after
 //! any earlier list), `X-Forwarded-Host`, `X-Forwarded-Proto` and
 //! `X-Real-IP` (the second item); and the framing of the body as it will
@@ -47,7 +47,7 @@ fn is_hop_by_hop(name: &[u8], listed: &crate::head::Common) -> bool {
 
 /// Is this `Upgrade` request one to tunnel? Not `h2c`: an upgrade to
 /// HTTP/2 over the proxy's connection would let the client talk past the
-/// proxy's rules (DESIGN.md item 11).
+/// proxy's rules (NOTES chapter 3, "Bad input").
 pub fn tunnels_upgrade(buf: &[u8], head: &RequestHead) -> bool {
     match head.common.upgrade {
         Some(upgrade) => {

@@ -13,8 +13,8 @@
 //!
 //! The checks are the ones RFC 9112 asks of a proxy, because a proxy and
 //! the server behind it must agree on where each message ends — where they
-//! disagree, a request can be smuggled inside another (DESIGN.md items 10
-//! and 11): two `Host`s, a `Content-Length` that is not one number, a
+//! disagree, a request can be smuggled inside another (NOTES chapter 3,
+//! "Bad input"): two `Host`s, a `Content-Length` that is not one number, a
 //! `Transfer-Encoding` that does not end in `chunked`; a `Content-Length`
 //! beside a `Transfer-Encoding` is ignored, and the connection closed
 //! after the message. `httparse` itself refuses whitespace
@@ -378,7 +378,7 @@ fn trim(raw: &[u8]) -> &[u8] {
 }
 
 /// A Host value: a name or address, an optional port, nothing else — no
-/// `/`, spaces, `@` or control bytes (DESIGN.md's hostile-client rules).
+/// `/`, spaces, `@` or control bytes (NOTES chapter 3, "Clients that mean harm").
 fn valid_host(value: &[u8]) -> bool {
     !value.is_empty()
         && value.iter().all(|b| {

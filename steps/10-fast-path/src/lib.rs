@@ -5,7 +5,7 @@
 //! most of it in machinery a proxy does not need: a general HTTP library
 //! that turns every head into a header map and back, a body channel between
 //! two connections' state machines, a task per upstream connection. This
-//! step keeps step 03's behaviour — DESIGN.md's list — and moves the bytes
+//! step keeps step 03's behaviour — NOTES chapter 3's list — and moves the bytes
 //! itself:
 //!
 //! - [`head`]: heads parsed by `httparse` into offsets in the connection's

@@ -208,7 +208,7 @@ const STRICTER: [&str; 5] = [
     // application.
     "no Host",
     "two Hosts",
-    // DESIGN.md: Host values with `/`, spaces or `@` are refused; hyper
+    // NOTES chapter 3: Host values with `/`, spaces or `@` are refused; hyper
     // does not look at Host.
     "Host with a slash",
     "Host with userinfo",
