@@ -2,6 +2,8 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -116,9 +118,29 @@ where
 /// that a request can be made up by the proxy itself (a health check).
 #[derive(Debug)]
 pub enum RequestBody {
-    Client(Incoming),
+    /// The client's stream, and where a failure of it is noted.
+    Client(Incoming, ClientBodyFailed),
     /// The whole body; `None` once it has been sent.
     Kept(Option<Bytes>),
+}
+
+/// Set when the client's body stream fails — the client hung up or sent a
+/// broken body mid-way — so that the proxy can tell, once an attempt has
+/// failed, whose failure it was. An upload the client abandoned fails the
+/// upstream request too, but it is the client's doing: it must not count
+/// against the upstream's health or open a circuit breaker.
+#[derive(Debug, Clone, Default)]
+pub struct ClientBodyFailed(Arc<AtomicBool>);
+
+impl ClientBodyFailed {
+    /// Did the client's body fail?
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl RequestBody {
@@ -126,11 +148,11 @@ impl RequestBody {
     pub fn empty() -> Self {
         Self::Kept(None)
     }
-}
 
-impl From<Incoming> for RequestBody {
-    fn from(body: Incoming) -> Self {
-        Self::Client(body)
+    /// The client's body, and the flag its failure will set.
+    pub fn from_client(body: Incoming) -> (Self, ClientBodyFailed) {
+        let failed = ClientBodyFailed::default();
+        (Self::Client(body, failed.clone()), failed)
     }
 }
 
@@ -143,7 +165,13 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            Self::Client(body) => Pin::new(body).poll_frame(cx),
+            Self::Client(body, failed) => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Err(_))) = &polled {
+                    failed.set();
+                }
+                polled
+            }
             Self::Kept(bytes) => Poll::Ready(
                 bytes
                     .take()
@@ -155,14 +183,14 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Client(body) => body.is_end_stream(),
+            Self::Client(body, _) => body.is_end_stream(),
             Self::Kept(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Client(body) => body.size_hint(),
+            Self::Client(body, _) => body.size_hint(),
             Self::Kept(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }

@@ -26,8 +26,8 @@ pub mod target;
 pub mod transport;
 
 pub use body::{
-    Observed, OnFrame, ProxyBody, RequestBody, complete_response, error_chain, observe,
-    text_response,
+    ClientBodyFailed, Observed, OnFrame, ProxyBody, RequestBody, complete_response, error_chain,
+    observe, text_response,
 };
 pub use client::{ClientConn, TrustedProxies};
 pub use transport::{RoundTripError, SentBytes, Transport, TransportError};

@@ -95,3 +95,74 @@ pub fn json_body(answer: &str) -> real_server::Echo {
     let (_, body) = answer.split_once("\r\n\r\n").expect("a complete response");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
 }
+
+/// `count` upstreams that answer every request without a body `200 ok`,
+/// and read a request with a body for as long as its client sends, without
+/// ever answering it; each such request's head is announced on the
+/// returned channel once it has arrived (whichever upstream took it), so a
+/// test knows the proxy is sending that body upstream.
+pub async fn upload_sinks(
+    count: usize,
+) -> (Vec<SocketAddr>, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let (heads, announced) = tokio::sync::mpsc::unbounded_channel();
+    let mut addrs = Vec::new();
+    for _ in 0..count {
+        addrs.push(upload_sink(heads.clone()).await);
+    }
+    (addrs, announced)
+}
+
+async fn upload_sink(heads: tokio::sync::mpsc::UnboundedSender<()>) -> SocketAddr {
+    raw_backend(move |mut stream: TcpStream| {
+        let heads = heads.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let Ok(n) = stream.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                if head.contains("content-length") || head.contains("transfer-encoding") {
+                    let _ = heads.send(());
+                    // Read the body for ever; answer nothing.
+                    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                    return;
+                }
+                seen.drain(..end + 4);
+                let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+                if stream.write_all(ok).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// A client that announces a 100,000-byte upload to `proxy`, sends 10
+/// bytes of it, and hangs up once `upstream_heads` says the upload has
+/// reached the upstream.
+pub async fn abandon_upload(
+    proxy: SocketAddr,
+    host: &str,
+    upstream_heads: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nhost: {host}\r\ncontent-length: 100000\r\n\r\n0123456789"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), upstream_heads.recv())
+        .await
+        .expect("the upload reached the upstream")
+        .expect("the sink is alive");
+    drop(stream);
+}

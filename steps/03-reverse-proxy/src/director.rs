@@ -49,6 +49,10 @@ pub trait Route {
         let _ = (error, again);
         false
     }
+
+    /// The client abandoned the request (its body broke off): nothing is
+    /// sent again, and no upstream is to blame.
+    fn abandoned(&mut self) {}
 }
 
 /// A plain director: a route with no second chance.

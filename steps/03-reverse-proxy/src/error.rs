@@ -33,6 +33,10 @@ pub enum ProxyError {
     NoDirector,
     #[error("could not read the request body: {0}")]
     ClientBody(hyper::Error),
+    /// The client's body broke off while it was being sent upstream: the
+    /// client's failure, not the upstream's.
+    #[error("the client's request body broke off: {}", error_chain(.0.as_ref()))]
+    ClientAborted(TransportError),
 }
 
 impl ProxyError {
@@ -40,7 +44,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody(_) | ProxyError::ClientAborted(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         }
     }

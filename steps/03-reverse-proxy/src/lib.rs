@@ -52,7 +52,8 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use proxy_core::headers::{is_idempotent, remove_hop_by_hop, request_host, te_lists_trailers};
 use proxy_core::refusal::UpgradeRefusal;
 use proxy_core::{
-    ClientConn, ProxyBody, RequestBody, RoundTripError, SentBytes, Transport, text_response,
+    ClientBodyFailed, ClientConn, ProxyBody, RequestBody, RoundTripError, SentBytes, Transport,
+    text_response,
 };
 
 pub use cli::{Args, ProxyOptions, ProxySettings, launch, parse_upstream, serve};
@@ -204,8 +205,9 @@ impl<T: Transport> ReverseProxy<T> {
 
         // 7. Send the request upstream — and, if that fails, wherever the
         //    route sends it next (Go's transport has no second attempt).
-        let request = Request::from_parts(parts, RequestBody::from(body));
-        let response = match self.send(request, route).await {
+        let (body, client_body) = RequestBody::from_client(body);
+        let request = Request::from_parts(parts, body);
+        let response = match self.send(request, route, &client_body).await {
             Ok(response) => response,
             Err(error) => return (self.error_handler)(&method, &uri, error),
         };
@@ -256,19 +258,34 @@ impl<T: Transport> ReverseProxy<T> {
     /// Step 7: send `request`; after a failure, send it again wherever
     /// `route` says, as long as the request is at hand — it never left, or
     /// a copy was kept because the route asked for copies.
+    ///
+    /// An attempt that failed because the client's own body did (it hung
+    /// up mid-upload) is the client's failure: the route is told it was
+    /// abandoned, not that the upstream failed, and the client gets a 400.
     async fn send(
         &self,
         mut request: Request<RequestBody>,
         route: &mut impl Route,
+        client_body: &ClientBodyFailed,
     ) -> Result<Response<T::Body>, ProxyError> {
         loop {
             let copy = if route.keeps_copies() {
-                keep_copy(&mut request).await?
+                match keep_copy(&mut request).await {
+                    Ok(copy) => copy,
+                    Err(error) => {
+                        route.abandoned();
+                        return Err(error);
+                    }
+                }
             } else {
                 None
             };
             let (error, unsent) = match self.round_trip(request).await {
                 Ok(response) => return Ok(response),
+                Err((ProxyError::Upstream(error), _)) if client_body.is_set() => {
+                    route.abandoned();
+                    return Err(ProxyError::ClientAborted(error));
+                }
                 Err(failed) => failed,
             };
             let Some(again) = unsent.or(copy) else {
@@ -363,12 +380,12 @@ async fn keep_copy(
     }
     let kept: Option<Bytes> = match request.body() {
         RequestBody::Kept(bytes) => bytes.clone(),
-        RequestBody::Client(body) if body.is_end_stream() => None,
-        RequestBody::Client(body) => {
+        RequestBody::Client(body, _) if body.is_end_stream() => None,
+        RequestBody::Client(body, _) => {
             if body.size_hint().exact().is_none_or(|n| n > MAX_KEPT_BODY) {
                 return Ok(None);
             }
-            let RequestBody::Client(body) =
+            let RequestBody::Client(body, _) =
                 std::mem::replace(request.body_mut(), RequestBody::empty())
             else {
                 unreachable!("matched above");

@@ -286,17 +286,22 @@ impl<T: Transport> BalancedProxy<T> {
             upstream,
             tried: Vec::new(),
             last_failed: false,
+            abandoned: false,
         };
         let response = self.proxy.serve_with(client, req, &mut attempts).await;
         let Attempts {
             upstream,
             in_flight,
             last_failed,
+            abandoned,
             ..
         } = attempts;
         // A failed attempt was reported when it failed; an answer is
-        // reported now.
-        if !last_failed {
+        // reported now. A request its client abandoned says nothing about
+        // the upstream.
+        if abandoned {
+            debug!("the client abandoned its request to {upstream}; not counted against it");
+        } else if !last_failed {
             let status = response.status().as_u16();
             let outcome = if self.fail_statuses.contains(&status) {
                 Outcome::BadStatus(status)
@@ -339,6 +344,8 @@ pub struct Attempts<'a, T> {
     in_flight: Option<InFlight>,
     /// The last attempt failed (and was reported when it did).
     last_failed: bool,
+    /// The client abandoned the request: nothing to report.
+    abandoned: bool,
 }
 
 impl<T: Transport> Route for Attempts<'_, T> {
@@ -348,6 +355,10 @@ impl<T: Transport> Route for Attempts<'_, T> {
 
     fn keeps_copies(&self) -> bool {
         self.proxy.retries.max > 0
+    }
+
+    fn abandoned(&mut self) {
+        self.abandoned = true;
     }
 
     fn failed(&mut self, error: &ProxyError, again: Option<&mut Parts>) -> bool {

@@ -534,3 +534,25 @@ async fn retries_are_counted_in_the_metrics() {
         "{metrics}"
     );
 }
+
+/// Clients that announce an upload, send a little of it and hang up make
+/// the upstream request fail — by their own doing. Counted against the
+/// upstream, 30 of them opened the breaker and every client got 503; they
+/// are the clients' failures (a 400 each, in the statistics as such), and
+/// the upstream stays in service.
+#[tokio::test]
+async fn abandoned_uploads_do_not_open_the_breaker() {
+    let (sinks, mut heads) = proxy_test_cases::wire::upload_sinks(1).await;
+    let sink = sinks[0];
+    let proxy = middleware_proxy(
+        &format!("http://{sink}"),
+        &["--breaker-error-rate", "50", "--breaker-min-requests", "20"],
+    )
+    .await;
+    let addr = proxy.get("middleware proxy").unwrap().addr();
+    for _ in 0..30 {
+        proxy_test_cases::wire::abandon_upload(addr, "x", &mut heads).await;
+    }
+    let answer = client().get(url(&proxy)).send().await.unwrap();
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+}

@@ -697,3 +697,35 @@ async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
         );
     }
 }
+
+/// Abandoned uploads are the clients' failures: twelve of them, spread
+/// over two upstreams, used to eject both (three failures in a row each).
+#[tokio::test]
+async fn abandoned_uploads_eject_no_upstream() {
+    let (sinks, mut heads) = proxy_test_cases::wire::upload_sinks(2).await;
+    let (first, second) = (sinks[0], sinks[1]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
+         [[services]]\nname = \"uploads\"\nupstreams = [\"http://{first}\", \"http://{second}\"]\n"
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    let addr = launched.get("gateway").unwrap().addr();
+    // Round-robin: six for each upstream.
+    for _ in 0..12 {
+        proxy_test_cases::wire::abandon_upload(addr, "x", &mut heads).await;
+    }
+    let services: serde_json::Value = client()
+        .get(format!("{}/services", launched.get("admin").unwrap().url()))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upstreams = services["services"][0]["upstreams"].as_array().unwrap();
+    assert_eq!(upstreams.len(), 2);
+    for upstream in upstreams {
+        assert_eq!(upstream["healthy"], true, "{upstream}");
+    }
+}
