@@ -355,7 +355,8 @@ impl Balancer {
 
     /// Pick an upstream for a request with hash key `key`: the strategy's
     /// choice among the healthy ones; when none is healthy, any of them
-    /// (panic mode). `None` only for an empty set.
+    /// that is not drained (panic mode: health is a guess, a drain is an
+    /// operator's order). `None` for an empty or wholly drained set.
     pub fn pick(&self, key: &[u8]) -> Option<Arc<Upstream>> {
         if let Some(upstream) = self.strategy.load().pick(key) {
             if self.panicking.load(Ordering::Relaxed)
@@ -366,13 +367,13 @@ impl Balancer {
             return Some(upstream.clone());
         }
         let upstreams = self.upstreams.load();
-        if upstreams.is_empty() {
+        let serving = upstreams.iter().filter(|u| !u.is_drained()).count();
+        if serving == 0 {
             return None;
         }
         if !self.panicking.swap(true, Ordering::Relaxed) {
             warn!(
-                "no healthy upstream: routing to all {} of them until one is healthy again (panic mode)",
-                upstreams.len()
+                "no healthy upstream: routing to all {serving} that are not drained until one is healthy again (panic mode)"
             );
         }
         // A hashed request keeps going to one upstream; the others take turns.
@@ -381,7 +382,11 @@ impl Balancer {
         } else {
             consistent_hash::ring_hash(key) as usize
         };
-        Some(upstreams[at % upstreams.len()].clone())
+        upstreams
+            .iter()
+            .filter(|u| !u.is_drained())
+            .nth(at % serving)
+            .cloned()
     }
 
     /// An upstream to retry a request on that it has not `tried`: the next
@@ -395,7 +400,7 @@ impl Balancer {
         let upstreams = self.upstreams.load();
         let start = self.turns.next();
         first_from(&upstreams, start, |u| untried(u) && u.is_healthy())
-            .or_else(|| first_from(&upstreams, start, |u| untried(u)))
+            .or_else(|| first_from(&upstreams, start, |u| untried(u) && !u.is_drained()))
             .cloned()
     }
 

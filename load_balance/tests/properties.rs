@@ -321,6 +321,21 @@ fn unhealthy_upstreams_are_never_picked() {
             1,
             "{kind}: one key, one upstream, even in panic mode"
         );
+        // A drain is an operator's order: panic mode does not override it,
+        // for a request or a retry.
+        set[2].drain(true);
+        for i in 0..100 {
+            assert_ne!(
+                index(&set, &lb.pick(&key(i)).unwrap()),
+                2,
+                "{kind}: drained"
+            );
+            let tried = [set[0].clone()];
+            if let Some(next) = lb.pick_another(&tried) {
+                assert_ne!(index(&set, &next), 2, "{kind}: a retry onto a drained one");
+            }
+        }
+        set[2].drain(false);
         // One recovers: panic mode ends, and only it is picked.
         lb.report(&set[3], &policy, Outcome::Success);
         for i in 0..200 {

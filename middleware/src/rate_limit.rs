@@ -23,6 +23,7 @@
 //! longer than [`MAX_KEY_BYTES`] is refused with 400. Keys are copies,
 //! never slices of the buffer a request head was read into.
 
+use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ use governor::{Quota, RateLimiter};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use proxy_core::client::client_share;
+use proxy_core::headers::ip_header_value;
 use proxy_core::{ProxyBody, text_response};
 
 use crate::stats::Metrics;
@@ -78,7 +81,11 @@ impl RateKey {
     pub fn of(&self, req: &Request<Incoming>, ctx: &Ctx) -> Result<HeaderValue, &HeaderName> {
         Ok(match self {
             RateKey::Global => HeaderValue::from_static(""),
-            RateKey::ClientIp => ctx.client.ip().clone(),
+            // An IPv6 client's bucket is its /64's, as its connection cap is.
+            RateKey::ClientIp => match ctx.client.client_ip() {
+                IpAddr::V4(_) => ctx.client.ip().clone(),
+                v6 => ip_header_value(client_share(v6)),
+            },
             RateKey::Header(name) => match req.headers().get(name) {
                 Some(value) if value.len() > MAX_KEY_BYTES => return Err(name),
                 Some(value) => HeaderValue::from_bytes(value.as_bytes())

@@ -1043,3 +1043,41 @@ async fn every_log_line_of_a_request_carries_its_id() {
         .unwrap_or_else(|| panic!("no line in {log:?}"));
     assert!(line.ends_with(" request_id=trace-me-7"), "{line}");
 }
+
+/// An IPv6 host usually has a whole /64: eight of its addresses are one
+/// client to a per-client limit (as they are to the connection caps), not
+/// eight, or a client could take 2^64 buckets.
+#[tokio::test]
+async fn an_ipv6_slash_64_is_one_client_to_the_rate_limit() {
+    let limit = RateLimit::new(nz(1), nz(2), RateKey::ClientIp, Arc::new(Metrics::new()));
+    let chain = Arc::new(Chain::new(Arc::new(Stub::default())).with(Arc::new(limit)));
+    // The clients arrive through a trusted proxy on loopback, which names
+    // each in X-Forwarded-For.
+    let trusted = proxy_core::TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()]);
+    let server = Server::new(TcpListener::bind("127.0.0.1:0").await.unwrap(), "limited")
+        .serve_clients(trusted, move |client, req| {
+            let chain = chain.clone();
+            async move { chain.serve(req, &Ctx::new(client)).await }
+        })
+        .unwrap();
+    let mut admitted = 0;
+    for host in 1..=8 {
+        let status = client()
+            .get(server.url())
+            .header("x-forwarded-for", format!("2001:db8:1:2::{host}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        admitted += usize::from(status == 200);
+    }
+    assert_eq!(admitted, 2, "a burst of 2 for the whole /64");
+    // Another /64 is another client.
+    let other = client()
+        .get(server.url())
+        .header("x-forwarded-for", "2001:db8:1:3::1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+}

@@ -78,6 +78,20 @@ impl ClientConn {
     }
 }
 
+/// Whose share an address counts against — for connection caps and rate
+/// limits alike: an IPv4 address, or an IPv6 address's /64. One host is
+/// usually given a whole /64, and counting its addresses one by one would
+/// give it 2^64 shares (and 2^64 buckets).
+pub fn client_share(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// The proxies whose forwarding headers are believed.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<IpNet>);

@@ -115,6 +115,9 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
     headers.insert(name, value);
 }
 
+/// The longest `Host` taken: a DNS name (253 bytes), a colon and a port.
+pub const MAX_HOST_LEN: usize = 253 + 6;
+
 /// The host a request is for: the request line's authority when it has
 /// one (absolute form wins over `Host`, RFC 9112 §3.2.2), else the `Host`
 /// header. A `Host`, whenever present, must be a host and an optional port
@@ -122,8 +125,14 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
 /// refused, since whatever copies it into a `Location`, a log line or a
 /// forwarded header would carry the attacker's text along.
 pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<Authority>, &'static str> {
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("a request target may not carry userinfo (user@host)");
+    }
     let host = match headers.get(header::HOST) {
         None => None,
+        Some(host) if host.len() > MAX_HOST_LEN => {
+            return Err("the Host header is longer than a host name and port can be");
+        }
         Some(host) => match Authority::try_from(host.as_bytes()) {
             Ok(authority) if !authority.as_str().contains('@') && !authority.host().is_empty() => {
                 Some(authority)
@@ -248,5 +257,18 @@ mod tests {
             request_host(&headers, &uri).unwrap().unwrap(),
             "good.example"
         );
+    }
+
+    #[test]
+    fn an_overlong_host_and_userinfo_in_the_target_are_refused() {
+        let mut headers = HeaderMap::new();
+        let long = format!("{}.example", "a".repeat(61_000));
+        headers.insert(header::HOST, HeaderValue::from_str(&long).unwrap());
+        assert!(request_host(&headers, &Uri::from_static("/")).is_err());
+        let longest = format!("{}:65535", "a".repeat(253));
+        headers.insert(header::HOST, HeaderValue::from_str(&longest).unwrap());
+        assert!(request_host(&headers, &Uri::from_static("/")).is_ok());
+        let target = Uri::from_static("http://user:pw@good.example/path");
+        assert!(request_host(&HeaderMap::new(), &target).is_err());
     }
 }

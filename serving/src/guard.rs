@@ -74,19 +74,6 @@ pub fn default_max_connections_per_address() -> usize {
     (default_max_connections() / 4).max(8)
 }
 
-/// Whose share a connection counts against: the IPv4 address, or the
-/// IPv6 /64 — one host is usually given a whole /64, and counting its
-/// addresses one by one would give it 2^64 shares.
-fn share_of(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-        v4 => v4,
-    }
-}
-
 /// The connection caps of one listener, shared by its accept loop and
 /// every connection it accepted.
 #[derive(Clone)]
@@ -130,7 +117,7 @@ impl Caps {
             .per_address
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let address = share_of(address);
+        let address = proxy_core::client::client_share(address);
         let open = table.entry(address).or_insert(0);
         if *open >= self.max_per_address {
             return None;

@@ -487,6 +487,17 @@ fn check_request(req: &Request<Incoming>) -> Result<(), &'static str> {
         return Err("a request must have at most one Host header (RFC 9112 §3.2)");
     }
     // It goes upstream as X-Forwarded-Host, and into logs: a host and port only.
-    request_host(req.headers(), req.uri())?;
+    let host = request_host(req.headers(), req.uri())?;
+    // An HTTP/2 request names its host in :authority; a Host header that
+    // names another makes two hosts for one request (RFC 9113 §8.3.1),
+    // and the proxy would route by one while a backend reads the other.
+    if req.version() == Version::HTTP_2
+        && let (Some(authority), Some(host_header)) = (&host, req.headers().get(header::HOST))
+        && !host_header
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes())
+    {
+        return Err("the Host header and :authority name different hosts (RFC 9113 §8.3.1)");
+    }
     Ok(())
 }

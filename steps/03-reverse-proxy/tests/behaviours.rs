@@ -116,6 +116,28 @@ async fn http2_clients_are_served_and_the_upstream_gets_http1() {
     );
 }
 
+/// Over HTTP/2 the host is `:authority`; a `Host` header naming another is
+/// a request with two hosts, and is refused (as nginx refuses it).
+#[tokio::test]
+async fn an_http2_host_header_that_disagrees_with_authority_is_refused() {
+    let setup = Setup::new(proxy_to, &[]).await;
+    let http2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let url = format!("{}/echo", setup.url());
+    let agreeing = http2.get(&url).send().await.unwrap();
+    assert_eq!(agreeing.status(), 200);
+    let disagreeing = http2
+        .get(&url)
+        .header("host", "internal.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disagreeing.status(), 400);
+}
+
 /// The body of `/stream/10?interval_ms=30` as the client's reads saw it:
 /// how many pieces arrived, and the whole text.
 async fn stream_as_read(flags: &[&str]) -> (usize, String) {

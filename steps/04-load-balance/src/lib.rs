@@ -274,7 +274,10 @@ impl<T: Transport> BalancedProxy<T> {
             Vec::new()
         };
         let Some(upstream) = self.balancer.pick(&key) else {
-            let refusal = text_response(StatusCode::SERVICE_UNAVAILABLE, "no upstream configured");
+            let refusal = text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no upstream to send to: none is configured, or every one is drained",
+            );
             return (refusal, None);
         };
         self.retries.budget.deposit();

@@ -84,6 +84,9 @@ pub fn from_files(cert: &Path, key: &Path) -> Result<Identity, TlsSetupError> {
     Ok(Identity { chain, key })
 }
 
+/// How long a generated certificate is valid: 90 days, as a public CA's.
+pub const SELF_SIGNED_VALIDITY: time::Duration = time::Duration::days(90);
+
 /// A fresh self-signed certificate for `localhost` and `127.0.0.1`, its PEM
 /// written to `out` for clients to trust.
 pub fn self_signed(out: &Path) -> Result<Identity, TlsSetupError> {
@@ -93,6 +96,11 @@ pub fn self_signed(out: &Path) -> Result<Identity, TlsSetupError> {
         rcgen::DnType::CommonName,
         "proxy workbench step07 (self-signed)",
     );
+    // rcgen's default runs to the year 4096; a key that leaks should stop
+    // working within a season, as a public CA's certificate does.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + SELF_SIGNED_VALIDITY;
     let key = rcgen::KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
     let write_error = |source| TlsSetupError::Write {

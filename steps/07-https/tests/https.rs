@@ -167,6 +167,19 @@ async fn a_self_signed_certificate_is_generated_and_its_file_is_what_clients_tru
         let echo: real_server::Echo = response.json().await.unwrap();
         assert_eq!(echo.header("x-forwarded-proto"), Some("https"));
     }
+    // Valid for 90 days, not the 774,680 of rcgen's default: openssl's
+    // -checkend succeeds if it is still valid that many seconds from now.
+    let valid_in = |days: u64| {
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-in", &cert, "-checkend"])
+            .arg((days * 86_400).to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("the openssl command (Debian package openssl)")
+            .success()
+    };
+    assert!(valid_in(89), "valid in 89 days");
+    assert!(!valid_in(91), "expired in 91 days");
 }
 
 #[tokio::test]

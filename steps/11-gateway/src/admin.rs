@@ -6,6 +6,7 @@
 //! A wrong or missing token is a 401 that says what is wanted.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -13,11 +14,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use middleware::breaker::State;
-use proxy_core::headers::{constant_time_eq, split_credentials};
+use proxy_core::headers::split_credentials;
 use proxy_core::{ProxyBody, complete_response, text_response};
 use serving::{Server, ServerHandle};
 use tokio::net::TcpListener;
 
+use crate::admin_guard::AdminGuard;
 use crate::gateway::Gateway;
 use crate::reload::services;
 
@@ -26,11 +28,11 @@ pub(crate) fn spawn(
     gateway: Arc<Gateway>,
     token: String,
 ) -> std::io::Result<ServerHandle> {
-    let token = Arc::new(token);
-    Server::new(listener, "admin").spawn(move |_| {
-        let (gateway, token) = (gateway.clone(), token.clone());
+    let guard = Arc::new(AdminGuard::new(&token));
+    Server::new(listener, "admin").spawn(move |peer| {
+        let (gateway, guard) = (gateway.clone(), guard.clone());
         service_fn(move |req: Request<Incoming>| {
-            let response = answer(&gateway, &token, &req);
+            let response = answer(&gateway, &guard, peer.ip(), &req);
             async move { Ok::<_, Infallible>(response) }
         })
     })
@@ -54,14 +56,32 @@ fn query_value(query: Option<&str>, key: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-fn answer(gateway: &Gateway, token: &str, req: &Request<Incoming>) -> Response<ProxyBody> {
+fn answer(
+    gateway: &Gateway,
+    guard: &AdminGuard,
+    client: IpAddr,
+    req: &Request<Incoming>,
+) -> Response<ProxyBody> {
+    if !guard.admits(client) {
+        let mut refusal = text_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the admin API answers a client at most {} times a second",
+                crate::admin_guard::PER_SECOND
+            ),
+        );
+        refusal
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return refusal;
+    }
     let authorized = matches!(
         req.headers().get(header::AUTHORIZATION).and_then(split_credentials),
         Some((scheme, offered))
-            if scheme.eq_ignore_ascii_case("bearer")
-                && constant_time_eq(offered.as_bytes(), token.as_bytes())
+            if scheme.eq_ignore_ascii_case("bearer") && guard.is_token(offered)
     );
     if !authorized {
+        guard.wrong_token(client);
         let mut refusal = text_response(
             StatusCode::UNAUTHORIZED,
             "the admin API needs Authorization: Bearer <the token in the config's [admin]>",

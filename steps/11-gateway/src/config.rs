@@ -453,7 +453,7 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
         host: service
             .host
             .as_ref()
-            .map(|h| h.get_ref().to_ascii_lowercase()),
+            .map(|h| crate::canonical::host(h.get_ref())),
         path_prefix,
         strip_prefix: service.strip_prefix,
         upstreams,

@@ -33,7 +33,7 @@ use step06_websocket::Tunnels;
 use step07_https::upstream_tls::HttpsTransport;
 use tokio::task::JoinHandle;
 
-use crate::{config, router};
+use crate::{canonical, config, router};
 
 /// A task stopped when its owner is dropped: a service's health checks end
 /// with the service.
@@ -71,10 +71,21 @@ impl Endpoint for Table {
         mut req: Request<Incoming>,
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
+        // Route on — and forward — one spelling of the path and the host.
+        let path = match canonical::path(req.uri().path()) {
+            Ok(path) => path,
+            Err(why) => {
+                let refusal = text_response(StatusCode::BAD_REQUEST, why);
+                return Box::pin(async move { refusal });
+            }
+        };
+        if path != req.uri().path() {
+            *req.uri_mut() = router::with_path(req.uri(), &path);
+        }
         let host = request_host(req.headers(), req.uri())
             .ok()
             .flatten()
-            .map(|a| a.host().to_ascii_lowercase());
+            .map(|a| canonical::host(a.host()));
         let Some(index) = router::route(&self.matches, host.as_deref(), req.uri().path()) else {
             let refusal = text_response(
                 StatusCode::NOT_FOUND,

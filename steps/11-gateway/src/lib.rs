@@ -22,8 +22,8 @@
 //! 07's transport, which speaks http, h2c and https). With `[redis]`, rate
 //! limits are held by every instance together ([`shared_limit`]).
 //!
-//! The rooms: [`config`] reads and checks the file; [`router`] picks a
-//! service; `gateway` turns a config into routes; `reload` swaps them;
+//! The rooms: [`config`] reads and checks the file; `canonical` gives every
+//! request one spelling of its path and host; [`router`] picks a service; `gateway` turns a config into routes; `reload` swaps them;
 //! `admin` is the admin API.
 //!
 //! Left out on purpose: changing listeners on reload (they are read at
@@ -31,6 +31,8 @@
 //! file is the source of truth).
 
 mod admin;
+mod admin_guard;
+mod canonical;
 pub mod config;
 mod gateway;
 mod reload;

@@ -13,9 +13,10 @@ pub struct Match {
 }
 
 impl Match {
-    /// Does a request for `host` (lower case, no port) and `path` fall here?
-    /// A prefix matches whole segments: `/api` takes `/api` and `/api/x`,
-    /// not `/apix`.
+    /// Does a request for `host` (lower case, no port) and `path` (in its
+    /// canonical form, `crate::canonical`) fall here? A prefix matches whole
+    /// segments: `/api` takes `/api`, `/api/x` and `/api;v=2/x` (a path
+    /// parameter ends a segment's name too), not `/apix`.
     pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
         if let Some(wanted) = &self.host
             && host != Some(wanted.as_str())
@@ -24,7 +25,7 @@ impl Match {
         }
         let prefix = self.path_prefix.trim_end_matches('/');
         match path.strip_prefix(prefix) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            Some(rest) => rest.is_empty() || rest.starts_with('/') || rest.starts_with(';'),
             None => false,
         }
     }
@@ -46,11 +47,20 @@ pub fn route(services: &[Match], host: Option<&str>, path: &str) -> Option<usize
 }
 
 /// `uri` without `prefix` at the start of its path (`/api/x?y` → `/x?y`,
-/// `/api` → `/`).
+/// `/api` → `/`, `/api;v=2/x` → `/;v=2/x`).
 pub fn strip(uri: &Uri, prefix: &str) -> Uri {
     let prefix = prefix.trim_end_matches('/');
     let rest = uri.path().strip_prefix(prefix).unwrap_or(uri.path());
-    let path = if rest.is_empty() { "/" } else { rest };
+    let path = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    with_path(uri, &path)
+}
+
+/// `uri` with its path replaced by `path`, the query kept.
+pub fn with_path(uri: &Uri, path: &str) -> Uri {
     let path_and_query = match uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),

@@ -729,3 +729,100 @@ async fn abandoned_uploads_eject_no_upstream() {
         assert_eq!(upstream["healthy"], true, "{upstream}");
     }
 }
+
+/// However a client spells a path or a host, the gateway routes (and
+/// forwards) one: every spelling below reached the catch-all service with
+/// 200 — and, behind a backend that decodes paths, the private resource —
+/// before the gateway routed on the canonical form. Now each meets the
+/// private service's allow-list (403), or is refused outright (400).
+#[tokio::test]
+async fn every_spelling_of_a_private_path_or_host_meets_its_rules() {
+    let upstream = backend().await;
+    let config = format!(
+        r#"listen = "127.0.0.1:0"
+[[services]]
+name = "private"
+path_prefix = "/private"
+auth = {{ allow = ["10.0.0.0/8"] }}
+upstreams = ["{live}"]
+
+[[services]]
+name = "internal"
+host = "internal.localhost"
+auth = {{ allow = ["10.0.0.0/8"] }}
+upstreams = ["{live}"]
+
+[[services]]
+name = "public"
+upstreams = ["{live}"]
+"#,
+        live = upstream.url()
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    let addr = launched.get("gateway").unwrap().addr();
+    let status_of = |target: &'static str, host: &'static str| async move {
+        let answer = proxy_test_cases::wire::raw(
+            addr,
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        answer.split(' ').nth(1).unwrap_or("none").to_owned()
+    };
+    assert_eq!(
+        status_of("/public", "x").await,
+        "200",
+        "the catch-all serves"
+    );
+    for path in [
+        "/private/x",
+        "//private/x",
+        "/x/../private/x",
+        "/./private/x",
+        "/%70rivate/x",
+        "/private;x=1/x",
+    ] {
+        assert_eq!(status_of(path, "x").await, "403", "{path}");
+    }
+    assert_eq!(
+        status_of("/private%2fx", "x").await,
+        "400",
+        "an encoded slash"
+    );
+    for host in [
+        "internal.localhost",
+        "INTERNAL.localhost",
+        "internal.localhost.",
+        "internal.localhost.:80",
+    ] {
+        assert_eq!(status_of("/", host).await, "403", "{host}");
+    }
+}
+
+/// A client guessing the admin token is answered at most 20 times a second
+/// (bursts of 40), not the 24,000 guesses a second it used to get.
+#[tokio::test]
+async fn guessing_the_admin_token_is_throttled() {
+    let upstream = backend().await;
+    let launched = gateway(Some(&routed_to(&upstream, true))).await.unwrap();
+    let admin = launched.get("admin").unwrap().url();
+    let mut statuses = Vec::new();
+    for guess in 0..100 {
+        let status = client()
+            .get(format!("{admin}/services"))
+            .bearer_auth(format!("guess-{guess}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        statuses.push(status);
+    }
+    assert_eq!(statuses[0], 401);
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        throttled >= 40,
+        "{throttled} of 100 guesses throttled: {statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429));
+}

@@ -1,0 +1,90 @@
+//! What stands between the admin API and someone guessing its token.
+//!
+//! A bearer token can be guessed only as fast as the API answers, so the
+//! API answers each client address (an IPv6 /64 counting as one) at most
+//! [`PER_SECOND`] times a second, bursts of [`BURST`] — far more than an
+//! operator or a dashboard needs, far less than the tens of thousands of
+//! guesses a second an unthrottled listener takes. Wrong tokens are logged,
+//! at most once per [`LOG_EVERY`] with how many came meanwhile. And the
+//! comparison takes the same time whatever was offered: both tokens are
+//! hashed first, so not even a wrong *length* answers faster.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use proxy_core::client::client_share;
+use proxy_core::headers::constant_time_eq;
+use sha2::{Digest, Sha256};
+
+/// Admin requests a second per client address, and the burst above it.
+pub const PER_SECOND: u32 = 20;
+pub const BURST: u32 = 40;
+
+/// How often wrong tokens are logged at most.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub(crate) struct AdminGuard {
+    token: [u8; 32],
+    per_client: DefaultKeyedRateLimiter<IpAddr>,
+    wrong: Mutex<WrongTokens>,
+}
+
+/// Wrong tokens since the last log line.
+struct WrongTokens {
+    count: u64,
+    last_logged: Option<Instant>,
+}
+
+impl AdminGuard {
+    pub(crate) fn new(token: &str) -> Self {
+        let quota = Quota::per_second(NonZeroU32::new(PER_SECOND).expect("not zero"))
+            .allow_burst(NonZeroU32::new(BURST).expect("not zero"));
+        Self {
+            token: Sha256::digest(token.as_bytes()).into(),
+            per_client: RateLimiter::keyed(quota),
+            wrong: Mutex::new(WrongTokens {
+                count: 0,
+                last_logged: None,
+            }),
+        }
+    }
+
+    /// May `client` be answered now?
+    pub(crate) fn admits(&self, client: IpAddr) -> bool {
+        let admitted = self.per_client.check_key(&client_share(client)).is_ok();
+        // Forget clients whose buckets are full again, now and then, so the
+        // table holds only the busy ones.
+        if self.per_client.len() > 10_000 {
+            self.per_client.retain_recent();
+        }
+        admitted
+    }
+
+    /// Is `offered` the token? In time that depends on neither.
+    pub(crate) fn is_token(&self, offered: &str) -> bool {
+        let offered: [u8; 32] = Sha256::digest(offered.as_bytes()).into();
+        constant_time_eq(&offered, &self.token)
+    }
+
+    /// Note a wrong (or missing) token from `client`; logged at most once
+    /// per [`LOG_EVERY`].
+    pub(crate) fn wrong_token(&self, client: IpAddr) {
+        let mut wrong = self.wrong.lock().expect("wrong-token lock");
+        wrong.count += 1;
+        let now = Instant::now();
+        if wrong
+            .last_logged
+            .is_none_or(|at| now.duration_since(at) >= LOG_EVERY)
+        {
+            tracing::warn!(
+                "admin API: {} request(s) without the right token, the latest from {client}",
+                wrong.count
+            );
+            wrong.count = 0;
+            wrong.last_logged = Some(now);
+        }
+    }
+}
