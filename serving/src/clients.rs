@@ -41,8 +41,13 @@ impl Server {
                 let client = trusted
                     .client_of(&conn, req.headers())
                     .unwrap_or_else(|| conn.clone());
-                let answer = handler(client, req);
-                async move { Ok::<_, Infallible>(answer.await) }
+                let handler = handler.clone();
+                // The handler is called inside the block, so its future —
+                // a proxy's is kilobytes — is built where it is polled;
+                // built outside and moved in, it would be copied twice a
+                // request (callgrind measured 20,000 instructions of
+                // memcpy a request that way).
+                async move { Ok::<_, Infallible>(handler(client, req).await) }
             })
         })
     }
