@@ -94,14 +94,19 @@ async fn demo_modify_shows_both_hooks() {
 
 // HTTP/2 from clients.
 
-#[tokio::test]
-async fn http2_clients_are_served_and_the_upstream_gets_http1() {
-    let setup = Setup::new(proxy_to, &[]).await;
-    let http2 = reqwest::Client::builder()
+/// A client that speaks HTTP/2 from the first byte (prior knowledge).
+fn http2_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .no_proxy()
         .http2_prior_knowledge()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http2_clients_are_served_and_the_upstream_gets_http1() {
+    let setup = Setup::new(proxy_to, &[]).await;
+    let http2 = http2_client();
     let response = http2
         .get(format!("{}/h2", setup.url()))
         .send()
@@ -121,11 +126,7 @@ async fn http2_clients_are_served_and_the_upstream_gets_http1() {
 #[tokio::test]
 async fn an_http2_host_header_that_disagrees_with_authority_is_refused() {
     let setup = Setup::new(proxy_to, &[]).await;
-    let http2 = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let http2 = http2_client();
     let url = format!("{}/echo", setup.url());
     let agreeing = http2.get(&url).send().await.unwrap();
     assert_eq!(agreeing.status(), 200);
