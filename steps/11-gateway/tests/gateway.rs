@@ -122,6 +122,18 @@ async fn each_service_has_its_own_rate_limit() {
     assert_eq!(free, [200; 5]);
 }
 
+/// Loading a file holding `text` fails with an error that starts with the
+/// file's path and then `expected` (`:LINE:COLUMN: message`).
+fn assert_refused_at(text: &str, expected: &str) {
+    let path = write_config(text);
+    let error = step11_gateway::config::load(&path).unwrap_err().to_string();
+    let expected = format!("{}{expected}", path.display());
+    assert!(
+        error.starts_with(&expected),
+        "{error}\n  expected {expected}"
+    );
+}
+
 #[tokio::test]
 async fn config_mistakes_name_the_file_line_and_column() {
     for (text, expected) in [
@@ -175,13 +187,7 @@ async fn config_mistakes_name_the_file_line_and_column() {
             ":4:12: unknown field `every`, expected one of `path`, `interval`",
         ),
     ] {
-        let path = write_config(text);
-        let error = step11_gateway::config::load(&path).unwrap_err().to_string();
-        let expected = format!("{}{expected}", path.display());
-        assert!(
-            error.starts_with(&expected),
-            "{error}\n  expected {expected}"
-        );
+        assert_refused_at(text, expected);
     }
 }
 
@@ -688,13 +694,7 @@ async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
         } else {
             format!("[[services]]\nname = \"a\"\n{upstream}\n{entry}\n")
         };
-        let path = write_config(&text);
-        let error = step11_gateway::config::load(&path).unwrap_err().to_string();
-        let expected = format!("{}{expected}", path.display());
-        assert!(
-            error.starts_with(&expected),
-            "{error}\n  expected {expected}"
-        );
+        assert_refused_at(&text, expected);
     }
 }
 
