@@ -2,15 +2,16 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header;
 use hyper::{Response, StatusCode};
+
+use crate::client_body::{ClientBody, ClientBodyError, ClientBodyFailed};
 
 /// The body of every response a proxy in this course sends: the upstream's
 /// body streamed through, or a short text the proxy wrote itself.
@@ -85,16 +86,16 @@ impl<B, F> Observed<B, F> {
 
 impl<B, F> Body for Observed<B, F>
 where
-    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    B: Body<Data = Bytes> + Unpin,
     F: OnFrame + Unpin,
 {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
@@ -118,29 +119,10 @@ where
 /// that a request can be made up by the proxy itself (a health check).
 #[derive(Debug)]
 pub enum RequestBody {
-    /// The client's stream, and where a failure of it is noted.
-    Client(Incoming, ClientBodyFailed),
+    /// The client's stream, watched for breaking off and for stalling.
+    Client(ClientBody),
     /// The whole body; `None` once it has been sent.
     Kept(Option<Bytes>),
-}
-
-/// Set when the client's body stream fails — the client hung up or sent a
-/// broken body mid-way — so that the proxy can tell, once an attempt has
-/// failed, whose failure it was. An upload the client abandoned fails the
-/// upstream request too, but it is the client's doing: it must not count
-/// against the upstream's health or open a circuit breaker.
-#[derive(Debug, Clone, Default)]
-pub struct ClientBodyFailed(Arc<AtomicBool>);
-
-impl ClientBodyFailed {
-    /// Did the client's body fail?
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 impl RequestBody {
@@ -149,29 +131,24 @@ impl RequestBody {
         Self::Kept(None)
     }
 
-    /// The client's body, and the flag its failure will set.
-    pub fn from_client(body: Incoming) -> (Self, ClientBodyFailed) {
-        let failed = ClientBodyFailed::default();
-        (Self::Client(body, failed.clone()), failed)
+    /// The client's body, failing after `timeout` without bytes, and the
+    /// flag its failure will set.
+    pub fn from_client(body: Incoming, timeout: Duration) -> (Self, ClientBodyFailed) {
+        let (body, failed) = ClientBody::new(body, timeout);
+        (Self::Client(body), failed)
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         match self.get_mut() {
-            Self::Client(body, failed) => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Err(_))) = &polled {
-                    failed.set();
-                }
-                polled
-            }
+            Self::Client(body) => Pin::new(body).poll_frame(cx),
             Self::Kept(bytes) => Poll::Ready(
                 bytes
                     .take()
@@ -183,14 +160,14 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Client(body, _) => body.is_end_stream(),
+            Self::Client(body) => body.is_end_stream(),
             Self::Kept(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Client(body, _) => body.size_hint(),
+            Self::Client(body) => body.size_hint(),
             Self::Kept(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }

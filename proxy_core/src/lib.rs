@@ -13,6 +13,8 @@
 //! - [`headers`]: the hop-by-hop rules and `X-Forwarded-For`;
 //! - [`client`]: [`ClientConn`], the connection a request came in on, and
 //!   [`TrustedProxies`], whose forwarded client addresses are believed;
+//! - [`client_body`]: the client's request body, failing when it breaks
+//!   off or stalls, and the flag that says whose failure that was;
 //! - [`transport`]: [`Transport`], Go's `RoundTripper`, and its error.
 //!
 //! Left out on purpose: anything with behaviour of its own (serving,
@@ -20,14 +22,16 @@
 
 pub mod body;
 pub mod client;
+pub mod client_body;
 pub mod headers;
 pub mod refusal;
 pub mod target;
 pub mod transport;
 
 pub use body::{
-    ClientBodyFailed, Observed, OnFrame, ProxyBody, RequestBody, complete_response, error_chain,
-    observe, text_response,
+    Observed, OnFrame, ProxyBody, RequestBody, complete_response, error_chain, observe,
+    text_response,
 };
 pub use client::{ClientConn, TrustedProxies};
+pub use client_body::{ClientBody, ClientBodyError, ClientBodyFailed, DEFAULT_CLIENT_BODY_TIMEOUT};
 pub use transport::{RoundTripError, SentBytes, Transport, TransportError};

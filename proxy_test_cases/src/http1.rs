@@ -485,6 +485,59 @@ pub async fn a_client_that_goes_away_cancels_the_upstream_request(launch: Launch
         .expect("the backend saw its connection close");
 }
 
+/// A client that owes a request body and sends none of it (`sent` is all
+/// it ever writes) gets a 408 once the body timeout has passed, and the
+/// upstream connection the request opened is closed: it cannot be held.
+async fn a_stalled_body_is_cut_off(launch: Launch, sent: &[u8]) {
+    let (got_request, mut request_arrived) = tokio::sync::mpsc::channel::<()>(1);
+    let (saw_close, mut upstream_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let backend = raw_backend(move |mut stream| {
+        let (got_request, saw_close) = (got_request.clone(), saw_close.clone());
+        async move {
+            read_head(&mut stream).await;
+            let _ = got_request.send(()).await;
+            // Wait for the body (a server may answer 100 Continue; this
+            // one just waits), until the proxy hangs up.
+            let mut buf = [0u8; 64];
+            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            let _ = saw_close.send(()).await;
+        }
+    })
+    .await;
+    let proxy = launch(
+        &format!("http://{backend}"),
+        &["--client-body-timeout", "1"],
+    )
+    .await;
+    let mut client = TcpStream::connect(proxy.servers[0].addr()).await.unwrap();
+    client.write_all(sent).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), request_arrived.recv())
+        .await
+        .expect("the request reached the backend");
+    let answer = read_all(&mut client).await;
+    let answer = answer.trim_start_matches("HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(10), upstream_closed.recv())
+        .await
+        .expect("the backend saw its connection close");
+}
+
+pub async fn a_client_that_never_sends_its_expected_body_is_cut_off(launch: Launch) {
+    a_stalled_body_is_cut_off(
+        launch,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+}
+
+pub async fn an_upload_that_stops_half_way_is_cut_off(launch: Launch) {
+    a_stalled_body_is_cut_off(
+        launch,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+}
+
 // 9. Pooled upstream connections.
 
 pub async fn upstream_connections_are_pooled_and_reused(launch: Launch) {
@@ -819,6 +872,14 @@ macro_rules! http1_behaviours {
             $crate::http1::a_client_that_goes_away_cancels_the_upstream_request($launch).await
         }
         #[::tokio::test]
+        async fn a_client_that_never_sends_its_expected_body_is_cut_off() {
+            $crate::http1::a_client_that_never_sends_its_expected_body_is_cut_off($launch).await
+        }
+        #[::tokio::test]
+        async fn an_upload_that_stops_half_way_is_cut_off() {
+            $crate::http1::an_upload_that_stops_half_way_is_cut_off($launch).await
+        }
+        #[::tokio::test]
         async fn upstream_connections_are_pooled_and_reused() {
             $crate::http1::upstream_connections_are_pooled_and_reused($launch).await
         }
@@ -882,4 +943,4 @@ macro_rules! http1_behaviours {
 
 /// The names the macro runs, checked against the cases by a test.
 #[cfg(test)]
-pub(crate) const CASES: usize = 35;
+pub(crate) const CASES: usize = 37;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use hyper::header::HeaderValue;
 use hyper::{Method, Response, Uri};
-use proxy_core::{ProxyBody, TrustedProxies, complete_response};
+use proxy_core::{DEFAULT_CLIENT_BODY_TIMEOUT, ProxyBody, TrustedProxies, complete_response};
 use serving::{Binder, Launched, ServeFlags, Server, ServerHandle};
 
 use crate::{
@@ -55,6 +55,11 @@ pub struct ProxyOptions {
     /// Close pooled upstream connections idle for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub pool_idle_timeout: u64,
+    /// Answer 408 and end the upstream request when the client sends no
+    /// request body bytes for this many seconds (nginx's
+    /// client_body_timeout; fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = operator_input::seconds)]
+    pub client_body_timeout: Duration,
     /// Threads, trusted proxies and the limits on clients.
     #[command(flatten)]
     pub serve: ServeFlags,
@@ -70,6 +75,7 @@ impl ProxyOptions {
         ProxySettings {
             flush_interval: Duration::from_millis(self.flush_interval),
             timeout: self.timeout,
+            client_body_timeout: self.client_body_timeout,
             demo_modify: self.demo_modify,
         }
     }
@@ -88,14 +94,27 @@ const MAX_SECS: u64 = operator_input::MAX_DURATION.as_secs();
 
 /// How a proxy forwards, as plain data: the flags fill it
 /// ([`ProxyOptions::settings`]), and so does a gateway service's table.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProxySettings {
     /// Coalesce response writes over this long (zero: every frame as it arrives).
     pub flush_interval: Duration,
     /// Answer 504 when the upstream sends no response head in this time.
     pub timeout: Option<Duration>,
+    /// Answer 408 when the client's body stalls this long.
+    pub client_body_timeout: Duration,
     /// The seed's demo hooks: a header from ModifyResponse, an HTML error page.
     pub demo_modify: bool,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::ZERO,
+            timeout: None,
+            client_body_timeout: DEFAULT_CLIENT_BODY_TIMEOUT,
+            demo_modify: false,
+        }
+    }
 }
 
 impl ProxySettings {
@@ -105,7 +124,8 @@ impl ProxySettings {
     pub fn build<T: Transport>(&self, director: Option<Director>, transport: T) -> ReverseProxy<T> {
         let mut proxy = ReverseProxy::directed_by(director, transport)
             .flush_interval(Some(self.flush_interval))
-            .timeout(self.timeout);
+            .timeout(self.timeout)
+            .client_body_timeout(self.client_body_timeout);
         if self.demo_modify {
             proxy = proxy
                 .modify_response(Arc::new(|response| {

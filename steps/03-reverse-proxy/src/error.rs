@@ -15,8 +15,8 @@ use proxy_core::{ProxyBody, error_chain, text_response};
 use thiserror::Error;
 use tracing::warn;
 
-use proxy_core::TransportError;
 use proxy_core::refusal::UpgradeRefusal;
+use proxy_core::{ClientBodyError, TransportError};
 
 /// Everything that turns a proxied request into an error response.
 #[derive(Debug, Error)]
@@ -32,11 +32,14 @@ pub enum ProxyError {
     #[error("this proxy has no director of its own: serve it with serve_with")]
     NoDirector,
     #[error("could not read the request body: {0}")]
-    ClientBody(hyper::Error),
+    ClientBody(ClientBodyError),
     /// The client's body broke off while it was being sent upstream: the
     /// client's failure, not the upstream's.
     #[error("the client's request body broke off: {}", error_chain(.0.as_ref()))]
     ClientAborted(TransportError),
+    /// The client stopped sending its body: the client's failure too.
+    #[error("the client sent no request body bytes for {0:?}")]
+    ClientStalled(Duration),
 }
 
 impl ProxyError {
@@ -44,6 +47,10 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ClientStalled(_)
+            | ProxyError::ClientBody(proxy_core::ClientBodyError::Stalled(_)) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             ProxyError::ClientBody(_) | ProxyError::ClientAborted(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         }

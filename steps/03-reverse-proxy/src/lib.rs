@@ -52,8 +52,8 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use proxy_core::headers::{is_idempotent, remove_hop_by_hop, request_host, te_lists_trailers};
 use proxy_core::refusal::UpgradeRefusal;
 use proxy_core::{
-    ClientBodyFailed, ClientConn, ProxyBody, RequestBody, RoundTripError, SentBytes, Transport,
-    text_response,
+    ClientBodyFailed, ClientConn, DEFAULT_CLIENT_BODY_TIMEOUT, ProxyBody, RequestBody,
+    RoundTripError, SentBytes, Transport, text_response,
 };
 
 pub use cli::{Args, ProxyOptions, ProxySettings, launch, parse_upstream, serve};
@@ -77,6 +77,7 @@ pub struct ReverseProxy<T = HttpTransport> {
     transport: T,
     flush_interval: Option<Duration>,
     timeout: Option<Duration>,
+    client_body_timeout: Duration,
     modify_response: Option<ModifyResponse>,
     error_handler: ErrorHandler,
     upgrade_handler: UpgradeHandler,
@@ -103,6 +104,7 @@ impl<T: Transport> ReverseProxy<T> {
             transport,
             flush_interval: None,
             timeout: None,
+            client_body_timeout: DEFAULT_CLIENT_BODY_TIMEOUT,
             modify_response: None,
             error_handler: Arc::new(default_error_handler),
             upgrade_handler: Arc::new(upgrade::spawn_tunnel),
@@ -119,6 +121,14 @@ impl<T: Transport> ReverseProxy<T> {
     /// Give up on an upstream that has not sent its response head in time (504).
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Give up on a client that sends no body bytes for this long (408):
+    /// it would hold the upstream request open for as long as it liked
+    /// (see [`proxy_core::client_body`]).
+    pub fn client_body_timeout(mut self, timeout: Duration) -> Self {
+        self.client_body_timeout = timeout;
         self
     }
 
@@ -205,7 +215,7 @@ impl<T: Transport> ReverseProxy<T> {
 
         // 7. Send the request upstream — and, if that fails, wherever the
         //    route sends it next (Go's transport has no second attempt).
-        let (body, client_body) = RequestBody::from_client(body);
+        let (body, client_body) = RequestBody::from_client(body, self.client_body_timeout);
         let request = Request::from_parts(parts, body);
         let response = match self.send(request, route, &client_body).await {
             Ok(response) => response,
@@ -282,6 +292,10 @@ impl<T: Transport> ReverseProxy<T> {
             };
             let (error, unsent) = match self.round_trip(request).await {
                 Ok(response) => return Ok(response),
+                Err((ProxyError::Upstream(_), _)) if client_body.stalled() => {
+                    route.abandoned();
+                    return Err(ProxyError::ClientStalled(self.client_body_timeout));
+                }
                 Err((ProxyError::Upstream(error), _)) if client_body.is_set() => {
                     route.abandoned();
                     return Err(ProxyError::ClientAborted(error));
@@ -380,12 +394,12 @@ async fn keep_copy(
     }
     let kept: Option<Bytes> = match request.body() {
         RequestBody::Kept(bytes) => bytes.clone(),
-        RequestBody::Client(body, _) if body.is_end_stream() => None,
-        RequestBody::Client(body, _) => {
+        RequestBody::Client(body) if body.is_end_stream() => None,
+        RequestBody::Client(body) => {
             if body.size_hint().exact().is_none_or(|n| n > MAX_KEPT_BODY) {
                 return Ok(None);
             }
-            let RequestBody::Client(body, _) =
+            let RequestBody::Client(body) =
                 std::mem::replace(request.body_mut(), RequestBody::empty())
             else {
                 unreachable!("matched above");

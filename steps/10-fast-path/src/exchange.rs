@@ -59,6 +59,9 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// 504 when the upstream's response head takes longer.
     pub response_timeout: Option<Duration>,
+    /// 408 when a client owing a request body sends none of it for this
+    /// long (nginx's `client_body_timeout`; see `proxy_core::client_body`).
+    pub client_body_timeout: Duration,
     /// Peers whose X-Forwarded-For is believed.
     pub trusted: TrustedProxies,
 }
@@ -435,8 +438,9 @@ impl Conn<'_> {
             }
             reserve(&mut self.cbuf);
             reserve(&mut self.ubuf);
+            let timeout = self.path.settings.client_body_timeout;
             tokio::select! {
-                read = client.read_buf(&mut self.cbuf) => {
+                read = read_client(client, &mut self.cbuf, Some(timeout)) => {
                     if read? == 0 {
                         // The client went away mid-body: so does the request.
                         return Err(Failure::Close);
@@ -525,6 +529,7 @@ impl Conn<'_> {
                     None => std::future::pending().await,
                 }
             };
+            let owed = (!body.done()).then_some(self.path.settings.client_body_timeout);
             tokio::select! {
                 read = sent.upstream.read_buf(&mut self.ubuf) => match read {
                     Ok(0) | Err(_) if sent.resend_on_silence && self.ubuf.is_empty() => {
@@ -541,13 +546,13 @@ impl Conn<'_> {
                     Ok(_) => {}
                     Err(e) => return Err(upstream_failure(&e)),
                 },
-                read = client.read_buf(&mut self.cbuf), if client_room => match read {
+                read = read_client(client, &mut self.cbuf, owed), if client_room => match read? {
                     // Hung up: cancel (dropping the upstream connection
                     // closes it, and the upstream sees that).
-                    Ok(0) | Err(_) => return Err(Failure::Close),
+                    0 => return Err(Failure::Close),
                     // More of the body goes on; bytes after it (the next
                     // request) wait.
-                    Ok(_) => self.forward_body(&mut sent.upstream, body).await?,
+                    _ => self.forward_body(&mut sent.upstream, body).await?,
                 },
                 () = timeout => return Err(Failure::Answer(
                     504,
@@ -607,6 +612,7 @@ impl Conn<'_> {
             if client_room {
                 reserve(&mut self.cbuf);
             }
+            let owed = (!request_body.done()).then_some(self.path.settings.client_body_timeout);
             tokio::select! {
                 read = upstream.read_buf(&mut self.ubuf) => match read {
                     Ok(0) if framing == Framing::UntilClose => return Ok(false),
@@ -615,10 +621,10 @@ impl Conn<'_> {
                     Ok(0) | Err(_) => return Err(Failure::Close),
                     Ok(_) => {}
                 },
-                read = client.read_buf(&mut self.cbuf), if client_room => match read {
+                read = read_client(client, &mut self.cbuf, owed), if client_room => match read {
                     Ok(0) | Err(_) => return Err(Failure::Close),
-                    // The response is under way: a bad body now can only
-                    // end the connection.
+                    // The response is under way: a bad (or stalled) body
+                    // now can only end the connection.
                     Ok(_) => self
                         .forward_body(upstream, request_body)
                         .await
@@ -704,6 +710,30 @@ impl BodyState {
                 Ok(bytes.len())
             }
         }
+    }
+}
+
+/// Read from the client into `buf`; `Ok(0)`: it closed. While the client
+/// owes a request body (`body_timeout` given), a read that brings nothing
+/// for that long ends the request with a 408 — it would otherwise hold the
+/// upstream connection for as long as it liked.
+async fn read_client<C>(
+    client: &mut C,
+    buf: &mut Vec<u8>,
+    body_timeout: Option<Duration>,
+) -> Result<usize, Failure>
+where
+    C: AsyncRead + Unpin,
+{
+    let Some(timeout) = body_timeout else {
+        return Ok(client.read_buf(buf).await?);
+    };
+    match tokio::time::timeout(timeout, client.read_buf(buf)).await {
+        Ok(read) => Ok(read?),
+        Err(_) => Err(Failure::Answer(
+            408,
+            format!("the client sent no request body bytes for {timeout:?}"),
+        )),
     }
 }
 

@@ -64,6 +64,11 @@ pub struct Args {
     /// Close pooled upstream connections idle for this many seconds.
     #[arg(long, value_name = "SECS", default_value = "90", value_parser = operator_input::seconds)]
     pub pool_idle_timeout: Duration,
+    /// Answer 408 and end the upstream request when the client sends no
+    /// request body bytes for this many seconds (nginx's
+    /// client_body_timeout; fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = operator_input::seconds)]
+    pub client_body_timeout: Duration,
     /// Threads, trusted proxies and the limits on clients.
     #[command(flatten)]
     pub serve: ServeFlags,
@@ -104,6 +109,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
             .header_read_timeout
             .unwrap_or(Duration::from_secs(3600)),
         response_timeout: args.timeout,
+        client_body_timeout: args.client_body_timeout,
         trusted: args.serve.trusted_proxies(),
     };
     let path = Arc::new(FastPath {

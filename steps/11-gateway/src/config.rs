@@ -11,8 +11,8 @@
 //!
 //! A service's table fills the same plain settings the steps' flags fill:
 //! step 04's [`BalanceSettings`] (`balance`, `hash_key`, `health`,
-//! `retries`), step 03's [`ProxySettings`] (`timeout`, `flush_interval`)
-//! and the middleware crate's [`ChainSettings`] (`rate_limit`, `auth`,
+//! `retries`), step 03's [`ProxySettings`] (`timeout`, `flush_interval`,
+//! `client_body_timeout`) and the middleware crate's [`ChainSettings`] (`rate_limit`, `auth`,
 //! `breaker`, `rewrite`), so a key means what the flag of the same name
 //! means, and is checked by the same parser (`operator_input`): durations
 //! are written `500ms`, `2s`, `5m`, `1h`; none may be zero, and no count
@@ -33,6 +33,7 @@ use middleware::rewrite::Rule;
 use middleware::settings::{
     AuthSettings, BreakerSettings, ChainSettings, JwtSettings, RateLimitSettings,
 };
+use proxy_core::DEFAULT_CLIENT_BODY_TIMEOUT;
 use serde::Deserialize;
 use shared_limit::Fail;
 use step03_reverse_proxy::ProxySettings;
@@ -107,6 +108,7 @@ struct ServiceFile {
     retries: Option<u32>,
     timeout: Option<Spanned<String>>,
     flush_interval: Option<Spanned<String>>,
+    client_body_timeout: Option<Spanned<String>>,
     health: Option<Spanned<HealthFile>>,
     rate_limit: Option<Spanned<RateLimitFile>>,
     auth: Option<Spanned<AuthFile>>,
@@ -472,6 +474,10 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
             flush_interval: match &service.flush_interval {
                 Some(interval) => at.duration(interval, "flush_interval")?,
                 None => Duration::ZERO,
+            },
+            client_body_timeout: match &service.client_body_timeout {
+                Some(timeout) => at.duration(timeout, "client_body_timeout")?,
+                None => DEFAULT_CLIENT_BODY_TIMEOUT,
             },
             demo_modify: false,
         },

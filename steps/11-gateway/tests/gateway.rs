@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use real_server::Echo;
 use serving::{Binder, Launched, ServerHandle};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 async fn gateway(config: Option<&str>) -> anyhow::Result<Launched> {
@@ -669,6 +670,10 @@ async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
             ":4:18: flush_interval: \"fast\":",
         ),
         (
+            "client_body_timeout = \"0s\"",
+            ":4:23: client_body_timeout: \"0s\": must be more than zero",
+        ),
+        (
             "health = { max_fails = 0 }",
             ":4:10: health max_fails must be at least 1, not 0",
         ),
@@ -726,6 +731,50 @@ async fn abandoned_uploads_eject_no_upstream() {
     let upstreams = services["services"][0]["upstreams"].as_array().unwrap();
     assert_eq!(upstreams.len(), 2);
     for upstream in upstreams {
+        assert_eq!(upstream["healthy"], true, "{upstream}");
+    }
+}
+
+/// A client that announces a body and never sends it is cut off after the
+/// service's `client_body_timeout` (408), and that is its failure: twelve
+/// of them, over two upstreams, eject neither. Before the timeout, each
+/// held an upstream connection for as long as it stayed connected.
+#[tokio::test]
+async fn stalled_bodies_are_cut_off_and_eject_no_upstream() {
+    let (sinks, mut heads) = proxy_test_cases::wire::upload_sinks(2).await;
+    let (first, second) = (sinks[0], sinks[1]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
+         [[services]]\nname = \"uploads\"\nclient_body_timeout = \"1s\"\n\
+         upstreams = [\"http://{first}\", \"http://{second}\"]\n"
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    let addr = launched.get("gateway").unwrap().addr();
+    let mut stalled = Vec::new();
+    for _ in 0..12 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n")
+            .await
+            .unwrap();
+        heads.recv().await.expect("the request reached an upstream");
+        stalled.push(stream);
+    }
+    for mut stream in stalled {
+        let answer = proxy_test_cases::wire::read_all(&mut stream).await;
+        let answer = answer.trim_start_matches("HTTP/1.1 100 Continue\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let services: serde_json::Value = client()
+        .get(format!("{}/services", launched.get("admin").unwrap().url()))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for upstream in services["services"][0]["upstreams"].as_array().unwrap() {
         assert_eq!(upstream["healthy"], true, "{upstream}");
     }
 }
