@@ -13,7 +13,8 @@
 //! there is), passive health (a connect that fails or times out counts, and
 //! the connection goes to the next upstream — nothing was sent yet, so this
 //! is always safe), active health (a connect check every
-//! `--health-interval`), the same limits against hostile clients, and a
+//! `--health-interval`), the same limits against hostile clients (and one
+//! of its own for clients that connect and say nothing, [`silent`]), and a
 //! graceful shutdown that stops accepting and lets open connections finish
 //! for up to 10 s.
 //!
@@ -30,6 +31,7 @@
 
 pub mod proxy_protocol;
 pub mod relay;
+pub mod silent;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -48,7 +50,11 @@ use proxy_core::{complete_response, text_response};
 use serving::{Binder, ClientStream, Launched, Server, ServerOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::{debug, warn};
+
+use relay::Ended;
+use silent::{Place, Places};
 
 pub use proxy_protocol::Version as ProxyProtocol;
 
@@ -92,6 +98,12 @@ pub struct Args {
     /// Close a connection on which nothing has moved either way for this long.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = operator_input::duration)]
     pub idle_timeout: Duration,
+    /// Close a connection whose client has sent nothing this long after
+    /// accept, e.g. 10s (off unless given: some protocols let the server
+    /// speak first). At the connection cap, the oldest silent connection
+    /// gives its place to a newcomer either way.
+    #[arg(long, value_name = "DURATION", value_parser = operator_input::duration)]
+    pub first_byte_timeout: Option<Duration>,
     /// Tell each upstream who the client is with HAProxy's PROXY protocol,
     /// version v1 (text) or v2 (binary). The upstream must expect it.
     #[arg(long, value_name = "VERSION")]
@@ -148,6 +160,7 @@ pub struct Metrics {
     bytes_to_clients: Counter,
     connect_failures: Counter,
     idle_closes: Counter,
+    silent_closes: Counter,
 }
 
 impl Metrics {
@@ -183,6 +196,11 @@ impl Metrics {
             "Connections closed by the idle timeout",
             self.idle_closes.clone(),
         );
+        registry.register(
+            "silent_closes",
+            "Connections whose client had sent nothing, closed to free their place or by the first-byte timeout",
+            self.silent_closes.clone(),
+        );
         registry
     }
 }
@@ -193,6 +211,8 @@ pub struct TcpProxy {
     policy: HealthPolicy,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    first_byte_timeout: Option<Duration>,
+    places: Places,
     proxy_protocol: Option<ProxyProtocol>,
     metrics: Arc<Metrics>,
 }
@@ -203,17 +223,36 @@ impl TcpProxy {
         let metrics = &self.metrics;
         metrics.connections.inc();
         metrics.open.inc();
+        let accepted = Instant::now();
+        let (held, _) = self.places.enter();
+        let place = &held.place;
         if let Some(mut upstream) = self.connect(peer).await {
             if let Err(e) = self.introduce(&client, &mut upstream, peer).await {
                 debug!("{peer}: cannot write the PROXY header: {e}");
             } else {
-                match relay::relay(&mut client, &mut upstream, self.idle_timeout).await {
+                let silence = self.silence(place, accepted);
+                match relay::relay(
+                    &mut client,
+                    &mut upstream,
+                    self.idle_timeout,
+                    &place.from_client,
+                    silence,
+                )
+                .await
+                {
                     Ok(relayed) => {
                         metrics.bytes_from_clients.inc_by(relayed.sent);
                         metrics.bytes_to_clients.inc_by(relayed.received);
-                        if relayed.idle {
-                            metrics.idle_closes.inc();
-                            debug!("{peer}: idle for {:?}, closed", self.idle_timeout);
+                        match relayed.ended {
+                            Ended::Finished => {}
+                            Ended::Idle => {
+                                metrics.idle_closes.inc();
+                                debug!("{peer}: idle for {:?}, closed", self.idle_timeout);
+                            }
+                            Ended::Stopped => {
+                                metrics.silent_closes.inc();
+                                debug!("{peer}: sent nothing; closed");
+                            }
                         }
                     }
                     Err(e) => debug!("{peer}: {e}"),
@@ -221,6 +260,26 @@ impl TcpProxy {
             }
         }
         metrics.open.dec();
+    }
+
+    /// Resolves when a silent client's connection must close: its place
+    /// went to a newcomer, or its first byte did not come in time.
+    async fn silence(&self, place: &Place, accepted: Instant) {
+        let first_byte_late = async {
+            match self.first_byte_timeout {
+                Some(timeout) => {
+                    tokio::time::sleep_until(accepted + timeout).await;
+                    if place.spoke() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = place.given_up() => {}
+            () = first_byte_late => {}
+        }
     }
 
     /// A connection to the picked upstream; a connect that fails goes to
@@ -341,6 +400,8 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         },
         connect_timeout: args.connect_timeout,
         idle_timeout: args.idle_timeout,
+        first_byte_timeout: args.first_byte_timeout,
+        places: Places::new(args.max_connections),
         proxy_protocol: args.proxy_protocol,
         metrics: metrics.clone(),
     });

@@ -36,21 +36,40 @@ pub struct Relayed {
     /// Bytes from the client to the upstream, and back.
     pub sent: u64,
     pub received: u64,
-    /// Closed for standing idle, not because either side finished.
-    pub idle: bool,
+    pub ended: Ended,
+}
+
+/// Why a relay stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Both directions finished.
+    Finished,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// The proxy closed it (`stop` resolved: see [`crate::silent`]).
+    Stopped,
 }
 
 /// Copy between `client` and `upstream` until both directions have ended,
-/// either side fails, or nothing has moved for `idle`.
-pub async fn relay<C, U>(client: &mut C, upstream: &mut U, idle: Duration) -> io::Result<Relayed>
+/// either side fails, nothing has moved for `idle`, or `stop` resolves.
+/// Bytes from the client are counted into `from_client` as they arrive, so
+/// that whoever holds it can tell a client that has spoken from one that
+/// has not.
+pub async fn relay<C, U>(
+    client: &mut C,
+    upstream: &mut U,
+    idle: Duration,
+    from_client: &AtomicU64,
+    stop: impl Future<Output = ()>,
+) -> io::Result<Relayed>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let (from_client, from_upstream) = (AtomicU64::new(0), AtomicU64::new(0));
+    let from_upstream = AtomicU64::new(0);
     let mut client = Counted {
         inner: client,
-        read: &from_client,
+        read: from_client,
     };
     let mut upstream = Counted {
         inner: upstream,
@@ -59,17 +78,18 @@ where
     let copying =
         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER);
     let moved = || from_client.load(Ordering::Relaxed) + from_upstream.load(Ordering::Relaxed);
-    let idle = tokio::select! {
+    let ended = tokio::select! {
         copied = copying => {
             copied?;
-            false
+            Ended::Finished
         }
-        () = stood_still(moved, idle) => true,
+        () = stood_still(moved, idle) => Ended::Idle,
+        () = stop => Ended::Stopped,
     };
     Ok(Relayed {
         sent: from_client.load(Ordering::Relaxed),
         received: from_upstream.load(Ordering::Relaxed),
-        idle,
+        ended,
     })
 }
 

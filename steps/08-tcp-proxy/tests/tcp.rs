@@ -1,6 +1,7 @@
 //! Step 08 with real clients and upstreams: redis-cli to a redis-server, a
 //! 32 MiB transfer, half-closes both ways, a dead upstream, the PROXY
-//! protocol, the idle timeout, placement by client address, shutdown.
+//! protocol, the idle timeout, silent clients, placement by client
+//! address, shutdown.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -302,6 +303,77 @@ async fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
         metrics.contains("tcp_proxy_idle_closes_total 1"),
         "{metrics}"
     );
+}
+
+/// Waits until the proxy has accepted `count` connections in all.
+async fn accepted(launched: &Launched, count: usize) {
+    let line = format!("tcp_proxy_connections_total {count}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !metrics(launched).await.lines().any(|l| l == line) {
+        assert!(Instant::now() < deadline, "never saw {line}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The attack: connections that say nothing, up to the cap. They used to
+/// lock every other client out until the idle timeout (5 minutes); now the
+/// oldest silent one gives its place to the next client, and a client
+/// that has spoken keeps its own.
+#[tokio::test]
+async fn silent_clients_at_the_cap_cannot_lock_others_out() {
+    let launched = proxy(
+        &[echo().await],
+        &["--max-connections", "4", "--max-connections-per-ip", "4"],
+    )
+    .await;
+    let mut talking = TcpStream::connect(addr(&launched)).await.unwrap();
+    talking.write_all(b"hi").await.unwrap();
+    let mut back = [0u8; 2];
+    talking.read_exact(&mut back).await.unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(addr(&launched)).await.unwrap());
+    }
+    accepted(&launched, 4).await;
+    // Every place is taken; a newcomer is served all the same.
+    let mut newcomer = TcpStream::connect(addr(&launched)).await.unwrap();
+    newcomer.write_all(b"hello").await.unwrap();
+    newcomer.shutdown().await.unwrap();
+    assert_eq!(read_to_end(&mut newcomer).await, b"hello");
+    // The one that had spoken still works.
+    talking.write_all(b"yo").await.unwrap();
+    talking.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"yo");
+    // The oldest silent connection was the one closed.
+    assert!(read_to_end(&mut silent[0]).await.is_empty());
+    let metrics = metrics(&launched).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tcp_proxy_silent_closes_total ")
+                && l != "tcp_proxy_silent_closes_total 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_silent_past_the_first_byte_timeout_is_closed() {
+    let launched = proxy(&[echo().await], &["--first-byte-timeout", "300ms"]).await;
+    let mut silent = TcpStream::connect(addr(&launched)).await.unwrap();
+    let started = Instant::now();
+    assert!(read_to_end(&mut silent).await.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // One that spoke in time stays past the timeout (no pacing to it: it
+    // is asked for its echo after the timeout has long passed).
+    let mut talking = TcpStream::connect(addr(&launched)).await.unwrap();
+    talking.write_all(b"a").await.unwrap();
+    let mut back = [0u8; 1];
+    talking.read_exact(&mut back).await.unwrap();
+    let mut another = TcpStream::connect(addr(&launched)).await.unwrap();
+    assert!(read_to_end(&mut another).await.is_empty());
+    talking.write_all(b"b").await.unwrap();
+    talking.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"b");
 }
 
 #[tokio::test]
