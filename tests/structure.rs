@@ -333,3 +333,23 @@ fn only_binaries_choose_the_allocator() {
         "libraries setting the allocator: {setters:?}"
     );
 }
+
+/// A panic while serving one connection ends that connection only, because
+/// each connection is a task and tokio catches a panic at the task's edge —
+/// unless the profile aborts, which takes the process and every client
+/// with it. The release profile unwinds (its cost: bench/README.md).
+#[test]
+fn the_release_profile_unwinds() {
+    let manifest = std::fs::read_to_string("Cargo.toml").expect("the workspace manifest");
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .expect("a release profile");
+    let release = release.split("\n[").next().unwrap_or(release);
+    assert!(
+        !release
+            .lines()
+            .any(|line| line.trim_start().starts_with("panic")),
+        "the release profile sets `panic`:\n{release}"
+    );
+}

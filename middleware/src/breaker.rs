@@ -30,7 +30,7 @@
 //! upstream from absorbing every connection the proxy has.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -176,7 +176,7 @@ impl Breaker {
     }
 
     pub fn state(&self) -> State {
-        *self.state.lock().expect("breaker mutex poisoned")
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn set(&self, current: &mut State, state: State) {
@@ -189,7 +189,7 @@ impl Breaker {
         if self.closed.load(Ordering::Acquire) {
             return Admission::Pass { probe: false };
         }
-        let mut state = self.state.lock().expect("breaker mutex poisoned");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match *state {
             State::Closed => Admission::Pass { probe: false },
             State::Open { until } if Instant::now() >= until => {
@@ -207,7 +207,7 @@ impl Breaker {
 
     fn record(&self, probe: bool, error: bool) {
         if probe {
-            let mut state = self.state.lock().expect("breaker mutex poisoned");
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if error {
                 warn!("circuit open again: the probe failed");
                 let until = Instant::now() + self.policy.open_for;
@@ -225,7 +225,7 @@ impl Breaker {
         if !error {
             return;
         }
-        let mut state = self.state.lock().expect("breaker mutex poisoned");
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if *state != State::Closed {
             return;
         }
@@ -319,7 +319,11 @@ struct ProbeGuard<'a> {
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let mut state = self.breaker.state.lock().expect("breaker mutex poisoned");
+            let mut state = self
+                .breaker
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if *state == (State::HalfOpen { probing: true }) {
                 self.breaker
                     .set(&mut state, State::HalfOpen { probing: false });

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use hyper::{Request, Response};
@@ -20,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use crate::guard::Caps;
+use crate::streams::Streams;
 use crate::{ClientStream, GuardedStream, ServerOptions};
 
 /// How often an HTTP/2 connection is pinged, and how long an answer may take.
@@ -47,7 +49,7 @@ pub(crate) struct Connection<S> {
     pub(crate) deadline: Option<tokio::time::Instant>,
     /// The client's stream; it holds the connection's place under the caps.
     pub(crate) stream: GuardedStream<TcpStream>,
-    pub(crate) service: FirstRequest<S>,
+    pub(crate) service: FirstRequest<Streams<S>>,
 }
 
 impl<S> Connection<S> {
@@ -62,8 +64,7 @@ impl<S> Connection<S> {
         S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        B: Body + Send + 'static,
-        B::Data: Send,
+        B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let Connection {
@@ -74,29 +75,44 @@ impl<S> Connection<S> {
             service,
         } = self;
         let arrived = service.arrived.clone();
+        let stalled = service.service.stalled();
         let before_deadline = |work| async move {
             match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
                 None => Some(work.await),
             }
         };
-        let result = match tls {
-            None => {
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                first_request_then_rest(watcher.watch(conn), arrived, deadline).await
+        let serving = async {
+            match tls {
+                None => {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    first_request_then_rest(watcher.watch(conn), arrived, deadline).await
+                }
+                Some(tls) => {
+                    let stream = match before_deadline(tls.accept(stream)).await {
+                        Some(Ok(stream)) => stream,
+                        Some(Err(e)) => {
+                            debug!("{name}: TLS handshake with {peer} failed: {e}");
+                            return Some(Ok(()));
+                        }
+                        None => {
+                            debug!("{name}: no TLS handshake from {peer} in time");
+                            return Some(Ok(()));
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    first_request_then_rest(watcher.watch(conn), arrived, deadline).await
+                }
             }
-            Some(tls) => {
-                let stream = match before_deadline(tls.accept(stream)).await {
-                    Some(Ok(stream)) => stream,
-                    Some(Err(e)) => return debug!("{name}: TLS handshake with {peer} failed: {e}"),
-                    None => return debug!("{name}: no TLS handshake from {peer} in time"),
-                };
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                first_request_then_rest(watcher.watch(conn), arrived, deadline).await
+        };
+        let result = tokio::select! {
+            result = serving => result,
+            limit = stalled => {
+                return debug!("{name}: {peer} left an HTTP/2 stream unread for {limit:?}; closed");
             }
         };
         match result {
@@ -173,10 +189,10 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     name: &'static str,
     options: &ServerOptions,
+    caps: &Caps,
     stopped: &mut watch::Receiver<bool>,
     mut admitted: impl FnMut(ClientStream, SocketAddr),
 ) {
-    let caps = Caps::new(options.max_connections, options.max_connections_per_address);
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         // Room under the global cap first: at the cap, new connections

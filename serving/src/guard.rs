@@ -22,19 +22,17 @@
 //!   Without it a client that stops reading keeps its response, and the
 //!   upstream connection feeding it, for ever.
 //!
-//! Left out on purpose: a request body read timeout (a client that stalls
-//! half way through an upload holds one request; the upstream's own
-//! timeouts end it) and per-address request rates (that is the rate
+//! HTTP/2 streams take places under the same caps, and a stream the client
+//! leaves unread for the send timeout ends its connection (`streams.rs`);
+//! a request body that stalls is the proxies' to time
+//! (`proxy_core::client_body`), since only they know a body is owed.
+//!
+//! Left out on purpose: per-address request rates (that is the rate
 //! limiter's job, in the middleware chain).
 //!
-//! Known limits, for HTTP/2: after the first request hyper has no head
+//! Known limit, for HTTP/2: after the first request hyper has no head
 //! timeout for it, so a live but silent HTTP/2 connection stays (pings
-//! every 20 s close a dead one); and a client that never grants flow-control
-//! window stalls its streams without any write blocking at the socket, so
-//! the send timeout does not see it. Each such connection still holds
-//! just one place under the caps, with at most 100 streams (hyper allows
-//! 200); bounding those streams by time needs hyper support a proxy on
-//! hyper does not have.
+//! every 20 s close a dead one); it holds one place, and no stream.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -128,6 +126,17 @@ impl Caps {
             address,
             per_address: self.per_address.clone(),
         })
+    }
+}
+
+impl Caps {
+    /// A place for an HTTP/2 stream from `address`, if there is one now —
+    /// under the global cap and the address's share alike. A stream cannot
+    /// wait in a backlog as a connection does: without a place, it is
+    /// refused.
+    pub(crate) fn try_admit(&self, address: IpAddr) -> Option<Place> {
+        let room = self.global.clone().try_acquire_owned().ok()?;
+        self.admit(room, address)
     }
 }
 

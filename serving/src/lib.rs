@@ -9,7 +9,7 @@
 //! The rooms: `binder` (where listeners come from), `server` (a server, its
 //! options and its handle), `connection` (the accept loop and what each
 //! connection goes through before hyper has it), `guard` (the limits on
-//! hostile clients), `clients` (serving a proxy's handler with each
+//! hostile clients), `streams` (the same limits for HTTP/2's streams), `clients` (serving a proxy's handler with each
 //! request's client), `launched` (what a launch started, and stopping it),
 //! `flags` and `log`.
 //!
@@ -44,6 +44,7 @@ mod guard;
 mod launched;
 mod log;
 mod server;
+mod streams;
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ pub use guard::{
 pub use launched::{Launched, runtime, shutdown_signal};
 pub use log::{RequestIdLines, init_tracing, with_request_id};
 pub use server::{Server, ServerHandle, ServerOptions, Stopping};
+pub use streams::StreamBody;
 
 /// How long in-flight requests get to finish after a shutdown was asked for.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);

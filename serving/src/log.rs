@@ -97,4 +97,8 @@ pub fn init_tracing() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .event_format(RequestIdLines::default())
         .try_init();
+    // A panic while serving ends that connection's task only (tokio catches
+    // it at the task's edge, the release profile unwinds); it goes to the
+    // log, beside everything else an operator reads, not to bare stderr.
+    std::panic::set_hook(Box::new(|info| tracing::error!("{info}")));
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use hyper::{Request, Response};
@@ -20,7 +21,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::connection::{Connection, FirstRequest, H2_MAX_STREAMS, H2_PING_EVERY, accept_loop};
+use crate::guard::Caps;
 use crate::guard::{default_max_connections, default_max_connections_per_address};
+use crate::streams::Streams;
 use crate::{ClientStream, DEFAULT_GRACE};
 
 /// Per-connection settings for the HTTP server side, and the limits that
@@ -146,8 +149,7 @@ impl Server {
         S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        B: Body + Send + 'static,
-        B::Data: Send,
+        B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let addr = self.listener.local_addr()?;
@@ -173,20 +175,34 @@ impl Server {
                 .keep_alive_timeout(H2_PING_EVERY)
                 .max_concurrent_streams(H2_MAX_STREAMS);
             let graceful = GracefulShutdown::new();
-            accept_loop(listener, name, &options, &mut stopped, |stream, peer| {
-                let connection = Connection {
-                    name,
-                    peer,
-                    // The first request head is due this long after accept.
-                    deadline: options
-                        .header_read_timeout
-                        .map(|limit| tokio::time::Instant::now() + limit),
-                    stream,
-                    service: FirstRequest::new(make_service(peer)),
-                };
-                let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
-                tokio::spawn(connection.serve(builder, tls, watcher));
-            })
+            let caps = Caps::new(options.max_connections, options.max_connections_per_address);
+            accept_loop(
+                listener,
+                name,
+                &options,
+                &caps,
+                &mut stopped,
+                |stream, peer| {
+                    let connection = Connection {
+                        name,
+                        peer,
+                        // The first request head is due this long after accept.
+                        deadline: options
+                            .header_read_timeout
+                            .map(|limit| tokio::time::Instant::now() + limit),
+                        stream,
+                        service: FirstRequest::new(Streams::new(
+                            make_service(peer),
+                            caps.clone(),
+                            peer.ip(),
+                            options.send_timeout,
+                        )),
+                    };
+                    let (builder, tls, watcher) =
+                        (builder.clone(), tls.clone(), graceful.watcher());
+                    tokio::spawn(connection.serve(builder, tls, watcher));
+                },
+            )
             .await;
             tokio::select! {
                 _ = graceful.shutdown() => debug!("{name}: all connections closed"),
@@ -229,12 +245,20 @@ impl Server {
         let stopping = Stopping(stopped.clone());
         let task = tokio::spawn(async move {
             let mut open = tokio::task::JoinSet::new();
-            accept_loop(listener, name, &options, &mut stopped, |stream, peer| {
-                // Forget the connections that have ended, so the set holds
-                // only the open ones.
-                while open.try_join_next().is_some() {}
-                open.spawn(handle(stream, peer, stopping.clone()));
-            })
+            let caps = Caps::new(options.max_connections, options.max_connections_per_address);
+            accept_loop(
+                listener,
+                name,
+                &options,
+                &caps,
+                &mut stopped,
+                |stream, peer| {
+                    // Forget the connections that have ended, so the set holds
+                    // only the open ones.
+                    while open.try_join_next().is_some() {}
+                    open.spawn(handle(stream, peer, stopping.clone()));
+                },
+            )
             .await;
             let finished = tokio::time::timeout(options.grace, async {
                 while open.join_next().await.is_some() {}

@@ -176,3 +176,135 @@ impl Drop for DropSignal {
         let _ = self.0.try_send(());
     }
 }
+
+/// A server whose every response is an endless body; `dropped` hears of
+/// each one the server lets go.
+fn endless(options: ServerOptions, listener: TcpListener) -> (ServerHandle, mpsc::Receiver<()>) {
+    let (dropped_tx, dropped) = mpsc::channel::<()>(1024);
+    let server = Server::new(listener, "test")
+        .options(options)
+        .spawn(move |_peer| {
+            let dropped_tx = dropped_tx.clone();
+            service_fn(move |_req| {
+                let guard = DropSignal(dropped_tx.clone());
+                let chunks = futures_util::stream::repeat_with(move || {
+                    let _ = &guard;
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; 16 * 1024])))
+                });
+                async move { Ok::<_, Infallible>(Response::new(StreamBody::new(chunks).boxed())) }
+            })
+        })
+        .unwrap();
+    (server, dropped)
+}
+
+/// An HTTP/2 client that grants no flow-control window, ever.
+async fn h2_without_window(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, Bytes>(stream)
+        .await
+        .unwrap();
+    // It answers pings and settings, as a live client does.
+    tokio::spawn(connection);
+    sender.ready().await.unwrap()
+}
+
+fn h2_get() -> hyper::Request<()> {
+    hyper::Request::get("http://x/").body(()).unwrap()
+}
+
+/// The attack: streams whose responses the client never lets through.
+/// Before, they were held for as long as the client stayed (each one an
+/// upstream connection, in a proxy); the send timeout never saw them,
+/// because no write ever blocked.
+#[tokio::test]
+async fn http2_streams_the_client_never_reads_are_cut_off() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = ServerOptions {
+        send_timeout: Some(Duration::from_secs(1)),
+        ..ServerOptions::default()
+    };
+    let (server, mut dropped) = endless(options, listener);
+    let mut client = h2_without_window(server.addr()).await;
+    let mut responses = Vec::new();
+    for _ in 0..10 {
+        let (response, _) = client.send_request(h2_get(), true).unwrap();
+        responses.push(response);
+        client = client.ready().await.unwrap();
+    }
+    for _ in 0..10 {
+        tokio::time::timeout(Duration::from_secs(10), dropped.recv())
+            .await
+            .expect("every stalled response was let go within 10 s");
+    }
+}
+
+/// However an address multiplexes, its streams count against its share:
+/// past it, a stream is answered 503 at once — and another address is
+/// still served.
+#[tokio::test]
+async fn http2_streams_take_places_under_the_per_address_cap() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = ServerOptions {
+        max_connections: 40,
+        max_connections_per_address: 8,
+        ..ServerOptions::default()
+    };
+    let (server, _dropped) = endless(options, listener);
+    let mut client = h2_without_window(server.addr()).await;
+    let (mut statuses, mut open) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let (response, _) = client.send_request(h2_get(), true).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(10), response)
+            .await
+            .expect("a response head")
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        // Kept: a dropped response would cancel its stream.
+        open.push(response);
+        client = client.ready().await.unwrap();
+    }
+    // One place is the connection's own; seven streams fit beside it.
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 503, 503, 503]);
+    let other = TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(server.addr()).await.unwrap();
+    other.write_all(REQUEST).await.unwrap();
+    let mut head = [0u8; 12];
+    other.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+}
+
+/// A panic while serving one request ends that request's connection, and
+/// nothing else: the process (and with it every other client) goes on.
+#[tokio::test]
+async fn a_panic_while_serving_one_connection_ends_only_that_one() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::new(listener, "test")
+        .spawn(|_peer| {
+            service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                assert_ne!(req.uri().path(), "/panic", "a bug, reached by a request");
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            })
+        })
+        .unwrap();
+    // Another client, mid-way: its connection is open when the panic comes.
+    let mut other = TcpStream::connect(server.addr()).await.unwrap();
+    let mut panicking = TcpStream::connect(server.addr()).await.unwrap();
+    panicking
+        .write_all(b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut panicking, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    other.write_all(REQUEST).await.unwrap();
+    let mut answer = Vec::new();
+    other.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    assert!(served(server.addr()).await);
+}

@@ -314,11 +314,22 @@ impl<C: Clone> Clone for Pool<C> {
     }
 }
 
+/// The most an upstream connection reads ahead: the largest response head
+/// it accepts (as the serving side accepts request heads), and the largest
+/// body chunk it hands on at once. hyper's default lets a fast upstream's
+/// reads grow to 400 KiB each; behind a client that reads slowly, that
+/// chunk waits in memory until the client has taken it, so 1,000 slow
+/// readers of 1 MB responses held 180–280 MiB. At 64 KiB they hold
+/// 77 MiB (bench/README.md, "Slow readers").
+pub const READ_AHEAD: usize = 64 * 1024;
+
 impl<C: Connector> Pool<C> {
     pub fn new(connector: C, idle_timeout: Duration, max_idle_per_upstream: usize) -> Self {
+        let mut handshake = http1::Builder::new();
+        handshake.max_buf_size(READ_AHEAD);
         Self {
             connector,
-            handshake: http1::Builder::new(),
+            handshake,
             shared: Arc::new(Shared {
                 idle: Mutex::default(),
                 multiplexed: Mutex::default(),

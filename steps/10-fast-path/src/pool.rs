@@ -6,7 +6,7 @@
 //! while idle, or idle longer than the timeout, it is dropped — and at
 //! most `max_idle` are kept.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -28,7 +28,7 @@ impl Pool {
 
     /// A live idle connection, if there is one.
     pub fn take(&self) -> Option<TcpStream> {
-        let mut idle = self.idle.lock().expect("pool lock");
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some((stream, since)) = idle.pop() {
             if since.elapsed() < self.idle_timeout && still_open(&stream) {
                 return Some(stream);
@@ -39,7 +39,7 @@ impl Pool {
 
     /// Keep `stream` for a later request.
     pub fn put(&self, stream: TcpStream) {
-        let mut idle = self.idle.lock().expect("pool lock");
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.max_idle {
             idle.push((stream, Instant::now()));
         }
@@ -47,7 +47,10 @@ impl Pool {
 
     /// Connections idle now.
     pub fn idle(&self) -> usize {
-        self.idle.lock().expect("pool lock").len()
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -72,7 +72,7 @@ impl AdminGuard {
     /// Note a wrong (or missing) token from `client`; logged at most once
     /// per [`LOG_EVERY`].
     pub(crate) fn wrong_token(&self, client: IpAddr) {
-        let mut wrong = self.wrong.lock().expect("wrong-token lock");
+        let mut wrong = self.wrong.lock().unwrap_or_else(PoisonError::into_inner);
         wrong.count += 1;
         let now = Instant::now();
         if wrong

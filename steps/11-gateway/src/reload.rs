@@ -6,7 +6,7 @@
 //! (keeping what did not change), and store them in one atomic swap. A file
 //! with a mistake changes nothing; the answer says where the mistake is.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use crate::config;
@@ -24,7 +24,10 @@ impl Gateway {
         };
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("{}: cannot read it: {e}", file.display()))?;
-        *self.last_read.lock().expect("last_read lock") = text.clone();
+        *self
+            .last_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = text.clone();
         let config =
             config::parse(&text, &file.display().to_string()).map_err(|e| e.to_string())?;
         if Fixed::of(&config) != self.fixed {
@@ -58,7 +61,13 @@ impl Gateway {
             return false;
         };
         match std::fs::read_to_string(file) {
-            Ok(text) => *self.last_read.lock().expect("last_read lock") != text,
+            Ok(text) => {
+                *self
+                    .last_read
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    != text
+            }
             // Editors replace files by renaming: a moment without one is
             // not a change; a reload would only report it missing.
             Err(_) => false,
