@@ -320,7 +320,7 @@ impl<C: Clone> Clone for Pool<C> {
 /// reads grow to 400 KiB each; behind a client that reads slowly, that
 /// chunk waits in memory until the client has taken it, so 1,000 slow
 /// readers of 1 MB responses held 180–280 MiB. At 64 KiB they hold
-/// 77 MiB (bench/README.md, "Slow readers").
+/// 75 MiB (bench/README.md, "Slow readers").
 pub const READ_AHEAD: usize = 64 * 1024;
 
 impl<C: Connector> Pool<C> {

@@ -20,15 +20,16 @@ use serving::{Server, ServerHandle};
 use tokio::net::TcpListener;
 
 use crate::admin_guard::AdminGuard;
+use crate::config;
 use crate::gateway::Gateway;
 use crate::reload::services;
 
 pub(crate) fn spawn(
     listener: TcpListener,
     gateway: Arc<Gateway>,
-    token: String,
+    admin: &config::Admin,
 ) -> std::io::Result<ServerHandle> {
-    let guard = Arc::new(AdminGuard::new(&token));
+    let guard = Arc::new(AdminGuard::new(&admin.token, admin.rps, admin.burst));
     Server::new(listener, "admin").spawn(move |peer| {
         let (gateway, guard) = (gateway.clone(), guard.clone());
         service_fn(move |req: Request<Incoming>| {
@@ -67,7 +68,7 @@ fn answer(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "the admin API answers a client at most {} times a second",
-                crate::admin_guard::PER_SECOND
+                guard.rps()
             ),
         );
         refusal

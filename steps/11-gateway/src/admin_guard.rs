@@ -19,7 +19,8 @@ use proxy_core::client::client_share;
 use proxy_core::headers::constant_time_eq;
 use sha2::{Digest, Sha256};
 
-/// Admin requests a second per client address, and the burst above it.
+/// Admin requests a second per client address, and the burst above it,
+/// unless `[admin]` says otherwise (`rps`, `burst`).
 pub const PER_SECOND: u32 = 20;
 pub const BURST: u32 = 40;
 
@@ -28,6 +29,7 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) struct AdminGuard {
     token: [u8; 32],
+    rps: NonZeroU32,
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     wrong: Mutex<WrongTokens>,
 }
@@ -39,17 +41,22 @@ struct WrongTokens {
 }
 
 impl AdminGuard {
-    pub(crate) fn new(token: &str) -> Self {
-        let quota = Quota::per_second(NonZeroU32::new(PER_SECOND).expect("not zero"))
-            .allow_burst(NonZeroU32::new(BURST).expect("not zero"));
+    pub(crate) fn new(token: &str, rps: NonZeroU32, burst: NonZeroU32) -> Self {
+        let quota = Quota::per_second(rps).allow_burst(burst);
         Self {
             token: Sha256::digest(token.as_bytes()).into(),
+            rps,
             per_client: RateLimiter::keyed(quota),
             wrong: Mutex::new(WrongTokens {
                 count: 0,
                 last_logged: None,
             }),
         }
+    }
+
+    /// Requests a second a client may make.
+    pub(crate) fn rps(&self) -> NonZeroU32 {
+        self.rps
     }
 
     /// May `client` be answered now?

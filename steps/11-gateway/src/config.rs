@@ -84,6 +84,8 @@ struct GlobalFile {
 struct AdminFile {
     listen: Spanned<String>,
     token: Spanned<String>,
+    rps: Option<Spanned<u32>>,
+    burst: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +198,9 @@ pub struct Redis {
 pub struct Admin {
     pub listen: SocketAddr,
     pub token: String,
+    /// Requests a second each client address may make, and the burst.
+    pub rps: NonZeroU32,
+    pub burst: NonZeroU32,
 }
 
 /// One service: which requests it takes, and where and how they go.
@@ -361,9 +366,16 @@ fn admin(admin: &AdminFile, at: &Positions) -> Result<Admin, ConfigError> {
             "the admin token may not be empty".into(),
         ));
     }
+    let at_least_one = |value: &Option<Spanned<u32>>, default: u32, what: &str| match value {
+        None => Ok(NonZeroU32::new(default).expect("defaults are not zero")),
+        Some(value) => NonZeroU32::new(*value.get_ref())
+            .ok_or_else(|| at.error(value.span(), format!("admin {what} must be at least 1"))),
+    };
     Ok(Admin {
         listen: at.address(&admin.listen, "admin listen")?,
         token: admin.token.get_ref().clone(),
+        rps: at_least_one(&admin.rps, crate::admin_guard::PER_SECOND, "rps")?,
+        burst: at_least_one(&admin.burst, crate::admin_guard::BURST, "burst")?,
     })
 }
 

@@ -9,6 +9,7 @@
 //! whole, and in one that changed, every upstream that stayed keeps its
 //! health, drain flag and counters.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -61,7 +62,7 @@ pub(crate) struct LiveService {
 
 /// The end of the global chain: pick the service, hand it the request.
 pub(crate) struct Table {
-    matches: Vec<router::Match>,
+    index: router::RouteIndex,
     pub(crate) services: Vec<Arc<LiveService>>,
 }
 
@@ -86,7 +87,7 @@ impl Endpoint for Table {
             .ok()
             .flatten()
             .map(|a| canonical::host(a.host()));
-        let Some(index) = router::route(&self.matches, host.as_deref(), req.uri().path()) else {
+        let Some(index) = self.index.route(host.as_deref(), req.uri().path()) else {
             let refusal = text_response(
                 StatusCode::NOT_FOUND,
                 format!(
@@ -127,7 +128,7 @@ impl Routes {
     /// Routes that route nothing: what a gateway holds before its first build.
     fn empty() -> Self {
         let table = Arc::new(Table {
-            matches: Vec::new(),
+            index: router::RouteIndex::default(),
             services: Vec::new(),
         });
         Self {
@@ -241,14 +242,13 @@ impl Gateway {
         let shared = redis.as_ref().map(|(_, limits)| limits);
         let mut matches = Vec::new();
         let mut services = Vec::new();
+        let previous_by_name: HashMap<&str, &Arc<LiveService>> = old
+            .iter()
+            .flat_map(|routes| &routes.table.services)
+            .map(|service| (service.spec.name.as_str(), service))
+            .collect();
         for spec in &config.services {
-            let previous = old.and_then(|routes| {
-                routes
-                    .table
-                    .services
-                    .iter()
-                    .find(|s| s.spec.name == spec.name)
-            });
+            let previous = previous_by_name.get(spec.name.as_str()).copied();
             let service = match previous {
                 Some(previous) if previous.spec == *spec && same_redis => previous.clone(),
                 _ => Arc::new(self.service(spec, previous.map(|p| p.as_ref()), shared)?),
@@ -259,7 +259,10 @@ impl Gateway {
             });
             services.push(service);
         }
-        let table = Arc::new(Table { matches, services });
+        let table = Arc::new(Table {
+            index: router::RouteIndex::new(&matches),
+            services,
+        });
         let limiter = shared.map(|limits| self.shared_limiter(limits, "global"));
         let chain = config
             .global

@@ -141,7 +141,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         launched.push(admin::spawn(
             binder.bind(admin.listen).await?,
             gateway,
-            admin.token.clone(),
+            admin,
         )?);
     }
     Ok(launched)

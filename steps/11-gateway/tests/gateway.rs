@@ -875,3 +875,32 @@ async fn guessing_the_admin_token_is_throttled() {
     );
     assert!(statuses.iter().all(|s| *s == 401 || *s == 429));
 }
+
+/// The admin throttle is the operator's to set: `rps` and `burst` under
+/// `[admin]`, each at least 1.
+#[tokio::test]
+async fn the_admin_throttle_follows_its_keys() {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
+         rps = 1\nburst = 2\n[[services]]\nname = \"a\"\nupstreams = [\"{}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    let admin = launched.get("admin").unwrap().url();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = client()
+            .get(format!("{admin}/services"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_refused_at(
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\nrps = 0\n",
+        ":4:7: admin rps must be at least 1",
+    );
+}
