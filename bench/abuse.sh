@@ -6,9 +6,10 @@
 #
 #   bench/abuse.sh            (needs python3, curl and wrk)
 #
-# The second round (5-8) replays what one client could still do: slow
+# The second round (5-9) replays what one client could still do: slow
 # readers of 1 MB (beside nginx, when installed), bodies announced and never
-# sent, silent TCP clients, and the spellings of a private path.
+# sent, silent TCP clients, the spellings of a private path, and HTTP/2
+# clients that grant no flow-control window.
 #
 # The attacker connects from 127.0.0.1, the normal client from 127.0.0.2
 # (all of 127/8 is loopback on Linux), so the per-address cap, which is
@@ -16,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p real_server -p step01-forward-proxy -p step03-reverse-proxy -p step05-middleware -p step08-tcp-proxy -p step10-fast-path -p step11-gateway
+cargo build --release -q --example h2_streams
 W=$(mktemp -d /tmp/abuse.XXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
@@ -237,3 +239,21 @@ for path in //private/x /x/../private/x /./private/x /%70rivate/x /private%2fx '
   answers="$answers $(curl -s --path-as-is -o /dev/null -w '%{http_code}' "http://127.0.0.1:19280$path")"
 done
 row "gateway: six spellings of /private" "answers:$answers" "" "$(served 19280)"
+
+# 9. HTTP/2 with no window: twelve connections of 100 streams each, a
+#    client that never grants a byte of window, against step 03 limited to
+#    1,024 open files (its per-address share is then 96 places). Before,
+#    they held 1,200 upstream connections and every descriptor.
+( ulimit -n 1024; exec target/release/step03-reverse-proxy --listen 127.0.0.1:19290 --upstream $UP --send-timeout 3 ) >"$W/p9.log" 2>&1 & P=$!; PIDS+=($P)
+wait_port 19290
+for _ in $(seq 12); do
+  timeout 10 target/release/examples/h2_streams http://127.0.0.1:19290/bytes/100000 --streams 100 --no-window >>"$W/a9" 2>&1 &
+done
+sleep 1.5
+peak="$(fds $P) fds"; ok=$(served 19290)
+sleep 4
+row "step03: 12 HTTP/2 connections, 1,200 streams, no window" "$peak" "$(fds $P) fds at 5.5 s" "$ok"
+sleep 5
+# A connection whose every stream was refused holds its one place and no
+# upstream, like any quiet HTTP/2 connection; its client gives up at 10 s.
+echo "    the attacker: $(grep -c '^200' "$W/a9") streams answered 200, $(grep -c '^503' "$W/a9") refused 503, $(grep -c 'closed before' "$W/a9") cut off before an answer; $(grep -c 'closed the connection' "$W/a9") of 12 connections closed by the proxy"

@@ -52,12 +52,17 @@ async fn main() -> anyhow::Result<()> {
         let (response, _) = sender.send_request(Request::get(args.url.clone()).body(())?, true)?;
         pending.push(response);
     }
-    // Responses are kept, unread: dropping one would cancel its stream.
+    // Responses are kept, unread: dropping one would cancel its stream. A
+    // stream whose connection the server closed first has no status.
     let (mut statuses, mut kept) = (Vec::new(), Vec::new());
     for response in pending {
-        let response = response.await?;
-        statuses.push(response.status().as_u16());
-        kept.push(response);
+        match response.await {
+            Ok(response) => {
+                statuses.push(response.status().as_u16().to_string());
+                kept.push(response);
+            }
+            Err(_) => statuses.push("closed before its answer".to_owned()),
+        }
     }
     statuses.sort_unstable();
     for status in statuses {

@@ -198,8 +198,14 @@ fn endless(options: ServerOptions, listener: TcpListener) -> (ServerHandle, mpsc
     (server, dropped)
 }
 
-/// An HTTP/2 client that grants no flow-control window, ever.
-async fn h2_without_window(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+/// An HTTP/2 client that grants no flow-control window, ever; and its
+/// connection, which ends when the server closes it.
+async fn h2_without_window(
+    addr: SocketAddr,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (sender, connection) = h2::client::Builder::new()
         .initial_window_size(0)
@@ -207,8 +213,8 @@ async fn h2_without_window(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
         .await
         .unwrap();
     // It answers pings and settings, as a live client does.
-    tokio::spawn(connection);
-    sender.ready().await.unwrap()
+    let connection = tokio::spawn(connection);
+    (sender.ready().await.unwrap(), connection)
 }
 
 fn h2_get() -> hyper::Request<()> {
@@ -227,7 +233,7 @@ async fn http2_streams_the_client_never_reads_are_cut_off() {
         ..ServerOptions::default()
     };
     let (server, mut dropped) = endless(options, listener);
-    let mut client = h2_without_window(server.addr()).await;
+    let (mut client, _connection) = h2_without_window(server.addr()).await;
     let mut responses = Vec::new();
     for _ in 0..10 {
         let (response, _) = client.send_request(h2_get(), true).unwrap();
@@ -253,7 +259,7 @@ async fn http2_streams_take_places_under_the_per_address_cap() {
         ..ServerOptions::default()
     };
     let (server, _dropped) = endless(options, listener);
-    let mut client = h2_without_window(server.addr()).await;
+    let (mut client, _connection) = h2_without_window(server.addr()).await;
     let (mut statuses, mut open) = (Vec::new(), Vec::new());
     for _ in 0..10 {
         let (response, _) = client.send_request(h2_get(), true).unwrap();
