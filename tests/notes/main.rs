@@ -23,7 +23,8 @@
 //! `NOTES_PRINTED=FILE` appends what each command printed to FILE, for
 //! whoever edits NOTES.
 //!
-//! Every other command runs in `bash` and must exit 0, as a learner's would
+//! `cargo run -q --example NAME -- ARGS` runs the example binary that
+//! `cargo test` built. Every other command runs in `bash` and must exit 0, as a learner's would
 //! when the transcript shows no error; a transcript that teaches a failure
 //! prints its status (`…; echo "exit $?"`).
 //!

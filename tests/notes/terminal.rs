@@ -5,6 +5,7 @@
 //! addresses rewritten to where the servers really listen.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -280,11 +281,12 @@ impl Terminal {
         if let Some(args) = command.strip_prefix("cargo run -- ") {
             return self.run_tour(args).await;
         }
+        let command = built_example(command)?;
         let output = tokio::time::timeout(
             Duration::from_secs(30),
             tokio::process::Command::new("bash")
                 .arg("-c")
-                .arg(self.to_actual(command))
+                .arg(self.to_actual(&command))
                 .stdin(Stdio::null())
                 .kill_on_drop(true)
                 .output(),
@@ -319,6 +321,31 @@ impl Terminal {
         let text = output.text();
         Ok(self.to_requested(&text))
     }
+}
+
+/// `cargo run -q --example NAME -- ARGS …` becomes the example binary
+/// `cargo test` built beside this test (a nested cargo would wait for the
+/// lock the running `cargo test` holds, or build again for other
+/// features); any other command is left as it is.
+fn built_example(command: &str) -> anyhow::Result<String> {
+    let Some(rest) = command.strip_prefix("cargo run -q --example ") else {
+        return Ok(command.to_owned());
+    };
+    let (name, args) = rest.split_once(" -- ").unwrap_or((rest, ""));
+    // target/debug/deps/notes-… → target/debug/examples/NAME
+    let examples = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .context("the test binary is not in a cargo target directory")?
+        .join("examples");
+    let binary = examples.join(name);
+    if !binary.exists() {
+        bail!(
+            "{} is not built: run the tests with `cargo test` (which builds the examples), or `cargo build --examples` first",
+            binary.display()
+        );
+    }
+    Ok(format!("{} {args}", binary.display()))
 }
 
 /// `cargo run -p PACKAGE -- ARGS`: the package's own `launch`, in-process.
