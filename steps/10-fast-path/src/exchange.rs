@@ -11,7 +11,9 @@
 //! then body bytes as they come, each read followed by one write
 //! ```
 //!
-//! Each side has one buffer for the connection's life. A message's head and
+//! Each side has one buffer, lent by a shared store when a request's first
+//! bytes arrive and given back when the connection waits for the next
+//! ([`crate::buffers`]). A message's head and
 //! the body bytes that arrived with it leave in one write. While it waits
 //! for the upstream, the task also watches the client: a client that hangs
 //! up cancels the request (the upstream connection is closed, as
@@ -31,10 +33,11 @@ use std::time::Duration;
 
 use proxy_core::TrustedProxies;
 use proxy_core::refusal::UpgradeRefusal;
-use serving::Stopping;
+use serving::{ClientStream, Stopping};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::buffers::{Buffers, Store};
 use crate::chunked::{ChunkError, Chunked};
 use crate::forward::{self, Hop, Upstream};
 use crate::head::{self, Framing, HeadError, HeaderAt, RequestHead, ResponseHead, slice};
@@ -42,10 +45,6 @@ use crate::pool::Pool;
 
 /// The largest head accepted (431 beyond), and the most a buffer holds.
 pub const MAX_HEAD: usize = 64 * 1024;
-
-/// What a buffer starts with; it grows (to MAX_HEAD) only for a head
-/// that does not fit.
-const FIRST_CAPACITY: usize = 8 * 1024;
 
 /// Settings of the fast path.
 #[derive(Debug, Clone)]
@@ -70,6 +69,23 @@ pub struct Settings {
 pub struct FastPath {
     pub settings: Settings,
     pub pool: Pool,
+    /// Spare request buffers.
+    pub buffers: Store,
+}
+
+/// A client's stream, which the engine can also wait on without reading
+/// it: a connection between requests holds no buffer to read into.
+pub trait Client: AsyncRead + AsyncWrite + Unpin {
+    /// Resolves when there is something to read (or the client closed).
+    fn readable(&self) -> impl Future<Output = io::Result<()>>;
+}
+
+impl Client for ClientStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> {
+        // The read direction's own waker slot, as a read uses: cheaper than
+        // `TcpStream::readable`, whose waiters queue behind a lock.
+        std::future::poll_fn(|cx| self.get_ref().poll_read_ready(cx))
+    }
 }
 
 /// Why an exchange ended early, and what the client is told.
@@ -96,18 +112,19 @@ impl From<io::Error> for Failure {
 /// Serve one client connection until it closes.
 pub async fn serve<C>(path: Arc<FastPath>, mut client: C, peer: SocketAddr, stopping: Stopping)
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let mut conn = Conn {
         path: &path,
         client_ip: peer.ip(),
         stopping,
-        cbuf: Vec::with_capacity(FIRST_CAPACITY),
+        // The buffers come with a request's first bytes (`first_bytes`).
+        cbuf: Vec::new(),
         pos: 0,
-        ubuf: Vec::with_capacity(FIRST_CAPACITY),
-        out: Vec::with_capacity(1024),
-        headers: Vec::with_capacity(32),
-        upstream_headers: Vec::with_capacity(32),
+        ubuf: Vec::new(),
+        out: Vec::new(),
+        headers: Vec::new(),
+        upstream_headers: Vec::new(),
     };
     loop {
         match conn.exchange(&mut client).await {
@@ -140,6 +157,13 @@ struct Conn<'p> {
     upstream_headers: Vec<HeaderAt>,
 }
 
+/// A connection that ends gives its buffers to the next one.
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.give_back_buffers();
+    }
+}
+
 /// A request whose upstream side is ready.
 struct Sent {
     upstream: TcpStream,
@@ -155,7 +179,7 @@ impl Conn<'_> {
     /// another; `Ok(false)`: it is done.
     async fn exchange<C>(&mut self, client: &mut C) -> Result<bool, Failure>
     where
-        C: AsyncRead + AsyncWrite + Unpin,
+        C: Client,
     {
         // Unread bytes (a pipelined request) move to the front.
         self.cbuf.drain(..self.pos);
@@ -337,36 +361,85 @@ impl Conn<'_> {
     /// closed between requests (or never sent one).
     async fn read_request_head<C>(&mut self, client: &mut C) -> Result<Option<RequestHead>, Failure>
     where
-        C: AsyncRead + Unpin,
+        C: Client,
     {
         let deadline = tokio::time::Instant::now() + self.path.settings.header_timeout;
+        if self.cbuf.is_empty() && !self.first_bytes(client, deadline).await? {
+            return Ok(None);
+        }
         loop {
-            if !self.cbuf.is_empty()
-                && let Some(head) = head::parse_request(&self.cbuf, &mut self.headers)?
-            {
+            if let Some(head) = head::parse_request(&self.cbuf, &mut self.headers)? {
                 return Ok(Some(head));
             }
             if self.cbuf.len() >= MAX_HEAD {
                 return Err(Failure::Answer(431, "request head too large".into()));
             }
             reserve(&mut self.cbuf);
-            let idle = self.cbuf.is_empty();
-            let read = tokio::select! {
-                read = tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)) => read,
-                // Shutting down: a connection between requests closes now;
-                // one in the middle of a head gets to finish it.
-                () = self.stopping.wait(), if idle => return Ok(None),
-            };
-            match read {
-                Ok(Ok(0)) if self.cbuf.is_empty() => return Ok(None),
-                Ok(Ok(0)) => return Err(Failure::Close),
+            match tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)).await {
+                Ok(Ok(0) | Err(_)) => return Err(Failure::Close),
                 Ok(Ok(_)) => {}
-                Ok(Err(_)) => return Err(Failure::Close),
                 // Slowloris: a head that does not come in time.
-                Err(_) if self.cbuf.is_empty() => return Ok(None),
                 Err(_) => return Err(Failure::Answer(408, "request head too slow".into())),
             }
         }
+    }
+
+    /// Wait for the first bytes of the next request holding no buffer, and
+    /// take the buffers back when they come. An idle keep-alive connection
+    /// then costs its task and its socket — not the 18 KiB of buffers a
+    /// request needs, which 8,000 idle clients would hold for nothing
+    /// (bench/README.md, "Idle connections"). `false`: the client closed or
+    /// sent nothing in time, or the server is stopping — the connection
+    /// ends quietly.
+    async fn first_bytes<C>(
+        &mut self,
+        client: &mut C,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, Failure>
+    where
+        C: Client,
+    {
+        self.give_back_buffers();
+        let ready = tokio::select! {
+            ready = tokio::time::timeout_at(deadline, client.readable()) => ready,
+            // Shutting down: a connection between requests closes now; one
+            // in the middle of a head gets to finish it.
+            () = self.stopping.wait() => return Ok(false),
+        };
+        match ready {
+            Err(_) => return Ok(false),
+            Ok(Err(_)) => return Err(Failure::Close),
+            Ok(Ok(())) => self.take_buffers(),
+        }
+        match tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)).await {
+            Ok(Ok(0)) | Err(_) => Ok(false),
+            Ok(Err(_)) => Err(Failure::Close),
+            Ok(Ok(_)) => Ok(true),
+        }
+    }
+
+    /// Give the buffers to the store (a connection without them gives
+    /// nothing: a new one, or one already waiting).
+    fn give_back_buffers(&mut self) {
+        if self.cbuf.capacity() == 0 {
+            return;
+        }
+        self.path.buffers.give(Buffers {
+            client: std::mem::take(&mut self.cbuf),
+            upstream: std::mem::take(&mut self.ubuf),
+            out: std::mem::take(&mut self.out),
+            headers: std::mem::take(&mut self.headers),
+            upstream_headers: std::mem::take(&mut self.upstream_headers),
+        });
+    }
+
+    fn take_buffers(&mut self) {
+        let buffers = self.path.buffers.take();
+        self.cbuf = buffers.client;
+        self.ubuf = buffers.upstream;
+        self.out = buffers.out;
+        self.headers = buffers.headers;
+        self.upstream_headers = buffers.upstream_headers;
     }
 
     /// A connection to the upstream, with `out` (the head and first body

@@ -25,6 +25,7 @@
 //! the hooks step 03 exposes (director, modify-response, error handler):
 //! this step is one fixed behaviour, the one step 03 shows by default.
 
+pub mod buffers;
 pub mod chunked;
 pub mod exchange;
 pub mod forward;
@@ -115,6 +116,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let path = Arc::new(FastPath {
         settings,
         pool: pool::Pool::new(1024, args.pool_idle_timeout),
+        buffers: buffers::Store::default(),
     });
     let listener = binder.bind(args.listen).await?;
     let server = Server::new(listener, "fast path").options(options);
