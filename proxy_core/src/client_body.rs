@@ -52,16 +52,29 @@ pub struct ClientBodyFailed(Arc<AtomicU8>);
 
 const BROKEN: u8 = 1;
 const STALLED: u8 = 2;
+/// The body arrived whole.
+const ENDED: u8 = 4;
 
 impl ClientBodyFailed {
     /// Did the client's body fail (either way)?
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed) != 0
+        self.0.load(Ordering::Relaxed) & (BROKEN | STALLED) != 0
     }
 
     /// Did it fail by stalling (rather than breaking off)?
     pub fn stalled(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == STALLED
+        self.0.load(Ordering::Relaxed) & STALLED != 0
+    }
+
+    /// Is some of the body still to come? An upstream that has not
+    /// answered by then may be waiting for it: its silence is not yet its
+    /// own failure.
+    pub fn owed(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 0
+    }
+
+    fn ended(&self) {
+        self.0.fetch_or(ENDED, Ordering::Relaxed);
     }
 
     fn set(&self, error: &ClientBodyError) {
@@ -69,7 +82,7 @@ impl ClientBodyFailed {
             ClientBodyError::Broken(_) => BROKEN,
             ClientBodyError::Stalled(_) => STALLED,
         };
-        self.0.store(kind, Ordering::Relaxed);
+        self.0.fetch_or(kind, Ordering::Relaxed);
     }
 }
 
@@ -91,6 +104,9 @@ impl ClientBody {
     /// failure will set.
     pub fn new(incoming: Incoming, timeout: Duration) -> (Self, ClientBodyFailed) {
         let failed = ClientBodyFailed::default();
+        if incoming.is_end_stream() {
+            failed.ended();
+        }
         let body = Self {
             incoming,
             failed: failed.clone(),
@@ -123,6 +139,15 @@ impl Body for ClientBody {
             Poll::Ready(Some(Err(error))) => this.fail(ClientBodyError::Broken(error)),
             Poll::Ready(frame) => {
                 this.moved = true;
+                // hyper may not ask again once the announced length is in.
+                let last = match &frame {
+                    None => true,
+                    Some(Ok(frame)) => frame.is_trailers() || this.incoming.is_end_stream(),
+                    Some(Err(_)) => false,
+                };
+                if last {
+                    this.failed.ended();
+                }
                 Poll::Ready(frame.map(|frame| frame.map_err(ClientBodyError::Broken)))
             }
             Poll::Pending => {

@@ -40,6 +40,10 @@ pub enum ProxyError {
     /// The client stopped sending its body: the client's failure too.
     #[error("the client sent no request body bytes for {0:?}")]
     ClientStalled(Duration),
+    /// The upstream's time ran out while the client's body was still
+    /// arriving: no failure of the upstream's yet.
+    #[error("the request body was still arriving when the upstream's {0:?} were up")]
+    BodyUnfinished(Duration),
 }
 
 impl ProxyError {
@@ -48,6 +52,7 @@ impl ProxyError {
         match self {
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::ClientStalled(_)
+            | ProxyError::BodyUnfinished(_)
             | ProxyError::ClientBody(proxy_core::ClientBodyError::Stalled(_)) => {
                 StatusCode::REQUEST_TIMEOUT
             }

@@ -292,6 +292,12 @@ impl<T: Transport> ReverseProxy<T> {
             };
             let (error, unsent) = match self.round_trip(request).await {
                 Ok(response) => return Ok(response),
+                // The upstream's time ran out while the client was still
+                // sending: the upstream may have been waiting for the body.
+                Err((ProxyError::Timeout(limit), _)) if client_body.owed() => {
+                    route.abandoned();
+                    return Err(ProxyError::BodyUnfinished(limit));
+                }
                 Err((ProxyError::Upstream(_), _)) if client_body.stalled() => {
                     route.abandoned();
                     return Err(ProxyError::ClientStalled(self.client_body_timeout));

@@ -779,6 +779,46 @@ async fn stalled_bodies_are_cut_off_and_eject_no_upstream() {
     }
 }
 
+/// A service whose `timeout` is shorter than its `client_body_timeout`:
+/// a client that announces a body and sends none reaches the timeout
+/// first. The upstream was waiting for that body, so the timeout is no
+/// failure of the upstream's: 408, and twelve such clients eject neither
+/// upstream (they used to get 504, counted against each in turn).
+#[tokio::test]
+async fn a_timeout_while_the_body_is_still_owed_ejects_no_upstream() {
+    let (sinks, mut heads) = proxy_test_cases::wire::upload_sinks(2).await;
+    let (first, second) = (sinks[0], sinks[1]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
+         [[services]]\nname = \"uploads\"\ntimeout = \"300ms\"\n\
+         upstreams = [\"http://{first}\", \"http://{second}\"]\n"
+    );
+    let launched = gateway(Some(&config)).await.unwrap();
+    let addr = launched.get("gateway").unwrap().addr();
+    for _ in 0..12 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n")
+            .await
+            .unwrap();
+        heads.recv().await.expect("the request reached an upstream");
+        let answer = proxy_test_cases::wire::read_all(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let services: serde_json::Value = client()
+        .get(format!("{}/services", launched.get("admin").unwrap().url()))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for upstream in services["services"][0]["upstreams"].as_array().unwrap() {
+        assert_eq!(upstream["healthy"], true, "{upstream}");
+    }
+}
+
 /// However a client spells a path or a host, the gateway routes (and
 /// forwards) one: every spelling below reached the catch-all service with
 /// 200 — and, behind a backend that decodes paths, the private resource —
