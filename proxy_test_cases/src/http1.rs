@@ -457,21 +457,32 @@ pub async fn expect_100_continue_works_end_to_end(launch: Launch) {
 
 // 8. A client that goes away cancels the upstream request.
 
-pub async fn a_client_that_goes_away_cancels_the_upstream_request(launch: Launch) {
-    let (got_request, mut request_arrived) = tokio::sync::mpsc::channel::<()>(1);
-    let (saw_close, mut upstream_closed) = tokio::sync::mpsc::channel::<()>(1);
+/// A backend that reads a request head, says so, never answers (it reads
+/// on — a body, if one comes — until the proxy hangs up) and says when the
+/// proxy did.
+async fn silent_backend() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::Receiver<()>,
+    tokio::sync::mpsc::Receiver<()>,
+) {
+    let (got_request, request_arrived) = tokio::sync::mpsc::channel::<()>(1);
+    let (saw_close, upstream_closed) = tokio::sync::mpsc::channel::<()>(1);
     let backend = raw_backend(move |mut stream| {
         let (got_request, saw_close) = (got_request.clone(), saw_close.clone());
         async move {
             read_head(&mut stream).await;
             let _ = got_request.send(()).await;
-            // Never answer; wait for the proxy to hang up.
             let mut buf = [0u8; 64];
             while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
             let _ = saw_close.send(()).await;
         }
     })
     .await;
+    (backend, request_arrived, upstream_closed)
+}
+
+pub async fn a_client_that_goes_away_cancels_the_upstream_request(launch: Launch) {
+    let (backend, mut request_arrived, mut upstream_closed) = silent_backend().await;
     let proxy = launch(&format!("http://{backend}"), &[]).await;
     let mut client = TcpStream::connect(proxy.servers[0].addr()).await.unwrap();
     client
@@ -489,21 +500,7 @@ pub async fn a_client_that_goes_away_cancels_the_upstream_request(launch: Launch
 /// it ever writes) gets a 408 once the body timeout has passed, and the
 /// upstream connection the request opened is closed: it cannot be held.
 async fn a_stalled_body_is_cut_off(launch: Launch, sent: &[u8]) {
-    let (got_request, mut request_arrived) = tokio::sync::mpsc::channel::<()>(1);
-    let (saw_close, mut upstream_closed) = tokio::sync::mpsc::channel::<()>(1);
-    let backend = raw_backend(move |mut stream| {
-        let (got_request, saw_close) = (got_request.clone(), saw_close.clone());
-        async move {
-            read_head(&mut stream).await;
-            let _ = got_request.send(()).await;
-            // Wait for the body (a server may answer 100 Continue; this
-            // one just waits), until the proxy hangs up.
-            let mut buf = [0u8; 64];
-            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
-            let _ = saw_close.send(()).await;
-        }
-    })
-    .await;
+    let (backend, mut request_arrived, mut upstream_closed) = silent_backend().await;
     let proxy = launch(
         &format!("http://{backend}"),
         &["--client-body-timeout", "1"],

@@ -140,25 +140,12 @@ async fn at_the_global_cap_new_connections_wait_for_a_free_place() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_and_its_response_dropped() {
     // A response that never ends, and a signal when the server drops it.
-    let (dropped_tx, mut dropped) = mpsc::channel::<()>(1);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Server::new(listener, "test")
-        .options(ServerOptions {
-            send_timeout: Some(Duration::from_secs(1)),
-            ..ServerOptions::default()
-        })
-        .spawn(move |_peer| {
-            let dropped_tx = dropped_tx.clone();
-            service_fn(move |_req| {
-                let guard = DropSignal(dropped_tx.clone());
-                let chunks = futures_util::stream::repeat_with(move || {
-                    let _ = &guard;
-                    Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; 64 * 1024])))
-                });
-                async move { Ok::<_, Infallible>(Response::new(StreamBody::new(chunks).boxed())) }
-            })
-        })
-        .unwrap();
+    let options = ServerOptions {
+        send_timeout: Some(Duration::from_secs(1)),
+        ..ServerOptions::default()
+    };
+    let (server, mut dropped) = endless(options, listener);
     // A client with a small receive window that never reads.
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();

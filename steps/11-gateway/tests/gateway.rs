@@ -703,22 +703,31 @@ async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
     }
 }
 
-/// Abandoned uploads are the clients' failures: twelve of them, spread
-/// over two upstreams, used to eject both (three failures in a row each).
-#[tokio::test]
-async fn abandoned_uploads_eject_no_upstream() {
-    let (sinks, mut heads) = proxy_test_cases::wire::upload_sinks(2).await;
-    let (first, second) = (sinks[0], sinks[1]);
+/// A gateway whose one service, `uploads` (with `keys`, each ending in a
+/// newline), balances over two upload sinks ([`upload_sinks`]), with its
+/// admin API; where it listens; and the sinks' announcements.
+///
+/// [`upload_sinks`]: proxy_test_cases::wire::upload_sinks
+async fn uploads_gateway(
+    keys: &str,
+) -> (
+    Launched,
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    let (sinks, heads) = proxy_test_cases::wire::upload_sinks(2).await;
     let config = format!(
         "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
-         [[services]]\nname = \"uploads\"\nupstreams = [\"http://{first}\", \"http://{second}\"]\n"
+         [[services]]\nname = \"uploads\"\n{keys}upstreams = [\"http://{}\", \"http://{}\"]\n",
+        sinks[0], sinks[1]
     );
     let launched = gateway(Some(&config)).await.unwrap();
     let addr = launched.get("gateway").unwrap().addr();
-    // Round-robin: six for each upstream.
-    for _ in 0..12 {
-        proxy_test_cases::wire::abandon_upload(addr, "x", &mut heads).await;
-    }
+    (launched, addr, heads)
+}
+
+/// Both upstreams of the first service are healthy, says the admin API.
+async fn assert_both_upstreams_healthy(launched: &Launched) {
     let services: serde_json::Value = client()
         .get(format!("{}/services", launched.get("admin").unwrap().url()))
         .bearer_auth("s3cret")
@@ -735,21 +744,25 @@ async fn abandoned_uploads_eject_no_upstream() {
     }
 }
 
+/// Abandoned uploads are the clients' failures: twelve of them, spread
+/// over two upstreams, used to eject both (three failures in a row each).
+#[tokio::test]
+async fn abandoned_uploads_eject_no_upstream() {
+    let (launched, addr, mut heads) = uploads_gateway("").await;
+    // Round-robin: six for each upstream.
+    for _ in 0..12 {
+        proxy_test_cases::wire::abandon_upload(addr, "x", &mut heads).await;
+    }
+    assert_both_upstreams_healthy(&launched).await;
+}
+
 /// A client that announces a body and never sends it is cut off after the
 /// service's `client_body_timeout` (408), and that is its failure: twelve
 /// of them, over two upstreams, eject neither. Before the timeout, each
 /// held an upstream connection for as long as it stayed connected.
 #[tokio::test]
 async fn stalled_bodies_are_cut_off_and_eject_no_upstream() {
-    let (sinks, mut heads) = proxy_test_cases::wire::upload_sinks(2).await;
-    let (first, second) = (sinks[0], sinks[1]);
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
-         [[services]]\nname = \"uploads\"\nclient_body_timeout = \"1s\"\n\
-         upstreams = [\"http://{first}\", \"http://{second}\"]\n"
-    );
-    let launched = gateway(Some(&config)).await.unwrap();
-    let addr = launched.get("gateway").unwrap().addr();
+    let (launched, addr, mut heads) = uploads_gateway("client_body_timeout = \"1s\"\n").await;
     let mut stalled = Vec::new();
     for _ in 0..12 {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -765,18 +778,7 @@ async fn stalled_bodies_are_cut_off_and_eject_no_upstream() {
         let answer = answer.trim_start_matches("HTTP/1.1 100 Continue\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
-    let services: serde_json::Value = client()
-        .get(format!("{}/services", launched.get("admin").unwrap().url()))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for upstream in services["services"][0]["upstreams"].as_array().unwrap() {
-        assert_eq!(upstream["healthy"], true, "{upstream}");
-    }
+    assert_both_upstreams_healthy(&launched).await;
 }
 
 /// A service whose `timeout` is shorter than its `client_body_timeout`:
@@ -786,15 +788,7 @@ async fn stalled_bodies_are_cut_off_and_eject_no_upstream() {
 /// upstream (they used to get 504, counted against each in turn).
 #[tokio::test]
 async fn a_timeout_while_the_body_is_still_owed_ejects_no_upstream() {
-    let (sinks, mut heads) = proxy_test_cases::wire::upload_sinks(2).await;
-    let (first, second) = (sinks[0], sinks[1]);
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
-         [[services]]\nname = \"uploads\"\ntimeout = \"300ms\"\n\
-         upstreams = [\"http://{first}\", \"http://{second}\"]\n"
-    );
-    let launched = gateway(Some(&config)).await.unwrap();
-    let addr = launched.get("gateway").unwrap().addr();
+    let (launched, addr, mut heads) = uploads_gateway("timeout = \"300ms\"\n").await;
     for _ in 0..12 {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream
@@ -805,18 +799,7 @@ async fn a_timeout_while_the_body_is_still_owed_ejects_no_upstream() {
         let answer = proxy_test_cases::wire::read_all(&mut stream).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
-    let services: serde_json::Value = client()
-        .get(format!("{}/services", launched.get("admin").unwrap().url()))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for upstream in services["services"][0]["upstreams"].as_array().unwrap() {
-        assert_eq!(upstream["healthy"], true, "{upstream}");
-    }
+    assert_both_upstreams_healthy(&launched).await;
 }
 
 /// However a client spells a path or a host, the gateway routes (and
