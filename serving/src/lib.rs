@@ -56,7 +56,7 @@ pub use guard::{
 pub use launched::{Launched, runtime, shutdown_signal};
 pub use log::{RequestIdLines, init_tracing, with_request_id};
 pub use server::{Server, ServerHandle, ServerOptions, Stopping};
-pub use streams::StreamBody;
+pub use streams::{StreamBody, TunnelPlace};
 
 /// How long in-flight requests get to finish after a shutdown was asked for.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);

@@ -23,13 +23,25 @@
 //!   is being sent. A stream that finds no place is answered `503` at once,
 //!   before it reaches the proxy, so an address holds at most its share of
 //!   upstream connections however it multiplexes them.
-//! - **A stalled stream ends its connection.** hyper asks a response body
-//!   for its next frame only when the stream has window to send it. A body
-//!   that has a frame to give (it was never asked, or the last thing it gave
-//!   was data) and is not asked for the send timeout is waiting for the
-//!   client: the connection is closed, as an HTTP/1 client that stops
-//!   reading is. A body whose last answer was "nothing yet" is waiting for
-//!   its upstream (a quiet event stream), which is not the client's doing.
+//! - **A stalled stream ends its connection.** hyper takes a frame from a
+//!   response body, waits until the stream has window for it, hands it to
+//!   the connection and asks for the next frame; that one waits in turn
+//!   until the client has taken most of the last. A body that has given a
+//!   frame and is not asked for the next one within the send timeout is
+//!   waiting for the client: the connection is closed, as an HTTP/1 client
+//!   that stops reading is. A body whose last answer was "nothing yet" is
+//!   waiting for its upstream (a quiet event stream), which is not the
+//!   client's doing.
+//! - **Frames are cut to 16 KiB** (HTTP/2's default frame size), so the
+//!   gap between two asks measures the client's progress, not the size of
+//!   the upstream's chunks: a client that takes 16 KiB per send timeout
+//!   (273 bytes a second at 60 s) is never cut off. An HTTP/1 client is
+//!   held to about the same: one write that makes no progress for the
+//!   send timeout.
+//! - **A `CONNECT` stream's place stays with its tunnel.** hyper drops the
+//!   body of a 2xx answer to `CONNECT` and keeps the stream as a byte pipe,
+//!   so the place goes in the request as a [`TunnelPlace`] for the tunnel
+//!   to keep.
 //!
 //! Left out on purpose: closing only the stalled stream. A body cannot make
 //! hyper reset its stream without an error of hyper's own type, and a
@@ -48,7 +60,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::Service;
-use hyper::{Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -99,19 +111,28 @@ where
     type Error = S::Error;
     type Future = StreamCall<S::Future>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         if req.version() != Version::HTTP_2 {
             return StreamCall::Answering {
                 call: self.service.call(req),
                 stream: None,
             };
         }
-        match self.caps.try_admit(self.peer) {
-            Some(place) => StreamCall::Answering {
+        let Some(place) = self.caps.try_admit(self.peer) else {
+            return StreamCall::Refused;
+        };
+        if req.method() == Method::CONNECT {
+            // hyper drops a 2xx CONNECT answer's body: the place rides in
+            // the request, for the tunnel to keep.
+            req.extensions_mut().insert(TunnelPlace(Arc::new(place)));
+            return StreamCall::Answering {
                 call: self.service.call(req),
-                stream: Some((place, self.watch.clone())),
-            },
-            None => StreamCall::Refused,
+                stream: None,
+            };
+        }
+        StreamCall::Answering {
+            call: self.service.call(req),
+            stream: Some((place, self.watch.clone())),
         }
     }
 }
@@ -152,6 +173,7 @@ where
                         };
                         StreamBody::Stream {
                             body,
+                            rest: Bytes::new(),
                             _place: place,
                             waiting,
                         }
@@ -161,6 +183,18 @@ where
         }
     }
 }
+
+/// The longest data frame a stream's body gives hyper.
+const FRAME: usize = 16 * 1024;
+
+/// The place of an HTTP/2 `CONNECT` stream, in its request's extensions.
+///
+/// A tunnel outlives its answer (hyper keeps the stream open as a byte
+/// pipe and drops the answer's body), so whoever opens the tunnel takes
+/// this from the request and holds it for as long as the tunnel is open.
+/// Dropped with the request (and any clone), the place is given back.
+#[derive(Clone)]
+pub struct TunnelPlace(Arc<Place>);
 
 /// The 503 for a stream that found no place.
 fn refused<B>() -> Response<StreamBody<B>> {
@@ -189,6 +223,8 @@ pin_project_lite::pin_project! {
         Stream {
             #[pin]
             body: B,
+            // What is left of a data frame longer than `FRAME`.
+            rest: Bytes,
             _place: Place,
             waiting: Option<Waiting>,
         },
@@ -208,8 +244,26 @@ impl<B: Body<Data = Bytes>> Body for StreamBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project() {
             StreamBodyProj::Plain { body } => body.poll_frame(cx),
-            StreamBodyProj::Stream { body, waiting, .. } => {
-                let polled = body.poll_frame(cx);
+            StreamBodyProj::Stream {
+                body,
+                rest,
+                waiting,
+                ..
+            } => {
+                let polled = if rest.is_empty() {
+                    body.poll_frame(cx).map_ok(|frame| match frame.into_data() {
+                        Ok(mut data) => {
+                            if data.len() > FRAME {
+                                *rest = data.split_off(FRAME);
+                            }
+                            Frame::data(data)
+                        }
+                        Err(frame) => frame,
+                    })
+                } else {
+                    let piece = rest.split_to(rest.len().min(FRAME));
+                    Poll::Ready(Some(Ok(Frame::data(piece))))
+                };
                 if let Some(waiting) = waiting {
                     match &polled {
                         // It has more to give the moment hyper asks again.
@@ -228,14 +282,23 @@ impl<B: Body<Data = Bytes>> Body for StreamBody<B> {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Plain { body } | Self::Stream { body, .. } => body.is_end_stream(),
+            Self::Plain { body } => body.is_end_stream(),
+            Self::Stream { body, rest, .. } => rest.is_empty() && body.is_end_stream(),
             Self::Refused { text } => text.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Plain { body } | Self::Stream { body, .. } => body.size_hint(),
+            Self::Plain { body } => body.size_hint(),
+            Self::Stream { body, rest, .. } => {
+                let (mut hint, rest) = (body.size_hint(), rest.len() as u64);
+                hint.set_lower(hint.lower() + rest);
+                if let Some(upper) = hint.upper() {
+                    hint.set_upper(upper + rest);
+                }
+                hint
+            }
             Self::Refused { text } => {
                 SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64))
             }

@@ -234,6 +234,54 @@ async fn http2_streams_the_client_never_reads_are_cut_off() {
     }
 }
 
+/// A client that reads slowly but steadily is not a stalled one, however
+/// large the chunks its answer comes in: it is never asked to take more than
+/// 16 KiB within the send timeout.
+#[tokio::test]
+async fn a_slow_http2_reader_of_large_chunks_is_served_to_the_end() {
+    const CHUNK: usize = 160 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::new(listener, "test")
+        .options(ServerOptions {
+            send_timeout: Some(Duration::from_secs(1)),
+            ..ServerOptions::default()
+        })
+        .spawn(|_peer| {
+            service_fn(|_req| async {
+                let chunks =
+                    futures_util::stream::iter([b'a', b'b'].map(|byte| {
+                        Ok::<_, Infallible>(Frame::data(Bytes::from(vec![byte; CHUNK])))
+                    }));
+                Ok::<_, Infallible>(Response::new(StreamBody::new(chunks)))
+            })
+        })
+        .unwrap();
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
+    let (sender, connection) = h2::client::Builder::new()
+        .initial_window_size(16 * 1024)
+        .handshake::<_, Bytes>(stream)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let (response, _) = sender
+        .ready()
+        .await
+        .unwrap()
+        .send_request(h2_get(), true)
+        .unwrap();
+    let mut body = response.await.unwrap().into_body();
+    let mut received = 0;
+    // 16 KiB every 150 ms: each 160 KiB chunk takes 1.5 s, longer than the
+    // send timeout.
+    while let Some(data) = body.data().await {
+        let data = data.expect("the stream is not cut off");
+        received += data.len();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        body.flow_control().release_capacity(data.len()).unwrap();
+    }
+    assert_eq!(received, 2 * CHUNK);
+}
+
 /// However an address multiplexes, its streams count against its share:
 /// past it, a stream is answered 503 at once — and another address is
 /// still served.

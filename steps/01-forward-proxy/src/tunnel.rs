@@ -9,7 +9,10 @@
 //! seeing the plaintext: TLS runs end to end inside the tunnel.
 //!
 //! An open tunnel keeps its client connection's place under the connection
-//! caps (`serving`) for as long as its socket is open. Left out on purpose:
+//! caps (`serving`) for as long as its socket is open. Over HTTP/2 a tunnel
+//! is one stream of a shared connection, and each stream has a place of its
+//! own: it arrives in the request as a [`serving::TunnelPlace`], which the
+//! tunnel's task holds until the pipe closes. Left out on purpose:
 //! an idle timeout for tunnels (step 06 has one for websockets, which can
 //! close cleanly; a byte pipe cannot say goodbye).
 
@@ -19,6 +22,7 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serving::TunnelPlace;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
@@ -29,7 +33,7 @@ use crate::destination::Policy;
 
 /// Answer a CONNECT request: dial, reply, then copy both ways in the background.
 pub async fn open(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
     policy: &Policy,
 ) -> Response<ProxyBody> {
@@ -73,7 +77,9 @@ pub async fn open(
         }
     };
     let _ = upstream.set_nodelay(true);
+    let place = req.extensions_mut().remove::<TunnelPlace>();
     tokio::spawn(async move {
+        let _place = place;
         let client = match hyper::upgrade::on(req).await {
             Ok(upgraded) => upgraded,
             Err(e) => {

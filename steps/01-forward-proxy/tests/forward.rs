@@ -419,3 +419,61 @@ async fn open_tunnels_keep_their_place_under_the_connection_caps() {
         .expect("the third connection is closed at once");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
+
+#[tokio::test]
+async fn http2_tunnels_keep_their_place_under_the_connection_caps() {
+    // Over HTTP/2 a tunnel is a stream, and hyper drops the body of its 200:
+    // the stream's place must stay with the tunnel, or one connection could
+    // open a hundred tunnels (two descriptors each) under a cap of three.
+    let setup = Setup::new(&["--max-connections-per-ip", "3"]).await;
+    let port = setup.backend.addr().port();
+    let stream = TcpStream::connect(setup.proxy.servers[0].addr())
+        .await
+        .unwrap();
+    let (sender, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    let open = |sender: h2::client::SendRequest<Bytes>| async move {
+        let mut sender = sender.ready().await.unwrap();
+        let request = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(format!("127.0.0.1:{port}"))
+            .body(())
+            .unwrap();
+        let (response, tunnel) = sender.send_request(request, false).unwrap();
+        (response.await.unwrap(), tunnel)
+    };
+    // The connection holds one place, each open tunnel one more.
+    let (first, mut first_tunnel) = open(sender.clone()).await;
+    assert_eq!(first.status(), 200);
+    let (second, _second_tunnel) = open(sender.clone()).await;
+    assert_eq!(second.status(), 200);
+    let (third, _) = open(sender.clone()).await;
+    assert_eq!(third.status(), 503, "a third tunnel finds no place");
+
+    // The tunnel is a working pipe to the backend.
+    first_tunnel
+        .send_data(
+            Bytes::from_static(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            false,
+        )
+        .unwrap();
+    let mut answer = first.into_body();
+    let mut bytes = Vec::new();
+    while let Some(data) = answer.data().await {
+        bytes.extend_from_slice(&data.unwrap());
+    }
+    assert!(bytes.starts_with(b"HTTP/1.1 200"), "{bytes:?}");
+    // Once both ends of the first tunnel have closed, its place is free.
+    first_tunnel.send_data(Bytes::new(), true).unwrap();
+    let fourth = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (response, _tunnel) = open(sender.clone()).await;
+            if response.status() == 200 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(fourth.is_ok(), "the closed tunnel gave its place back");
+}
