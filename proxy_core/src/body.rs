@@ -131,9 +131,9 @@ impl RequestBody {
         Self::Kept(None)
     }
 
-    /// The client's body, failing after `timeout` without bytes, and the
-    /// flag its failure will set.
-    pub fn from_client(body: Incoming, timeout: Duration) -> (Self, ClientBodyFailed) {
+    /// The client's body, failing after `timeout` without bytes (None:
+    /// never), and the flag its failure will set.
+    pub fn from_client(body: Incoming, timeout: Option<Duration>) -> (Self, ClientBodyFailed) {
         let (body, failed) = ClientBody::new(body, timeout);
         (Self::Client(body), failed)
     }

@@ -16,6 +16,13 @@
 //! whoever has to decide whose failure a failed attempt was: an upstream is
 //! never ejected, and a breaker never opens, because of what a client did.
 //!
+//! A gRPC call over HTTP/2 is exempt: a streaming call may be quiet between
+//! messages for as long as it lasts (a chat, a subscription), and that is
+//! no sign of a broken client. It is bounded otherwise: every HTTP/2 stream
+//! holds a place under the connection caps (`serving::streams`), and pings
+//! find a peer that has gone. (nginx applies `client_body_timeout` to gRPC
+//! too, and its users raise it to keep streaming calls alive.)
+//!
 //! Left out on purpose: a minimum rate (bytes a second). A client can keep
 //! a body alive with one byte every minute; the connection caps bound how
 //! many such bodies one address can hold.
@@ -33,6 +40,18 @@ use tokio::time::{Instant, Sleep};
 
 /// nginx's `client_body_timeout` default.
 pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The body timeout for a request with `head`: `timeout`, except for a gRPC
+/// call over HTTP/2, whose body may pause between messages for as long as
+/// the call lasts.
+pub fn body_timeout(head: &hyper::http::request::Parts, timeout: Duration) -> Option<Duration> {
+    let grpc = head
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    (head.version != hyper::Version::HTTP_2 || !grpc).then_some(timeout)
+}
 
 /// Why the client's body did not arrive whole.
 #[derive(Debug, Error)]
@@ -91,7 +110,8 @@ impl ClientBodyFailed {
 pub struct ClientBody {
     incoming: Incoming,
     failed: ClientBodyFailed,
-    timeout: Duration,
+    /// None: the body may pause for as long as it likes.
+    timeout: Option<Duration>,
     /// The stall timer, made at the first wait (a body that is all there
     /// when asked for never needs one).
     idle: Option<Pin<Box<Sleep>>>,
@@ -100,9 +120,9 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    /// `incoming`, failing after `timeout` without bytes; and the flag its
-    /// failure will set.
-    pub fn new(incoming: Incoming, timeout: Duration) -> (Self, ClientBodyFailed) {
+    /// `incoming`, failing after `timeout` without bytes (None: never); and
+    /// the flag its failure will set.
+    pub fn new(incoming: Incoming, timeout: Option<Duration>) -> (Self, ClientBodyFailed) {
         let failed = ClientBodyFailed::default();
         if incoming.is_end_stream() {
             failed.ended();
@@ -151,11 +171,14 @@ impl Body for ClientBody {
                 Poll::Ready(frame.map(|frame| frame.map_err(ClientBodyError::Broken)))
             }
             Poll::Pending => {
+                let Some(timeout) = this.timeout else {
+                    return Poll::Pending;
+                };
                 // The clock starts at the first wait, and again at the
                 // first wait after bytes arrived — so time the proxy spent
                 // not asking (an upstream slow to take the body) is never
                 // counted against the client.
-                let deadline = Instant::now() + this.timeout;
+                let deadline = Instant::now() + timeout;
                 let idle = this
                     .idle
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -163,7 +186,7 @@ impl Body for ClientBody {
                     idle.as_mut().reset(deadline);
                 }
                 match idle.as_mut().poll(cx) {
-                    Poll::Ready(()) => this.fail(ClientBodyError::Stalled(this.timeout)),
+                    Poll::Ready(()) => this.fail(ClientBodyError::Stalled(timeout)),
                     Poll::Pending => Poll::Pending,
                 }
             }

@@ -33,5 +33,7 @@ pub use body::{
     text_response,
 };
 pub use client::{ClientConn, TrustedProxies};
-pub use client_body::{ClientBody, ClientBodyError, ClientBodyFailed, DEFAULT_CLIENT_BODY_TIMEOUT};
+pub use client_body::{
+    ClientBody, ClientBodyError, ClientBodyFailed, DEFAULT_CLIENT_BODY_TIMEOUT, body_timeout,
+};
 pub use transport::{RoundTripError, SentBytes, Transport, TransportError};

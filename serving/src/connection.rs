@@ -28,6 +28,9 @@ use crate::{ClientStream, GuardedStream, ServerOptions};
 pub(crate) const H2_PING_EVERY: Duration = Duration::from_secs(20);
 /// Streams one HTTP/2 connection may have open at once.
 pub(crate) const H2_MAX_STREAMS: u32 = 100;
+/// How much of one HTTP/2 stream's request body may wait, unread, in the
+/// server (hyper's default).
+pub(crate) const H2_STREAM_WINDOW: u32 = 1024 * 1024;
 
 /// The first and the longest pause after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);

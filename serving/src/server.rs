@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::connection::{Connection, FirstRequest, H2_MAX_STREAMS, H2_PING_EVERY, accept_loop};
+use crate::connection::{
+    Connection, FirstRequest, H2_MAX_STREAMS, H2_PING_EVERY, H2_STREAM_WINDOW, accept_loop,
+};
 use crate::guard::Caps;
 use crate::guard::{default_max_connections, default_max_connections_per_address};
 use crate::streams::Streams;
@@ -167,13 +169,21 @@ impl Server {
                 .max_buf_size(options.max_header_bytes.max(8192));
             // HTTP/2 has no per-request head timeout after the first, so a
             // peer that vanished is found by pings, and one connection may
-            // hold at most 100 streams (hyper would allow 200).
+            // hold at most 100 streams (hyper would allow 200). The
+            // connection's window has room for every stream's: with hyper's
+            // (one stream's worth), one upload whose upstream stopped reading
+            // blocks every other body on the connection, and those clients
+            // would be answered 408 for it. Unread bodies stay bounded: each
+            // stream holds a place, so an address buffers at most its share
+            // of stream windows, as it did with one connection per place.
             builder
                 .http2()
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Some(H2_PING_EVERY))
                 .keep_alive_timeout(H2_PING_EVERY)
-                .max_concurrent_streams(H2_MAX_STREAMS);
+                .max_concurrent_streams(H2_MAX_STREAMS)
+                .initial_stream_window_size(H2_STREAM_WINDOW)
+                .initial_connection_window_size(H2_STREAM_WINDOW * H2_MAX_STREAMS);
             let graceful = GracefulShutdown::new();
             let caps = Caps::new(options.max_connections, options.max_connections_per_address);
             accept_loop(

@@ -282,6 +282,56 @@ async fn a_slow_http2_reader_of_large_chunks_is_served_to_the_end() {
     assert_eq!(received, 2 * CHUNK);
 }
 
+/// One stream's body that nobody reads does not hold up the bodies of the
+/// connection's other streams.
+#[tokio::test]
+async fn an_unread_http2_upload_leaves_room_for_the_other_streams() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (unread_tx, mut unread) = mpsc::unbounded_channel();
+    let server = Server::new(listener, "test")
+        .spawn(move |_peer| {
+            let unread_tx = unread_tx.clone();
+            service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let unread_tx = unread_tx.clone();
+                async move {
+                    if req.uri().path() == "/unread" {
+                        // Kept, never read: as an upstream that stopped
+                        // taking the body would leave it.
+                        unread_tx.send(req).unwrap();
+                        return Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())));
+                    }
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    Ok(Response::new(Full::new(body)))
+                }
+            })
+        })
+        .unwrap();
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
+    let (sender, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    let mut sender = sender.ready().await.unwrap();
+    let post = |path: &str| {
+        hyper::Request::post(format!("http://x{path}"))
+            .body(())
+            .unwrap()
+    };
+    let (_, mut upload) = sender.send_request(post("/unread"), false).unwrap();
+    upload
+        .send_data(Bytes::from(vec![0u8; 4 << 20]), false)
+        .unwrap();
+    let _kept = unread.recv().await.unwrap();
+    let mut sender = sender.ready().await.unwrap();
+    let (response, mut small) = sender.send_request(post("/echo"), false).unwrap();
+    small.send_data(Bytes::from_static(b"hello"), true).unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut body = response.await.unwrap().into_body();
+        body.data().await.unwrap().unwrap()
+    })
+    .await
+    .expect("the small body got through beside the unread one");
+    assert_eq!(answer, "hello");
+}
+
 /// However an address multiplexes, its streams count against its share:
 /// past it, a stream is answered 503 at once — and another address is
 /// still served.

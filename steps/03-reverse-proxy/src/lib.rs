@@ -53,7 +53,7 @@ use proxy_core::headers::{is_idempotent, remove_hop_by_hop, request_host, te_lis
 use proxy_core::refusal::UpgradeRefusal;
 use proxy_core::{
     ClientBodyFailed, ClientConn, DEFAULT_CLIENT_BODY_TIMEOUT, ProxyBody, RequestBody,
-    RoundTripError, SentBytes, Transport, text_response,
+    RoundTripError, SentBytes, Transport, body_timeout, text_response,
 };
 
 pub use cli::{Args, ProxyOptions, ProxySettings, launch, parse_upstream, serve};
@@ -193,6 +193,7 @@ impl<T: Transport> ReverseProxy<T> {
         //    below need from the client's original headers.
         let (mut parts, body) = req.into_parts();
         let noted = ClientHeaders::note(&parts);
+        let body_timeout = body_timeout(&parts, self.client_body_timeout);
 
         // 4. Let the director rewrite the request.
         route.direct(&mut parts);
@@ -215,7 +216,7 @@ impl<T: Transport> ReverseProxy<T> {
 
         // 7. Send the request upstream — and, if that fails, wherever the
         //    route sends it next (Go's transport has no second attempt).
-        let (body, client_body) = RequestBody::from_client(body, self.client_body_timeout);
+        let (body, client_body) = RequestBody::from_client(body, body_timeout);
         let request = Request::from_parts(parts, body);
         let response = match self.send(request, route, &client_body).await {
             Ok(response) => response,

@@ -157,3 +157,38 @@ async fn through_an_http1_upstream_grpc_fails_and_says_why() {
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_quiet_bidirectional_stream_outlives_the_client_body_timeout() {
+    // A streaming call may say nothing between messages for as long as it
+    // lasts; the body timeout that cuts off stalled uploads must not cut it.
+    let backend = real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let proxy = proxy_to(
+        &format!("h2c://{}", backend.addr()),
+        &["--client-body-timeout", "0.2"],
+    )
+    .await;
+    let mut grpc = channel(&proxy.servers[0].url());
+    grpc.ready().await.unwrap();
+    let (outgoing, queued) = tokio::sync::mpsc::unbounded_channel();
+    outgoing.send(request("one", 0)).unwrap();
+    let response = grpc
+        .streaming::<_, EchoRequest, EchoReply, _>(
+            tonic::Request::new(futures_util::stream::unfold(queued, |mut queued| async {
+                queued.recv().await.map(|message| (message, queued))
+            })),
+            PathAndQuery::from_static(BIDI),
+            ProstCodec::default(),
+        )
+        .await
+        .unwrap();
+    let mut replies = response.into_inner();
+    assert_eq!(replies.next().await.unwrap().unwrap().message, "one");
+    // Quiet for five body timeouts: what is being tested, not a wait.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    outgoing
+        .send(request("two", 0))
+        .expect("the call is still open");
+    let second = replies.next().await.expect("the stream is still open");
+    assert_eq!(second.unwrap().message, "two");
+}
