@@ -535,6 +535,41 @@ pub async fn an_upload_that_stops_half_way_is_cut_off(launch: Launch) {
     .await
 }
 
+/// A client that waits for its `100 Continue` is doing as asked, however
+/// long the upstream takes to say it: the body timeout must not cut it off.
+pub async fn a_client_waiting_for_its_continue_is_served(launch: Launch) {
+    // An upstream that never sends `100 Continue`: it answers once the
+    // body is there.
+    let backend = raw_backend(|mut stream| async move {
+        read_head(&mut stream).await;
+        let mut body = [0u8; 5];
+        if stream.read_exact(&mut body).await.is_ok() {
+            let mut answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".to_vec();
+            answer.extend_from_slice(&body);
+            let _ = stream.write_all(&answer).await;
+        }
+    })
+    .await;
+    let proxy = launch(
+        &format!("http://{backend}"),
+        &["--client-body-timeout", "0.5"],
+    )
+    .await;
+    let mut client = TcpStream::connect(proxy.servers[0].addr()).await.unwrap();
+    client
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let continued = tokio::time::timeout(Duration::from_secs(10), read_head(&mut client))
+        .await
+        .expect("told to continue");
+    assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
+    client.write_all(b"hello").await.unwrap();
+    let answer = read_all(&mut client).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("hello"), "{answer}");
+}
+
 // 9. Pooled upstream connections.
 
 pub async fn upstream_connections_are_pooled_and_reused(launch: Launch) {
@@ -875,6 +910,10 @@ macro_rules! http1_behaviours {
         #[::tokio::test]
         async fn an_upload_that_stops_half_way_is_cut_off() {
             $crate::http1::an_upload_that_stops_half_way_is_cut_off($launch).await
+        }
+        #[::tokio::test]
+        async fn a_client_waiting_for_its_continue_is_served() {
+            $crate::http1::a_client_waiting_for_its_continue_is_served($launch).await
         }
         #[::tokio::test]
         async fn upstream_connections_are_pooled_and_reused() {

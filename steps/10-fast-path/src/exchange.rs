@@ -172,6 +172,9 @@ struct Sent {
     /// its method is idempotent. (The upstream may have read it before
     /// closing: a POST is never sent twice, chapter 4's retry rule.)
     resend_on_silence: bool,
+    /// The client asked to be told when to send its body (`Expect:
+    /// 100-continue`) and has not been told yet.
+    continue_owed: bool,
 }
 
 impl Conn<'_> {
@@ -273,6 +276,7 @@ impl Conn<'_> {
         let whole = body.done();
         let idempotent = proxy_core::headers::is_idempotent(request.method(&self.cbuf));
         let mut sent = self.send_head(whole, idempotent).await?;
+        sent.continue_owed = waits_for_continue;
         if !waits_for_continue {
             self.send_body(client, &mut sent.upstream, &mut body)
                 .await?;
@@ -311,9 +315,15 @@ impl Conn<'_> {
             if !(100..200).contains(&response.status) || response.status == 101 {
                 return Ok(response);
             }
-            if request.minor == 1 {
+            // A second `100 Continue` (ours went first) would tell the
+            // client nothing.
+            let told = response.status == 100 && waits_for_continue && !sent.continue_owed;
+            if request.minor == 1 && !told {
                 self.head_for_client(&response, true, false);
                 client.write_all(&self.out).await?;
+            }
+            if response.status == 100 {
+                sent.continue_owed = false;
             }
             self.ubuf.drain(..response.len);
             // The upstream has answered: the request is no longer one to
@@ -451,6 +461,7 @@ impl Conn<'_> {
                     return Ok(Sent {
                         upstream,
                         resend_on_silence: whole && idempotent,
+                        continue_owed: false,
                     });
                 }
                 // Refused by a connection already dead: nothing arrived.
@@ -466,6 +477,7 @@ impl Conn<'_> {
         Ok(Sent {
             upstream,
             resend_on_silence: false,
+            continue_owed: false,
         })
     }
 
@@ -565,7 +577,7 @@ impl Conn<'_> {
         body: &mut BodyState,
     ) -> Result<ResponseHead, Failure>
     where
-        C: AsyncRead + Unpin,
+        C: AsyncRead + AsyncWrite + Unpin,
     {
         let deadline = self
             .path
@@ -619,13 +631,22 @@ impl Conn<'_> {
                     Ok(_) => {}
                     Err(e) => return Err(upstream_failure(&e)),
                 },
-                read = read_client(client, &mut self.cbuf, owed), if client_room => match read? {
+                read = read_client(client, &mut self.cbuf, owed), if client_room => match read {
+                    // A client still waiting for the `100 Continue` the
+                    // upstream has not sent is doing as it was told: it
+                    // hears one from us (as nginx's clients hear at once),
+                    // and its body timeout starts again.
+                    Err(Failure::Answer(408, _)) if sent.continue_owed => {
+                        sent.continue_owed = false;
+                        client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                    }
                     // Hung up: cancel (dropping the upstream connection
                     // closes it, and the upstream sees that).
-                    0 => return Err(Failure::Close),
+                    Ok(0) => return Err(Failure::Close),
                     // More of the body goes on; bytes after it (the next
                     // request) wait.
-                    _ => self.forward_body(&mut sent.upstream, body).await?,
+                    Ok(_) => self.forward_body(&mut sent.upstream, body).await?,
+                    Err(failure) => return Err(failure),
                 },
                 () = timeout => return Err(Failure::Answer(
                     504,
