@@ -161,6 +161,7 @@ pub struct Metrics {
     connect_failures: Counter,
     idle_closes: Counter,
     silent_closes: Counter,
+    crowd_closes: Counter,
 }
 
 impl Metrics {
@@ -201,6 +202,11 @@ impl Metrics {
             "Connections whose client had sent nothing, closed to free their place or by the first-byte timeout",
             self.silent_closes.clone(),
         );
+        registry.register(
+            "crowd_closes",
+            "Connections of the address holding the most places, closed at the cap to free a place when no client was silent",
+            self.crowd_closes.clone(),
+        );
         registry
     }
 }
@@ -224,9 +230,19 @@ impl TcpProxy {
         metrics.connections.inc();
         metrics.open.inc();
         let accepted = Instant::now();
-        let (held, _) = self.places.enter();
+        let (held, _) = self.places.enter(peer.ip());
         let place = &held.place;
-        if let Some(mut upstream) = self.connect(peer).await {
+        // A place given up while its connection is still being made is
+        // free at once, not when the connect ends.
+        let connected = tokio::select! {
+            upstream = self.connect(peer) => upstream,
+            () = place.given_up() => {
+                metrics.silent_closes.inc();
+                debug!("{peer}: gave up its place while connecting");
+                None
+            }
+        };
+        if let Some(mut upstream) = connected {
             if let Err(e) = self.introduce(&client, &mut upstream, peer).await {
                 debug!("{peer}: cannot write the PROXY header: {e}");
             } else {
@@ -248,6 +264,10 @@ impl TcpProxy {
                             Ended::Idle => {
                                 metrics.idle_closes.inc();
                                 debug!("{peer}: idle for {:?}, closed", self.idle_timeout);
+                            }
+                            Ended::Stopped if place.spoke() => {
+                                metrics.crowd_closes.inc();
+                                debug!("{peer}: its address held the most places; closed");
                             }
                             Ended::Stopped => {
                                 metrics.silent_closes.inc();

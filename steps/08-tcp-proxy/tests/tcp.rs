@@ -356,6 +356,39 @@ async fn silent_clients_at_the_cap_cannot_lock_others_out() {
     );
 }
 
+/// The dodge: connections that each say one byte, then nothing, are not
+/// silent. When nobody is, the address holding the most places gives one up.
+#[tokio::test]
+async fn clients_that_say_one_byte_at_the_cap_cannot_lock_others_out() {
+    let launched = proxy(
+        &[echo().await],
+        &["--max-connections", "4", "--max-connections-per-ip", "4"],
+    )
+    .await;
+    let mut crowd = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(addr(&launched)).await.unwrap();
+        stream.write_all(b"x").await.unwrap();
+        let mut back = [0u8; 1];
+        stream.read_exact(&mut back).await.unwrap();
+        crowd.push(stream);
+    }
+    let mut newcomer = TcpStream::connect(addr(&launched)).await.unwrap();
+    newcomer.write_all(b"hello").await.unwrap();
+    newcomer.shutdown().await.unwrap();
+    assert_eq!(read_to_end(&mut newcomer).await, b"hello");
+    let metrics = metrics(&launched).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tcp_proxy_crowd_closes_total ")
+                && l != "tcp_proxy_crowd_closes_total 0"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn a_client_silent_past_the_first_byte_timeout_is_closed() {
     let launched = proxy(&[echo().await], &["--first-byte-timeout", "300ms"]).await;
