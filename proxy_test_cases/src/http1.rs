@@ -979,4 +979,4 @@ macro_rules! http1_behaviours {
 
 /// The names the macro runs, checked against the cases by a test.
 #[cfg(test)]
-pub(crate) const CASES: usize = 37;
+pub(crate) const CASES: usize = 38;

@@ -124,7 +124,9 @@ where
         if req.method() == Method::CONNECT {
             // hyper drops a 2xx CONNECT answer's body: the place rides in
             // the request, for the tunnel to keep.
-            req.extensions_mut().insert(TunnelPlace(Arc::new(place)));
+            req.extensions_mut().insert(TunnelPlace {
+                _place: Arc::new(place),
+            });
             return StreamCall::Answering {
                 call: self.service.call(req),
                 stream: None,
@@ -194,7 +196,9 @@ const FRAME: usize = 16 * 1024;
 /// this from the request and holds it for as long as the tunnel is open.
 /// Dropped with the request (and any clone), the place is given back.
 #[derive(Clone)]
-pub struct TunnelPlace(Arc<Place>);
+pub struct TunnelPlace {
+    _place: Arc<Place>,
+}
 
 /// The 503 for a stream that found no place.
 fn refused<B>() -> Response<StreamBody<B>> {
