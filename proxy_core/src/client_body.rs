@@ -45,12 +45,13 @@ pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// call over HTTP/2, whose body may pause between messages for as long as
 /// the call lasts.
 pub fn body_timeout(head: &hyper::http::request::Parts, timeout: Duration) -> Option<Duration> {
-    let grpc = head
-        .headers
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/grpc"));
-    (head.version != hyper::Version::HTTP_2 || !grpc).then_some(timeout)
+    let grpc = head.version == hyper::Version::HTTP_2
+        && head
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/grpc"));
+    (!grpc).then_some(timeout)
 }
 
 /// Why the client's body did not arrive whole.
