@@ -127,7 +127,20 @@ where
         upstream_headers: Vec::new(),
     };
     loop {
-        match conn.exchange(&mut client).await {
+        // Unread bytes (a pipelined request) move to the front.
+        conn.cbuf.drain(..conn.pos);
+        conn.pos = 0;
+        // The next head is due within the header timeout, counted from now:
+        // the end of the previous response, or accept.
+        let deadline = tokio::time::Instant::now() + path.settings.header_timeout;
+        if conn.cbuf.is_empty() && !conn.first_bytes(&mut client, deadline).await {
+            break;
+        }
+        // A request's state (1.5 KiB of future: every await point's
+        // locals) lives on the heap for the request's life only, so an idle
+        // connection's task is this loop and its wait, a few hundred bytes
+        // (bench/README.md, "Idle connections").
+        match Box::pin(conn.exchange(&mut client, deadline)).await {
             Ok(true) => continue,
             Ok(false) => break,
             Err(Failure::Answer(status, reason)) => {
@@ -180,16 +193,15 @@ struct Sent {
 impl Conn<'_> {
     /// One request and its response. `Ok(true)`: the connection may carry
     /// another; `Ok(false)`: it is done.
-    async fn exchange<C>(&mut self, client: &mut C) -> Result<bool, Failure>
+    async fn exchange<C>(
+        &mut self,
+        client: &mut C,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, Failure>
     where
         C: Client,
     {
-        // Unread bytes (a pipelined request) move to the front.
-        self.cbuf.drain(..self.pos);
-        self.pos = 0;
-        let Some(request) = self.read_request_head(client).await? else {
-            return Ok(false);
-        };
+        let request = self.read_request_head(client, deadline).await?;
         // What is needed of the head later: its bytes may be gone by then
         // (the buffer is reused while the body streams).
         let head_request = request.is_head(&self.cbuf);
@@ -367,19 +379,19 @@ impl Conn<'_> {
         }
     }
 
-    /// Read until a whole request head is in `cbuf`. `None`: the client
-    /// closed between requests (or never sent one).
-    async fn read_request_head<C>(&mut self, client: &mut C) -> Result<Option<RequestHead>, Failure>
+    /// Read until a whole request head is in `cbuf` (its first bytes
+    /// already are).
+    async fn read_request_head<C>(
+        &mut self,
+        client: &mut C,
+        deadline: tokio::time::Instant,
+    ) -> Result<RequestHead, Failure>
     where
         C: Client,
     {
-        let deadline = tokio::time::Instant::now() + self.path.settings.header_timeout;
-        if self.cbuf.is_empty() && !self.first_bytes(client, deadline).await? {
-            return Ok(None);
-        }
         loop {
             if let Some(head) = head::parse_request(&self.cbuf, &mut self.headers)? {
-                return Ok(Some(head));
+                return Ok(head);
             }
             if self.cbuf.len() >= MAX_HEAD {
                 return Err(Failure::Answer(431, "request head too large".into()));
@@ -398,14 +410,10 @@ impl Conn<'_> {
     /// take the buffers back when they come. An idle keep-alive connection
     /// then costs its task and its socket — not the 18 KiB of buffers a
     /// request needs, which 8,000 idle clients would hold for nothing
-    /// (bench/README.md, "Idle connections"). `false`: the client closed or
-    /// sent nothing in time, or the server is stopping — the connection
-    /// ends quietly.
-    async fn first_bytes<C>(
-        &mut self,
-        client: &mut C,
-        deadline: tokio::time::Instant,
-    ) -> Result<bool, Failure>
+    /// (bench/README.md, "Idle connections"). `false`: the client closed,
+    /// failed or sent nothing in time, or the server is stopping — the
+    /// connection ends quietly.
+    async fn first_bytes<C>(&mut self, client: &mut C, deadline: tokio::time::Instant) -> bool
     where
         C: Client,
     {
@@ -414,18 +422,16 @@ impl Conn<'_> {
             ready = tokio::time::timeout_at(deadline, client.readable()) => ready,
             // Shutting down: a connection between requests closes now; one
             // in the middle of a head gets to finish it.
-            () = self.stopping.wait() => return Ok(false),
+            () = self.stopping.wait() => return false,
         };
-        match ready {
-            Err(_) => return Ok(false),
-            Ok(Err(_)) => return Err(Failure::Close),
-            Ok(Ok(())) => self.take_buffers(),
+        if !matches!(ready, Ok(Ok(()))) {
+            return false;
         }
-        match tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)).await {
-            Ok(Ok(0)) | Err(_) => Ok(false),
-            Ok(Err(_)) => Err(Failure::Close),
-            Ok(Ok(_)) => Ok(true),
-        }
+        self.take_buffers();
+        matches!(
+            tokio::time::timeout_at(deadline, client.read_buf(&mut self.cbuf)).await,
+            Ok(Ok(1..))
+        )
     }
 
     /// Give the buffers to the store (a connection without them gives
