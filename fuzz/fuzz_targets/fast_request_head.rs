@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
         peer_trusted: false,
     };
     let mut out = Vec::new();
-    forward::request_head(&mut out, data, &request, &headers, &upstream, &hop);
+    let target = forward::Target::as_received(&upstream, request.target(data));
+    forward::request_head(&mut out, data, &request, &headers, &target, &hop);
 
     // httparse reads it back whole.
     let mut slots = [httparse::EMPTY_HEADER; 256];

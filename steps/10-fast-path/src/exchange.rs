@@ -24,6 +24,10 @@
 //! arrives: an upstream that answers early (a 413, an echo) is read from
 //! while the client is still sending.
 //!
+//! What to do with each request — admit it or not, where it goes, where
+//! it goes when that fails — is asked of the proxy's [`Hooks`]: step 10's
+//! own send everything to one upstream.
+//!
 //! Left out on purpose: HTTP/2, and TLS.
 
 use std::io;
@@ -39,9 +43,9 @@ use tokio::net::TcpStream;
 
 use crate::buffers::{Buffers, Store};
 use crate::chunked::{ChunkError, Chunked};
-use crate::forward::{self, Hop, Upstream};
+use crate::forward::{self, Hop};
 use crate::head::{self, Framing, HeadError, HeaderAt, RequestHead, ResponseHead, slice};
-use crate::pool::Pool;
+use crate::hooks::{Destination, Head, Hooks};
 
 /// The largest head accepted (431 beyond), and the most a buffer holds.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -49,9 +53,6 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// Settings of the fast path.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub upstream: Upstream,
-    /// Where to connect (`host:port`).
-    pub connect_to: String,
     pub connect_timeout: Duration,
     /// A request head must arrive within this, from accept or from the end
     /// of the previous response.
@@ -65,10 +66,11 @@ pub struct Settings {
     pub trusted: TrustedProxies,
 }
 
-/// The shared state: settings and the upstream connection pool.
-pub struct FastPath {
+/// The shared state: settings, the hooks (and through them the upstreams
+/// and their pools), spare buffers.
+pub struct FastPath<H> {
     pub settings: Settings,
-    pub pool: Pool,
+    pub hooks: H,
     /// Spare request buffers.
     pub buffers: Store,
 }
@@ -92,6 +94,14 @@ impl Client for ClientStream {
 enum Failure {
     /// Answer with this status and reason, then close.
     Answer(u16, String),
+    /// The upstream failed the request before its response began: answer
+    /// with this status and reason, then close — unless the hooks send it
+    /// elsewhere, which they may when none of it left (`unsent`).
+    Upstream {
+        status: u16,
+        reason: String,
+        unsent: bool,
+    },
     /// Close the client's connection without a word (it went away, or the
     /// response was already under way).
     Close,
@@ -110,9 +120,14 @@ impl From<io::Error> for Failure {
 }
 
 /// Serve one client connection until it closes.
-pub async fn serve<C>(path: Arc<FastPath>, mut client: C, peer: SocketAddr, stopping: Stopping)
-where
+pub async fn serve<C, H>(
+    path: Arc<FastPath<H>>,
+    mut client: C,
+    peer: SocketAddr,
+    stopping: Stopping,
+) where
     C: Client,
+    H: Hooks,
 {
     let mut conn = Conn {
         path: &path,
@@ -143,7 +158,7 @@ where
         match Box::pin(conn.exchange(&mut client, deadline)).await {
             Ok(true) => continue,
             Ok(false) => break,
-            Err(Failure::Answer(status, reason)) => {
+            Err(Failure::Answer(status, reason) | Failure::Upstream { status, reason, .. }) => {
                 let _ = client.write_all(&error_response(status, &reason)).await;
                 break;
             }
@@ -154,8 +169,8 @@ where
 }
 
 /// A connection's buffers, reused by every request on it.
-struct Conn<'p> {
-    path: &'p FastPath,
+struct Conn<'p, H> {
+    path: &'p FastPath<H>,
     client_ip: IpAddr,
     /// Shutdown: a connection waiting for its next request closes.
     stopping: Stopping,
@@ -171,9 +186,36 @@ struct Conn<'p> {
 }
 
 /// A connection that ends gives its buffers to the next one.
-impl Drop for Conn<'_> {
+impl<H> Drop for Conn<'_, H> {
     fn drop(&mut self) {
         self.give_back_buffers();
+    }
+}
+
+/// Buffers come from the store and go back to it.
+impl<H> Conn<'_, H> {
+    /// Give the buffers to the store (a connection without them gives
+    /// nothing: a new one, or one already waiting).
+    fn give_back_buffers(&mut self) {
+        if self.cbuf.capacity() == 0 {
+            return;
+        }
+        self.path.buffers.give(Buffers {
+            client: std::mem::take(&mut self.cbuf),
+            upstream: std::mem::take(&mut self.ubuf),
+            out: std::mem::take(&mut self.out),
+            headers: std::mem::take(&mut self.headers),
+            upstream_headers: std::mem::take(&mut self.upstream_headers),
+        });
+    }
+
+    fn take_buffers(&mut self) {
+        let buffers = self.path.buffers.take();
+        self.cbuf = buffers.client;
+        self.ubuf = buffers.upstream;
+        self.out = buffers.out;
+        self.headers = buffers.headers;
+        self.upstream_headers = buffers.upstream_headers;
     }
 }
 
@@ -190,7 +232,7 @@ struct Sent {
     continue_owed: bool,
 }
 
-impl Conn<'_> {
+impl<H: Hooks> Conn<'_, H> {
     /// One request and its response. `Ok(true)`: the connection may carry
     /// another; `Ok(false)`: it is done.
     async fn exchange<C>(
@@ -206,10 +248,41 @@ impl Conn<'_> {
         // (the buffer is reused while the body streams).
         let head_request = request.is_head(&self.cbuf);
         let asked_upgrade = self.upgrade_to_tunnel(&request)?;
-        let (mut sent, mut body) = self.send_request(client, &request).await?;
-        let response = self
-            .final_response(client, &mut sent, &request, head_request, &mut body)
-            .await?;
+        let hop = self.hop(&request);
+        let hooks = &self.path.hooks;
+        let head = Head {
+            buf: &self.cbuf,
+            head: &request,
+            headers: &self.headers,
+        };
+        let mut admitted = hooks
+            .admit(&head, &hop)
+            .await
+            .map_err(|refusal| Failure::Answer(refusal.status, refusal.reason))?;
+        let (mut sent, mut body, response) = loop {
+            match self
+                .forward(client, &request, &hop, &admitted, head_request)
+                .await
+            {
+                Ok(forwarded) => break forwarded,
+                Err(Failure::Upstream {
+                    status,
+                    reason,
+                    unsent,
+                }) => {
+                    if hooks.failed(&mut admitted, &reason, unsent) && unsent {
+                        continue;
+                    }
+                    return Err(Failure::Upstream {
+                        status,
+                        reason,
+                        unsent,
+                    });
+                }
+                Err(failure) => return Err(failure),
+            }
+        };
+        hooks.answered(&mut admitted, response.status);
         if response.status == 101 {
             return self
                 .tunnel(client, sent.upstream, asked_upgrade.as_deref(), &response)
@@ -229,9 +302,39 @@ impl Conn<'_> {
             .send_response_body(client, &mut sent.upstream, &response, chunked_ok, &mut body)
             .await?;
         if reusable && !response.common.close && body.done() {
-            self.path.pool.put(sent.upstream);
+            hooks.destination(&admitted).pool.put(sent.upstream);
         }
         Ok(!close)
+    }
+
+    /// Send the request to its destination and read the final response
+    /// head — the part of an exchange that may be done again elsewhere.
+    async fn forward<C>(
+        &mut self,
+        client: &mut C,
+        request: &RequestHead,
+        hop: &Hop,
+        admitted: &H::Request,
+        head_request: bool,
+    ) -> Result<(Sent, BodyState, ResponseHead), Failure>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        let destination = self.path.hooks.destination(admitted);
+        let (mut sent, mut body) = self
+            .send_request(client, request, hop, admitted, destination)
+            .await?;
+        let response = self
+            .final_response(
+                client,
+                &mut sent,
+                request,
+                head_request,
+                &mut body,
+                destination,
+            )
+            .await?;
+        Ok((sent, body, response))
     }
 
     /// The protocol to tunnel if the upstream switches to it, or none (no
@@ -256,19 +359,29 @@ impl Conn<'_> {
         &mut self,
         client: &mut C,
         request: &RequestHead,
+        hop: &Hop,
+        admitted: &H::Request,
+        destination: &Destination,
     ) -> Result<(Sent, BodyState), Failure>
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
-        let hop = self.hop(request);
         self.out.clear();
+        let (path, query) = forward::origin(request.target(&self.cbuf));
+        // A target is ASCII in practice, and then this borrows.
+        let path = String::from_utf8_lossy(path);
+        let target = forward::Target {
+            upstream: &destination.upstream,
+            path: self.path.hooks.path(admitted, &path).as_bytes(),
+            query,
+        };
         forward::request_head(
             &mut self.out,
             &self.cbuf,
             request,
             &self.headers,
-            &self.path.settings.upstream,
-            &hop,
+            &target,
+            hop,
         );
         self.pos = request.len;
         let mut body = BodyState::new(request.framing());
@@ -287,7 +400,7 @@ impl Conn<'_> {
         // if the connection closed after taking it.
         let whole = body.done();
         let idempotent = proxy_core::headers::is_idempotent(request.method(&self.cbuf));
-        let mut sent = self.send_head(whole, idempotent).await?;
+        let mut sent = self.send_head(destination, whole, idempotent).await?;
         sent.continue_owed = waits_for_continue;
         if !waits_for_continue {
             self.send_body(client, &mut sent.upstream, &mut body)
@@ -306,6 +419,7 @@ impl Conn<'_> {
         request: &RequestHead,
         head_request: bool,
         body: &mut BodyState,
+        destination: &Destination,
     ) -> Result<ResponseHead, Failure>
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -313,7 +427,7 @@ impl Conn<'_> {
         let waits_for_continue = request.expect_continue;
         loop {
             let response = match self
-                .read_response_head(client, sent, head_request, body)
+                .read_response_head(client, sent, head_request, body, destination)
                 .await
             {
                 Ok(response) => response,
@@ -434,34 +548,15 @@ impl Conn<'_> {
         )
     }
 
-    /// Give the buffers to the store (a connection without them gives
-    /// nothing: a new one, or one already waiting).
-    fn give_back_buffers(&mut self) {
-        if self.cbuf.capacity() == 0 {
-            return;
-        }
-        self.path.buffers.give(Buffers {
-            client: std::mem::take(&mut self.cbuf),
-            upstream: std::mem::take(&mut self.ubuf),
-            out: std::mem::take(&mut self.out),
-            headers: std::mem::take(&mut self.headers),
-            upstream_headers: std::mem::take(&mut self.upstream_headers),
-        });
-    }
-
-    fn take_buffers(&mut self) {
-        let buffers = self.path.buffers.take();
-        self.cbuf = buffers.client;
-        self.ubuf = buffers.upstream;
-        self.out = buffers.out;
-        self.headers = buffers.headers;
-        self.upstream_headers = buffers.upstream_headers;
-    }
-
     /// A connection to the upstream, with `out` (the head and first body
     /// bytes) written to it.
-    async fn send_head(&mut self, whole: bool, idempotent: bool) -> Result<Sent, Failure> {
-        if let Some(mut upstream) = self.path.pool.take() {
+    async fn send_head(
+        &mut self,
+        destination: &Destination,
+        whole: bool,
+        idempotent: bool,
+    ) -> Result<Sent, Failure> {
+        if let Some(mut upstream) = destination.pool.take() {
             match upstream.write_all(&self.out).await {
                 Ok(()) => {
                     return Ok(Sent {
@@ -472,14 +567,14 @@ impl Conn<'_> {
                 }
                 // Refused by a connection already dead: nothing arrived.
                 Err(_) if whole => {}
-                Err(e) => return Err(upstream_failure(&e)),
+                Err(e) => return Err(upstream_failure(e)),
             }
         }
-        let mut upstream = self.connect().await?;
+        let mut upstream = self.connect(destination).await?;
         upstream
             .write_all(&self.out)
             .await
-            .map_err(|e| upstream_failure(&e))?;
+            .map_err(upstream_failure)?;
         Ok(Sent {
             upstream,
             resend_on_silence: false,
@@ -487,26 +582,24 @@ impl Conn<'_> {
         })
     }
 
-    async fn connect(&self) -> Result<TcpStream, Failure> {
-        let settings = &self.path.settings;
-        let connect = TcpStream::connect(&settings.connect_to);
-        match tokio::time::timeout(settings.connect_timeout, connect).await {
+    /// A new connection to `destination`. Failing, nothing of the request
+    /// has left.
+    async fn connect(&self, destination: &Destination) -> Result<TcpStream, Failure> {
+        let limit = self.path.settings.connect_timeout;
+        let connect = TcpStream::connect(&destination.connect_to);
+        let reason = match tokio::time::timeout(limit, connect).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                Ok(stream)
+                return Ok(stream);
             }
-            Ok(Err(e)) => Err(Failure::Answer(
-                502,
-                format!("upstream request failed: cannot connect: {e}"),
-            )),
-            Err(_) => Err(Failure::Answer(
-                502,
-                format!(
-                    "upstream request failed: cannot connect within {:?}",
-                    settings.connect_timeout
-                ),
-            )),
-        }
+            Ok(Err(e)) => format!("upstream request failed: cannot connect: {e}"),
+            Err(_) => format!("upstream request failed: cannot connect within {limit:?}"),
+        };
+        Err(Failure::Upstream {
+            status: 502,
+            reason,
+            unsent: true,
+        })
     }
 
     /// Stream the request body from the client to `upstream` until it is
@@ -561,7 +654,7 @@ impl Conn<'_> {
             upstream
                 .write_all(&available[..taken])
                 .await
-                .map_err(|e| upstream_failure(&e))?;
+                .map_err(upstream_failure)?;
         }
         self.pos += taken;
         if self.pos == self.cbuf.len() {
@@ -581,6 +674,7 @@ impl Conn<'_> {
         sent: &mut Sent,
         head_request: bool,
         body: &mut BodyState,
+        destination: &Destination,
     ) -> Result<ResponseHead, Failure>
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -595,18 +689,10 @@ impl Conn<'_> {
                 match head::parse_response(&self.ubuf, &mut self.upstream_headers, head_request) {
                     Ok(Some(head)) => return Ok(head),
                     Ok(None) => {}
-                    Err(e) => {
-                        return Err(Failure::Answer(
-                            502,
-                            format!("upstream request failed: bad response head: {e}"),
-                        ));
-                    }
+                    Err(e) => return Err(upstream_failure(format!("bad response head: {e}"))),
                 }
                 if self.ubuf.len() >= MAX_HEAD {
-                    return Err(Failure::Answer(
-                        502,
-                        "upstream request failed: response head too large".into(),
-                    ));
+                    return Err(upstream_failure("response head too large"));
                 }
             }
             reserve(&mut self.ubuf);
@@ -627,15 +713,14 @@ impl Conn<'_> {
                         // The pooled connection was closed under us before
                         // it answered: once more, on a fresh one.
                         sent.resend_on_silence = false;
-                        sent.upstream = self.connect().await?;
-                        sent.upstream.write_all(&self.out).await.map_err(|e| upstream_failure(&e))?;
+                        sent.upstream = self.connect(destination).await?;
+                        sent.upstream.write_all(&self.out).await.map_err(upstream_failure)?;
                     }
-                    Ok(0) => return Err(Failure::Answer(
-                        502,
-                        "upstream request failed: connection closed before a complete response head".into(),
+                    Ok(0) => return Err(upstream_failure(
+                        "connection closed before a complete response head",
                     )),
                     Ok(_) => {}
-                    Err(e) => return Err(upstream_failure(&e)),
+                    Err(e) => return Err(upstream_failure(e)),
                 },
                 read = read_client(client, &mut self.cbuf, owed), if client_room => match read {
                     // A client still waiting for the `100 Continue` the
@@ -654,10 +739,20 @@ impl Conn<'_> {
                     Ok(_) => self.forward_body(&mut sent.upstream, body).await?,
                     Err(failure) => return Err(failure),
                 },
-                () = timeout => return Err(Failure::Answer(
-                    504,
-                    "upstream request failed: no response head in time".into(),
-                )),
+                () = timeout => return Err(if body.done() {
+                    Failure::Upstream {
+                        status: 504,
+                        reason: "upstream request failed: no response head in time".into(),
+                        unsent: false,
+                    }
+                } else {
+                    // The upstream may be waiting for the body the client
+                    // still owes: the client's failure, not the upstream's.
+                    Failure::Answer(
+                        408,
+                        "the client's body was still arriving when the upstream's time ran out".into(),
+                    )
+                }),
             }
         }
     }
@@ -844,8 +939,13 @@ fn reserve(buf: &mut Vec<u8>) {
     }
 }
 
-fn upstream_failure(e: &io::Error) -> Failure {
-    Failure::Answer(502, format!("upstream request failed: {e}"))
+/// A 502 for an upstream that failed after the request began to leave.
+fn upstream_failure(e: impl std::fmt::Display) -> Failure {
+    Failure::Upstream {
+        status: 502,
+        reason: format!("upstream request failed: {e}"),
+        unsent: false,
+    }
 }
 
 /// A short plain-text answer that closes the connection.

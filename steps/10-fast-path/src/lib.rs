@@ -15,21 +15,26 @@
 //! - [`chunked`]: chunked bodies followed without decoding, strictly;
 //! - [`exchange`]: one task per client connection drives its upstream
 //!   connection too, one buffer each way;
-//! - [`pool`]: idle upstream connections.
+//! - [`pool`]: idle upstream connections;
+//! - [`hooks`]: where a proxy on this engine decides (step 10's own decide
+//!   nothing: one upstream for everything; the gateway's route, limit and
+//!   balance).
 //!
 //! The serving side (accept loop, connection caps, send timeout, graceful
 //! shutdown) is the one every step shares (`serving`). NOTES chapter 10
 //! says what each choice saved, measured.
 //!
 //! Left out on purpose: HTTP/2 (from clients and to upstreams), TLS, and
-//! the hooks step 03 exposes (director, modify-response, error handler):
-//! this step is one fixed behaviour, the one step 03 shows by default.
+//! step 03's hooks for a learner's own code (director, modify-response,
+//! error handler): this step is one fixed behaviour, the one step 03
+//! shows by default.
 
 pub mod buffers;
 pub mod chunked;
 pub mod exchange;
 pub mod forward;
 pub mod head;
+pub mod hooks;
 pub mod pool;
 
 use std::net::SocketAddr;
@@ -42,6 +47,7 @@ use serving::{Binder, Launched, ServeFlags, Server};
 
 use exchange::{FastPath, Settings};
 use forward::Upstream;
+use hooks::{Destination, Fixed};
 
 /// Command line of `step10-fast-path`.
 #[derive(Parser, Debug, Clone)]
@@ -98,13 +104,16 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         path => path.to_owned(),
     };
     let options = args.serve.server_options();
-    let settings = Settings {
+    let destination = Destination {
         upstream: Upstream {
             authority,
             base_path,
             base_query: upstream.query().map(str::to_owned),
         },
         connect_to,
+        pool: pool::Pool::new(1024, args.pool_idle_timeout),
+    };
+    let settings = Settings {
         connect_timeout: Duration::from_secs(5),
         header_timeout: options
             .header_read_timeout
@@ -115,7 +124,7 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     };
     let path = Arc::new(FastPath {
         settings,
-        pool: pool::Pool::new(1024, args.pool_idle_timeout),
+        hooks: Fixed(destination),
         buffers: buffers::Store::default(),
     });
     let listener = binder.bind(args.listen).await?;

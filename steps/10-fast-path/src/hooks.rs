@@ -1,0 +1,136 @@
+//! Where a proxy built on this engine decides: its hooks.
+//!
+//! Step 10 is one fixed behaviour: every request goes to one upstream. The
+//! gateway (step 11) runs the same engine with decisions of its own — which
+//! service and which upstream, whether to admit the request at all, where
+//! it goes when an upstream fails, what to record — so the engine asks a
+//! [`Hooks`] at each of those points:
+//!
+//! ```text
+//! head parsed ──▶ admit ──▶ destination (+ path) ──▶ connect ─┬─▶ response head ──▶ answered
+//!                   │                                         └─▶ failed ──▶ another destination, or 502
+//!                   └─▶ a refusal, answered here
+//! ```
+//!
+//! The engine keeps what is HTTP's and the connection's: framing, the
+//! forwarding rules, the pools, resending on a pooled connection found
+//! dead. The hooks get what is policy's, and the request's own state
+//! ([`Hooks::Request`]) lives as long as the exchange: dropping it is the
+//! end of the request (a balancer's in-flight count ends there).
+//!
+//! Step 10's own hooks, [`Fixed`], decide nothing: one destination, every
+//! request admitted. The engine is generic over its hooks, so the compiler
+//! makes one copy of it for `Fixed` in which the questions are answered at
+//! compile time and leave no trace (bench/README.md, "Hooks").
+//!
+//! Left out on purpose: hooks that edit headers (the gateway's transforms
+//! come with issue 28), and resending a request whose upstream failed after
+//! taking it — only a failed connect moves a request to another
+//! destination, since nothing of it left.
+
+use std::future::Future;
+
+use crate::forward::{Hop, Upstream};
+use crate::head::{HeaderAt, RequestHead, slice};
+use crate::pool::Pool;
+
+/// Where requests are sent: the upstream as the outgoing head names it,
+/// where to connect, and the idle connections to it.
+pub struct Destination {
+    pub upstream: Upstream,
+    /// `host:port`.
+    pub connect_to: String,
+    pub pool: Pool,
+}
+
+/// A request head, as the hooks see it: read-only views into the
+/// connection's buffer.
+pub struct Head<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) head: &'a RequestHead,
+    pub(crate) headers: &'a [HeaderAt],
+}
+
+impl<'a> Head<'a> {
+    pub fn method(&self) -> &'a [u8] {
+        self.head.method(self.buf)
+    }
+
+    /// The request target as received (origin form, or absolute form).
+    pub fn target(&self) -> &'a [u8] {
+        self.head.target(self.buf)
+    }
+
+    /// The `Host` header, if there was one.
+    pub fn host(&self) -> Option<&'a [u8]> {
+        self.head.host.map(|host| slice(self.buf, host))
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name(self.buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value(self.buf))
+    }
+}
+
+/// A request the hooks answer themselves (`404`, `429`, `503`…). The
+/// connection closes after it: a body the client may be sending is not
+/// read.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+/// The decisions a proxy on this engine makes. Every method but
+/// [`admit`](Self::admit) and [`destination`](Self::destination) has a
+/// default that decides nothing.
+pub trait Hooks: Send + Sync + 'static {
+    /// What the hooks hold for one request, from admission to its end.
+    type Request: Send;
+
+    /// A request head is in: admit it, or refuse it with an answer. `who`:
+    /// the peer and the client it speaks for.
+    fn admit(
+        &self,
+        head: &Head<'_>,
+        who: &Hop,
+    ) -> impl Future<Output = Result<Self::Request, Refusal>> + Send;
+
+    /// Where the request goes (now: a failure may change it).
+    fn destination<'a>(&'a self, request: &'a Self::Request) -> &'a Destination;
+
+    /// The path to send instead of the one received (`path`, origin form,
+    /// without the query), joined to the destination's base path.
+    fn path<'a>(&'a self, _request: &'a Self::Request, path: &'a str) -> &'a str {
+        path
+    }
+
+    /// The destination failed the request before its response began
+    /// (`cause`: why). `resendable`: none of the request left, so it may
+    /// go elsewhere — `true` sends it again, to
+    /// [`destination`](Self::destination)'s new answer.
+    fn failed(&self, _request: &mut Self::Request, _cause: &str, _resendable: bool) -> bool {
+        false
+    }
+
+    /// The destination answered with `status` (the final response head).
+    fn answered(&self, _request: &mut Self::Request, _status: u16) {}
+}
+
+/// Step 10's hooks: every request to one destination.
+pub struct Fixed(pub Destination);
+
+impl Hooks for Fixed {
+    type Request = ();
+
+    fn admit(&self, _: &Head<'_>, _: &Hop) -> impl Future<Output = Result<(), Refusal>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    fn destination<'a>(&'a self, _: &'a ()) -> &'a Destination {
+        &self.0
+    }
+}
