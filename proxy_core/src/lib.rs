@@ -15,7 +15,9 @@
 //!   [`TrustedProxies`], whose forwarded client addresses are believed;
 //! - [`client_body`]: the client's request body, failing when it breaks
 //!   off or stalls, and the flag that says whose failure that was;
-//! - [`transport`]: [`Transport`], Go's `RoundTripper`, and its error.
+//! - [`transport`]: [`Transport`], Go's `RoundTripper`, and its error;
+//! - [`view`]: [`HeadView`], a request head as a policy reads it on either
+//!   engine, and [`Refusal`], a policy's answer.
 //!
 //! Left out on purpose: anything with behaviour of its own (serving,
 //! pooling, picking, the proxies themselves). This crate is vocabulary.
@@ -27,6 +29,7 @@ pub mod headers;
 pub mod refusal;
 pub mod target;
 pub mod transport;
+pub mod view;
 
 pub use body::{
     Observed, OnFrame, ProxyBody, RequestBody, complete_response, error_chain, observe,
@@ -37,3 +40,4 @@ pub use client_body::{
     ClientBody, ClientBodyError, ClientBodyFailed, DEFAULT_CLIENT_BODY_TIMEOUT, body_timeout,
 };
 pub use transport::{RoundTripError, SentBytes, Transport, TransportError};
+pub use view::{HeadView, Refusal};

@@ -35,6 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::StatusCode;
 use proxy_core::TrustedProxies;
 use proxy_core::refusal::UpgradeRefusal;
 use serving::{ClientStream, Stopping};
@@ -45,7 +46,7 @@ use crate::buffers::{Buffers, Store};
 use crate::chunked::{ChunkError, Chunked};
 use crate::forward::{self, Hop};
 use crate::head::{self, Framing, HeadError, HeaderAt, RequestHead, ResponseHead, slice};
-use crate::hooks::{Destination, Head, Hooks};
+use crate::hooks::{Destination, Head, Hooks, Refusal};
 
 /// The largest head accepted (431 beyond), and the most a buffer holds.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -102,6 +103,8 @@ enum Failure {
         reason: String,
         unsent: bool,
     },
+    /// The hooks refused the request: answer their refusal, then close.
+    Refused(Refusal),
     /// Close the client's connection without a word (it went away, or the
     /// response was already under way).
     Close,
@@ -160,6 +163,10 @@ pub async fn serve<C, H>(
             Ok(false) => break,
             Err(Failure::Answer(status, reason) | Failure::Upstream { status, reason, .. }) => {
                 let _ = client.write_all(&error_response(status, &reason)).await;
+                break;
+            }
+            Err(Failure::Refused(refusal)) => {
+                let _ = client.write_all(&refusal_response(&refusal)).await;
                 break;
             }
             Err(Failure::Close) => break,
@@ -255,10 +262,7 @@ impl<H: Hooks> Conn<'_, H> {
             head: &request,
             headers: &self.headers,
         };
-        let mut admitted = hooks
-            .admit(&head, &hop)
-            .await
-            .map_err(|refusal| Failure::Answer(refusal.status, refusal.reason))?;
+        let mut admitted = hooks.admit(&head, &hop).await.map_err(Failure::Refused)?;
         let (mut sent, mut body, response) = loop {
             match self
                 .forward(client, &request, &hop, &admitted, head_request)
@@ -950,17 +954,30 @@ fn upstream_failure(e: impl std::fmt::Display) -> Failure {
 
 /// A short plain-text answer that closes the connection.
 fn error_response(status: u16, reason: &str) -> Vec<u8> {
-    let text = match status {
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        504 => "Gateway Timeout",
-        _ => "Error",
-    };
-    format!(
-        "HTTP/1.1 {status} {text}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reason}\n",
-        reason.len() + 1
+    refusal_response(&Refusal::new(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        reason.to_owned(),
+    ))
+}
+
+/// A refusal as plain text, its header with it; the connection closes.
+fn refusal_response(refusal: &Refusal) -> Vec<u8> {
+    let status = refusal.status;
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error"),
+        refusal.reason.len() + 1
     )
-    .into_bytes()
+    .into_bytes();
+    if let Some((name, value)) = &refusal.header {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(refusal.reason.as_bytes());
+    out.push(b'\n');
+    out
 }

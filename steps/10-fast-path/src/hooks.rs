@@ -30,7 +30,11 @@
 
 use std::future::Future;
 
-use crate::forward::{Hop, Upstream};
+use hyper::header::HeaderName;
+use proxy_core::HeadView;
+pub use proxy_core::Refusal;
+
+use crate::forward::{self, Hop, Upstream};
 use crate::head::{HeaderAt, RequestHead, slice};
 use crate::pool::Pool;
 
@@ -44,7 +48,8 @@ pub struct Destination {
 }
 
 /// A request head, as the hooks see it: read-only views into the
-/// connection's buffer.
+/// connection's buffer (and a [`HeadView`], so a policy written over that
+/// reads it as it reads hyper's).
 pub struct Head<'a> {
     pub(crate) buf: &'a [u8],
     pub(crate) head: &'a RequestHead,
@@ -52,10 +57,6 @@ pub struct Head<'a> {
 }
 
 impl<'a> Head<'a> {
-    pub fn method(&self) -> &'a [u8] {
-        self.head.method(self.buf)
-    }
-
     /// The request target as received (origin form, or absolute form).
     pub fn target(&self) -> &'a [u8] {
         self.head.target(self.buf)
@@ -65,23 +66,42 @@ impl<'a> Head<'a> {
     pub fn host(&self) -> Option<&'a [u8]> {
         self.head.host.map(|host| slice(self.buf, host))
     }
-
-    /// The first value of header `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name(self.buf).eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| h.value(self.buf))
-    }
 }
 
-/// A request the hooks answer themselves (`404`, `429`, `503`…). The
-/// connection closes after it: a body the client may be sending is not
-/// read.
-#[derive(Debug)]
-pub struct Refusal {
-    pub status: u16,
-    pub reason: String,
+impl HeadView for Head<'_> {
+    fn method(&self) -> &[u8] {
+        self.head.method(self.buf)
+    }
+
+    fn path(&self) -> &[u8] {
+        forward::origin(self.target()).0
+    }
+
+    fn authority(&self) -> Option<&[u8]> {
+        let target = self.target();
+        match target.windows(3).position(|w| w == b"://") {
+            // Absolute form: the authority runs to the path, query or end.
+            Some(at) => {
+                let rest = &target[at + 3..];
+                let end = rest
+                    .iter()
+                    .position(|b| *b == b'/' || *b == b'?')
+                    .unwrap_or(rest.len());
+                Some(&rest[..end])
+            }
+            None => self.host(),
+        }
+    }
+
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| {
+                h.name(self.buf)
+                    .eq_ignore_ascii_case(name.as_str().as_bytes())
+            })
+            .map(|h| h.value(self.buf))
+    }
 }
 
 /// The decisions a proxy on this engine makes. Every method but
@@ -132,5 +152,59 @@ impl Hooks for Fixed {
 
     fn destination<'a>(&'a self, _: &'a ()) -> &'a Destination {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::parse_request;
+
+    /// Step 10's view of `raw` and hyper's of the same request answer alike.
+    fn same_answers(raw: &str, request: hyper::Request<()>) {
+        let mut headers = Vec::new();
+        let head = parse_request(raw.as_bytes(), &mut headers)
+            .unwrap()
+            .unwrap();
+        let ours = Head {
+            buf: raw.as_bytes(),
+            head: &head,
+            headers: &headers,
+        };
+        let (hypers, ()) = request.into_parts();
+        assert_eq!(ours.method(), hypers.method());
+        assert_eq!(ours.path(), hypers.path(), "{raw}");
+        assert_eq!(ours.authority(), hypers.authority(), "{raw}");
+        let key = HeaderName::from_static("x-key");
+        assert_eq!(ours.header(&key), hypers.header(&key));
+        let absent = HeaderName::from_static("x-absent");
+        assert_eq!(ours.header(&absent), None);
+    }
+
+    #[test]
+    fn the_engines_views_of_a_head_agree() {
+        same_answers(
+            "POST /api/x?y=1 HTTP/1.1\r\nHost: h.example:81\r\nX-Key: one\r\nx-key: two\r\n\r\n",
+            hyper::Request::post("/api/x?y=1")
+                .header("host", "h.example:81")
+                .header("x-key", "one")
+                .header("x-key", "two")
+                .body(())
+                .unwrap(),
+        );
+        same_answers(
+            "GET http://target.example:8080/a/b?c HTTP/1.1\r\nHost: other\r\n\r\n",
+            hyper::Request::get("http://target.example:8080/a/b?c")
+                .header("host", "other")
+                .body(())
+                .unwrap(),
+        );
+        same_answers(
+            "GET http://target.example HTTP/1.1\r\nHost: target.example\r\n\r\n",
+            hyper::Request::get("http://target.example")
+                .header("host", "target.example")
+                .body(())
+                .unwrap(),
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hyper::StatusCode;
 use real_server::Echo;
 use serving::{Server, ServerOptions};
 use step10_fast_path::buffers::Store;
@@ -43,10 +44,7 @@ impl Hooks for TwoDestinations {
         let target = String::from_utf8_lossy(head.target()).into_owned();
         self.note(format!("admit {target} from {}", who.client));
         let decided = if target.starts_with("/private") {
-            Err(Refusal {
-                status: 403,
-                reason: "private".into(),
-            })
+            Err(Refusal::new(StatusCode::FORBIDDEN, "private"))
         } else {
             Ok(Decided {
                 to: 0,

@@ -23,15 +23,61 @@
 //! them — but a prefix ends at a `;` as it ends at a `/` ([`crate::router`]),
 //! so `/private;x=1` belongs to `/private`.
 
-/// The canonical form of `path` (no query), or why it is refused.
-pub fn path(raw: &str) -> Result<String, String> {
+use std::borrow::Cow;
+
+/// The canonical form of `path` (no query), or why it is refused. Most
+/// paths are already canonical and come back borrowed: checking costs a
+/// scan, rewriting an allocation.
+pub fn path(raw: &str) -> Result<Cow<'_, str>, String> {
+    if is_canonical(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
     let decoded = decode_unreserved(raw)?;
-    Ok(remove_dot_segments(&decoded))
+    Ok(Cow::Owned(remove_dot_segments(&decoded)))
 }
 
-/// The host as routes name it: lower case, no port, no trailing dot.
-pub fn host(host: &str) -> String {
-    host.trim_end_matches('.').to_ascii_lowercase()
+/// A path the rewriting would leave as it is: from the root, nothing
+/// encoded, and no empty, `.` or `..` segment (but a trailing `/`).
+fn is_canonical(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    if raw.contains('%') {
+        return false;
+    }
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if (segment.is_empty() && !last) || segment == "." || segment == ".." {
+            return false;
+        }
+    }
+    true
+}
+
+/// The host as routes name it: lower case, no port, no trailing dot
+/// (borrowed when it is that already).
+pub fn host(host: &str) -> Cow<'_, str> {
+    let trimmed = host.trim_end_matches('.');
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
+}
+
+/// The host of an authority as sent (`Host` or the target's), without its
+/// port: `a.example:80` → `a.example`, `[::1]:80` → `[::1]`.
+pub fn host_of(authority: &[u8]) -> Option<&str> {
+    let authority = std::str::from_utf8(authority).ok()?;
+    let host = if authority.starts_with('[') {
+        &authority[..=authority.find(']')?]
+    } else {
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host)
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 fn decode_unreserved(raw: &str) -> Result<String, String> {
@@ -131,6 +177,27 @@ mod tests {
         assert_eq!(path("/a/b/..").as_deref(), Ok("/a/"));
         assert_eq!(path("/").as_deref(), Ok("/"));
         assert_eq!(path("/..").as_deref(), Ok("/"));
+    }
+
+    #[test]
+    fn a_canonical_path_is_borrowed_and_only_that() {
+        for canonical in ["/", "/a", "/a/b/", "/a;x=1/b", "/a.b/c..d"] {
+            assert!(
+                matches!(path(canonical), Ok(Cow::Borrowed(_))),
+                "{canonical}"
+            );
+        }
+        for rewritten in ["//a", "/a//b", "/a/./b", "/a/..", "/%41", "*", ""] {
+            assert!(!is_canonical(rewritten), "{rewritten}");
+        }
+    }
+
+    #[test]
+    fn a_host_loses_its_port() {
+        assert_eq!(host_of(b"a.example:8080"), Some("a.example"));
+        assert_eq!(host_of(b"a.example"), Some("a.example"));
+        assert_eq!(host_of(b"[::1]:80"), Some("[::1]"));
+        assert_eq!(host_of(b":80"), None);
     }
 
     #[test]

@@ -467,7 +467,7 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
         host: service
             .host
             .as_ref()
-            .map(|h| crate::canonical::host(h.get_ref())),
+            .map(|h| crate::canonical::host(h.get_ref()).into_owned()),
         path_prefix,
         strip_prefix: service.strip_prefix,
         upstreams,

@@ -9,6 +9,7 @@
 //! whole, and in one that changed, every upstream that stayed keeps its
 //! health, drain flag and counters.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,8 +25,7 @@ use middleware::settings::MakeRateLimit;
 use middleware::stats::Metrics;
 use middleware::{Chain, Ctx, Endpoint};
 use prometheus_client::metrics::counter::Counter;
-use proxy_core::headers::request_host;
-use proxy_core::{ProxyBody, text_response};
+use proxy_core::{HeadView, ProxyBody, Refusal};
 use shared_limit::{SharedLimits, SharedRateLimit};
 use step04_load_balance::BalancedProxy;
 use step04_load_balance::retry::RetryCounters;
@@ -66,41 +66,62 @@ pub(crate) struct Table {
     pub(crate) services: Vec<Arc<LiveService>>,
 }
 
+/// Where a request goes: its service, and the path it is forwarded with
+/// (canonical, without the service's prefix when it strips one).
+pub(crate) struct Routed<'t, 'p> {
+    pub(crate) service: &'t Arc<LiveService>,
+    pub(crate) path: Cow<'p, str>,
+}
+
+impl Table {
+    /// The service for `head`, on either engine. Routing reads — and the
+    /// request is forwarded with — one spelling of the path and the host
+    /// ([`canonical`]).
+    pub(crate) fn route<'p>(&self, head: &'p impl HeadView) -> Result<Routed<'_, 'p>, Refusal> {
+        let raw = std::str::from_utf8(head.path())
+            .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "the path is not UTF-8"))?;
+        let path =
+            canonical::path(raw).map_err(|why| Refusal::new(StatusCode::BAD_REQUEST, why))?;
+        let host = head
+            .authority()
+            .and_then(canonical::host_of)
+            .map(canonical::host);
+        let Some(index) = self.index.route(host.as_deref(), &path) else {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no service takes host {} and path {path}",
+                    host.as_deref().unwrap_or("(none)"),
+                ),
+            ));
+        };
+        let service = &self.services[index];
+        let path = match &service.strip {
+            Some(prefix) => match path {
+                Cow::Borrowed(path) => router::strip_path(path, prefix),
+                Cow::Owned(path) => Cow::Owned(router::strip_path(&path, prefix).into_owned()),
+            },
+            None => path,
+        };
+        Ok(Routed { service, path })
+    }
+}
+
 impl Endpoint for Table {
     fn call<'a>(
         &'a self,
         mut req: Request<Incoming>,
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        // Route on — and forward — one spelling of the path and the host.
-        let path = match canonical::path(req.uri().path()) {
-            Ok(path) => path,
-            Err(why) => {
-                let refusal = text_response(StatusCode::BAD_REQUEST, why);
+        let (service, path) = match self.route(&req) {
+            Ok(Routed { service, path }) => (service, path.into_owned()),
+            Err(refusal) => {
+                let refusal = refusal.into_response();
                 return Box::pin(async move { refusal });
             }
         };
         if path != req.uri().path() {
             *req.uri_mut() = router::with_path(req.uri(), &path);
-        }
-        let host = request_host(req.headers(), req.uri())
-            .ok()
-            .flatten()
-            .map(|a| canonical::host(a.host()));
-        let Some(index) = self.index.route(host.as_deref(), req.uri().path()) else {
-            let refusal = text_response(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no service takes host {} and path {}",
-                    host.as_deref().unwrap_or("(none)"),
-                    req.uri().path()
-                ),
-            );
-            return Box::pin(async move { refusal });
-        };
-        let service = &self.services[index];
-        if let Some(prefix) = &service.strip {
-            *req.uri_mut() = router::strip(req.uri(), prefix);
         }
         tracing::debug!(
             "{} {} → service {}",

@@ -2,6 +2,7 @@
 //! longest prefix winning, a service naming the host winning over one that
 //! takes any host.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use hyper::Uri;
@@ -78,14 +79,19 @@ impl RouteIndex {
 /// `uri` without `prefix` at the start of its path (`/api/x?y` → `/x?y`,
 /// `/api` → `/`, `/api;v=2/x` → `/;v=2/x`).
 pub fn strip(uri: &Uri, prefix: &str) -> Uri {
+    with_path(uri, &strip_path(uri.path(), prefix))
+}
+
+/// `path` without `prefix` at its start, still a path (`/api/x` → `/x`,
+/// `/api` → `/`, `/api;v=2/x` → `/;v=2/x`); borrowed where it can be.
+pub fn strip_path<'p>(path: &'p str, prefix: &str) -> Cow<'p, str> {
     let prefix = prefix.trim_end_matches('/');
-    let rest = uri.path().strip_prefix(prefix).unwrap_or(uri.path());
-    let path = if rest.starts_with('/') {
-        rest.to_owned()
+    let rest = path.strip_prefix(prefix).unwrap_or(path);
+    if rest.starts_with('/') {
+        Cow::Borrowed(rest)
     } else {
-        format!("/{rest}")
-    };
-    with_path(uri, &path)
+        Cow::Owned(format!("/{rest}"))
+    }
 }
 
 /// `uri` with its path replaced by `path`, the query kept.
