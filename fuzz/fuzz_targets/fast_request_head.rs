@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut out = Vec::new();
     let target = forward::Target::as_received(&upstream, request.target(data));
-    forward::request_head(&mut out, data, &request, &headers, &target, &hop);
+    forward::request_head(&mut out, data, &request, &headers, &target, &hop, &[]);
 
     // httparse reads it back whole.
     let mut slots = [httparse::EMPTY_HEADER; 256];

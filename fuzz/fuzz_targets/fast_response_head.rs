@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut out = Vec::new();
-    forward::response_head(&mut out, data, &response, &headers, chunked_ok, close);
+    forward::response_head(&mut out, data, &response, &headers, chunked_ok, close, &[]);
     let mut slots = [httparse::EMPTY_HEADER; 256];
     let mut parsed = httparse::Response::new(&mut slots);
     match parsed.parse(&out) {

@@ -17,12 +17,13 @@
 //! taken from `Content-Length` would let a client add 2^63 with one header,
 //! and wrap the counter with two.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -221,6 +222,60 @@ pub struct Stats {
     pub metrics: Arc<Metrics>,
 }
 
+/// One request being counted, on either engine: made when it arrives,
+/// told its answer when the response head is in. Dropped unanswered (the
+/// client left, or the request was refused before an answer was counted),
+/// it leaves the in-flight gauge all the same.
+pub struct Counted<M: Deref<Target = Metrics>> {
+    metrics: M,
+    started: Instant,
+    method: &'static str,
+    answered: bool,
+}
+
+impl<M: Deref<Target = Metrics>> Counted<M> {
+    /// Count a request with `method` as arrived and in flight.
+    pub fn arrived(metrics: M, method: &[u8]) -> Self {
+        let started = Instant::now();
+        metrics
+            .per_second
+            .record(metrics.per_second.second(started), false);
+        metrics.in_flight.inc();
+        Self {
+            metrics,
+            started,
+            method: method_label(method),
+            answered: false,
+        }
+    }
+
+    /// The response head came: `status`, from `upstream` (none: the proxy
+    /// answered by itself).
+    pub fn answered(&mut self, status: u16, upstream: Option<&Arc<str>>) {
+        if std::mem::replace(&mut self.answered, true) {
+            return;
+        }
+        let metrics = &*self.metrics;
+        metrics.in_flight.dec();
+        metrics
+            .duration
+            .observe(self.started.elapsed().as_secs_f64());
+        metrics.count_request(
+            self.method,
+            status,
+            upstream.unwrap_or(&metrics.no_upstream),
+        );
+    }
+}
+
+impl<M: Deref<Target = Metrics>> Drop for Counted<M> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.metrics.in_flight.dec();
+        }
+    }
+}
+
 impl Middleware for Stats {
     fn handle<'a>(
         &'a self,
@@ -228,29 +283,14 @@ impl Middleware for Stats {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        // The request side runs now, so the boxed future below holds only
-        // what the response side needs, not the request.
-        let metrics = &self.metrics;
-        let started = Instant::now();
-        let method = method_label(req.method());
+        let metrics = &*self.metrics;
         req.extensions_mut().insert(metrics.sent_bytes.clone());
-        metrics
-            .per_second
-            .record(metrics.per_second.second(started), false);
-        let in_flight = InFlight::enter(metrics);
+        let mut counted = Counted::arrived(metrics, req.method().as_str().as_bytes());
         let response = next.run(req, ctx);
         Box::pin(async move {
             let response = response.await;
-            drop(in_flight);
-            metrics.duration.observe(started.elapsed().as_secs_f64());
-            metrics.count_request(
-                method,
-                response.status().as_u16(),
-                ctx.upstream().unwrap_or(&metrics.no_upstream),
-            );
+            counted.answered(response.status().as_u16(), ctx.upstream());
             let counter = metrics.bytes_out.clone();
-            // A gRPC answer's outcome is its grpc-status: in the head when
-            // the call failed at once (trailers-only), else in the trailers.
             let mut grpc = is_grpc(response.headers()).then(|| metrics.grpc.clone());
             if let (Some(family), Some(code)) = (&grpc, response.headers().get(GRPC_STATUS)) {
                 family.get_or_create(&grpc_label(code)).inc();
@@ -295,35 +335,15 @@ fn grpc_label(code: &hyper::header::HeaderValue) -> GrpcLabels {
 /// One request in the in-flight gauge until it is answered or dropped (a
 /// client that hangs up mid-request drops the future, and the gauge must
 /// not keep counting it).
-struct InFlight<'a>(&'a Gauge);
-
-impl<'a> InFlight<'a> {
-    fn enter(metrics: &'a Metrics) -> Self {
-        metrics.in_flight.inc();
-        Self(&metrics.in_flight)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 /// Unknown methods share one label, so a client cannot grow the metric set.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "OTHER",
-    }
+fn method_label(method: &[u8]) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| known.as_bytes() == method)
+        .unwrap_or("OTHER")
 }
 
 /// The admin listener's answer: `/metrics`, `/stats`, or 404.

@@ -288,8 +288,15 @@ impl<H: Hooks> Conn<'_, H> {
         };
         hooks.answered(&mut admitted, response.status);
         if response.status == 101 {
+            let set = hooks.response_headers(&admitted);
             return self
-                .tunnel(client, sent.upstream, asked_upgrade.as_deref(), &response)
+                .tunnel(
+                    client,
+                    sent.upstream,
+                    asked_upgrade.as_deref(),
+                    &response,
+                    set,
+                )
                 .await;
         }
         // The client's body, if the upstream answered without waiting for it,
@@ -301,7 +308,12 @@ impl<H: Hooks> Conn<'_, H> {
             || request.minor == 0
             || request.common.length_ignored
             || framing == Framing::UntilClose;
-        self.head_for_client(&response, chunked_ok, close);
+        self.head_for_client(
+            &response,
+            chunked_ok,
+            close,
+            hooks.response_headers(&admitted),
+        );
         let reusable = self
             .send_response_body(client, &mut sent.upstream, &response, chunked_ok, &mut body)
             .await?;
@@ -386,6 +398,7 @@ impl<H: Hooks> Conn<'_, H> {
             &self.headers,
             &target,
             hop,
+            self.path.hooks.request_headers(admitted),
         );
         self.pos = request.len;
         let mut body = BodyState::new(request.framing());
@@ -449,7 +462,7 @@ impl<H: Hooks> Conn<'_, H> {
             // client nothing.
             let told = response.status == 100 && waits_for_continue && !sent.continue_owed;
             if request.minor == 1 && !told {
-                self.head_for_client(&response, true, false);
+                self.head_for_client(&response, true, false, &[]);
                 client.write_all(&self.out).await?;
             }
             if response.status == 100 {
@@ -467,7 +480,13 @@ impl<H: Hooks> Conn<'_, H> {
 
     /// `out` = the response head for the client (see
     /// [`forward::response_head`]).
-    fn head_for_client(&mut self, response: &ResponseHead, chunked_ok: bool, close: bool) {
+    fn head_for_client(
+        &mut self,
+        response: &ResponseHead,
+        chunked_ok: bool,
+        close: bool,
+        set: forward::Set<'_>,
+    ) {
         self.out.clear();
         forward::response_head(
             &mut self.out,
@@ -476,6 +495,7 @@ impl<H: Hooks> Conn<'_, H> {
             &self.upstream_headers,
             chunked_ok,
             close,
+            set,
         );
     }
 
@@ -841,6 +861,7 @@ impl<H: Hooks> Conn<'_, H> {
         mut upstream: TcpStream,
         asked: Option<&[u8]>,
         response: &ResponseHead,
+        set: forward::Set<'_>,
     ) -> Result<bool, Failure>
     where
         C: AsyncRead + AsyncWrite + Unpin,
@@ -859,7 +880,7 @@ impl<H: Hooks> Conn<'_, H> {
                 ));
             }
         }
-        self.head_for_client(response, true, false);
+        self.head_for_client(response, true, false, set);
         self.out.extend_from_slice(&self.ubuf[response.len..]);
         client.write_all(&self.out).await?;
         upstream.write_all(&self.cbuf[self.pos..]).await?;

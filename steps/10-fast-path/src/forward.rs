@@ -12,6 +12,8 @@
 
 use std::net::IpAddr;
 
+use hyper::header::{HeaderName, HeaderValue};
+
 use proxy_core::headers::te_lists_trailers;
 
 use crate::head::{Framing, HeaderAt, RequestHead, ResponseHead, slice};
@@ -86,7 +88,23 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Write the request head for `target` into `out`.
+/// Headers a proxy sets: each replaces whatever the message carried
+/// under its name.
+pub type Set<'a> = &'a [(HeaderName, HeaderValue)];
+
+fn is_set(name: &[u8], set: Set<'_>) -> bool {
+    set.iter()
+        .any(|(set, _)| name.eq_ignore_ascii_case(set.as_str().as_bytes()))
+}
+
+fn write_set(out: &mut Vec<u8>, set: Set<'_>) {
+    for (name, value) in set {
+        line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+}
+
+/// Write the request head for `target` into `out`, with the headers in
+/// `set` in place of the client's of those names.
 pub fn request_head(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -94,6 +112,7 @@ pub fn request_head(
     headers: &[HeaderAt],
     target: &Target<'_>,
     hop: &Hop,
+    set: Set<'_>,
 ) {
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
@@ -123,7 +142,10 @@ pub fn request_head(
             }
             continue;
         }
-        if is_hop_by_hop(name, &head.common) || name.eq_ignore_ascii_case(b"x-real-ip") {
+        if is_hop_by_hop(name, &head.common)
+            || name.eq_ignore_ascii_case(b"x-real-ip")
+            || is_set(name, set)
+        {
             continue;
         }
         // A trusted proxy before us saw the client's Host and scheme.
@@ -169,6 +191,7 @@ pub fn request_head(
     }
     let mut address = [0u8; 48];
     line(out, b"x-real-ip", format_ip(hop.client, &mut address));
+    write_set(out, set);
     if tunnels_upgrade(buf, head) {
         out.extend_from_slice(b"connection: upgrade\r\n");
         line(
@@ -184,7 +207,8 @@ pub fn request_head(
 /// Write the response head for the client into `out`. `chunked_ok`: the
 /// client speaks HTTP/1.1 (else a chunked body goes out decoded, delimited
 /// by the connection's close). `close`: the client's connection ends
-/// after this response.
+/// after this response. `set`: headers in place of the upstream's of those
+/// names.
 pub fn response_head(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -192,6 +216,7 @@ pub fn response_head(
     headers: &[HeaderAt],
     chunked_ok: bool,
     close: bool,
+    set: Set<'_>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     let status = head.status;
@@ -217,11 +242,13 @@ pub fn response_head(
         }
         if is_hop_by_hop(name, &head.common)
             || (head.common.transfer_encoding && name.eq_ignore_ascii_case(b"content-length"))
+            || is_set(name, set)
         {
             continue;
         }
         line(out, name, header.value(buf));
     }
+    write_set(out, set);
     if head.status == 101 {
         out.extend_from_slice(b"connection: upgrade\r\n");
         if let Some(upgrade) = head.common.upgrade {
@@ -392,6 +419,7 @@ mod tests {
                 client: "10.0.0.9".parse().unwrap(),
                 peer_trusted: false,
             },
+            &[],
         );
         String::from_utf8(out).unwrap()
     }

@@ -34,7 +34,7 @@ use hyper::header::HeaderName;
 use proxy_core::HeadView;
 pub use proxy_core::Refusal;
 
-use crate::forward::{self, Hop, Upstream};
+use crate::forward::{self, Hop, Set, Upstream};
 use crate::head::{HeaderAt, RequestHead, slice};
 use crate::pool::Pool;
 
@@ -138,6 +138,18 @@ pub trait Hooks: Send + Sync + 'static {
 
     /// The destination answered with `status` (the final response head).
     fn answered(&self, _request: &mut Self::Request, _status: u16) {}
+
+    /// Headers the request goes upstream with, in place of any the client
+    /// sent under those names (a request id).
+    fn request_headers<'a>(&'a self, _request: &'a Self::Request) -> Set<'a> {
+        &[]
+    }
+
+    /// Headers the final response goes to the client with, in place of
+    /// the upstream's under those names.
+    fn response_headers<'a>(&'a self, _request: &'a Self::Request) -> Set<'a> {
+        &[]
+    }
 }
 
 /// Step 10's hooks: every request to one destination.

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::StatusCode;
+use hyper::header::{HeaderName, HeaderValue};
 use real_server::Echo;
 use serving::{Server, ServerOptions};
 use step10_fast_path::buffers::Store;
@@ -20,6 +21,9 @@ use tokio::net::TcpListener;
 struct TwoDestinations {
     destinations: [Destination; 2],
     noted: Mutex<Vec<String>>,
+    /// Set on every request, and on every response.
+    request_set: [(HeaderName, HeaderValue); 1],
+    response_set: [(HeaderName, HeaderValue); 1],
 }
 
 struct Decided {
@@ -76,6 +80,14 @@ impl Hooks for TwoDestinations {
     fn answered(&self, request: &mut Decided, status: u16) {
         self.note(format!("answered {status} by {}", request.to));
     }
+
+    fn request_headers<'a>(&'a self, _: &'a Decided) -> &'a [(HeaderName, HeaderValue)] {
+        &self.request_set
+    }
+
+    fn response_headers<'a>(&'a self, _: &'a Decided) -> &'a [(HeaderName, HeaderValue)] {
+        &self.response_set
+    }
 }
 
 fn destination(addr: String) -> Destination {
@@ -115,6 +127,14 @@ async fn engine() -> Engine {
         hooks: TwoDestinations {
             destinations: [destination(dead), destination(backend.addr().to_string())],
             noted: Mutex::default(),
+            request_set: [(
+                HeaderName::from_static("x-request-id"),
+                HeaderValue::from_static("from-the-hooks"),
+            )],
+            response_set: [(
+                HeaderName::from_static("x-request-id"),
+                HeaderValue::from_static("back-from-the-hooks"),
+            )],
         },
         buffers: Store::default(),
     });
@@ -137,9 +157,23 @@ async fn engine() -> Engine {
 #[tokio::test]
 async fn a_request_goes_where_the_hooks_send_it() {
     let Engine { url, path, .. } = &engine().await;
-    let response = reqwest::get(format!("{url}/api/items?x=1")).await.unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{url}/api/items?x=1"))
+        .header("x-request-id", "the-clients")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "back-from-the-hooks");
     let seen: Echo = response.json().await.unwrap();
+    // The hooks' header went in place of the client's.
+    let ids: Vec<&str> = seen
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "x-request-id")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(ids, ["from-the-hooks"]);
     // The prefix went, the query stayed.
     assert_eq!(seen.path, "/items");
     assert_eq!(seen.query.as_deref(), Some("x=1"));
