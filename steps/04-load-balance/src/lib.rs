@@ -18,6 +18,7 @@
 //!    request as in flight until its response body has been sent, for
 //!    least-connections and bounded loads.
 
+pub mod journey;
 pub mod retry;
 
 use std::net::SocketAddr;
@@ -28,20 +29,21 @@ use clap::Parser;
 use demo_backends::TRIO;
 use hyper::body::Incoming;
 use hyper::http::request::Parts;
-use hyper::{Request, Response, StatusCode, Uri};
+use hyper::{Request, Response, Uri};
 use load_balance::{
-    ActiveChecks, Balancer, HashKey, HealthPolicy, InFlight, Kind, Options, Outcome, Upstream,
+    ActiveChecks, Balancer, HashKey, HealthPolicy, InFlight, Kind, Options, Upstream,
 };
+use proxy_core::ProxyBody;
 use proxy_core::{ClientConn, Transport};
-use proxy_core::{ProxyBody, text_response};
 use serving::{Binder, Launched, Server};
 use step03_reverse_proxy::director::point_at;
 use step03_reverse_proxy::{
     HttpTransport, ProxyError, ProxyOptions, ProxySettings, ReverseProxy, Route, UpgradeHandler,
 };
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
+use journey::Journey;
 use retry::{Retries, RetryCounters};
 
 /// Command line of `step04-load-balance`.
@@ -273,51 +275,28 @@ impl<T: Transport> BalancedProxy<T> {
         } else {
             Vec::new()
         };
-        let Some(upstream) = self.balancer.pick(&key) else {
-            let refusal = text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no upstream to send to: none is configured, or every one is drained",
-            );
-            return (refusal, None);
+        let journey = match Journey::begin(self, &key) {
+            Ok(journey) => journey,
+            Err(refusal) => return (refusal.into_response(), None),
         };
-        self.retries.budget.deposit();
         // Only keep the path around when it will be logged.
         let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_owned());
-        let mut attempts = Attempts {
-            in_flight: self.start(&upstream),
-            proxy: self,
-            upstream,
-            tried: Vec::new(),
-            last_failed: false,
-            abandoned: false,
-        };
+        let mut attempts = Attempts { journey };
         let response = self.proxy.serve_with(client, req, &mut attempts).await;
-        let Attempts {
-            upstream,
-            in_flight,
-            last_failed,
-            abandoned,
-            ..
-        } = attempts;
+        let mut journey = attempts.journey;
+        let upstream = journey.upstream().clone();
         // A failed attempt was reported when it failed; an answer is
         // reported now. A request its client abandoned says nothing about
         // the upstream.
-        if abandoned {
+        if journey.was_abandoned() {
             debug!("the client abandoned its request to {upstream}; not counted against it");
-        } else if !last_failed {
-            let status = response.status().as_u16();
-            let outcome = if self.fail_statuses.contains(&status) {
-                Outcome::BadStatus(status)
-            } else {
-                Outcome::Success
-            };
-            self.balancer.report(&upstream, &self.policy, outcome);
         }
+        journey.answered(response.status().as_u16());
         if let Some(path) = path {
             debug!("{path} → {upstream} ({})", response.status());
         }
         // The request stays in flight until its body has been sent.
-        let response = match in_flight {
+        let response = match journey.take_in_flight() {
             Some(in_flight) => response.map(|body| {
                 proxy_core::observe(body, move |_| {
                     let _ = &in_flight;
@@ -338,71 +317,36 @@ impl<T: Transport> BalancedProxy<T> {
     }
 }
 
-/// One request's way through the upstream set: the upstream it is being
-/// sent to, the ones that failed it, and whether it may go on to another.
+/// One request's [`Journey`] as step 03's engine drives it: pointed at its
+/// upstream, and at another when an attempt fails and may go again.
 pub struct Attempts<'a, T> {
-    proxy: &'a BalancedProxy<T>,
-    upstream: Arc<Upstream>,
-    tried: Vec<Arc<Upstream>>,
-    in_flight: Option<InFlight>,
-    /// The last attempt failed (and was reported when it did).
-    last_failed: bool,
-    /// The client abandoned the request: nothing to report.
-    abandoned: bool,
+    journey: Journey<&'a BalancedProxy<T>>,
 }
 
 impl<T: Transport> Route for Attempts<'_, T> {
     fn direct(&mut self, parts: &mut Parts) {
-        point_at(parts, &self.upstream.url, self.upstream.host.as_ref());
+        let upstream = self.journey.upstream();
+        point_at(parts, &upstream.url, upstream.host.as_ref());
     }
 
     fn keeps_copies(&self) -> bool {
-        self.proxy.retries.max > 0
+        self.journey.retries()
     }
 
     fn abandoned(&mut self) {
-        self.abandoned = true;
+        self.journey.abandon();
     }
 
     fn failed(&mut self, error: &ProxyError, again: Option<&mut Parts>) -> bool {
-        let proxy = self.proxy;
-        let cause = error.to_string();
-        proxy
-            .balancer
-            .report(&self.upstream, &proxy.policy, Outcome::Unreachable(&cause));
-        self.last_failed = true;
-        let Some(parts) = again else {
-            return false;
-        };
-        if self.tried.len() as u32 >= proxy.retries.max {
-            return false;
+        let label = again.as_deref().map(request_label).unwrap_or_default();
+        let retried = self
+            .journey
+            .failed(&error.to_string(), again.is_some(), &label);
+        if let (true, Some(parts)) = (retried, again) {
+            let upstream = self.journey.upstream();
+            point_at(parts, &upstream.url, upstream.host.as_ref());
         }
-        self.tried.push(self.upstream.clone());
-        let Some(next) = proxy.balancer.pick_another(&self.tried) else {
-            return false;
-        };
-        if !proxy.retries.budget.withdraw() {
-            proxy.retries.counters.refused.inc();
-            warn!(
-                "{}: {} failed ({cause}); not retried: the retry budget is spent",
-                request_label(parts),
-                self.upstream
-            );
-            return false;
-        }
-        proxy.retries.counters.retried.inc();
-        warn!(
-            "{}: {} failed ({cause}); retry {} of {} on {next}",
-            request_label(parts),
-            self.upstream,
-            self.tried.len(),
-            proxy.retries.max
-        );
-        point_at(parts, &next.url, next.host.as_ref());
-        self.in_flight = proxy.start(&next);
-        self.upstream = next;
-        self.last_failed = false;
-        true
+        retried
     }
 }
 
