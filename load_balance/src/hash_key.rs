@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use hyper::Request;
 use hyper::header::HeaderName;
+use proxy_core::HeadView;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashKey {
@@ -36,21 +36,23 @@ impl FromStr for HashKey {
 }
 
 impl HashKey {
-    /// The key bytes of one request.
-    pub fn of<B>(&self, req: &Request<B>, client: IpAddr) -> Vec<u8> {
+    /// The key bytes of one request, `head`, forwarded with `path` (the
+    /// URL's path as it goes upstream, on either engine), from `client`.
+    pub fn of(&self, head: &impl HeadView, path: &[u8], client: IpAddr) -> Vec<u8> {
         match self {
-            HashKey::Url => req
-                .uri()
-                .path_and_query()
-                .map_or(b"/".to_vec(), |pq| pq.as_str().as_bytes().to_vec()),
+            HashKey::Url => {
+                let mut url = path.to_vec();
+                if let Some(query) = head.query() {
+                    url.push(b'?');
+                    url.extend_from_slice(query);
+                }
+                url
+            }
             HashKey::ClientIp => match client {
                 IpAddr::V4(ip) => ip.octets().to_vec(),
                 IpAddr::V6(ip) => ip.octets().to_vec(),
             },
-            HashKey::Header(name) => req
-                .headers()
-                .get(name)
-                .map_or_else(Vec::new, |v| v.as_bytes().to_vec()),
+            HashKey::Header(name) => head.header(name).map_or_else(Vec::new, <[u8]>::to_vec),
         }
     }
 }

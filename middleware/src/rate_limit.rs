@@ -41,7 +41,7 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use proxy_core::client::client_share;
 use proxy_core::headers::ip_header_value;
-use proxy_core::{ProxyBody, text_response};
+use proxy_core::{HeadView, ProxyBody, Refusal};
 
 use crate::stats::Metrics;
 use crate::{Ctx, Middleware, Next};
@@ -74,21 +74,32 @@ impl FromStr for RateKey {
 }
 
 impl RateKey {
-    /// The key of `req`'s bucket. A header's key is a copy: a clone of the
-    /// request's header value would share (and keep alive) the buffer the
-    /// whole request head was read into, for as long as the bucket lives.
-    /// A key too long to keep is refused (`Err` names the header).
-    pub fn of(&self, req: &Request<Incoming>, ctx: &Ctx) -> Result<HeaderValue, &HeaderName> {
+    /// The key of the bucket of `head`, from `client` (`client_text`: the
+    /// address as text, if the caller has it made already). A header's key
+    /// is a copy: a clone of hyper's header value would share (and keep
+    /// alive) the buffer the whole request head was read into, for as long
+    /// as the bucket lives. A key too long to keep is refused with 400.
+    pub fn of(
+        &self,
+        head: &impl HeadView,
+        client: IpAddr,
+        client_text: Option<&HeaderValue>,
+    ) -> Result<HeaderValue, Refusal> {
         Ok(match self {
             RateKey::Global => HeaderValue::from_static(""),
             // An IPv6 client's bucket is its /64's, as its connection cap is.
-            RateKey::ClientIp => match ctx.client.client_ip() {
-                IpAddr::V4(_) => ctx.client.ip().clone(),
-                v6 => ip_header_value(client_share(v6)),
+            RateKey::ClientIp => match (client, client_text) {
+                (IpAddr::V4(_), Some(text)) => text.clone(),
+                _ => ip_header_value(client_share(client)),
             },
-            RateKey::Header(name) => match req.headers().get(name) {
-                Some(value) if value.len() > MAX_KEY_BYTES => return Err(name),
-                Some(value) => HeaderValue::from_bytes(value.as_bytes())
+            RateKey::Header(name) => match head.header(name) {
+                Some(value) if value.len() > MAX_KEY_BYTES => {
+                    return Err(Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("{name} is longer than {MAX_KEY_BYTES} bytes"),
+                    ));
+                }
+                Some(value) => HeaderValue::from_bytes(value)
                     .expect("a header value's bytes make a header value"),
                 None => HeaderValue::from_static(""),
             },
@@ -96,27 +107,16 @@ impl RateKey {
     }
 }
 
-/// The 400 for a header key longer than [`MAX_KEY_BYTES`].
-pub fn key_too_long(name: &HeaderName) -> Response<ProxyBody> {
-    text_response(
-        StatusCode::BAD_REQUEST,
-        format!("{name} is longer than {MAX_KEY_BYTES} bytes"),
-    )
-}
-
 /// The 429 for a request over `rate`/s with bursts of `burst`, whose next
 /// token arrives in `wait`.
-pub fn too_many_requests(rate: u32, burst: u32, wait: Duration) -> Response<ProxyBody> {
+pub fn too_many_requests(rate: u32, burst: u32, wait: Duration) -> Refusal {
     // Retry-After is whole seconds; round up, never 0.
     let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    let mut refusal = text_response(
+    Refusal::new(
         StatusCode::TOO_MANY_REQUESTS,
         format!("rate limit exceeded: {rate}/s with bursts of {burst}; retry in {seconds}s"),
-    );
-    refusal
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    refusal
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
 }
 
 /// Drop fully refilled buckets every this many requests (by default).
@@ -239,6 +239,29 @@ impl RateLimit {
     }
 }
 
+impl RateLimit {
+    /// Take a token for `head` from `client` (see [`RateKey::of`]), or
+    /// refuse it: the decision, on either engine.
+    pub fn check(
+        &self,
+        head: &impl HeadView,
+        client: IpAddr,
+        client_text: Option<&HeaderValue>,
+    ) -> Result<(), Refusal> {
+        let checks = self.checks.fetch_add(1, Ordering::Relaxed);
+        if checks % self.cleanup_every == self.cleanup_every - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        let key = BucketKey::Client(self.key.of(head, client, client_text)?);
+        self.limiter.check_key(&key).map_err(|not_until| {
+            self.metrics.count_rate_limited();
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            too_many_requests(self.rate, self.burst, wait)
+        })
+    }
+}
+
 impl Middleware for RateLimit {
     fn handle<'a>(
         &'a self,
@@ -246,24 +269,10 @@ impl Middleware for RateLimit {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        let checks = self.checks.fetch_add(1, Ordering::Relaxed);
-        if checks % self.cleanup_every == self.cleanup_every - 1 {
-            self.limiter.retain_recent();
-            self.limiter.shrink_to_fit();
-        }
-        let key = match self.key.of(&req, ctx) {
-            Ok(key) => BucketKey::Client(key),
-            Err(name) => {
-                let refusal = key_too_long(name);
-                return Box::pin(async move { refusal });
-            }
-        };
-        match self.limiter.check_key(&key) {
+        match self.check(&req, ctx.client.client_ip(), Some(ctx.client.ip())) {
             Ok(()) => next.run(req, ctx),
-            Err(not_until) => {
-                self.metrics.count_rate_limited();
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let refusal = too_many_requests(self.rate, self.burst, wait);
+            Err(refusal) => {
+                let refusal = refusal.into_response();
                 Box::pin(async move { refusal })
             }
         }

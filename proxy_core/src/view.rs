@@ -25,6 +25,8 @@ pub trait HeadView {
     /// The path of the request target, without its query (`/` for an
     /// absolute-form target without one).
     fn path(&self) -> &[u8];
+    /// The query of the request target, if it has one.
+    fn query(&self) -> Option<&[u8]>;
     /// Where the client sent it: the target's authority (absolute form,
     /// HTTP/2's `:authority`), else `Host`, as sent.
     fn authority(&self) -> Option<&[u8]>;
@@ -39,6 +41,10 @@ impl HeadView for Parts {
 
     fn path(&self) -> &[u8] {
         self.uri.path().as_bytes()
+    }
+
+    fn query(&self) -> Option<&[u8]> {
+        self.uri.query().map(str::as_bytes)
     }
 
     fn authority(&self) -> Option<&[u8]> {
@@ -57,6 +63,10 @@ impl<B> HeadView for hyper::Request<B> {
 
     fn path(&self) -> &[u8] {
         self.uri().path().as_bytes()
+    }
+
+    fn query(&self) -> Option<&[u8]> {
+        self.uri().query().map(str::as_bytes)
     }
 
     fn authority(&self) -> Option<&[u8]> {
@@ -131,6 +141,7 @@ mod tests {
         );
         assert_eq!(head.method(), b"POST");
         assert_eq!(head.path(), b"/api/x");
+        assert_eq!(head.query(), Some(&b"y=1"[..]));
         assert_eq!(head.authority(), Some(&b"Example.com:8080"[..]));
         let key = HeaderName::from_static("x-key");
         assert_eq!(head.header(&key), Some(&b"a"[..]));

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use middleware::rate_limit::{RateKey, key_too_long, too_many_requests};
+use middleware::rate_limit::{RateKey, too_many_requests};
 use middleware::stats::Metrics;
 use middleware::{Ctx, Middleware, Next};
 use prometheus_client::metrics::counter::Counter;
@@ -319,9 +319,12 @@ impl Middleware for SharedRateLimit {
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         Box::pin(async move {
-            let key = match self.key.of(&req, ctx) {
+            let key = match self
+                .key
+                .of(&req, ctx.client.client_ip(), Some(ctx.client.ip()))
+            {
                 Ok(key) => key,
-                Err(name) => return key_too_long(name),
+                Err(refusal) => return refusal.into_response(),
             };
             let mut bucket = self.prefix.clone();
             bucket.extend_from_slice(key.as_bytes());
@@ -329,7 +332,7 @@ impl Middleware for SharedRateLimit {
                 Verdict::Admitted => next.run(req, ctx).await,
                 Verdict::Refused(wait) => {
                     self.metrics.count_rate_limited();
-                    too_many_requests(self.rate.get(), self.burst.get(), wait)
+                    too_many_requests(self.rate.get(), self.burst.get(), wait).into_response()
                 }
                 Verdict::Unavailable => match self.limits.fail {
                     Fail::Open => next.run(req, ctx).await,

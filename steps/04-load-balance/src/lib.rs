@@ -271,7 +271,8 @@ impl<T: Transport> BalancedProxy<T> {
         req: Request<Incoming>,
     ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let key = if self.balancer.kind().uses_key() {
-            self.hash_key.of(&req, client.client_ip())
+            self.hash_key
+                .of(&req, req.uri().path().as_bytes(), client.client_ip())
         } else {
             Vec::new()
         };

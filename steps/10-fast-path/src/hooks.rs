@@ -77,6 +77,10 @@ impl HeadView for Head<'_> {
         forward::origin(self.target()).0
     }
 
+    fn query(&self) -> Option<&[u8]> {
+        forward::origin(self.target()).1
+    }
+
     fn authority(&self) -> Option<&[u8]> {
         let target = self.target();
         match target.windows(3).position(|w| w == b"://") {
@@ -186,6 +190,7 @@ mod tests {
         let (hypers, ()) = request.into_parts();
         assert_eq!(ours.method(), hypers.method());
         assert_eq!(ours.path(), hypers.path(), "{raw}");
+        assert_eq!(ours.query(), hypers.query(), "{raw}");
         assert_eq!(ours.authority(), hypers.authority(), "{raw}");
         let key = HeaderName::from_static("x-key");
         assert_eq!(ours.header(&key), hypers.header(&key));
