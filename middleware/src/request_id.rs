@@ -21,11 +21,20 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub struct RequestId;
 
-/// Printable ASCII, at most 200 bytes: anything else is replaced, so a
-/// client cannot smuggle junk into every log line.
-fn acceptable(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    !bytes.is_empty() && bytes.len() <= 200 && bytes.iter().all(|b| (b'!'..=b'~').contains(b))
+/// The request's id: the one it was `sent` with if that is printable
+/// ASCII of at most 200 bytes, else a new one — so a client cannot smuggle
+/// junk into every log line. The decision, on either engine.
+pub fn choose(sent: Option<&[u8]>) -> HeaderValue {
+    match sent {
+        Some(bytes)
+            if !bytes.is_empty()
+                && bytes.len() <= 200
+                && bytes.iter().all(|b| (b'!'..=b'~').contains(b)) =>
+        {
+            HeaderValue::from_bytes(bytes).expect("printable ASCII is a header value")
+        }
+        _ => generate(),
+    }
 }
 
 /// 128 random bits as 32 hex digits. Ids must be unique, not secret; at
@@ -46,11 +55,7 @@ impl Middleware for RequestId {
         // check and the write.
         let id = match req.headers_mut().entry(X_REQUEST_ID) {
             Entry::Occupied(mut kept) => {
-                let id = if acceptable(kept.get()) {
-                    kept.get().clone()
-                } else {
-                    generate()
-                };
+                let id = choose(Some(kept.get().as_bytes()));
                 // Also collapses repeated headers into the one id we log.
                 kept.insert(id.clone());
                 id

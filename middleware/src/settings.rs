@@ -102,6 +102,9 @@ pub type MakeRateLimit = dyn Fn(&RateLimitSettings) -> Arc<dyn Middleware> + Sen
 pub struct Built {
     pub chain: Chain,
     pub breaker: Option<Arc<Breaker>>,
+    /// The rate limit kept in the process, if the chain has one: another
+    /// engine serving the same routes asks the same buckets.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl ChainSettings {
@@ -122,16 +125,21 @@ impl ChainSettings {
                 metrics: metrics.clone(),
             }));
         }
+        let mut local_limit = None;
         if let Some(limit) = &self.rate_limit {
             chain = chain.with(match rate_limiter {
                 Some(make) => make(limit),
-                None => Arc::new(RateLimit::with_max_keys(
-                    limit.rps,
-                    limit.burst,
-                    limit.key.clone(),
-                    metrics.clone(),
-                    limit.max_keys,
-                )),
+                None => {
+                    let local = Arc::new(RateLimit::with_max_keys(
+                        limit.rps,
+                        limit.burst,
+                        limit.key.clone(),
+                        metrics.clone(),
+                        limit.max_keys,
+                    ));
+                    local_limit = Some(local.clone());
+                    local
+                }
             });
         }
         if let Some(auth) = &self.auth {
@@ -151,7 +159,11 @@ impl ChainSettings {
         if !self.rewrite.is_empty() {
             chain = chain.with(Arc::new(Rewrite::new(self.rewrite.clone())));
         }
-        Ok(Built { chain, breaker })
+        Ok(Built {
+            chain,
+            breaker,
+            rate_limit: local_limit,
+        })
     }
 }
 

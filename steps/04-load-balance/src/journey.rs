@@ -12,12 +12,13 @@
 //! so with `resendable` (chapter 4's retry rule).
 
 use std::fmt::Display;
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use hyper::StatusCode;
 use load_balance::{InFlight, Outcome, Upstream};
-use proxy_core::{Refusal, Transport};
+use proxy_core::{HeadView, Refusal, Transport};
 use tracing::warn;
 
 use crate::BalancedProxy;
@@ -39,10 +40,21 @@ where
     P: Deref<Target = BalancedProxy<T>>,
     T: Transport,
 {
-    /// Start a request whose hash key is `key` (empty unless the strategy
-    /// reads one): pick its upstream, or refuse with 503 when there is none.
-    pub fn begin(proxy: P, key: &[u8]) -> Result<Self, Refusal> {
-        let Some(upstream) = proxy.balancer.pick(key) else {
+    /// Start request `head`, forwarded with `path`, from `client`: pick
+    /// its upstream (by its hash key, if the strategy reads one), or refuse
+    /// with 503 when there is none.
+    pub fn begin(
+        proxy: P,
+        head: &impl HeadView,
+        path: &[u8],
+        client: IpAddr,
+    ) -> Result<Self, Refusal> {
+        let key = if proxy.balancer.kind().uses_key() {
+            proxy.hash_key.of(head, path, client)
+        } else {
+            Vec::new()
+        };
+        let Some(upstream) = proxy.balancer.pick(&key) else {
             return Err(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no upstream to send to: none is configured, or every one is drained",

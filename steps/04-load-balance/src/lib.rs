@@ -270,13 +270,8 @@ impl<T: Transport> BalancedProxy<T> {
         client: &ClientConn,
         req: Request<Incoming>,
     ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
-        let key = if self.balancer.kind().uses_key() {
-            self.hash_key
-                .of(&req, req.uri().path().as_bytes(), client.client_ip())
-        } else {
-            Vec::new()
-        };
-        let journey = match Journey::begin(self, &key) {
+        let path = req.uri().path().as_bytes();
+        let journey = match Journey::begin(self, &req, path, client.client_ip()) {
             Ok(journey) => journey,
             Err(refusal) => return (refusal.into_response(), None),
         };

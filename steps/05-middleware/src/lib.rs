@@ -123,8 +123,9 @@ pub struct Args {
     pub proxy: ProxyOptions,
 }
 
-/// Step 04's proxy as the chain's endpoint.
-pub struct ProxyEndpoint<T>(pub BalancedProxy<T>);
+/// Step 04's proxy as the chain's endpoint (shared: a gateway's other
+/// engine sends through the same one).
+pub struct ProxyEndpoint<T>(pub Arc<BalancedProxy<T>>);
 
 impl<T: Transport> Endpoint for ProxyEndpoint<T> {
     fn call<'a>(
@@ -244,7 +245,7 @@ pub async fn build<T: Transport>(
     )
     .await?;
     let metrics = Arc::new(metrics_with_retries(proxy.retry_counters()));
-    let endpoint = Arc::new(ProxyEndpoint(adapt(proxy)));
+    let endpoint = Arc::new(ProxyEndpoint(Arc::new(adapt(proxy))));
     let chain = Arc::new(
         args.chain_settings()?
             .build(endpoint, &metrics, None)?

@@ -47,6 +47,32 @@ pub struct Destination {
     pub pool: Pool,
 }
 
+impl Destination {
+    /// Requests for `url` (`http://host[:port][/base][?query]`), with idle
+    /// connections kept in `pool`; none if it names no host.
+    pub fn for_url(url: &hyper::Uri, pool: Pool) -> Option<Self> {
+        let authority = url.authority()?.as_str().to_owned();
+        let connect_to = if url.port().is_some() {
+            authority.clone()
+        } else {
+            format!("{authority}:80")
+        };
+        let base_path = match url.path() {
+            "/" => String::new(),
+            path => path.to_owned(),
+        };
+        Some(Self {
+            upstream: Upstream {
+                authority,
+                base_path,
+                base_query: url.query().map(str::to_owned),
+            },
+            connect_to,
+            pool,
+        })
+    }
+}
+
 /// A request head, as the hooks see it: read-only views into the
 /// connection's buffer (and a [`HeadView`], so a policy written over that
 /// reads it as it reads hyper's).

@@ -46,7 +46,6 @@ use hyper::Uri;
 use serving::{Binder, Launched, ServeFlags, Server};
 
 use exchange::{FastPath, Settings};
-use forward::Upstream;
 use hooks::{Destination, Fixed};
 
 /// Command line of `step10-fast-path`.
@@ -90,29 +89,10 @@ fn parse_upstream(raw: &str) -> Result<Uri, String> {
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let upstream = demo_backends::upstream_or_demo(args.upstream, binder, &mut launched).await?;
-    let authority = upstream
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .ok_or_else(|| anyhow::anyhow!("{upstream}: no host"))?;
-    let connect_to = if upstream.port().is_some() {
-        authority.clone()
-    } else {
-        format!("{authority}:80")
-    };
-    let base_path = match upstream.path() {
-        "/" => String::new(),
-        path => path.to_owned(),
-    };
     let options = args.serve.server_options();
-    let destination = Destination {
-        upstream: Upstream {
-            authority,
-            base_path,
-            base_query: upstream.query().map(str::to_owned),
-        },
-        connect_to,
-        pool: pool::Pool::new(1024, args.pool_idle_timeout),
-    };
+    let destination =
+        Destination::for_url(&upstream, pool::Pool::new(1024, args.pool_idle_timeout))
+            .ok_or_else(|| anyhow::anyhow!("{upstream}: no host"))?;
     let settings = Settings {
         connect_timeout: Duration::from_secs(5),
         header_timeout: options

@@ -55,6 +55,7 @@ pub struct ConfigError {
 #[serde(deny_unknown_fields)]
 struct File {
     listen: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     tls: Option<TlsFile>,
     upstream_ca: Option<String>,
     admin: Option<AdminFile>,
@@ -162,10 +163,23 @@ struct RateLimitFile {
     key: Option<String>,
 }
 
+/// Which engine serves the plain HTTP listener's clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// hyper: every feature, HTTP/1.1 and HTTP/2 (step 03's engine).
+    #[default]
+    Hyper,
+    /// Step 10's engine: HTTP/1.1 at a lower cost, for the features it has
+    /// so far (see [`fast_refusal`]); h2c clients are not served.
+    Fast,
+}
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The engine of the plain listener (the TLS one is hyper's).
+    pub engine: Engine,
     /// An https listener for the same services.
     pub tls: Option<Tls>,
     /// Trust only these CAs for https upstreams (default: the system's).
@@ -245,6 +259,29 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         Some(listen) => at.address(listen, "listen")?,
         None => SocketAddr::from(([127, 0, 0, 1], 2002)),
     };
+    let engine = match raw.engine.as_ref() {
+        None => Engine::Hyper,
+        Some(engine) => {
+            match engine.get_ref().as_str() {
+                "hyper" => Engine::Hyper,
+                "fast" => {
+                    if let Some((span, what)) = fast_refusal(&raw) {
+                        return Err(at.error(
+                        span,
+                        format!("{what} is not served by engine = \"fast\" yet; use engine = \"hyper\""),
+                    ));
+                    }
+                    Engine::Fast
+                }
+                other => {
+                    return Err(at.error(
+                        engine.span(),
+                        format!("unknown engine {other:?}; expected hyper or fast"),
+                    ));
+                }
+            }
+        }
+    };
     let admin = raw.admin.as_ref().map(|a| admin(a, &at)).transpose()?;
     // Files named in the config are relative to the config's directory.
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
@@ -296,6 +333,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     Ok(Config {
         listen,
+        engine,
         tls,
         upstream_ca: raw.upstream_ca.as_ref().map(|ca| base.join(ca)),
         admin,
@@ -303,6 +341,52 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         global,
         services,
     })
+}
+
+/// The first key the fast engine does not serve yet, and where it is:
+/// auth, the breaker, rewrites, per-service timeouts, limits shared in
+/// Redis and upstreams other than `http://` still need hyper's engine.
+fn fast_refusal(raw: &File) -> Option<(Range<usize>, String)> {
+    if let Some(redis) = &raw.redis {
+        return Some((redis.url.span(), "[redis] (shared rate limits)".into()));
+    }
+    if let Some(auth) = raw.global.as_ref().and_then(|g| g.auth.as_ref()) {
+        return Some((auth.span(), "[global] auth".into()));
+    }
+    for service in &raw.services {
+        let name = service.name.get_ref();
+        let span_of = |span: Option<Range<usize>>, key: &str| {
+            span.map(|span| (span, format!("service {name:?}: {key}")))
+        };
+        let found = span_of(service.auth.as_ref().map(Spanned::span), "auth")
+            .or_else(|| span_of(service.breaker.as_ref().map(Spanned::span), "breaker"))
+            .or_else(|| span_of(service.rewrite.first().map(Spanned::span), "rewrite"))
+            .or_else(|| span_of(service.timeout.as_ref().map(Spanned::span), "timeout"))
+            .or_else(|| {
+                span_of(
+                    service.flush_interval.as_ref().map(Spanned::span),
+                    "flush_interval",
+                )
+            })
+            .or_else(|| {
+                span_of(
+                    service.client_body_timeout.as_ref().map(Spanned::span),
+                    "client_body_timeout",
+                )
+            })
+            .or_else(|| {
+                let other = service
+                    .upstreams
+                    .get_ref()
+                    .iter()
+                    .find(|u| !u.get_ref().starts_with("http://"));
+                span_of(other.map(Spanned::span), "an upstream that is not http://")
+            });
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
 }
 
 /// Turns a byte span of the file into a line and column.

@@ -13,14 +13,16 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{Balancer, Options, Upstream};
 use middleware::breaker::Breaker;
+use middleware::rate_limit::RateLimit;
 use middleware::settings::MakeRateLimit;
 use middleware::stats::Metrics;
 use middleware::{Chain, Ctx, Endpoint};
@@ -32,9 +34,16 @@ use step04_load_balance::retry::RetryCounters;
 use step05_middleware::ProxyEndpoint;
 use step06_websocket::Tunnels;
 use step07_https::upstream_tls::HttpsTransport;
+use step10_fast_path::hooks::Destination;
+use step10_fast_path::pool::Pool;
 use tokio::task::JoinHandle;
 
 use crate::{canonical, config, router};
+
+/// Idle connections the fast engine keeps per upstream, and for how long
+/// (step 10's defaults).
+const FAST_POOL_IDLE: usize = 1024;
+const FAST_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A task stopped when its owner is dropped: a service's health checks end
 /// with the service.
@@ -55,9 +64,27 @@ pub(crate) struct LiveService {
     pub(crate) balancer: Arc<Balancer>,
     /// Its middleware, then its balanced proxy.
     chain: Chain,
+    /// The balanced proxy at the chain's end, which the fast engine's
+    /// requests journey through too.
+    pub(crate) proxy: Arc<BalancedProxy<HttpsTransport>>,
+    /// Its rate limit, when kept in the process (both engines ask it).
+    pub(crate) rate_limit: Option<Arc<RateLimit>>,
+    /// Where the fast engine sends to each upstream (pools included).
+    pub(crate) destinations: Vec<(Arc<Upstream>, Arc<Destination>)>,
     /// For `GET /services`.
     pub(crate) breaker: Option<Arc<Breaker>>,
     _health_checks: Option<AbortOnDrop>,
+}
+
+impl LiveService {
+    /// Where the fast engine sends to `upstream`, one of this service's.
+    pub(crate) fn destination(&self, upstream: &Arc<Upstream>) -> Arc<Destination> {
+        self.destinations
+            .iter()
+            .find(|(candidate, _)| Arc::ptr_eq(candidate, upstream))
+            .map(|(_, destination)| destination.clone())
+            .expect("a service's balancer picks among its own upstreams")
+    }
 }
 
 /// The end of the global chain: pick the service, hand it the request.
@@ -141,6 +168,8 @@ pub(crate) struct Routes {
     pub(crate) table: Arc<Table>,
     /// Whether `[global]` has a rate limit, for `GET /services`.
     pub(crate) global_rate_limit: bool,
+    /// The `[global]` rate limit, when kept in the process.
+    pub(crate) global_limit: Option<Arc<RateLimit>>,
     /// The `[redis]` the shared limits of this version use.
     pub(crate) redis: Option<(config::Redis, Arc<SharedLimits>)>,
 }
@@ -156,6 +185,7 @@ impl Routes {
             chain: Chain::new(table.clone()),
             table,
             global_rate_limit: false,
+            global_limit: None,
             redis: None,
         }
     }
@@ -177,12 +207,15 @@ pub(crate) struct Gateway {
     retries: RetryCounters,
     /// Requests answered without Redis, whichever `[redis]` is current.
     redis_unavailable: Counter,
+    /// The fast engine's destinations, by upstream URL.
+    destinations: Mutex<HashMap<String, Arc<Destination>>>,
 }
 
 /// The parts of the config a running gateway cannot change.
 #[derive(PartialEq)]
 pub(crate) struct Fixed {
     listen: SocketAddr,
+    engine: config::Engine,
     tls: Option<config::Tls>,
     admin: Option<SocketAddr>,
     upstream_ca: Option<PathBuf>,
@@ -192,6 +225,7 @@ impl Fixed {
     pub(crate) fn of(config: &config::Config) -> Self {
         Self {
             listen: config.listen,
+            engine: config.engine,
             tls: config.tls.clone(),
             admin: config.admin.as_ref().map(|a| a.listen),
             upstream_ca: config.upstream_ca.clone(),
@@ -226,6 +260,7 @@ impl Gateway {
             metrics: Arc::new(metrics),
             retries,
             redis_unavailable,
+            destinations: Mutex::default(),
         };
         gateway.routes.store(Arc::new(gateway.build(config, None)?));
         Ok(gateway)
@@ -285,14 +320,15 @@ impl Gateway {
             services,
         });
         let limiter = shared.map(|limits| self.shared_limiter(limits, "global"));
-        let chain = config
+        let global = config
             .global
-            .build(table.clone(), &self.metrics, limiter.as_deref())?
-            .chain;
+            .build(table.clone(), &self.metrics, limiter.as_deref())?;
+        self.keep_destinations(&table);
         Ok(Routes {
-            chain,
+            chain: global.chain,
             table,
             global_rate_limit: config.global.rate_limit.is_some(),
+            global_limit: global.rate_limit,
             redis,
         })
     }
@@ -310,6 +346,35 @@ impl Gateway {
                 metrics.clone(),
             ))
         })
+    }
+
+    /// Where the fast engine sends requests for `url`: one destination
+    /// (and pool of idle connections) per URL, kept across reloads.
+    fn destination(&self, url: &Uri) -> Arc<Destination> {
+        let mut kept = self
+            .destinations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        kept.entry(url.to_string())
+            .or_insert_with(|| {
+                let pool = Pool::new(FAST_POOL_IDLE, FAST_POOL_IDLE_TIMEOUT);
+                Arc::new(Destination::for_url(url, pool).expect("upstream URLs name a host"))
+            })
+            .clone()
+    }
+
+    /// Forget the destinations no service of `table` sends to.
+    fn keep_destinations(&self, table: &Table) {
+        let used: std::collections::HashSet<String> = table
+            .services
+            .iter()
+            .flat_map(|service| &service.destinations)
+            .map(|(upstream, _)| upstream.url.to_string())
+            .collect();
+        self.destinations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|url, _| used.contains(url));
     }
 
     fn service(
@@ -334,14 +399,21 @@ impl Gateway {
             upstreams,
             Options::default(),
         )?);
-        let proxy = BalancedProxy::new(
-            balancer.clone(),
-            &spec.balance,
-            &spec.proxy,
-            self.transport.clone(),
-        )
-        .count_retries_in(self.retries.clone())
-        .on_upgrade(self.tunnels.handler());
+        let proxy = Arc::new(
+            BalancedProxy::new(
+                balancer.clone(),
+                &spec.balance,
+                &spec.proxy,
+                self.transport.clone(),
+            )
+            .count_retries_in(self.retries.clone())
+            .on_upgrade(self.tunnels.handler()),
+        );
+        let destinations = balancer
+            .upstreams()
+            .iter()
+            .map(|upstream| (upstream.clone(), self.destination(&upstream.url)))
+            .collect();
         let health_checks = spec
             .balance
             .health
@@ -349,7 +421,7 @@ impl Gateway {
             .map(AbortOnDrop);
         let limiter = shared.map(|limits| self.shared_limiter(limits, &spec.name));
         let built = spec.chain.build(
-            Arc::new(ProxyEndpoint(proxy)),
+            Arc::new(ProxyEndpoint(proxy.clone())),
             &self.metrics,
             limiter.as_deref(),
         )?;
@@ -366,6 +438,9 @@ impl Gateway {
             balancer,
             chain: built.chain,
             breaker: built.breaker,
+            proxy,
+            rate_limit: built.rate_limit,
+            destinations,
             _health_checks: health_checks,
         })
     }

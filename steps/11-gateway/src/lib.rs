@@ -34,6 +34,7 @@ mod admin;
 mod admin_guard;
 mod canonical;
 pub mod config;
+mod fast;
 mod gateway;
 mod reload;
 pub mod router;
@@ -46,13 +47,17 @@ use std::time::Duration;
 use clap::Parser;
 use hyper::Uri;
 use middleware::Ctx;
-use proxy_core::TrustedProxies;
+use proxy_core::{DEFAULT_CLIENT_BODY_TIMEOUT, TrustedProxies};
 use serving::{Binder, Launched, ServeFlags, Server};
 use step03_reverse_proxy::TransportOptions;
 use step06_websocket::Tunnels;
 use step07_https::certificates;
 use step07_https::upstream_tls::{HttpsTransport, UpstreamTrust};
+use step10_fast_path::buffers::Store;
+use step10_fast_path::exchange::{self, FastPath, Settings};
 
+use config::Engine;
+use fast::FastGateway;
 use gateway::Gateway;
 
 /// The example configuration, served when no `--config` is given.
@@ -129,7 +134,10 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     }
     let server = Server::new(binder.bind(config.listen).await?, "gateway")
         .options(args.serve.server_options());
-    launched.push(serve(server, &gateway, args.serve.trusted_proxies())?);
+    launched.push(match config.engine {
+        Engine::Hyper => serve(server, &gateway, args.serve.trusted_proxies())?,
+        Engine::Fast => serve_fast(server, &gateway, &args.serve)?,
+    });
     if let Some(tls) = &config.tls {
         let identity = certificates::from_files(&tls.cert, &tls.key)?;
         let server = Server::new(binder.bind(tls.listen).await?, "gateway https")
@@ -159,6 +167,32 @@ fn serve(
         // way does not change where it goes.
         let routes = gateway.routes.load_full();
         async move { routes.chain.serve(req, &Ctx::new(client)).await }
+    })
+}
+
+/// Serve the gateway's routes on `server` with step 10's engine (HTTP/1.1).
+fn serve_fast(
+    server: Server,
+    gateway: &Arc<Gateway>,
+    serve: &ServeFlags,
+) -> std::io::Result<serving::ServerHandle> {
+    let options = serve.server_options();
+    let engine = Arc::new(FastPath {
+        settings: Settings {
+            connect_timeout: TransportOptions::default().connect_timeout,
+            // Without a header timeout, an hour: the engine needs a bound.
+            header_timeout: options
+                .header_read_timeout
+                .unwrap_or(Duration::from_secs(3600)),
+            response_timeout: None,
+            client_body_timeout: DEFAULT_CLIENT_BODY_TIMEOUT,
+            trusted: serve.trusted_proxies(),
+        },
+        hooks: FastGateway(gateway.clone()),
+        buffers: Store::default(),
+    });
+    server.spawn_streams("http", move |stream, peer, stopping| {
+        exchange::serve(engine.clone(), stream, peer, stopping)
     })
 }
 

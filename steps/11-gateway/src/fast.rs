@@ -1,0 +1,146 @@
+//! The gateway's plain HTTP/1.1 listener on step 10's engine
+//! (`engine = "fast"`).
+//!
+//! The routes are the same [`Routes`] the hyper engine serves, swapped by
+//! the same reload; what changes is who moves the bytes. Step 10's engine
+//! asks its hooks at each decision, and the gateway answers with the
+//! decisions hyper's path takes through its middleware, written once over
+//! the request-head view (`proxy_core::view`): the request id
+//! (`middleware::request_id::choose`), statistics (`Counted`), the global
+//! and the service's rate limit (`RateLimit::check`), the route
+//! (`Table::route`), the upstream and its retries and health (step 04's
+//! `Journey`). The order is the hyper chain's: request id, statistics,
+//! global limit, route, service limit, upstream.
+//!
+//! Left out on purpose, for now (the config refuses them with
+//! `engine = "fast"`, `config::fast_refusal`): auth, the breaker, rewrites,
+//! per-service timeouts, limits shared in Redis, and upstreams other than
+//! `http://`; and on this listener, HTTP/2 (h2c) clients. Websockets
+//! tunnel through the engine's own relay, without step 06's idle timeout
+//! and close frames. Response bytes and gRPC statuses are counted on
+//! hyper's listener only.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use hyper::header::{HeaderName, HeaderValue};
+use middleware::request_id::{X_REQUEST_ID, choose};
+use middleware::stats::{Counted, Metrics};
+use proxy_core::{HeadView, Refusal};
+use step04_load_balance::BalancedProxy;
+use step04_load_balance::journey::Journey;
+use step07_https::upstream_tls::HttpsTransport;
+use step10_fast_path::forward::Hop;
+use step10_fast_path::hooks::{Destination, Head, Hooks};
+
+use crate::gateway::{Gateway, LiveService, Routed, Routes};
+
+/// The gateway, as step 10's engine asks it.
+pub(crate) struct FastGateway(pub(crate) Arc<Gateway>);
+
+/// One request the gateway admitted, until its exchange ends.
+pub(crate) struct Admitted {
+    /// The routes it was routed on: a reload while it is under way leaves
+    /// them (and its service) alive until it ends.
+    _routes: Arc<Routes>,
+    service: Arc<LiveService>,
+    /// The path it is forwarded with, if not the one it came with.
+    path: Option<String>,
+    journey: Journey<Arc<BalancedProxy<HttpsTransport>>>,
+    destination: Arc<Destination>,
+    counted: Counted<Arc<Metrics>>,
+    /// `X-Request-Id`, both ways.
+    id: [(HeaderName, HeaderValue); 1],
+}
+
+impl FastGateway {
+    fn admit_now(&self, head: &Head<'_>, who: &Hop) -> Result<Admitted, Refusal> {
+        let gateway = &self.0;
+        let id = choose(head.header(&X_REQUEST_ID));
+        let mut counted = Counted::arrived(gateway.metrics.clone(), head.method());
+        let refused = |counted: &mut Counted<Arc<Metrics>>, refusal: Refusal| {
+            counted.answered(refusal.status.as_u16(), None);
+            refusal
+        };
+        let routes = gateway.routes.load_full();
+        if let Some(limit) = &routes.global_limit
+            && let Err(refusal) = limit.check(head, who.client, None)
+        {
+            return Err(refused(&mut counted, refusal));
+        }
+        let (service, path) = match routes.table.route(head) {
+            Ok(Routed { service, path }) => {
+                let changed = path.as_bytes() != head.path();
+                (service.clone(), changed.then(|| path.into_owned()))
+            }
+            Err(refusal) => return Err(refused(&mut counted, refusal)),
+        };
+        if let Some(limit) = &service.rate_limit
+            && let Err(refusal) = limit.check(head, who.client, None)
+        {
+            return Err(refused(&mut counted, refusal));
+        }
+        let forwarded = path.as_deref().map_or(head.path(), str::as_bytes);
+        let journey = match Journey::begin(service.proxy.clone(), head, forwarded, who.client) {
+            Ok(journey) => journey,
+            Err(refusal) => return Err(refused(&mut counted, refusal)),
+        };
+        let destination = service.destination(journey.upstream());
+        Ok(Admitted {
+            _routes: routes,
+            service,
+            path,
+            journey,
+            destination,
+            counted,
+            id: [(X_REQUEST_ID, id)],
+        })
+    }
+}
+
+impl Hooks for FastGateway {
+    type Request = Admitted;
+
+    fn admit(
+        &self,
+        head: &Head<'_>,
+        who: &Hop,
+    ) -> impl Future<Output = Result<Admitted, Refusal>> + Send {
+        std::future::ready(self.admit_now(head, who))
+    }
+
+    fn destination<'a>(&'a self, request: &'a Admitted) -> &'a Destination {
+        &request.destination
+    }
+
+    fn path<'a>(&'a self, request: &'a Admitted, path: &'a str) -> &'a str {
+        request.path.as_deref().unwrap_or(path)
+    }
+
+    fn failed(&self, request: &mut Admitted, cause: &str, resendable: bool) -> bool {
+        let service = &request.service.spec.name;
+        if !request
+            .journey
+            .failed(cause, resendable, format_args!("service {service}"))
+        {
+            return false;
+        }
+        request.destination = request.service.destination(request.journey.upstream());
+        true
+    }
+
+    fn answered(&self, request: &mut Admitted, status: u16) {
+        request.journey.answered(status);
+        request
+            .counted
+            .answered(status, Some(&request.journey.upstream().name));
+    }
+
+    fn request_headers<'a>(&'a self, request: &'a Admitted) -> &'a [(HeaderName, HeaderValue)] {
+        &request.id
+    }
+
+    fn response_headers<'a>(&'a self, request: &'a Admitted) -> &'a [(HeaderName, HeaderValue)] {
+        &request.id
+    }
+}

@@ -1,0 +1,296 @@
+//! The gateway's behaviours that both engines serve, each run on both:
+//! hyper's (`engine = "hyper"`, the default) and step 10's (`engine =
+//! "fast"`). A case is an `async fn(engine)`; `on_both_engines!` makes a
+//! test of it for each.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use clap::Parser;
+use real_server::Echo;
+use serving::{Binder, Launched, ServerHandle};
+use tokio::net::TcpListener;
+
+/// A test of each case on each engine.
+macro_rules! on_both_engines {
+    ($($case:ident),* $(,)?) => {
+        mod hyper_engine {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case("hyper").await
+            })*
+        }
+        mod fast_engine {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case("fast").await
+            })*
+        }
+    };
+}
+
+on_both_engines!(
+    requests_are_routed_by_prefix_and_host_on_one_spelling,
+    a_request_no_service_takes_is_a_404_that_says_so,
+    global_and_service_rate_limits_hold,
+    a_request_id_is_kept_when_sane_and_made_otherwise,
+    a_dead_upstream_is_skipped_and_the_request_served,
+    a_drained_upstream_gets_no_new_requests,
+    requests_are_counted_by_status_and_upstream,
+);
+
+/// The gateway on `engine`, configured by `config` (without its engine).
+async fn gateway(engine: &str, config: &str) -> Launched {
+    let file = write_config(&format!("engine = \"{engine}\"\n{config}"));
+    let argv = ["step11-gateway", "--config", &file.display().to_string()].map(str::to_owned);
+    step11_gateway::launch(step11_gateway::Args::parse_from(argv), &Binder::ephemeral())
+        .await
+        .unwrap()
+}
+
+fn write_config(text: &str) -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let path = std::env::temp_dir().join(format!(
+        "gateway-engines-{}-{}.toml",
+        std::process::id(),
+        RandomState::new().hash_one(text)
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn backend() -> ServerHandle {
+    real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
+}
+
+async fn get(launched: &Launched, host: &str, path: &str) -> reqwest::Response {
+    let url = format!("{}{path}", launched.get("gateway").unwrap().url());
+    client().get(url).header("host", host).send().await.unwrap()
+}
+
+async fn echo(launched: &Launched, host: &str, path: &str) -> Echo {
+    get(launched, host, path).await.json().await.unwrap()
+}
+
+const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n";
+
+async fn requests_are_routed_by_prefix_and_host_on_one_spelling(engine: &str) {
+    let (api, web, other) = (backend().await, backend().await, backend().await);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [[services]]\nname = \"api\"\npath_prefix = \"/api\"\nstrip_prefix = true\nupstreams = [\"{}\"]\n\
+         [[services]]\nname = \"web\"\nupstreams = [\"{}\"]\n\
+         [[services]]\nname = \"other\"\nhost = \"other.test\"\nupstreams = [\"{}\"]\n",
+        api.url(),
+        web.url(),
+        other.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let seen = echo(&launched, "x", "/api/users?id=7").await;
+    assert_eq!(seen.served_by, api.addr().to_string());
+    assert_eq!(
+        (seen.path.as_str(), seen.query.as_deref()),
+        ("/users", Some("id=7"))
+    );
+    // Another spelling of the same path meets the same service, and is
+    // forwarded in its one spelling.
+    let seen = echo(&launched, "x", "/x/../%61pi//users").await;
+    assert_eq!(seen.served_by, api.addr().to_string());
+    assert_eq!(seen.path, "/users");
+    let seen = echo(&launched, "x", "/apix").await;
+    assert_eq!(
+        seen.served_by,
+        web.addr().to_string(),
+        "prefixes match whole segments"
+    );
+    let seen = echo(&launched, "Other.Test.:8080", "/x").await;
+    assert_eq!(seen.served_by, other.addr().to_string(), "the host wins");
+    let refused = get(&launched, "x", "/a%2fb").await;
+    assert_eq!(refused.status(), 400);
+}
+
+async fn a_request_no_service_takes_is_a_404_that_says_so(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"only\"\nhost = \"api.test\"\nupstreams = [\"{}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    assert_eq!(get(&launched, "api.test", "/x").await.status(), 200);
+    let refused = get(&launched, "www.test", "/x").await;
+    assert_eq!(refused.status(), 404);
+    assert_eq!(
+        refused.text().await.unwrap(),
+        "no service takes host www.test and path /x\n"
+    );
+}
+
+async fn global_and_service_rate_limits_hold(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [global]\nrate_limit = {{ rps = 1, burst = 8 }}\n\
+         [[services]]\nname = \"limited\"\npath_prefix = \"/limited\"\nupstreams = [\"{0}\"]\n\
+         rate_limit = {{ rps = 1, burst = 2 }}\n\
+         [[services]]\nname = \"free\"\nupstreams = [\"{0}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let mut limited = Vec::new();
+    let mut free = Vec::new();
+    for _ in 0..4 {
+        limited.push(get(&launched, "x", "/limited").await.status().as_u16());
+        free.push(get(&launched, "x", "/free").await.status().as_u16());
+    }
+    assert_eq!(limited, [200, 200, 429, 429]);
+    // The global bucket had eight: the four free ones and four limited ones
+    // (refused or not) took them all.
+    assert_eq!(free, [200; 4]);
+    let over = get(&launched, "x", "/free").await;
+    assert_eq!(over.status(), 429);
+    assert!(over.headers().contains_key("retry-after"));
+}
+
+async fn a_request_id_is_kept_when_sane_and_made_otherwise(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"{}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let url = format!("{}/", launched.get("gateway").unwrap().url());
+    for (sent, kept) in [
+        (Some("abc-123"), true),
+        (Some("has space"), false),
+        (None, false),
+    ] {
+        let mut request = client().get(&url);
+        if let Some(id) = sent {
+            request = request.header("x-request-id", id);
+        }
+        let response = request.send().await.unwrap();
+        let answered = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let seen: Echo = response.json().await.unwrap();
+        let upstream_ids: Vec<&str> = seen
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "x-request-id")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(upstream_ids, [answered.as_str()], "one id, both ways");
+        if kept {
+            assert_eq!(answered, sent.unwrap());
+        } else {
+            assert_eq!(answered.len(), 32, "{answered}");
+        }
+    }
+}
+
+async fn a_dead_upstream_is_skipped_and_the_request_served(engine: &str) {
+    let live = backend().await;
+    // A port nobody listens on: bound, then let go.
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"{dead_url}\", \"{}\"]\n",
+        live.url()
+    );
+    let launched = gateway(engine, &config).await;
+    for _ in 0..6 {
+        let seen = echo(&launched, "x", "/").await;
+        assert_eq!(seen.served_by, live.addr().to_string());
+    }
+}
+
+async fn a_drained_upstream_gets_no_new_requests(engine: &str) {
+    let (first, second) = (backend().await, backend().await);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n{ADMIN}[[services]]\nname = \"web\"\nupstreams = [\"{}\", \"{}\"]\n",
+        first.url(),
+        second.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let admin = launched.get("admin").unwrap().url();
+    let drained = client()
+        .post(format!("{admin}/services/web/drain"))
+        .query(&[("upstream", first.url())])
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drained.status(), 200);
+    let mut served = HashSet::new();
+    for _ in 0..6 {
+        served.insert(echo(&launched, "x", "/").await.served_by);
+    }
+    assert_eq!(served, [second.addr().to_string()].into());
+}
+
+async fn requests_are_counted_by_status_and_upstream(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n{ADMIN}[[services]]\nname = \"web\"\npath_prefix = \"/web\"\nstrip_prefix = true\nupstreams = [\"{}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    for _ in 0..3 {
+        assert_eq!(get(&launched, "x", "/web/status/201").await.status(), 201);
+    }
+    assert_eq!(get(&launched, "x", "/nowhere").await.status(), 404);
+    let admin = launched.get("admin").unwrap().url();
+    let metrics = client()
+        .get(format!("{admin}/metrics"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // An upstream is named by its URL, as parsed.
+    let upstream_name = format!("{}/", upstream.url());
+    let line = |status: u16, upstream: &str| {
+        format!(
+            "proxy_requests_total{{method=\"GET\",status=\"{status}\",upstream=\"{upstream}\"}}"
+        )
+    };
+    let count = |prefix: String| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(count(line(201, &upstream_name)), "3");
+    assert_eq!(count(line(404, "-")), "1");
+    assert!(metrics.contains("proxy_in_flight_requests 0"), "{metrics}");
+}
+
+#[test]
+fn the_fast_engine_refuses_what_it_does_not_serve_yet_where_it_is() {
+    let text = "engine = \"fast\"\nlisten = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"http://127.0.0.1:1\"]\nauth = { basic = [\"a:b\"] }\n";
+    let path = write_config(text);
+    let error = step11_gateway::config::load(&path).unwrap_err().to_string();
+    assert!(
+        error.ends_with(":6:8: service \"web\": auth is not served by engine = \"fast\" yet; use engine = \"hyper\""),
+        "{error}"
+    );
+    let unknown = write_config(
+        "engine = \"turbo\"\n[[services]]\nname = \"w\"\nupstreams = [\"http://a\"]\n",
+    );
+    let error = step11_gateway::config::load(&unknown)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(":1:10: unknown engine \"turbo\""), "{error}");
+}
