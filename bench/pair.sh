@@ -5,9 +5,10 @@
 #   bench/pair.sh -o 'OURS' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS]
 #
 # OURS (and a PEER given as a command) may use {listen} (where to listen), {up1} (the
-# backend as http://HOST:PORT) and {up1addr} (HOST:PORT). PEER is nginx (default), haproxy
-# (HTTP mode), l4-tcp (HAProxy's TCP mode), go-httputil (bench/peers/goproxy), self (a
-# second copy of OURS) or a command.
+# backend as http://HOST:PORT) and {up1addr} (HOST:PORT). PEER is nginx (default),
+# nginx-limit (nginx with a per-client limit_req every request passes), haproxy (HTTP
+# mode), l4-tcp (HAProxy's TCP mode), go-httputil (bench/peers/goproxy), self (a second
+# copy of OURS) or a command.
 #
 # Why side by side: this machine is shared, and the same proxy measured twice, one run
 # after the other, moves by 15-30 %. Here both proxies run at once, pinned to CPU 1, each
@@ -96,6 +97,16 @@ case $peer in
   nginx)
     nginx_conf "$peer_port" "upstream backend { server 127.0.0.1:$backend_port; keepalive 256; }
   server { listen 127.0.0.1:$peer_port; location / {
+    proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" >"$work/peer.conf"
+    peer_cmd="nginx -c $work/peer.conf -p $work" ;;
+  nginx-limit)
+    # nginx doing a gateway's work (bench/gateway.sh): a per-client limit
+    # at a rate no benchmark reaches, so every request is checked.
+    nginx_conf "$peer_port" "upstream backend { server 127.0.0.1:$backend_port; keepalive 256; }
+  limit_req_zone \$binary_remote_addr zone=perclient:10m rate=100000000r/s;
+  server { listen 127.0.0.1:$peer_port; location / {
+    limit_req zone=perclient burst=100000000 nodelay;
     proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" >"$work/peer.conf"
     peer_cmd="nginx -c $work/peer.conf -p $work" ;;
