@@ -23,10 +23,10 @@
 //! makes one copy of it for `Fixed` in which the questions are answered at
 //! compile time and leave no trace (bench/README.md, "Hooks").
 //!
-//! Left out on purpose: hooks that edit headers (the gateway's transforms
-//! come with issue 28), and resending a request whose upstream failed after
-//! taking it — only a failed connect moves a request to another
-//! destination, since nothing of it left.
+//! Left out on purpose: header edits beyond setting a header (a request
+//! id); and resending a request whose upstream failed after taking it —
+//! only a failed connect moves a request to another destination, since
+//! nothing of it left.
 
 use std::future::Future;
 
