@@ -3,12 +3,13 @@
 //! "fast"`). A case is an `async fn(engine)`; `on_both_engines!` makes a
 //! test of it for each.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
+mod support;
 
-use clap::Parser;
+use std::collections::HashSet;
+
 use real_server::Echo;
-use serving::{Binder, Launched, ServerHandle};
+use serving::Launched;
+use support::{backend, client, gateway_with_path, get, write_config};
 use tokio::net::TcpListener;
 
 /// A test of each case on each engine.
@@ -42,34 +43,9 @@ on_both_engines!(
 /// The gateway on `engine`, configured by `config` (without its engine).
 async fn gateway(engine: &str, config: &str) -> Launched {
     let file = write_config(&format!("engine = \"{engine}\"\n{config}"));
-    let argv = ["step11-gateway", "--config", &file.display().to_string()].map(str::to_owned);
-    step11_gateway::launch(step11_gateway::Args::parse_from(argv), &Binder::ephemeral())
+    gateway_with_path(Some(&file.display().to_string()))
         .await
         .unwrap()
-}
-
-fn write_config(text: &str) -> PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    let path = std::env::temp_dir().join(format!(
-        "gateway-engines-{}-{}.toml",
-        std::process::id(),
-        RandomState::new().hash_one(text)
-    ));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn backend() -> ServerHandle {
-    real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
-}
-
-async fn get(launched: &Launched, host: &str, path: &str) -> reqwest::Response {
-    let url = format!("{}{path}", launched.get("gateway").unwrap().url());
-    client().get(url).header("host", host).send().await.unwrap()
 }
 
 async fn echo(launched: &Launched, host: &str, path: &str) -> Echo {

@@ -2,46 +2,19 @@
 //! prefix stripped, a limit per service, and config mistakes reported with
 //! file, line and column.
 
+mod support;
+
 use std::path::PathBuf;
 
-use clap::Parser;
 use real_server::Echo;
-use serving::{Binder, Launched, ServerHandle};
+use serving::{Launched, ServerHandle};
+use support::{backend, client, gateway_with_path, get, write_config};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 async fn gateway(config: Option<&str>) -> anyhow::Result<Launched> {
-    let mut argv = vec!["step11-gateway".to_owned()];
-    let file;
-    if let Some(text) = config {
-        file = write_config(text);
-        argv.extend(["--config".to_owned(), file.display().to_string()]);
-    }
-    step11_gateway::launch(step11_gateway::Args::parse_from(argv), &Binder::ephemeral()).await
-}
-
-fn write_config(text: &str) -> PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    let path = std::env::temp_dir().join(format!(
-        "gateway-test-{}-{}.toml",
-        std::process::id(),
-        RandomState::new().hash_one(text)
-    ));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn backend() -> ServerHandle {
-    real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
-}
-
-async fn get(launched: &Launched, host: &str, path: &str) -> reqwest::Response {
-    let url = format!("{}{path}", launched.get("gateway").unwrap().url());
-    client().get(url).header("host", host).send().await.unwrap()
+    let file = config.map(write_config);
+    gateway_with_path(file.as_ref().and_then(|f| f.to_str())).await
 }
 
 #[tokio::test]
@@ -194,7 +167,7 @@ async fn config_mistakes_name_the_file_line_and_column() {
 
 #[tokio::test]
 async fn a_missing_config_file_is_a_clear_error() {
-    let error = gateway_with_path("/nonexistent/gateway.toml")
+    let error = gateway_with_path(Some("/nonexistent/gateway.toml"))
         .await
         .unwrap_err()
         .to_string();
@@ -202,14 +175,6 @@ async fn a_missing_config_file_is_a_clear_error() {
         error.contains("/nonexistent/gateway.toml") && error.contains("cannot read it"),
         "{error}"
     );
-}
-
-async fn gateway_with_path(path: &str) -> anyhow::Result<Launched> {
-    step11_gateway::launch(
-        step11_gateway::Args::parse_from(["step11-gateway", "--config", path]),
-        &Binder::ephemeral(),
-    )
-    .await
 }
 
 #[test]
@@ -235,7 +200,7 @@ fn routed_to(upstream: &ServerHandle, admin: bool) -> String {
 async fn a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing() {
     let (first, second) = (backend().await, backend().await);
     let path = write_config(&routed_to(&first, true));
-    let launched = gateway_with_path(&path.display().to_string())
+    let launched = gateway_with_path(Some(&path.display().to_string()))
         .await
         .unwrap();
     let admin = launched.get("admin").unwrap().url();

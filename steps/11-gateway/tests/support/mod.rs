@@ -1,0 +1,44 @@
+//! What the gateway's in-process tests share: a config file, the gateway
+//! launched on it, a backend, and a client.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use serving::{Binder, Launched, ServerHandle};
+use tokio::net::TcpListener;
+
+/// `text` in a file of its own, for `--config`.
+pub fn write_config(text: &str) -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let path = std::env::temp_dir().join(format!(
+        "gateway-test-{}-{}.toml",
+        std::process::id(),
+        RandomState::new().hash_one(text)
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The gateway's own launch code on free ports, with `--config path`
+/// (none: the example).
+pub async fn gateway_with_path(path: Option<&str>) -> anyhow::Result<Launched> {
+    let mut argv = vec!["step11-gateway"];
+    argv.extend(path.map(|path| ["--config", path]).into_iter().flatten());
+    step11_gateway::launch(step11_gateway::Args::parse_from(argv), &Binder::ephemeral()).await
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+pub async fn backend() -> ServerHandle {
+    real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
+}
+
+/// GET `path` from the gateway's plain listener, with `Host: host`.
+pub async fn get(launched: &Launched, host: &str, path: &str) -> reqwest::Response {
+    let url = format!("{}{path}", launched.get("gateway").unwrap().url());
+    client().get(url).header("host", host).send().await.unwrap()
+}
