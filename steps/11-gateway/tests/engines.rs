@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use real_server::Echo;
 use serving::Launched;
-use support::{backend, client, gateway_with_path, get, write_config};
+use support::{admin_metrics, backend, client, gateway_with_path, get, write_config};
 use tokio::net::TcpListener;
 
 /// A test of each case on each engine.
@@ -221,16 +221,7 @@ async fn requests_are_counted_by_status_and_upstream(engine: &str) {
         assert_eq!(get(&launched, "x", "/web/status/201").await.status(), 201);
     }
     assert_eq!(get(&launched, "x", "/nowhere").await.status(), 404);
-    let admin = launched.get("admin").unwrap().url();
-    let metrics = client()
-        .get(format!("{admin}/metrics"))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_metrics(&launched).await;
     // An upstream is named by its URL, as parsed.
     let upstream_name = format!("{}/", upstream.url());
     let line = |status: u16, upstream: &str| {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use real_server::Echo;
 use serving::{Launched, ServerHandle};
-use support::{backend, client, gateway_with_path, get, write_config};
+use support::{admin_metrics, backend, client, gateway_with_path, get, write_config};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -602,15 +602,7 @@ upstreams = ["http://127.0.0.1:1", "{live}"]
     for _ in 0..2 {
         assert_eq!(get(&launched, "x", "/retried").await.status(), 200);
     }
-    let metrics = client()
-        .get(format!("{}/metrics", launched.get("admin").unwrap().url()))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = admin_metrics(&launched).await;
     let retried = metrics
         .lines()
         .find(|l| l.starts_with("proxy_retries_total "))

@@ -42,3 +42,16 @@ pub async fn get(launched: &Launched, host: &str, path: &str) -> reqwest::Respon
     let url = format!("{}{path}", launched.get("gateway").unwrap().url());
     client().get(url).header("host", host).send().await.unwrap()
 }
+
+/// The admin listener's `/metrics`, asked with the tests' token.
+pub async fn admin_metrics(launched: &Launched) -> String {
+    client()
+        .get(format!("{}/metrics", launched.get("admin").unwrap().url()))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
