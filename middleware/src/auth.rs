@@ -33,8 +33,8 @@ use hyper::{Request, Response, StatusCode};
 use ipnet::IpNet;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use proxy_core::headers::{constant_time_eq, split_credentials};
-use proxy_core::{ProxyBody, text_response};
+use proxy_core::headers::{constant_time_eq, split_credential_bytes};
+use proxy_core::{HeadView, ProxyBody, Refusal};
 
 use crate::{Ctx, Middleware, Next};
 
@@ -144,15 +144,30 @@ impl Auth {
         self
     }
 
-    /// `Ok` when the credentials check out (or none are required).
-    fn check_credentials(&self, req: &Request<Incoming>) -> Result<(), &'static str> {
+    /// Admit `head` from `client`, or refuse it: 403 outside the address
+    /// rules, 401 with a challenge without credentials that check out. The
+    /// decision, on either engine.
+    pub fn check(&self, head: &impl HeadView, client: IpAddr) -> Result<(), Refusal> {
+        if let Some(reason) = self.addresses.refusal(client) {
+            return Err(Refusal::new(StatusCode::FORBIDDEN, reason));
+        }
+        self.check_credentials(head.header(&header::AUTHORIZATION))
+            .map_err(|reason| {
+                Refusal::new(StatusCode::UNAUTHORIZED, reason)
+                    .with_header(header::WWW_AUTHENTICATE, self.challenge())
+            })
+    }
+
+    /// `Ok` when the credentials (an `Authorization` value) check out, or
+    /// none are required.
+    fn check_credentials(&self, value: Option<&[u8]>) -> Result<(), &'static str> {
         if self.basic.is_empty() && self.jwt.is_none() {
             return Ok(());
         }
-        let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        let Some(value) = value else {
             return Err("credentials required");
         };
-        let Some((scheme, credentials)) = split_credentials(value) else {
+        let Some((scheme, credentials)) = split_credential_bytes(value) else {
             return Err("unreadable Authorization header");
         };
         if scheme.eq_ignore_ascii_case("basic") {
@@ -207,17 +222,10 @@ impl Middleware for Auth {
         ctx: &'a Ctx,
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        if let Some(reason) = self.addresses.refusal(ctx.client.client_ip()) {
-            let refusal = text_response(StatusCode::FORBIDDEN, reason);
-            return Box::pin(async move { refusal });
-        }
-        match self.check_credentials(&req) {
+        match self.check(&req, ctx.client.client_ip()) {
             Ok(()) => next.run(req, ctx),
-            Err(reason) => {
-                let mut refusal = text_response(StatusCode::UNAUTHORIZED, reason);
-                refusal
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, self.challenge());
+            Err(refusal) => {
+                let refusal = refusal.into_response();
                 Box::pin(async move { refusal })
             }
         }

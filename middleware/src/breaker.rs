@@ -29,6 +29,7 @@
 //! most N requests at once, 503 beyond — a bulkhead that keeps one slow
 //! upstream from absorbing every connection the proxy has.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use proxy_core::{ProxyBody, text_response};
+use proxy_core::{ProxyBody, Refusal};
 use tracing::{info, warn};
 
 use crate::per_second::PerSecond;
@@ -114,7 +115,8 @@ struct ConcurrencyCap {
 }
 
 impl ConcurrencyCap {
-    fn try_enter(&self) -> Option<CapSlot<'_>> {
+    /// Take a place, if one is free (given back by [`Self::leave`]).
+    fn try_enter(&self) -> bool {
         // Compare-and-swap, not add-then-undo: an add past the limit, even
         // undone at once, could make a request arriving at that moment be
         // refused while a place is free.
@@ -122,18 +124,11 @@ impl ConcurrencyCap {
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
                 (n < self.limit).then_some(n + 1)
             })
-            .ok()
-            .map(|_| CapSlot(&self.in_flight))
+            .is_ok()
     }
-}
 
-/// One request's place under the cap, given back when it is dropped
-/// (answered, or abandoned by a client that hung up).
-struct CapSlot<'a>(&'a AtomicUsize);
-
-impl Drop for CapSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Release);
+    fn leave(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -251,12 +246,92 @@ impl Breaker {
             })
     }
 
-    fn fallback(&self) -> Response<ProxyBody> {
-        self.metrics.breaker_rejected.inc();
-        text_response(
-            self.policy.fallback_status,
-            self.policy.fallback_body.clone(),
-        )
+    /// Admit a request or refuse it: the decision, on either engine. The
+    /// ticket holds the request's place under the concurrency cap and, in
+    /// half-open, the probe, until it is told the answer or dropped.
+    pub fn enter<B: Deref<Target = Breaker>>(breaker: B) -> Result<Ticket<B>, Refusal> {
+        let capped = match &breaker.concurrency {
+            Some(cap) if !cap.try_enter() => {
+                breaker.metrics.breaker_rejected.inc();
+                return Err(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "too many concurrent requests (limit {}); try again shortly",
+                        cap.limit
+                    ),
+                ));
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let probe = match breaker.admit() {
+            Admission::Pass { probe } => probe,
+            Admission::Refuse => {
+                if capped && let Some(cap) = &breaker.concurrency {
+                    cap.leave();
+                }
+                breaker.metrics.breaker_rejected.inc();
+                return Err(Refusal::new(
+                    breaker.policy.fallback_status,
+                    breaker.policy.fallback_body.clone(),
+                ));
+            }
+        };
+        Ok(Ticket {
+            breaker,
+            capped,
+            probe,
+            answered: false,
+        })
+    }
+}
+
+/// One admitted request's hold on the breaker.
+pub struct Ticket<B: Deref<Target = Breaker>> {
+    breaker: B,
+    /// It holds a place under the concurrency cap.
+    capped: bool,
+    /// It is the half-open probe.
+    probe: bool,
+    answered: bool,
+}
+
+impl<B: Deref<Target = Breaker>> Ticket<B> {
+    /// The response head came with `status`: the place is given back and
+    /// the outcome recorded (a 5xx is an error).
+    pub fn answered(&mut self, status: u16) {
+        if std::mem::replace(&mut self.answered, true) {
+            return;
+        }
+        if self.capped
+            && let Some(cap) = &self.breaker.concurrency
+        {
+            cap.leave();
+        }
+        self.breaker.record(self.probe, status >= 500);
+    }
+}
+
+/// Dropped unanswered (the client hung up first), a ticket gives its place
+/// back and records nothing — and frees the probe, or the breaker would
+/// stay half-open with a probe that never ends.
+impl<B: Deref<Target = Breaker>> Drop for Ticket<B> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let breaker = &*self.breaker;
+        if self.capped
+            && let Some(cap) = &breaker.concurrency
+        {
+            cap.leave();
+        }
+        if self.probe {
+            let mut state = breaker.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if *state == (State::HalfOpen { probing: true }) {
+                breaker.set(&mut state, State::HalfOpen { probing: false });
+            }
+        }
     }
 }
 
@@ -269,65 +344,18 @@ impl Middleware for Breaker {
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         // Admission is decided now; only an admitted request gets a future
         // that waits for the upstream's answer.
-        let slot = match &self.concurrency {
-            Some(cap) => match cap.try_enter() {
-                Some(slot) => Some(slot),
-                None => {
-                    self.metrics.breaker_rejected.inc();
-                    let refusal = text_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "too many concurrent requests (limit {}); try again shortly",
-                            cap.limit
-                        ),
-                    );
-                    return Box::pin(async move { refusal });
-                }
-            },
-            None => None,
-        };
-        let probe = match self.admit() {
-            Admission::Pass { probe } => probe,
-            Admission::Refuse => {
-                let fallback = self.fallback();
-                return Box::pin(async move { fallback });
+        let mut ticket = match Breaker::enter(self) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                let refusal = refusal.into_response();
+                return Box::pin(async move { refusal });
             }
-        };
-        // If the client goes away during a probe, the future is dropped
-        // before `record`: the guard frees the probe slot, or the breaker
-        // would stay half-open with a probe that never ends.
-        let guard = ProbeGuard {
-            breaker: self,
-            armed: probe,
         };
         let response = next.run(req, ctx);
         Box::pin(async move {
             let response = response.await;
-            std::mem::forget(guard);
-            drop(slot);
-            self.record(probe, response.status().is_server_error());
+            ticket.answered(response.status().as_u16());
             response
         })
-    }
-}
-
-struct ProbeGuard<'a> {
-    breaker: &'a Breaker,
-    armed: bool,
-}
-
-impl Drop for ProbeGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut state = self
-                .breaker
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if *state == (State::HalfOpen { probing: true }) {
-                self.breaker
-                    .set(&mut state, State::HalfOpen { probing: false });
-            }
-        }
     }
 }

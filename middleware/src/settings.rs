@@ -105,6 +105,9 @@ pub struct Built {
     /// The rate limit kept in the process, if the chain has one: another
     /// engine serving the same routes asks the same buckets.
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// The chain's auth and rewrite, for another engine to ask the same.
+    pub auth: Option<Arc<Auth>>,
+    pub rewrite: Option<Arc<Rewrite>>,
 }
 
 impl ChainSettings {
@@ -142,8 +145,12 @@ impl ChainSettings {
                 }
             });
         }
-        if let Some(auth) = &self.auth {
-            chain = chain.with(Arc::new(auth.build()?));
+        let auth = match &self.auth {
+            Some(auth) => Some(Arc::new(auth.build()?)),
+            None => None,
+        };
+        if let Some(auth) = &auth {
+            chain = chain.with(auth.clone());
         }
         let breaker = self.breaker.as_ref().map(|breaker| {
             let policy = BreakerPolicy::new(breaker.error_rate, breaker.min_requests, breaker.open);
@@ -156,13 +163,17 @@ impl ChainSettings {
         if let Some(breaker) = &breaker {
             chain = chain.with(breaker.clone());
         }
-        if !self.rewrite.is_empty() {
-            chain = chain.with(Arc::new(Rewrite::new(self.rewrite.clone())));
+        let rewrite =
+            (!self.rewrite.is_empty()).then(|| Arc::new(Rewrite::new(self.rewrite.clone())));
+        if let Some(rewrite) = &rewrite {
+            chain = chain.with(rewrite.clone());
         }
         Ok(Built {
             chain,
             breaker,
             rate_limit: local_limit,
+            auth,
+            rewrite,
         })
     }
 }

@@ -183,7 +183,20 @@ pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Result<Option<Authority>,
 /// and `BASIC` are one scheme, so the caller compares with
 /// `eq_ignore_ascii_case`.
 pub fn split_credentials(value: &HeaderValue) -> Option<(&str, &str)> {
-    let (scheme, credentials) = value.to_str().ok()?.trim().split_once(' ')?;
+    split_credential_bytes(value.as_bytes())
+}
+
+/// [`split_credentials`] of a value's bytes, as either engine's head view
+/// gives them: visible ASCII only (what hyper's `to_str` accepts).
+pub fn split_credential_bytes(value: &[u8]) -> Option<(&str, &str)> {
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let (scheme, credentials) = text.trim().split_once(' ')?;
     Some((scheme, credentials.trim()))
 }
 

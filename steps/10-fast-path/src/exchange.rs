@@ -277,6 +277,8 @@ impl<H: Hooks> Conn<'_, H> {
                     if hooks.failed(&mut admitted, &reason, unsent) && unsent {
                         continue;
                     }
+                    // The client is answered by the engine instead.
+                    hooks.answered(&mut admitted, status);
                     return Err(Failure::Upstream {
                         status,
                         reason,

@@ -166,7 +166,9 @@ pub trait Hooks: Send + Sync + 'static {
         false
     }
 
-    /// The destination answered with `status` (the final response head).
+    /// The client is answered with `status`: the destination's final
+    /// response head, or the engine's 502 or 504 when the destination
+    /// failed (after [`failed`](Self::failed)).
     fn answered(&self, _request: &mut Self::Request, _status: u16) {}
 
     /// Headers the request goes upstream with, in place of any the client

@@ -344,24 +344,18 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
 }
 
 /// The first key the fast engine does not serve yet, and where it is:
-/// auth, the breaker, rewrites, per-service timeouts, limits shared in
-/// Redis and upstreams other than `http://` still need hyper's engine.
+/// per-service timeouts, limits shared in Redis and upstreams other than
+/// `http://` still need hyper's engine.
 fn fast_refusal(raw: &File) -> Option<(Range<usize>, String)> {
     if let Some(redis) = &raw.redis {
         return Some((redis.url.span(), "[redis] (shared rate limits)".into()));
-    }
-    if let Some(auth) = raw.global.as_ref().and_then(|g| g.auth.as_ref()) {
-        return Some((auth.span(), "[global] auth".into()));
     }
     for service in &raw.services {
         let name = service.name.get_ref();
         let span_of = |span: Option<Range<usize>>, key: &str| {
             span.map(|span| (span, format!("service {name:?}: {key}")))
         };
-        let found = span_of(service.auth.as_ref().map(Spanned::span), "auth")
-            .or_else(|| span_of(service.breaker.as_ref().map(Spanned::span), "breaker"))
-            .or_else(|| span_of(service.rewrite.first().map(Spanned::span), "rewrite"))
-            .or_else(|| span_of(service.timeout.as_ref().map(Spanned::span), "timeout"))
+        let found = span_of(service.timeout.as_ref().map(Spanned::span), "timeout")
             .or_else(|| {
                 span_of(
                     service.flush_interval.as_ref().map(Spanned::span),

@@ -7,23 +7,27 @@
 //! decisions hyper's path takes through its middleware, written once over
 //! the request-head view (`proxy_core::view`): the request id
 //! (`middleware::request_id::choose`), statistics (`Counted`), the global
-//! and the service's rate limit (`RateLimit::check`), the route
+//! and the service's rate limit (`RateLimit::check`) and auth
+//! (`Auth::check`), the breaker (`Breaker::enter`), rewrites, the route
 //! (`Table::route`), the upstream and its retries and health (step 04's
 //! `Journey`). The order is the hyper chain's: request id, statistics,
 //! global limit, route, service limit, upstream.
 //!
 //! Left out on purpose, for now (the config refuses them with
-//! `engine = "fast"`, `config::fast_refusal`): auth, the breaker, rewrites,
-//! per-service timeouts, limits shared in Redis, and upstreams other than
-//! `http://`; and on this listener, HTTP/2 (h2c) clients. Websockets
-//! tunnel through the engine's own relay, without step 06's idle timeout
-//! and close frames. Response bytes and gRPC statuses are counted on
-//! hyper's listener only.
+//! `engine = "fast"`, `config::fast_refusal`): per-service timeouts, limits
+//! shared in Redis, and upstreams other than `http://`; and on this
+//! listener, HTTP/2 (h2c) clients. Websockets tunnel through the engine's
+//! own relay, without step 06's idle timeout and close frames. Response
+//! bytes and gRPC statuses are counted on hyper's listener only, and a
+//! request its client failed (a stalled body) is not counted at all.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use hyper::header::{HeaderName, HeaderValue};
+use middleware::auth::Auth;
+use middleware::breaker::{Breaker, Ticket};
+use middleware::rate_limit::RateLimit;
 use middleware::request_id::{X_REQUEST_ID, choose};
 use middleware::stats::{Counted, Metrics};
 use proxy_core::{HeadView, Refusal};
@@ -48,43 +52,53 @@ pub(crate) struct Admitted {
     path: Option<String>,
     journey: Journey<Arc<BalancedProxy<HttpsTransport>>>,
     destination: Arc<Destination>,
+    /// Its hold on the service's breaker, if it has one.
+    breaker: Option<Ticket<Arc<Breaker>>>,
     counted: Counted<Arc<Metrics>>,
     /// `X-Request-Id`, both ways.
     id: [(HeaderName, HeaderValue); 1],
 }
 
 impl FastGateway {
+    /// The hyper chain's decisions, in its order: request id, statistics,
+    /// the global limit and auth, the route, the service's limit, auth,
+    /// breaker and rewrite, then the upstream.
     fn admit_now(&self, head: &Head<'_>, who: &Hop) -> Result<Admitted, Refusal> {
         let gateway = &self.0;
         let id = choose(head.header(&X_REQUEST_ID));
         let mut counted = Counted::arrived(gateway.metrics.clone(), head.method());
-        let refused = |counted: &mut Counted<Arc<Metrics>>, refusal: Refusal| {
+        let mut refused = |refusal: Refusal| {
             counted.answered(refusal.status.as_u16(), None);
             refusal
         };
         let routes = gateway.routes.load_full();
-        if let Some(limit) = &routes.global_limit
-            && let Err(refusal) = limit.check(head, who.client, None)
-        {
-            return Err(refused(&mut counted, refusal));
-        }
+        check_limit_and_auth(&routes.global_limit, &routes.global_auth, head, who)
+            .map_err(&mut refused)?;
         let (service, path) = match routes.table.route(head) {
             Ok(Routed { service, path }) => {
                 let changed = path.as_bytes() != head.path();
                 (service.clone(), changed.then(|| path.into_owned()))
             }
-            Err(refusal) => return Err(refused(&mut counted, refusal)),
+            Err(refusal) => return Err(refused(refusal)),
         };
-        if let Some(limit) = &service.rate_limit
-            && let Err(refusal) = limit.check(head, who.client, None)
-        {
-            return Err(refused(&mut counted, refusal));
-        }
+        check_limit_and_auth(&service.rate_limit, &service.auth, head, who)
+            .map_err(&mut refused)?;
+        let breaker = match &service.breaker {
+            Some(breaker) => Some(Breaker::enter(breaker.clone()).map_err(&mut refused)?),
+            None => None,
+        };
+        let path = match &service.rewrite {
+            Some(rewrite) => {
+                let current = path.as_deref().unwrap_or_else(|| {
+                    std::str::from_utf8(head.path()).expect("a routed path is UTF-8")
+                });
+                rewrite.apply(current).filter(|new| is_path(new)).or(path)
+            }
+            None => path,
+        };
         let forwarded = path.as_deref().map_or(head.path(), str::as_bytes);
-        let journey = match Journey::begin(service.proxy.clone(), head, forwarded, who.client) {
-            Ok(journey) => journey,
-            Err(refusal) => return Err(refused(&mut counted, refusal)),
-        };
+        let journey = Journey::begin(service.proxy.clone(), head, forwarded, who.client)
+            .map_err(&mut refused)?;
         let destination = service.destination(journey.upstream());
         Ok(Admitted {
             _routes: routes,
@@ -92,10 +106,33 @@ impl FastGateway {
             path,
             journey,
             destination,
+            breaker,
             counted,
             id: [(X_REQUEST_ID, id)],
         })
     }
+}
+
+/// A rate limit's and an auth's decision, either of which may be absent.
+fn check_limit_and_auth(
+    limit: &Option<Arc<RateLimit>>,
+    auth: &Option<Arc<Auth>>,
+    head: &Head<'_>,
+    who: &Hop,
+) -> Result<(), Refusal> {
+    if let Some(limit) = limit {
+        limit.check(head, who.client, None)?;
+    }
+    if let Some(auth) = auth {
+        auth.check(head, who.client)?;
+    }
+    Ok(())
+}
+
+/// A rewritten path the request line can carry (the hyper engine checks
+/// the same by making a URI of it).
+fn is_path(path: &str) -> bool {
+    path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl Hooks for FastGateway {
@@ -131,6 +168,9 @@ impl Hooks for FastGateway {
 
     fn answered(&self, request: &mut Admitted, status: u16) {
         request.journey.answered(status);
+        if let Some(breaker) = &mut request.breaker {
+            breaker.answered(status);
+        }
         request
             .counted
             .answered(status, Some(&request.journey.upstream().name));

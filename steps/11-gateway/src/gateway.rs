@@ -21,8 +21,10 @@ use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{Balancer, Options, Upstream};
+use middleware::auth::Auth;
 use middleware::breaker::Breaker;
 use middleware::rate_limit::RateLimit;
+use middleware::rewrite::Rewrite;
 use middleware::settings::MakeRateLimit;
 use middleware::stats::Metrics;
 use middleware::{Chain, Ctx, Endpoint};
@@ -67,8 +69,11 @@ pub(crate) struct LiveService {
     /// The balanced proxy at the chain's end, which the fast engine's
     /// requests journey through too.
     pub(crate) proxy: Arc<BalancedProxy<HttpsTransport>>,
-    /// Its rate limit, when kept in the process (both engines ask it).
+    /// Its rate limit (when kept in the process), auth and rewrite: both
+    /// engines ask the same.
     pub(crate) rate_limit: Option<Arc<RateLimit>>,
+    pub(crate) auth: Option<Arc<Auth>>,
+    pub(crate) rewrite: Option<Arc<Rewrite>>,
     /// Where the fast engine sends to each upstream (pools included).
     pub(crate) destinations: Vec<(Arc<Upstream>, Arc<Destination>)>,
     /// For `GET /services`.
@@ -168,8 +173,9 @@ pub(crate) struct Routes {
     pub(crate) table: Arc<Table>,
     /// Whether `[global]` has a rate limit, for `GET /services`.
     pub(crate) global_rate_limit: bool,
-    /// The `[global]` rate limit, when kept in the process.
+    /// The `[global]` rate limit (when kept in the process) and auth.
     pub(crate) global_limit: Option<Arc<RateLimit>>,
+    pub(crate) global_auth: Option<Arc<Auth>>,
     /// The `[redis]` the shared limits of this version use.
     pub(crate) redis: Option<(config::Redis, Arc<SharedLimits>)>,
 }
@@ -186,6 +192,7 @@ impl Routes {
             table,
             global_rate_limit: false,
             global_limit: None,
+            global_auth: None,
             redis: None,
         }
     }
@@ -329,6 +336,7 @@ impl Gateway {
             table,
             global_rate_limit: config.global.rate_limit.is_some(),
             global_limit: global.rate_limit,
+            global_auth: global.auth,
             redis,
         })
     }
@@ -440,6 +448,8 @@ impl Gateway {
             breaker: built.breaker,
             proxy,
             rate_limit: built.rate_limit,
+            auth: built.auth,
+            rewrite: built.rewrite,
             destinations,
             _health_checks: health_checks,
         })

@@ -38,6 +38,9 @@ on_both_engines!(
     a_dead_upstream_is_skipped_and_the_request_served,
     a_drained_upstream_gets_no_new_requests,
     requests_are_counted_by_status_and_upstream,
+    auth_and_address_rules_guard_their_services,
+    the_breaker_opens_when_the_upstream_fails,
+    a_rewrite_changes_the_forwarded_path,
 );
 
 /// The gateway on `engine`, configured by `config` (without its engine).
@@ -244,13 +247,86 @@ async fn requests_are_counted_by_status_and_upstream(engine: &str) {
     assert!(metrics.contains("proxy_in_flight_requests 0"), "{metrics}");
 }
 
+async fn auth_and_address_rules_guard_their_services(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [[services]]\nname = \"private\"\npath_prefix = \"/private\"\nupstreams = [\"{0}\"]\n\
+         auth = {{ allow = [\"10.0.0.0/8\"] }}\n\
+         [[services]]\nname = \"members\"\nupstreams = [\"{0}\"]\n\
+         auth = {{ basic = [\"alice:secret\"] }}\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let private = get(&launched, "x", "/%70rivate/x").await;
+    assert_eq!(private.status(), 403);
+    assert_eq!(
+        private.text().await.unwrap(),
+        "forbidden: 127.0.0.1 is not in an allowed network\n"
+    );
+    let anonymous = get(&launched, "x", "/page").await;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Basic realm=\"proxy workbench\""
+    );
+    let url = format!("{}/page", launched.get("gateway").unwrap().url());
+    let member = client()
+        .get(&url)
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(member.status(), 200);
+    let wrong = client()
+        .get(&url)
+        .basic_auth("alice", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+}
+
+async fn the_breaker_opens_when_the_upstream_fails(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"flaky\"\nupstreams = [\"{}\"]\n\
+         breaker = {{ error_rate = 50, min_requests = 2, open = \"60s\" }}\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let statuses = [
+        get(&launched, "x", "/status/500").await.status().as_u16(),
+        get(&launched, "x", "/status/500").await.status().as_u16(),
+        get(&launched, "x", "/").await.status().as_u16(),
+    ];
+    // Two failures of two: open; the third request meets the fallback.
+    assert_eq!(statuses, [500, 500, 503]);
+}
+
+async fn a_rewrite_changes_the_forwarded_path(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"{}\"]\n\
+         rewrite = [\"^/old/(.*)=/new/$1\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let seen = echo(&launched, "x", "/old/page?x=1").await;
+    assert_eq!(
+        (seen.path.as_str(), seen.query.as_deref()),
+        ("/new/page", Some("x=1"))
+    );
+    assert_eq!(echo(&launched, "x", "/other").await.path, "/other");
+}
+
 #[test]
 fn the_fast_engine_refuses_what_it_does_not_serve_yet_where_it_is() {
-    let text = "engine = \"fast\"\nlisten = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"http://127.0.0.1:1\"]\nauth = { basic = [\"a:b\"] }\n";
+    let text = "engine = \"fast\"\nlisten = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"http://127.0.0.1:1\"]\ntimeout = \"2s\"\n";
     let path = write_config(text);
     let error = step11_gateway::config::load(&path).unwrap_err().to_string();
     assert!(
-        error.ends_with(":6:8: service \"web\": auth is not served by engine = \"fast\" yet; use engine = \"hyper\""),
+        error.ends_with(":6:11: service \"web\": timeout is not served by engine = \"fast\" yet; use engine = \"hyper\""),
         "{error}"
     );
     let unknown = write_config(
