@@ -143,6 +143,8 @@ pub async fn serve<C, H>(
         out: Vec::new(),
         headers: Vec::new(),
         upstream_headers: Vec::new(),
+        response_timeout: path.settings.response_timeout,
+        client_body_timeout: path.settings.client_body_timeout,
     };
     loop {
         // Unread bytes (a pipelined request) move to the front.
@@ -190,6 +192,9 @@ struct Conn<'p, H> {
     out: Vec<u8>,
     headers: Vec<HeaderAt>,
     upstream_headers: Vec<HeaderAt>,
+    /// This request's timeouts: the settings', unless its hooks say else.
+    response_timeout: Option<Duration>,
+    client_body_timeout: Duration,
 }
 
 /// A connection that ends gives its buffers to the next one.
@@ -263,6 +268,10 @@ impl<H: Hooks> Conn<'_, H> {
             headers: &self.headers,
         };
         let mut admitted = hooks.admit(&head, &hop).await.map_err(Failure::Refused)?;
+        let settings = &self.path.settings;
+        self.response_timeout = hooks.response_timeout(&admitted, settings.response_timeout);
+        self.client_body_timeout =
+            hooks.client_body_timeout(&admitted, settings.client_body_timeout);
         let (mut sent, mut body, response) = loop {
             match self
                 .forward(client, &request, &hop, &admitted, head_request)
@@ -648,7 +657,7 @@ impl<H: Hooks> Conn<'_, H> {
             }
             reserve(&mut self.cbuf);
             reserve(&mut self.ubuf);
-            let timeout = self.path.settings.client_body_timeout;
+            let timeout = self.client_body_timeout;
             tokio::select! {
                 read = read_client(client, &mut self.cbuf, Some(timeout)) => {
                     if read? == 0 {
@@ -706,8 +715,6 @@ impl<H: Hooks> Conn<'_, H> {
         C: AsyncRead + AsyncWrite + Unpin,
     {
         let deadline = self
-            .path
-            .settings
             .response_timeout
             .map(|t| tokio::time::Instant::now() + t);
         loop {
@@ -732,7 +739,7 @@ impl<H: Hooks> Conn<'_, H> {
                     None => std::future::pending().await,
                 }
             };
-            let owed = (!body.done()).then_some(self.path.settings.client_body_timeout);
+            let owed = (!body.done()).then_some(self.client_body_timeout);
             tokio::select! {
                 read = sent.upstream.read_buf(&mut self.ubuf) => match read {
                     Ok(0) | Err(_) if sent.resend_on_silence && self.ubuf.is_empty() => {
@@ -833,7 +840,7 @@ impl<H: Hooks> Conn<'_, H> {
             if client_room {
                 reserve(&mut self.cbuf);
             }
-            let owed = (!request_body.done()).then_some(self.path.settings.client_body_timeout);
+            let owed = (!request_body.done()).then_some(self.client_body_timeout);
             tokio::select! {
                 read = upstream.read_buf(&mut self.ubuf) => match read {
                     Ok(0) if framing == Framing::UntilClose => return Ok(false),

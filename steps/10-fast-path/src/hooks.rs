@@ -29,6 +29,7 @@
 //! nothing of it left.
 
 use std::future::Future;
+use std::time::Duration;
 
 use hyper::header::HeaderName;
 use proxy_core::HeadView;
@@ -170,6 +171,22 @@ pub trait Hooks: Send + Sync + 'static {
     /// response head, or the engine's 502 or 504 when the destination
     /// failed (after [`failed`](Self::failed)).
     fn answered(&self, _request: &mut Self::Request, _status: u16) {}
+
+    /// This request's response timeout (504 past it, or 408 while its
+    /// body is still owed): the engine's `setting`, unless the hooks say.
+    fn response_timeout(
+        &self,
+        _request: &Self::Request,
+        setting: Option<Duration>,
+    ) -> Option<Duration> {
+        setting
+    }
+
+    /// This request's client body timeout (408 past it): the engine's
+    /// `setting`, unless the hooks say.
+    fn client_body_timeout(&self, _request: &Self::Request, setting: Duration) -> Duration {
+        setting
+    }
 
     /// Headers the request goes upstream with, in place of any the client
     /// sent under those names (a request id).

@@ -344,40 +344,25 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
 }
 
 /// The first key the fast engine does not serve yet, and where it is:
-/// per-service timeouts, limits shared in Redis and upstreams other than
-/// `http://` still need hyper's engine.
+/// limits shared in Redis and upstreams other than `http://` still need
+/// hyper's engine. (`flush_interval` it takes and needs not: it writes what
+/// it reads at once.)
 fn fast_refusal(raw: &File) -> Option<(Range<usize>, String)> {
     if let Some(redis) = &raw.redis {
         return Some((redis.url.span(), "[redis] (shared rate limits)".into()));
     }
     for service in &raw.services {
-        let name = service.name.get_ref();
-        let span_of = |span: Option<Range<usize>>, key: &str| {
-            span.map(|span| (span, format!("service {name:?}: {key}")))
-        };
-        let found = span_of(service.timeout.as_ref().map(Spanned::span), "timeout")
-            .or_else(|| {
-                span_of(
-                    service.flush_interval.as_ref().map(Spanned::span),
-                    "flush_interval",
-                )
-            })
-            .or_else(|| {
-                span_of(
-                    service.client_body_timeout.as_ref().map(Spanned::span),
-                    "client_body_timeout",
-                )
-            })
-            .or_else(|| {
-                let other = service
-                    .upstreams
-                    .get_ref()
-                    .iter()
-                    .find(|u| !u.get_ref().starts_with("http://"));
-                span_of(other.map(Spanned::span), "an upstream that is not http://")
-            });
-        if found.is_some() {
-            return found;
+        let other = service
+            .upstreams
+            .get_ref()
+            .iter()
+            .find(|u| !u.get_ref().starts_with("http://"));
+        if let Some(other) = other {
+            let name = service.name.get_ref();
+            return Some((
+                other.span(),
+                format!("service {name:?}: an upstream that is not http://"),
+            ));
         }
     }
     None

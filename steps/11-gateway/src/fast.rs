@@ -14,8 +14,8 @@
 //! global limit, route, service limit, upstream.
 //!
 //! Left out on purpose, for now (the config refuses them with
-//! `engine = "fast"`, `config::fast_refusal`): per-service timeouts, limits
-//! shared in Redis, and upstreams other than `http://`; and on this
+//! `engine = "fast"`, `config::fast_refusal`): limits shared in Redis, and
+//! upstreams other than `http://`; and on this
 //! listener, HTTP/2 (h2c) clients. Websockets tunnel through the engine's
 //! own relay, without step 06's idle timeout and close frames. Response
 //! bytes and gRPC statuses are counted on hyper's listener only, and a
@@ -23,6 +23,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
 use middleware::auth::Auth;
@@ -174,6 +175,14 @@ impl Hooks for FastGateway {
         request
             .counted
             .answered(status, Some(&request.journey.upstream().name));
+    }
+
+    fn response_timeout(&self, request: &Admitted, _: Option<Duration>) -> Option<Duration> {
+        request.service.spec.proxy.timeout
+    }
+
+    fn client_body_timeout(&self, request: &Admitted, _: Duration) -> Duration {
+        request.service.spec.proxy.client_body_timeout
     }
 
     fn request_headers<'a>(&'a self, request: &'a Admitted) -> &'a [(HeaderName, HeaderValue)] {

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use real_server::Echo;
 use serving::Launched;
 use support::{admin_metrics, backend, client, gateway_with_path, get, write_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// A test of each case on each engine.
@@ -41,6 +42,7 @@ on_both_engines!(
     auth_and_address_rules_guard_their_services,
     the_breaker_opens_when_the_upstream_fails,
     a_rewrite_changes_the_forwarded_path,
+    a_service_holds_requests_to_its_own_timeouts,
 );
 
 /// The gateway on `engine`, configured by `config` (without its engine).
@@ -320,13 +322,45 @@ async fn a_rewrite_changes_the_forwarded_path(engine: &str) {
     assert_eq!(echo(&launched, "x", "/other").await.path, "/other");
 }
 
+async fn a_service_holds_requests_to_its_own_timeouts(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         [[services]]\nname = \"slow\"\npath_prefix = \"/slow\"\nstrip_prefix = true\nupstreams = [\"{0}\"]\n\
+         timeout = \"200ms\"\n\
+         [[services]]\nname = \"uploads\"\nupstreams = [\"{0}\"]\nclient_body_timeout = \"300ms\"\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    assert_eq!(get(&launched, "x", "/slow/delay/3000").await.status(), 504);
+    assert_eq!(get(&launched, "x", "/slow/delay/10").await.status(), 200);
+    // Half a body, then nothing: cut off after the service's 300 ms.
+    let mut stream = tokio::net::TcpStream::connect(launched.get("gateway").unwrap().addr())
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered within 10 s")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
 #[test]
 fn the_fast_engine_refuses_what_it_does_not_serve_yet_where_it_is() {
-    let text = "engine = \"fast\"\nlisten = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"http://127.0.0.1:1\"]\ntimeout = \"2s\"\n";
+    let text = "engine = \"fast\"\nlisten = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"h2c://127.0.0.1:1\"]\n";
     let path = write_config(text);
     let error = step11_gateway::config::load(&path).unwrap_err().to_string();
     assert!(
-        error.ends_with(":6:11: service \"web\": timeout is not served by engine = \"fast\" yet; use engine = \"hyper\""),
+        error.ends_with(":5:14: service \"web\": an upstream that is not http:// is not served by engine = \"fast\" yet; use engine = \"hyper\""),
         "{error}"
     );
     let unknown = write_config(
