@@ -81,7 +81,7 @@ impl RateKey {
     /// as the bucket lives. A key too long to keep is refused with 400.
     pub fn of(
         &self,
-        head: &impl HeadView,
+        head: &(impl HeadView + ?Sized),
         client: IpAddr,
         client_text: Option<&HeaderValue>,
     ) -> Result<HeaderValue, Refusal> {
@@ -239,12 +239,41 @@ impl RateLimit {
     }
 }
 
+/// A rate limit whose buckets live outside the process (`shared_limit`'s,
+/// in Redis): asking it is a round trip, so its answer is a future. Either
+/// engine asks it; as a [`Middleware`] it also sits in hyper's chain.
+pub trait SharedLimit: Middleware {
+    fn check<'a>(
+        &'a self,
+        head: &'a (dyn HeadView + Sync),
+        client: IpAddr,
+    ) -> BoxFuture<'a, Result<(), Refusal>>;
+}
+
+/// A chain's rate limit, for another engine to ask: kept in the process
+/// (answered at once) or shared (answered by a round trip).
+#[derive(Clone)]
+pub enum Limit {
+    Local(Arc<RateLimit>),
+    Shared(Arc<dyn SharedLimit>),
+}
+
+impl Limit {
+    /// Admit `head` from `client`, or refuse it.
+    pub async fn check(&self, head: &(dyn HeadView + Sync), client: IpAddr) -> Result<(), Refusal> {
+        match self {
+            Limit::Local(limit) => limit.check(head, client, None),
+            Limit::Shared(limit) => limit.check(head, client).await,
+        }
+    }
+}
+
 impl RateLimit {
     /// Take a token for `head` from `client` (see [`RateKey::of`]), or
     /// refuse it: the decision, on either engine.
     pub fn check(
         &self,
-        head: &impl HeadView,
+        head: &(impl HeadView + ?Sized),
         client: IpAddr,
         client_text: Option<&HeaderValue>,
     ) -> Result<(), Refusal> {

@@ -20,11 +20,11 @@ use ipnet::IpNet;
 
 use crate::auth::{Auth, AuthConfigError, JwtKey};
 use crate::breaker::{Breaker, BreakerPolicy};
-use crate::rate_limit::{DEFAULT_MAX_KEYS, RateKey, RateLimit};
+use crate::rate_limit::{DEFAULT_MAX_KEYS, Limit, RateKey, RateLimit, SharedLimit};
 use crate::request_id::RequestId;
 use crate::rewrite::{Rewrite, Rule};
 use crate::stats::{Metrics, Stats};
-use crate::{Chain, Endpoint, Middleware};
+use crate::{Chain, Endpoint};
 
 /// Which links a chain has, and how each is set.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -95,16 +95,16 @@ pub struct BreakerSettings {
 
 /// Makes the rate-limit link from its settings (the gateway's shares its
 /// buckets through Redis).
-pub type MakeRateLimit = dyn Fn(&RateLimitSettings) -> Arc<dyn Middleware> + Send + Sync;
+pub type MakeRateLimit = dyn Fn(&RateLimitSettings) -> Arc<dyn SharedLimit> + Send + Sync;
 
 /// A chain, and the links its owner reads back (the breaker's state for an
 /// admin page).
 pub struct Built {
     pub chain: Chain,
     pub breaker: Option<Arc<Breaker>>,
-    /// The rate limit kept in the process, if the chain has one: another
-    /// engine serving the same routes asks the same buckets.
-    pub rate_limit: Option<Arc<RateLimit>>,
+    /// The chain's rate limit: another engine serving the same routes asks
+    /// the same buckets.
+    pub rate_limit: Option<Limit>,
     /// The chain's auth and rewrite, for another engine to ask the same.
     pub auth: Option<Arc<Auth>>,
     pub rewrite: Option<Arc<Rewrite>>,
@@ -128,22 +128,20 @@ impl ChainSettings {
                 metrics: metrics.clone(),
             }));
         }
-        let mut local_limit = None;
-        if let Some(limit) = &self.rate_limit {
-            chain = chain.with(match rate_limiter {
-                Some(make) => make(limit),
-                None => {
-                    let local = Arc::new(RateLimit::with_max_keys(
-                        limit.rps,
-                        limit.burst,
-                        limit.key.clone(),
-                        metrics.clone(),
-                        limit.max_keys,
-                    ));
-                    local_limit = Some(local.clone());
-                    local
-                }
-            });
+        let limit = self.rate_limit.as_ref().map(|limit| match rate_limiter {
+            Some(make) => Limit::Shared(make(limit)),
+            None => Limit::Local(Arc::new(RateLimit::with_max_keys(
+                limit.rps,
+                limit.burst,
+                limit.key.clone(),
+                metrics.clone(),
+                limit.max_keys,
+            ))),
+        });
+        match &limit {
+            Some(Limit::Local(local)) => chain = chain.with(local.clone()),
+            Some(Limit::Shared(shared)) => chain = chain.with(shared.clone()),
+            None => {}
         }
         let auth = match &self.auth {
             Some(auth) => Some(Arc::new(auth.build()?)),
@@ -171,7 +169,7 @@ impl ChainSettings {
         Ok(Built {
             chain,
             breaker,
-            rate_limit: local_limit,
+            rate_limit: limit,
             auth,
             rewrite,
         })

@@ -37,6 +37,7 @@
 //! Left out on purpose: Redis Cluster and Sentinel (one URL, one server),
 //! TLS to Redis, and a local bucket as the fallback while Redis is down.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,11 +46,11 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use middleware::rate_limit::{RateKey, too_many_requests};
+use middleware::rate_limit::{RateKey, SharedLimit, too_many_requests};
 use middleware::stats::Metrics;
 use middleware::{Ctx, Middleware, Next};
 use prometheus_client::metrics::counter::Counter;
-use proxy_core::{ProxyBody, text_response};
+use proxy_core::{HeadView, ProxyBody, Refusal};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// While Redis is unavailable, one request this often tries it again.
@@ -311,6 +312,34 @@ impl SharedRateLimit {
     }
 }
 
+impl SharedLimit for SharedRateLimit {
+    fn check<'a>(
+        &'a self,
+        head: &'a (dyn HeadView + Sync),
+        client: IpAddr,
+    ) -> BoxFuture<'a, Result<(), Refusal>> {
+        Box::pin(async move {
+            let key = self.key.of(head, client, None)?;
+            let mut bucket = self.prefix.clone();
+            bucket.extend_from_slice(key.as_bytes());
+            match self.limits.check(&bucket, self.rate, self.burst).await {
+                Verdict::Admitted => Ok(()),
+                Verdict::Refused(wait) => {
+                    self.metrics.count_rate_limited();
+                    Err(too_many_requests(self.rate.get(), self.burst.get(), wait))
+                }
+                Verdict::Unavailable => match self.limits.fail {
+                    Fail::Open => Ok(()),
+                    Fail::Closed => Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the shared rate limit cannot be checked (Redis is unavailable); try again shortly",
+                    )),
+                },
+            }
+        })
+    }
+}
+
 impl Middleware for SharedRateLimit {
     fn handle<'a>(
         &'a self,
@@ -319,28 +348,14 @@ impl Middleware for SharedRateLimit {
         next: Next<'a>,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         Box::pin(async move {
-            let key = match self
-                .key
-                .of(&req, ctx.client.client_ip(), Some(ctx.client.ip()))
-            {
-                Ok(key) => key,
-                Err(refusal) => return refusal.into_response(),
+            let checked = {
+                let (head, body) = req.into_parts();
+                let checked = self.check(&head, ctx.client.client_ip()).await;
+                (Request::from_parts(head, body), checked)
             };
-            let mut bucket = self.prefix.clone();
-            bucket.extend_from_slice(key.as_bytes());
-            match self.limits.check(&bucket, self.rate, self.burst).await {
-                Verdict::Admitted => next.run(req, ctx).await,
-                Verdict::Refused(wait) => {
-                    self.metrics.count_rate_limited();
-                    too_many_requests(self.rate.get(), self.burst.get(), wait).into_response()
-                }
-                Verdict::Unavailable => match self.limits.fail {
-                    Fail::Open => next.run(req, ctx).await,
-                    Fail::Closed => text_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the shared rate limit cannot be checked (Redis is unavailable); try again shortly",
-                    ),
-                },
+            match checked {
+                (req, Ok(())) => next.run(req, ctx).await,
+                (_, Err(refusal)) => refusal.into_response(),
             }
         })
     }

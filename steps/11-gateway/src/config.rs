@@ -344,13 +344,9 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
 }
 
 /// The first key the fast engine does not serve yet, and where it is:
-/// limits shared in Redis and upstreams other than `http://` still need
-/// hyper's engine. (`flush_interval` it takes and needs not: it writes what
+/// upstreams other than `http://` still need hyper's engine. (`flush_interval` it takes and needs not: it writes what
 /// it reads at once.)
 fn fast_refusal(raw: &File) -> Option<(Range<usize>, String)> {
-    if let Some(redis) = &raw.redis {
-        return Some((redis.url.span(), "[redis] (shared rate limits)".into()));
-    }
     for service in &raw.services {
         let other = service
             .upstreams

@@ -14,8 +14,8 @@
 //! global limit, route, service limit, upstream.
 //!
 //! Left out on purpose, for now (the config refuses them with
-//! `engine = "fast"`, `config::fast_refusal`): limits shared in Redis, and
-//! upstreams other than `http://`; and on this
+//! `engine = "fast"`, `config::fast_refusal`): upstreams other than
+//! `http://`; and on this
 //! listener, HTTP/2 (h2c) clients. Websockets tunnel through the engine's
 //! own relay, without step 06's idle timeout and close frames. Response
 //! bytes and gRPC statuses are counted on hyper's listener only, and a
@@ -28,7 +28,7 @@ use std::time::Duration;
 use hyper::header::{HeaderName, HeaderValue};
 use middleware::auth::Auth;
 use middleware::breaker::{Breaker, Ticket};
-use middleware::rate_limit::RateLimit;
+use middleware::rate_limit::Limit;
 use middleware::request_id::{X_REQUEST_ID, choose};
 use middleware::stats::{Counted, Metrics};
 use proxy_core::{HeadView, Refusal};
@@ -63,8 +63,9 @@ pub(crate) struct Admitted {
 impl FastGateway {
     /// The hyper chain's decisions, in its order: request id, statistics,
     /// the global limit and auth, the route, the service's limit, auth,
-    /// breaker and rewrite, then the upstream.
-    fn admit_now(&self, head: &Head<'_>, who: &Hop) -> Result<Admitted, Refusal> {
+    /// breaker and rewrite, then the upstream. Only a limit kept in Redis
+    /// waits.
+    async fn admit_now(&self, head: &Head<'_>, who: &Hop) -> Result<Admitted, Refusal> {
         let gateway = &self.0;
         let id = choose(head.header(&X_REQUEST_ID));
         let mut counted = Counted::arrived(gateway.metrics.clone(), head.method());
@@ -74,6 +75,7 @@ impl FastGateway {
         };
         let routes = gateway.routes.load_full();
         check_limit_and_auth(&routes.global_limit, &routes.global_auth, head, who)
+            .await
             .map_err(&mut refused)?;
         let (service, path) = match routes.table.route(head) {
             Ok(Routed { service, path }) => {
@@ -83,6 +85,7 @@ impl FastGateway {
             Err(refusal) => return Err(refused(refusal)),
         };
         check_limit_and_auth(&service.rate_limit, &service.auth, head, who)
+            .await
             .map_err(&mut refused)?;
         let breaker = match &service.breaker {
             Some(breaker) => Some(Breaker::enter(breaker.clone()).map_err(&mut refused)?),
@@ -115,14 +118,16 @@ impl FastGateway {
 }
 
 /// A rate limit's and an auth's decision, either of which may be absent.
-fn check_limit_and_auth(
-    limit: &Option<Arc<RateLimit>>,
+async fn check_limit_and_auth(
+    limit: &Option<Limit>,
     auth: &Option<Arc<Auth>>,
     head: &Head<'_>,
     who: &Hop,
 ) -> Result<(), Refusal> {
-    if let Some(limit) = limit {
-        limit.check(head, who.client, None)?;
+    match limit {
+        Some(Limit::Local(limit)) => limit.check(head, who.client, None)?,
+        Some(shared) => shared.check(head, who.client).await?,
+        None => {}
     }
     if let Some(auth) = auth {
         auth.check(head, who.client)?;
@@ -144,7 +149,7 @@ impl Hooks for FastGateway {
         head: &Head<'_>,
         who: &Hop,
     ) -> impl Future<Output = Result<Admitted, Refusal>> + Send {
-        std::future::ready(self.admit_now(head, who))
+        self.admit_now(head, who)
     }
 
     fn destination<'a>(&'a self, request: &'a Admitted) -> &'a Destination {

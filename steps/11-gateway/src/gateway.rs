@@ -23,7 +23,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{Balancer, Options, Upstream};
 use middleware::auth::Auth;
 use middleware::breaker::Breaker;
-use middleware::rate_limit::RateLimit;
+use middleware::rate_limit::Limit;
 use middleware::rewrite::Rewrite;
 use middleware::settings::MakeRateLimit;
 use middleware::stats::Metrics;
@@ -69,9 +69,9 @@ pub(crate) struct LiveService {
     /// The balanced proxy at the chain's end, which the fast engine's
     /// requests journey through too.
     pub(crate) proxy: Arc<BalancedProxy<HttpsTransport>>,
-    /// Its rate limit (when kept in the process), auth and rewrite: both
+    /// Its rate limit (in the process or in Redis), auth and rewrite: both
     /// engines ask the same.
-    pub(crate) rate_limit: Option<Arc<RateLimit>>,
+    pub(crate) rate_limit: Option<Limit>,
     pub(crate) auth: Option<Arc<Auth>>,
     pub(crate) rewrite: Option<Arc<Rewrite>>,
     /// Where the fast engine sends to each upstream (pools included).
@@ -173,8 +173,8 @@ pub(crate) struct Routes {
     pub(crate) table: Arc<Table>,
     /// Whether `[global]` has a rate limit, for `GET /services`.
     pub(crate) global_rate_limit: bool,
-    /// The `[global]` rate limit (when kept in the process) and auth.
-    pub(crate) global_limit: Option<Arc<RateLimit>>,
+    /// The `[global]` rate limit and auth.
+    pub(crate) global_limit: Option<Limit>,
     pub(crate) global_auth: Option<Arc<Auth>>,
     /// The `[redis]` the shared limits of this version use.
     pub(crate) redis: Option<(config::Redis, Arc<SharedLimits>)>,

@@ -354,6 +354,52 @@ async fn a_service_holds_requests_to_its_own_timeouts(engine: &str) {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
+/// Two instances sharing one Redis admit the burst together, on either
+/// engine.
+async fn limits_shared_in_redis_hold_across_instances(engine: &str) {
+    let redis = real_server::redis::RedisServer::start().await;
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[redis]\nurl = \"{}\"\n\
+         [[services]]\nname = \"web\"\nupstreams = [\"{}\"]\n\
+         rate_limit = {{ rps = 1, burst = 2, key = \"global\" }}\n",
+        redis.url(),
+        upstream.url()
+    );
+    let (first, second) = (
+        gateway(engine, &config).await,
+        gateway(engine, &config).await,
+    );
+    let statuses = [
+        get(&first, "x", "/").await.status().as_u16(),
+        get(&first, "x", "/").await.status().as_u16(),
+        get(&second, "x", "/").await.status().as_u16(),
+    ];
+    assert_eq!(
+        statuses,
+        [200, 200, 429],
+        "the second instance found the bucket empty"
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_redis_server),
+    ignore = "redis-server is not installed (apt-get install redis-server)"
+)]
+async fn limits_shared_in_redis_hold_across_instances_on_hyper() {
+    limits_shared_in_redis_hold_across_instances("hyper").await
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_redis_server),
+    ignore = "redis-server is not installed (apt-get install redis-server)"
+)]
+async fn limits_shared_in_redis_hold_across_instances_on_fast() {
+    limits_shared_in_redis_hold_across_instances("fast").await
+}
+
 #[test]
 fn the_fast_engine_refuses_what_it_does_not_serve_yet_where_it_is() {
     let text = "engine = \"fast\"\nlisten = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"h2c://127.0.0.1:1\"]\n";
