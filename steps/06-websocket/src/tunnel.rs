@@ -85,13 +85,47 @@ impl Tunnels {
     }
 
     fn spawn(&self, upgrade: Upgrade) {
-        // A tunnel is not a request: once the 101 is out, no request cap
-        // counts it, and it may stay for hours. Past the cap a new tunnel
-        // is closed at once, both ways, with "try again later" — the
-        // websocket way of saying 503 after the handshake.
-        let full = (self.open() >= self.max_open).then_some(self.max_open);
-        let closing = self.closing.subscribe();
-        tokio::spawn(run(upgrade, self.idle_timeout, closing, full));
+        let place = self.enter();
+        tokio::spawn(async move {
+            let (peer, target) = (upgrade.peer, upgrade.target.clone());
+            let protocol = upgrade.protocol.clone();
+            match upgrade.connect().await {
+                Ok((client, backend)) => {
+                    relay(client, backend, peer, target, protocol.as_bytes(), place).await;
+                }
+                Err(e) => debug!("upgrade for {peer} failed: {e}"),
+            }
+        });
+    }
+
+    /// Carry a connection another engine switched to `protocol` after a
+    /// 101 (step 10's hands over its own sockets), in the caller's task:
+    /// the same cap, idle timeout and goodbyes as [`Self::handler`]'s.
+    pub async fn carry<C, B>(
+        &self,
+        client: C,
+        backend: B,
+        peer: impl fmt::Display,
+        target: impl fmt::Display,
+        protocol: &[u8],
+    ) where
+        C: AsyncRead + AsyncWrite + Unpin,
+        B: AsyncRead + AsyncWrite + Unpin,
+    {
+        relay(client, backend, peer, target, protocol, self.enter()).await;
+    }
+
+    /// A new tunnel's place: counted among the open ones until dropped.
+    /// A tunnel is not a request: once the 101 is out, no request cap
+    /// counts it, and it may stay for hours. Past the cap a new tunnel is
+    /// closed at once, both ways, with "try again later" — the websocket
+    /// way of saying 503 after the handshake.
+    fn enter(&self) -> Place {
+        Place {
+            full: (self.open() >= self.max_open).then_some(self.max_open),
+            closing: self.closing.subscribe(),
+            idle_timeout: self.idle_timeout,
+        }
     }
 
     /// Close every tunnel (close frames both ways) and wait until all are gone.
@@ -156,24 +190,33 @@ impl Activity {
     }
 }
 
-async fn run(
-    upgrade: Upgrade,
-    idle_timeout: Duration,
-    mut closing: watch::Receiver<bool>,
+/// One tunnel's standing among the open ones.
+struct Place {
+    /// The cap it found reached, if it did.
     full: Option<usize>,
-) {
-    let (peer, target) = (upgrade.peer, upgrade.target.clone());
-    let websocket = upgrade
-        .protocol
-        .as_bytes()
-        .eq_ignore_ascii_case(b"websocket");
-    let (client, backend) = match upgrade.connect().await {
-        Ok(pair) => pair,
-        Err(e) => {
-            debug!("upgrade for {peer} failed: {e}");
-            return;
-        }
-    };
+    /// Held for the tunnel's life: it counts the tunnel as open, and says
+    /// when the proxy is stopping.
+    closing: watch::Receiver<bool>,
+    idle_timeout: Duration,
+}
+
+async fn relay<C, B>(
+    client: C,
+    backend: B,
+    peer: impl fmt::Display,
+    target: impl fmt::Display,
+    protocol: &[u8],
+    place: Place,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let Place {
+        full,
+        mut closing,
+        idle_timeout,
+    } = place;
+    let websocket = protocol.eq_ignore_ascii_case(b"websocket");
     debug!("tunnel {peer} ⇄ {target} open");
     let activity = Activity::new();
     let (stop, stopped) = watch::channel(None);

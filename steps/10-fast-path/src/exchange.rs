@@ -78,7 +78,7 @@ pub struct FastPath<H> {
 
 /// A client's stream, which the engine can also wait on without reading
 /// it: a connection between requests holds no buffer to read into.
-pub trait Client: AsyncRead + AsyncWrite + Unpin {
+pub trait Client: AsyncRead + AsyncWrite + Unpin + Send {
     /// Resolves when there is something to read (or the client closed).
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
 }
@@ -300,15 +300,24 @@ impl<H: Hooks> Conn<'_, H> {
         hooks.answered(&mut admitted, response.status);
         if response.status == 101 {
             let set = hooks.response_headers(&admitted);
-            return self
-                .tunnel(
-                    client,
-                    sent.upstream,
-                    asked_upgrade.as_deref(),
-                    &response,
-                    set,
-                )
+            let mut upstream = sent.upstream;
+            self.switch(
+                client,
+                &mut upstream,
+                asked_upgrade.as_deref(),
+                &response,
+                set,
+            )
+            .await?;
+            // The request is over; the tunnel outlives it, and needs neither
+            // its state (a gateway's routes of the moment) nor the buffers.
+            drop(admitted);
+            self.give_back_buffers();
+            let protocol = asked_upgrade.unwrap_or_default();
+            hooks
+                .tunnel(client, upstream, &protocol, self.client_ip)
                 .await;
+            return Ok(false);
         }
         // The client's body, if the upstream answered without waiting for it,
         // is never read: the connection cannot carry another request.
@@ -862,16 +871,16 @@ impl<H: Hooks> Conn<'_, H> {
         }
     }
 
-    /// A 101: check it, forward it, then relay bytes both ways until
-    /// either side closes.
-    async fn tunnel<C>(
+    /// A 101: check it, and forward it with whatever either side sent
+    /// after its head; the hooks' tunnel carries the rest.
+    async fn switch<C>(
         &mut self,
         client: &mut C,
-        mut upstream: TcpStream,
+        upstream: &mut TcpStream,
         asked: Option<&[u8]>,
         response: &ResponseHead,
         set: forward::Set<'_>,
-    ) -> Result<bool, Failure>
+    ) -> Result<(), Failure>
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
@@ -894,8 +903,7 @@ impl<H: Hooks> Conn<'_, H> {
         client.write_all(&self.out).await?;
         upstream.write_all(&self.cbuf[self.pos..]).await?;
         self.pos = self.cbuf.len();
-        let _ = tokio::io::copy_bidirectional(client, &mut upstream).await;
-        Ok(false)
+        Ok(())
     }
 }
 

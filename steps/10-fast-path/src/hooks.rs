@@ -29,12 +29,16 @@
 //! nothing of it left.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use hyper::header::HeaderName;
 use proxy_core::HeadView;
 pub use proxy_core::Refusal;
 
+use tokio::net::TcpStream;
+
+use crate::exchange::Client;
 use crate::forward::{self, Hop, Set, Upstream};
 use crate::head::{HeaderAt, RequestHead, slice};
 use crate::pool::Pool;
@@ -186,6 +190,21 @@ pub trait Hooks: Send + Sync + 'static {
     /// `setting`, unless the hooks say.
     fn client_body_timeout(&self, _request: &Self::Request, setting: Duration) -> Duration {
         setting
+    }
+
+    /// Carry a connection both sides switched to `protocol` (after a 101)
+    /// until it ends. By default, bytes are copied both ways until either
+    /// side closes.
+    fn tunnel<'a, C: Client>(
+        &'a self,
+        client: &'a mut C,
+        mut upstream: TcpStream,
+        _protocol: &'a [u8],
+        _peer: IpAddr,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        async move {
+            let _ = tokio::io::copy_bidirectional(client, &mut upstream).await;
+        }
     }
 
     /// Headers the request goes upstream with, in place of any the client

@@ -16,12 +16,13 @@
 //! Left out on purpose, for now (the config refuses them with
 //! `engine = "fast"`, `config::fast_refusal`): upstreams other than
 //! `http://`; and on this
-//! listener, HTTP/2 (h2c) clients. Websockets tunnel through the engine's
-//! own relay, without step 06's idle timeout and close frames. Response
+//! listener, HTTP/2 (h2c) clients. Websockets tunnel through step 06's
+//! tunnels, as on hyper's listener (`Tunnels::carry`). Response
 //! bytes and gRPC statuses are counted on hyper's listener only, and a
 //! request its client failed (a stalled body) is not counted at all.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +36,10 @@ use proxy_core::{HeadView, Refusal};
 use step04_load_balance::BalancedProxy;
 use step04_load_balance::journey::Journey;
 use step07_https::upstream_tls::HttpsTransport;
+use step10_fast_path::exchange::Client;
 use step10_fast_path::forward::Hop;
 use step10_fast_path::hooks::{Destination, Head, Hooks};
+use tokio::net::TcpStream;
 
 use crate::gateway::{Gateway, LiveService, Routed, Routes};
 
@@ -188,6 +191,20 @@ impl Hooks for FastGateway {
 
     fn client_body_timeout(&self, request: &Admitted, _: Duration) -> Duration {
         request.service.spec.proxy.client_body_timeout
+    }
+
+    /// Step 06's tunnels, as on hyper's listener: the idle timeout, the cap
+    /// and close frames at shutdown.
+    fn tunnel<'a, C: Client>(
+        &'a self,
+        client: &'a mut C,
+        upstream: TcpStream,
+        protocol: &'a [u8],
+        peer: IpAddr,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        self.0
+            .tunnels
+            .carry(client, upstream, peer, "its upstream", protocol)
     }
 
     fn request_headers<'a>(&'a self, request: &'a Admitted) -> &'a [(HeaderName, HeaderValue)] {

@@ -208,7 +208,7 @@ pub(crate) struct Gateway {
     /// Read at start only; a reload that changes them says a restart is needed.
     pub(crate) fixed: Fixed,
     transport: HttpsTransport,
-    tunnels: Tunnels,
+    pub(crate) tunnels: Tunnels,
     pub(crate) metrics: Arc<Metrics>,
     /// Retries of every service, for `/metrics`.
     retries: RetryCounters,

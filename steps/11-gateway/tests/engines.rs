@@ -43,6 +43,7 @@ on_both_engines!(
     the_breaker_opens_when_the_upstream_fails,
     a_rewrite_changes_the_forwarded_path,
     a_service_holds_requests_to_its_own_timeouts,
+    a_websocket_is_carried_and_closed_with_a_goodbye_at_shutdown,
 );
 
 /// The gateway on `engine`, configured by `config` (without its engine).
@@ -352,6 +353,45 @@ async fn a_service_holds_requests_to_its_own_timeouts(engine: &str) {
     .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+async fn a_websocket_is_carried_and_closed_with_a_goodbye_at_shutdown(engine: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"ws\"\nupstreams = [\"{}\"]\n",
+        upstream.url()
+    );
+    let launched = gateway(engine, &config).await;
+    let url = format!(
+        "{}/ws",
+        launched
+            .get("gateway")
+            .unwrap()
+            .url()
+            .replace("http://", "ws://")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("hello")
+    );
+    // Shutting down, the gateway says goodbye (1001, Going Away) rather
+    // than cutting the connection.
+    let stopping = tokio::spawn(launched.shutdown());
+    let goodbye = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+        .await
+        .expect("a frame within 10 s")
+        .expect("a frame, not the end")
+        .unwrap();
+    match goodbye {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let _ = socket.close(None).await;
+    stopping.await.unwrap();
 }
 
 /// Two instances sharing one Redis admit the burst together, on either
