@@ -570,6 +570,24 @@ pub async fn a_client_waiting_for_its_continue_is_served(launch: Launch) {
     assert!(answer.ends_with("hello"), "{answer}");
 }
 
+/// The response timeout runs from the sending, through the body: a client
+/// that owes its body when it runs out is answered 408 (its failure; the
+/// upstream may be waiting for those bytes), not left waiting.
+pub async fn a_timeout_while_the_body_is_owed_is_408(launch: Launch) {
+    let (backend, mut request_arrived, _upstream_closed) = silent_backend().await;
+    let proxy = launch(&format!("http://{backend}"), &["--timeout", "0.3"]).await;
+    let mut client = TcpStream::connect(proxy.servers[0].addr()).await.unwrap();
+    client
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), request_arrived.recv())
+        .await
+        .expect("the request reached the backend");
+    let answer = read_all(&mut client).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
 // 9. Pooled upstream connections.
 
 pub async fn upstream_connections_are_pooled_and_reused(launch: Launch) {
@@ -916,6 +934,10 @@ macro_rules! http1_behaviours {
             $crate::http1::a_client_waiting_for_its_continue_is_served($launch).await
         }
         #[::tokio::test]
+        async fn a_timeout_while_the_body_is_owed_is_408() {
+            $crate::http1::a_timeout_while_the_body_is_owed_is_408($launch).await
+        }
+        #[::tokio::test]
         async fn upstream_connections_are_pooled_and_reused() {
             $crate::http1::upstream_connections_are_pooled_and_reused($launch).await
         }
@@ -979,4 +1001,4 @@ macro_rules! http1_behaviours {
 
 /// The names the macro runs, checked against the cases by a test.
 #[cfg(test)]
-pub(crate) const CASES: usize = 38;
+pub(crate) const CASES: usize = 39;

@@ -145,6 +145,7 @@ pub async fn serve<C, H>(
         upstream_headers: Vec::new(),
         response_timeout: path.settings.response_timeout,
         client_body_timeout: path.settings.client_body_timeout,
+        response_deadline: None,
     };
     loop {
         // Unread bytes (a pipelined request) move to the front.
@@ -195,6 +196,8 @@ struct Conn<'p, H> {
     /// This request's timeouts: the settings', unless its hooks say else.
     response_timeout: Option<Duration>,
     client_body_timeout: Duration,
+    /// When the response head is due (from the request's sending).
+    response_deadline: Option<tokio::time::Instant>,
 }
 
 /// A connection that ends gives its buffers to the next one.
@@ -437,6 +440,10 @@ impl<H: Hooks> Conn<'_, H> {
         // if the connection closed after taking it.
         let whole = body.done();
         let idempotent = proxy_core::headers::is_idempotent(request.method(&self.cbuf));
+        // The response timeout runs from the sending, through the body.
+        self.response_deadline = self
+            .response_timeout
+            .map(|t| tokio::time::Instant::now() + t);
         let mut sent = self.send_head(destination, whole, idempotent).await?;
         sent.continue_owed = waits_for_continue;
         if !waits_for_continue {
@@ -674,6 +681,7 @@ impl<H: Hooks> Conn<'_, H> {
                         return Err(Failure::Close);
                     }
                 }
+                () = until(self.response_deadline) => return Err(timed_out_owing_body()),
                 read = upstream.read_buf(&mut self.ubuf) => {
                     // The answer has begun (or the upstream hung up, which
                     // reading the answer will report).
@@ -723,9 +731,6 @@ impl<H: Hooks> Conn<'_, H> {
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
-        let deadline = self
-            .response_timeout
-            .map(|t| tokio::time::Instant::now() + t);
         loop {
             if !self.ubuf.is_empty() {
                 match head::parse_response(&self.ubuf, &mut self.upstream_headers, head_request) {
@@ -742,12 +747,7 @@ impl<H: Hooks> Conn<'_, H> {
             if client_room {
                 reserve(&mut self.cbuf);
             }
-            let timeout = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let timeout = until(self.response_deadline);
             let owed = (!body.done()).then_some(self.client_body_timeout);
             tokio::select! {
                 read = sent.upstream.read_buf(&mut self.ubuf) => match read {
@@ -788,12 +788,7 @@ impl<H: Hooks> Conn<'_, H> {
                         unsent: false,
                     }
                 } else {
-                    // The upstream may be waiting for the body the client
-                    // still owes: the client's failure, not the upstream's.
-                    Failure::Answer(
-                        408,
-                        "the client's body was still arriving when the upstream's time ran out".into(),
-                    )
+                    timed_out_owing_body()
                 }),
             }
         }
@@ -972,6 +967,24 @@ where
             format!("the client sent no request body bytes for {timeout:?}"),
         )),
     }
+}
+
+/// Resolves at `deadline`, or never.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The response timeout ran out while the client still owed body bytes:
+/// the upstream may be waiting for them, so it is the client's failure,
+/// not the upstream's (408, as on hyper).
+fn timed_out_owing_body() -> Failure {
+    Failure::Answer(
+        408,
+        "the client's body was still arriving when the upstream's time ran out".into(),
+    )
 }
 
 /// Room for one more read: at least 4 KiB free, never past MAX_HEAD.

@@ -5,39 +5,17 @@
 
 mod support;
 
-use std::collections::HashSet;
-
 use real_server::Echo;
 use serving::Launched;
-use support::{admin_metrics, backend, client, gateway_with_path, get, write_config};
+use support::{admin_metrics, backend, client, gateway_on, get, on_both_engines, write_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A test of each case on each engine.
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod hyper_engine {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case("hyper").await
-            })*
-        }
-        mod fast_engine {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case("fast").await
-            })*
-        }
-    };
-}
-
 on_both_engines!(
     requests_are_routed_by_prefix_and_host_on_one_spelling,
-    a_request_no_service_takes_is_a_404_that_says_so,
     global_and_service_rate_limits_hold,
     a_request_id_is_kept_when_sane_and_made_otherwise,
     a_dead_upstream_is_skipped_and_the_request_served,
-    a_drained_upstream_gets_no_new_requests,
     requests_are_counted_by_status_and_upstream,
     auth_and_address_rules_guard_their_services,
     the_breaker_opens_when_the_upstream_fails,
@@ -45,14 +23,6 @@ on_both_engines!(
     a_service_holds_requests_to_its_own_timeouts,
     a_websocket_is_carried_and_closed_with_a_goodbye_at_shutdown,
 );
-
-/// The gateway on `engine`, configured by `config` (without its engine).
-async fn gateway(engine: &str, config: &str) -> Launched {
-    let file = write_config(&format!("engine = \"{engine}\"\n{config}"));
-    gateway_with_path(Some(&file.display().to_string()))
-        .await
-        .unwrap()
-}
 
 async fn echo(launched: &Launched, host: &str, path: &str) -> Echo {
     get(launched, host, path).await.json().await.unwrap()
@@ -71,7 +41,7 @@ async fn requests_are_routed_by_prefix_and_host_on_one_spelling(engine: &str) {
         web.url(),
         other.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     let seen = echo(&launched, "x", "/api/users?id=7").await;
     assert_eq!(seen.served_by, api.addr().to_string());
     assert_eq!(
@@ -95,22 +65,6 @@ async fn requests_are_routed_by_prefix_and_host_on_one_spelling(engine: &str) {
     assert_eq!(refused.status(), 400);
 }
 
-async fn a_request_no_service_takes_is_a_404_that_says_so(engine: &str) {
-    let upstream = backend().await;
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"only\"\nhost = \"api.test\"\nupstreams = [\"{}\"]\n",
-        upstream.url()
-    );
-    let launched = gateway(engine, &config).await;
-    assert_eq!(get(&launched, "api.test", "/x").await.status(), 200);
-    let refused = get(&launched, "www.test", "/x").await;
-    assert_eq!(refused.status(), 404);
-    assert_eq!(
-        refused.text().await.unwrap(),
-        "no service takes host www.test and path /x\n"
-    );
-}
-
 async fn global_and_service_rate_limits_hold(engine: &str) {
     let upstream = backend().await;
     let config = format!(
@@ -121,7 +75,7 @@ async fn global_and_service_rate_limits_hold(engine: &str) {
          [[services]]\nname = \"free\"\nupstreams = [\"{0}\"]\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     let mut limited = Vec::new();
     let mut free = Vec::new();
     for _ in 0..4 {
@@ -143,7 +97,7 @@ async fn a_request_id_is_kept_when_sane_and_made_otherwise(engine: &str) {
         "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"{}\"]\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     let url = format!("{}/", launched.get("gateway").unwrap().url());
     for (sent, kept) in [
         (Some("abc-123"), true),
@@ -185,35 +139,11 @@ async fn a_dead_upstream_is_skipped_and_the_request_served(engine: &str) {
         "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"{dead_url}\", \"{}\"]\n",
         live.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     for _ in 0..6 {
         let seen = echo(&launched, "x", "/").await;
         assert_eq!(seen.served_by, live.addr().to_string());
     }
-}
-
-async fn a_drained_upstream_gets_no_new_requests(engine: &str) {
-    let (first, second) = (backend().await, backend().await);
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\n{ADMIN}[[services]]\nname = \"web\"\nupstreams = [\"{}\", \"{}\"]\n",
-        first.url(),
-        second.url()
-    );
-    let launched = gateway(engine, &config).await;
-    let admin = launched.get("admin").unwrap().url();
-    let drained = client()
-        .post(format!("{admin}/services/web/drain"))
-        .query(&[("upstream", first.url())])
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(drained.status(), 200);
-    let mut served = HashSet::new();
-    for _ in 0..6 {
-        served.insert(echo(&launched, "x", "/").await.served_by);
-    }
-    assert_eq!(served, [second.addr().to_string()].into());
 }
 
 async fn requests_are_counted_by_status_and_upstream(engine: &str) {
@@ -222,7 +152,7 @@ async fn requests_are_counted_by_status_and_upstream(engine: &str) {
         "listen = \"127.0.0.1:0\"\n{ADMIN}[[services]]\nname = \"web\"\npath_prefix = \"/web\"\nstrip_prefix = true\nupstreams = [\"{}\"]\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     for _ in 0..3 {
         assert_eq!(get(&launched, "x", "/web/status/201").await.status(), 201);
     }
@@ -260,7 +190,7 @@ async fn auth_and_address_rules_guard_their_services(engine: &str) {
          auth = {{ basic = [\"alice:secret\"] }}\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     let private = get(&launched, "x", "/%70rivate/x").await;
     assert_eq!(private.status(), 403);
     assert_eq!(
@@ -297,7 +227,7 @@ async fn the_breaker_opens_when_the_upstream_fails(engine: &str) {
          breaker = {{ error_rate = 50, min_requests = 2, open = \"60s\" }}\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     let statuses = [
         get(&launched, "x", "/status/500").await.status().as_u16(),
         get(&launched, "x", "/status/500").await.status().as_u16(),
@@ -314,7 +244,7 @@ async fn a_rewrite_changes_the_forwarded_path(engine: &str) {
          rewrite = [\"^/old/(.*)=/new/$1\"]\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     let seen = echo(&launched, "x", "/old/page?x=1").await;
     assert_eq!(
         (seen.path.as_str(), seen.query.as_deref()),
@@ -332,7 +262,7 @@ async fn a_service_holds_requests_to_its_own_timeouts(engine: &str) {
          [[services]]\nname = \"uploads\"\nupstreams = [\"{0}\"]\nclient_body_timeout = \"300ms\"\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     assert_eq!(get(&launched, "x", "/slow/delay/3000").await.status(), 504);
     assert_eq!(get(&launched, "x", "/slow/delay/10").await.status(), 200);
     // Half a body, then nothing: cut off after the service's 300 ms.
@@ -363,7 +293,7 @@ async fn a_websocket_is_carried_and_closed_with_a_goodbye_at_shutdown(engine: &s
         "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"ws\"\nupstreams = [\"{}\"]\n",
         upstream.url()
     );
-    let launched = gateway(engine, &config).await;
+    let launched = gateway_on(engine, &config).await;
     let url = format!(
         "{}/ws",
         launched
@@ -407,8 +337,8 @@ async fn limits_shared_in_redis_hold_across_instances(engine: &str) {
         upstream.url()
     );
     let (first, second) = (
-        gateway(engine, &config).await,
-        gateway(engine, &config).await,
+        gateway_on(engine, &config).await,
+        gateway_on(engine, &config).await,
     );
     let statuses = [
         get(&first, "x", "/").await.status().as_u16(),

@@ -8,9 +8,26 @@ use std::path::PathBuf;
 
 use real_server::Echo;
 use serving::{Launched, ServerHandle};
-use support::{admin_metrics, backend, client, gateway_with_path, get, write_config};
+use support::{
+    admin_metrics, backend, client, gateway_on, gateway_with_path, get, on_both_engines, on_engine,
+    write_config,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+
+on_both_engines!(
+    a_request_no_service_takes_is_a_404_that_says_so,
+    each_service_has_its_own_rate_limit,
+    a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing,
+    the_admin_api_lists_services_and_their_upstreams,
+    a_drained_upstream_gets_no_new_requests_until_undrained,
+    global_middleware_runs_before_routing,
+    a_service_table_sets_its_timeout_auth_and_retries,
+    abandoned_uploads_eject_no_upstream,
+    stalled_bodies_are_cut_off_and_eject_no_upstream,
+    a_timeout_while_the_body_is_still_owed_ejects_no_upstream,
+    every_spelling_of_a_private_path_or_host_meets_its_rules,
+);
 
 async fn gateway(config: Option<&str>) -> anyhow::Result<Launched> {
     let file = config.map(write_config);
@@ -58,14 +75,13 @@ async fn futures_served_by(launched: &Launched, host: &str, path: &str, n: usize
     seen
 }
 
-#[tokio::test]
-async fn a_request_no_service_takes_is_a_404_that_says_so() {
+async fn a_request_no_service_takes_is_a_404_that_says_so(engine: &str) {
     let upstream = backend().await;
     let config = format!(
         "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"only\"\nhost = \"api.test\"\nupstreams = [\"{}\"]\n",
         upstream.url()
     );
-    let launched = gateway(Some(&config)).await.unwrap();
+    let launched = gateway_on(engine, &config).await;
     assert_eq!(get(&launched, "api.test", "/x").await.status(), 200);
     let refused = get(&launched, "www.test", "/x").await;
     assert_eq!(refused.status(), 404);
@@ -75,8 +91,7 @@ async fn a_request_no_service_takes_is_a_404_that_says_so() {
     );
 }
 
-#[tokio::test]
-async fn each_service_has_its_own_rate_limit() {
+async fn each_service_has_its_own_rate_limit(engine: &str) {
     let upstream = backend().await;
     let config = format!(
         "listen = \"127.0.0.1:0\"\n\
@@ -85,7 +100,7 @@ async fn each_service_has_its_own_rate_limit() {
          [[services]]\nname = \"free\"\nupstreams = [\"{0}\"]\n",
         upstream.url()
     );
-    let launched = gateway(Some(&config)).await.unwrap();
+    let launched = gateway_on(engine, &config).await;
     let mut limited = Vec::new();
     let mut free = Vec::new();
     for _ in 0..5 {
@@ -196,10 +211,9 @@ fn routed_to(upstream: &ServerHandle, admin: bool) -> String {
     )
 }
 
-#[tokio::test]
-async fn a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing() {
+async fn a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing(engine: &str) {
     let (first, second) = (backend().await, backend().await);
-    let path = write_config(&routed_to(&first, true));
+    let path = write_config(&on_engine(engine, &routed_to(&first, true)));
     let launched = gateway_with_path(Some(&path.display().to_string()))
         .await
         .unwrap();
@@ -219,7 +233,7 @@ async fn a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing() {
             .header("authorization", format!("Bearer {token}"))
             .send()
     };
-    std::fs::write(&path, routed_to(&second, true)).unwrap();
+    std::fs::write(&path, on_engine(engine, &routed_to(&second, true))).unwrap();
     assert_eq!(
         reload("wrong").await.unwrap().status(),
         401,
@@ -242,10 +256,9 @@ async fn a_valid_reload_swaps_the_routes_and_an_invalid_one_changes_nothing() {
     assert_eq!(served_by().await, second.addr().to_string());
 }
 
-#[tokio::test]
-async fn the_admin_api_lists_services_and_their_upstreams() {
+async fn the_admin_api_lists_services_and_their_upstreams(engine: &str) {
     let upstream = backend().await;
-    let launched = gateway(Some(&routed_to(&upstream, true))).await.unwrap();
+    let launched = gateway_on(engine, &routed_to(&upstream, true)).await;
     let admin = launched.get("admin").unwrap().url();
     let anonymous = client()
         .get(format!("{admin}/services"))
@@ -309,8 +322,7 @@ async fn sighup_reloads_the_running_binary() {
     let _ = child.wait();
 }
 
-#[tokio::test]
-async fn a_drained_upstream_gets_no_new_requests_until_undrained() {
+async fn a_drained_upstream_gets_no_new_requests_until_undrained(engine: &str) {
     let (first, second) = (backend().await, backend().await);
     let config = format!(
         "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\
@@ -318,7 +330,7 @@ async fn a_drained_upstream_gets_no_new_requests_until_undrained() {
         first.url(),
         second.url()
     );
-    let launched = gateway(Some(&config)).await.unwrap();
+    let launched = gateway_on(engine, &config).await;
     let admin = launched.get("admin").unwrap().url();
     let act = |action: &'static str, upstream: String| {
         client()
@@ -507,8 +519,7 @@ health = {{ path = "/health", interval = "100ms" }}
     }
 }
 
-#[tokio::test]
-async fn global_middleware_runs_before_routing() {
+async fn global_middleware_runs_before_routing(engine: &str) {
     let upstream = backend().await;
     let config = format!(
         "listen = \"127.0.0.1:0\"\n[global]\nrate_limit = {{ rps = 1, burst = 2, key = \"global\" }}\n\
@@ -516,7 +527,7 @@ async fn global_middleware_runs_before_routing() {
          [[services]]\nname = \"b\"\npath_prefix = \"/b\"\nupstreams = [\"{0}\"]\n",
         upstream.url()
     );
-    let launched = gateway(Some(&config)).await.unwrap();
+    let launched = gateway_on(engine, &config).await;
     assert_eq!(get(&launched, "x", "/a").await.status(), 200);
     assert_eq!(get(&launched, "x", "/b").await.status(), 200);
     // The third request, whichever service and even none, is over the one
@@ -529,8 +540,7 @@ async fn global_middleware_runs_before_routing() {
 /// retries, with the keys step 03, 04 and 05's flags have: here a timeout
 /// of its own, RS256 tokens from one issuer for one audience, and retries
 /// that `/metrics` counts.
-#[tokio::test]
-async fn a_service_table_sets_its_timeout_auth_and_retries() {
+async fn a_service_table_sets_its_timeout_auth_and_retries(engine: &str) {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     let upstream = backend().await;
     let public = proxy_test_cases::jwt_keys::public_key_file();
@@ -560,7 +570,7 @@ upstreams = ["http://127.0.0.1:1", "{live}"]
         live = upstream.url(),
         public = public.display(),
     );
-    let launched = gateway(Some(&config)).await.unwrap();
+    let launched = gateway_on(engine, &config).await;
 
     // The service's own timeout: 504 for a slow answer, a quick one passes.
     assert_eq!(get(&launched, "x", "/delay/2000").await.status(), 504);
@@ -666,6 +676,7 @@ async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
 ///
 /// [`upload_sinks`]: proxy_test_cases::wire::upload_sinks
 async fn uploads_gateway(
+    engine: &str,
     keys: &str,
 ) -> (
     Launched,
@@ -678,7 +689,7 @@ async fn uploads_gateway(
          [[services]]\nname = \"uploads\"\n{keys}upstreams = [\"http://{}\", \"http://{}\"]\n",
         sinks[0], sinks[1]
     );
-    let launched = gateway(Some(&config)).await.unwrap();
+    let launched = gateway_on(engine, &config).await;
     let addr = launched.get("gateway").unwrap().addr();
     (launched, addr, heads)
 }
@@ -703,9 +714,8 @@ async fn assert_both_upstreams_healthy(launched: &Launched) {
 
 /// Abandoned uploads are the clients' failures: twelve of them, spread
 /// over two upstreams, used to eject both (three failures in a row each).
-#[tokio::test]
-async fn abandoned_uploads_eject_no_upstream() {
-    let (launched, addr, mut heads) = uploads_gateway("").await;
+async fn abandoned_uploads_eject_no_upstream(engine: &str) {
+    let (launched, addr, mut heads) = uploads_gateway(engine, "").await;
     // Round-robin: six for each upstream.
     for _ in 0..12 {
         proxy_test_cases::wire::abandon_upload(addr, "x", &mut heads).await;
@@ -717,9 +727,9 @@ async fn abandoned_uploads_eject_no_upstream() {
 /// service's `client_body_timeout` (408), and that is its failure: twelve
 /// of them, over two upstreams, eject neither. Before the timeout, each
 /// held an upstream connection for as long as it stayed connected.
-#[tokio::test]
-async fn stalled_bodies_are_cut_off_and_eject_no_upstream() {
-    let (launched, addr, mut heads) = uploads_gateway("client_body_timeout = \"1s\"\n").await;
+async fn stalled_bodies_are_cut_off_and_eject_no_upstream(engine: &str) {
+    let (launched, addr, mut heads) =
+        uploads_gateway(engine, "client_body_timeout = \"1s\"\n").await;
     let mut stalled = Vec::new();
     for _ in 0..12 {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -743,9 +753,8 @@ async fn stalled_bodies_are_cut_off_and_eject_no_upstream() {
 /// first. The upstream was waiting for that body, so the timeout is no
 /// failure of the upstream's: 408, and twelve such clients eject neither
 /// upstream (they used to get 504, counted against each in turn).
-#[tokio::test]
-async fn a_timeout_while_the_body_is_still_owed_ejects_no_upstream() {
-    let (launched, addr, mut heads) = uploads_gateway("timeout = \"300ms\"\n").await;
+async fn a_timeout_while_the_body_is_still_owed_ejects_no_upstream(engine: &str) {
+    let (launched, addr, mut heads) = uploads_gateway(engine, "timeout = \"300ms\"\n").await;
     for _ in 0..12 {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream
@@ -764,8 +773,7 @@ async fn a_timeout_while_the_body_is_still_owed_ejects_no_upstream() {
 /// 200 — and, behind a backend that decodes paths, the private resource —
 /// before the gateway routed on the canonical form. Now each meets the
 /// private service's allow-list (403), or is refused outright (400).
-#[tokio::test]
-async fn every_spelling_of_a_private_path_or_host_meets_its_rules() {
+async fn every_spelling_of_a_private_path_or_host_meets_its_rules(engine: &str) {
     let upstream = backend().await;
     let config = format!(
         r#"listen = "127.0.0.1:0"
@@ -787,7 +795,7 @@ upstreams = ["{live}"]
 "#,
         live = upstream.url()
     );
-    let launched = gateway(Some(&config)).await.unwrap();
+    let launched = gateway_on(engine, &config).await;
     let addr = launched.get("gateway").unwrap().addr();
     let status_of = |target: &'static str, host: &'static str| async move {
         let answer = proxy_test_cases::wire::raw(

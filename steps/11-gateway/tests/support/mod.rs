@@ -9,6 +9,41 @@ use clap::Parser;
 use serving::{Binder, Launched, ServerHandle};
 use tokio::net::TcpListener;
 
+/// A test of each case (an `async fn(engine: &str)`) on each of the
+/// gateway's engines: hyper's and step 10's.
+#[allow(unused_macros)]
+macro_rules! on_both_engines {
+    ($($case:ident),* $(,)?) => {
+        mod hyper_engine {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case("hyper").await
+            })*
+        }
+        mod fast_engine {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case("fast").await
+            })*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_engines;
+
+/// `config` served by `engine` (`hyper` or `fast`).
+pub fn on_engine(engine: &str, config: &str) -> String {
+    format!("engine = \"{engine}\"\n{config}")
+}
+
+/// The gateway on `engine`, configured by `config` (without its engine).
+pub async fn gateway_on(engine: &str, config: &str) -> Launched {
+    let file = write_config(&on_engine(engine, config));
+    gateway_with_path(Some(&file.display().to_string()))
+        .await
+        .unwrap()
+}
+
 /// `text` in a file of its own, for `--config`.
 pub fn write_config(text: &str) -> PathBuf {
     use std::hash::{BuildHasher, RandomState};
