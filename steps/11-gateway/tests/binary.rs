@@ -1,6 +1,8 @@
 //! Step 09 as operators run it: the real binary, a config file, real
 //! redis-servers, requests under load while it reloads.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -11,13 +13,22 @@ use futures_util::{SinkExt, StreamExt};
 use real_server::redis::RedisServer;
 use real_server::{Echo, Log};
 use serving::ServerHandle;
-use tokio::net::TcpListener;
+use support::{backend, client, on_both_engines, on_engine};
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "test-token";
 
+on_both_engines!(
+    the_binary_routes_drains_and_keeps_its_config_through_a_bad_reload,
+    no_request_fails_while_the_config_is_reloaded_under_load,
+    a_websocket_opened_before_a_reload_finishes_on_the_config_it_started_with,
+    watch_reloads_when_the_file_changes,
+);
+
 /// A running `step11-gateway --config FILE`, killed when dropped.
 struct Gateway {
+    /// `hyper` or `fast`: the plain listener's engine.
+    engine: &'static str,
     child: Child,
     url: String,
     admin: String,
@@ -29,14 +40,20 @@ impl Gateway {
     /// Start the binary on `config` (its listeners on port 0, an admin API
     /// behind TOKEN are added), with `extra` flags.
     fn start(services: &str, extra: &[&str]) -> Self {
+        Self::start_on("hyper", services, extra)
+    }
+
+    /// [`Self::start`] with the plain listener on `engine`.
+    fn start_on(engine: &'static str, services: &str, extra: &[&str]) -> Self {
         let file = config_file();
-        std::fs::write(&file, config(services)).unwrap();
+        std::fs::write(&file, on_engine(engine, &config(services))).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_step11-gateway"));
         command.arg("--config").arg(&file).args(extra);
         let (child, urls, log) =
             real_server::start_binary_logged(command, &["gateway", "admin"]).unwrap();
         let [url, admin] = <[String; 2]>::try_from(urls).unwrap();
         Self {
+            engine,
             child,
             url,
             admin,
@@ -46,7 +63,7 @@ impl Gateway {
     }
 
     fn rewrite(&self, services: &str) {
-        std::fs::write(&self.file, config(services)).unwrap();
+        std::fs::write(&self.file, on_engine(self.engine, &config(services))).unwrap();
     }
 
     async fn post(&self, path: &str) -> reqwest::Response {
@@ -96,21 +113,12 @@ fn config_file() -> PathBuf {
     ))
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn backend() -> ServerHandle {
-    real_server::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
-}
-
 async fn served_by(gateway: &Gateway, path: &str) -> String {
     let echo: Echo = gateway.get(path).await.json().await.unwrap();
     echo.served_by
 }
 
-#[tokio::test]
-async fn the_binary_routes_drains_and_keeps_its_config_through_a_bad_reload() {
+async fn the_binary_routes_drains_and_keeps_its_config_through_a_bad_reload(engine: &'static str) {
     let (a, b) = (backend().await, backend().await);
     let services = format!(
         r#"
@@ -128,7 +136,7 @@ upstreams = ["{}"]
         b.url(),
         b.url()
     );
-    let gateway = Gateway::start(&services, &[]);
+    let gateway = Gateway::start_on(engine, &services, &[]);
     let echo: Echo = gateway.get("/api/x").await.json().await.unwrap();
     assert_eq!(echo.path, "/x");
     let web: Echo = client()
@@ -159,12 +167,12 @@ upstreams = ["{}"]
     let refused = gateway.post("/reload").await;
     assert_eq!(refused.status(), 400);
     let why = refused.text().await.unwrap();
-    assert!(why.contains(".toml:17:"), "{why}");
+    // Line 17 of the services, after the engine line.
+    assert!(why.contains(".toml:18:"), "{why}");
     assert_eq!(served_by(&gateway, "/api/x").await, b.addr().to_string());
 }
 
-#[tokio::test]
-async fn no_request_fails_while_the_config_is_reloaded_under_load() {
+async fn no_request_fails_while_the_config_is_reloaded_under_load(engine: &'static str) {
     let (a, b, c) = (backend().await, backend().await, backend().await);
     let version = |upstreams: [&ServerHandle; 2], rps: u32| {
         format!(
@@ -173,7 +181,11 @@ async fn no_request_fails_while_the_config_is_reloaded_under_load() {
             upstreams[1].url()
         )
     };
-    let gateway = Arc::new(Gateway::start(&version([&a, &b], 1_000_000), &[]));
+    let gateway = Arc::new(Gateway::start_on(
+        engine,
+        &version([&a, &b], 1_000_000),
+        &[],
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut clients = Vec::new();
@@ -221,14 +233,15 @@ async fn no_request_fails_while_the_config_is_reloaded_under_load() {
     assert_eq!(gateway.logged("reloaded, 1 service"), 20);
 }
 
-#[tokio::test]
-async fn a_websocket_opened_before_a_reload_finishes_on_the_config_it_started_with() {
+async fn a_websocket_opened_before_a_reload_finishes_on_the_config_it_started_with(
+    engine: &'static str,
+) {
     let backend = backend().await;
     let with_ws = format!(
         "[[services]]\nname = \"ws\"\npath_prefix = \"/ws\"\nupstreams = [\"{}\"]\n",
         backend.url()
     );
-    let gateway = Gateway::start(&with_ws, &[]);
+    let gateway = Gateway::start_on(engine, &with_ws, &[]);
     let url = format!("{}/ws", gateway.url.replace("http://", "ws://"));
     let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     socket.send(Message::text("before")).await.unwrap();
@@ -253,8 +266,7 @@ async fn a_websocket_opened_before_a_reload_finishes_on_the_config_it_started_wi
     }
 }
 
-#[tokio::test]
-async fn watch_reloads_when_the_file_changes() {
+async fn watch_reloads_when_the_file_changes(engine: &'static str) {
     let (a, b) = (backend().await, backend().await);
     let on = |backend: &ServerHandle| {
         format!(
@@ -262,7 +274,7 @@ async fn watch_reloads_when_the_file_changes() {
             backend.url()
         )
     };
-    let gateway = Gateway::start(&on(&a), &["--watch"]);
+    let gateway = Gateway::start_on(engine, &on(&a), &["--watch"]);
     assert_eq!(served_by(&gateway, "/").await, a.addr().to_string());
     gateway.rewrite(&on(&b));
     let deadline = Instant::now() + Duration::from_secs(10);
