@@ -289,6 +289,14 @@ impl<M: Deref<Target = Metrics>> Counted<M> {
     }
 }
 
+impl<M: Deref<Target = Metrics>> Counted<M> {
+    /// `bytes` of response body went to the client (an engine that counts
+    /// them itself; hyper's are counted frame by frame as they stream).
+    pub fn sent(&self, bytes: u64) {
+        self.metrics.bytes_out.inc_by(bytes);
+    }
+}
+
 impl<M: Deref<Target = Metrics>> Drop for Counted<M> {
     fn drop(&mut self) {
         if !self.answered {

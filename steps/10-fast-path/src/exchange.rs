@@ -337,9 +337,10 @@ impl<H: Hooks> Conn<'_, H> {
             close,
             hooks.response_headers(&admitted),
         );
-        let reusable = self
+        let (reusable, body_bytes) = self
             .send_response_body(client, &mut sent.upstream, &response, chunked_ok, &mut body)
             .await?;
+        hooks.finished(&mut admitted, body_bytes);
         if reusable && !response.common.close && body.done() {
             hooks.destination(&admitted).pool.put(sent.upstream);
         }
@@ -794,8 +795,9 @@ impl<H: Hooks> Conn<'_, H> {
         }
     }
 
-    /// Send the response head (in `out`) and its body. `Ok(true)`: the
-    /// upstream connection ended cleanly and may be reused.
+    /// Send the response head (in `out`) and its body. `Ok((true, _))`: the
+    /// upstream connection ended cleanly and may be reused; and the bytes
+    /// of body sent (its payload, without chunked framing).
     async fn send_response_body<C>(
         &mut self,
         client: &mut C,
@@ -803,7 +805,7 @@ impl<H: Hooks> Conn<'_, H> {
         response: &ResponseHead,
         chunked_ok: bool,
         request_body: &mut BodyState,
-    ) -> Result<bool, Failure>
+    ) -> Result<(bool, u64), Failure>
     where
         C: AsyncRead + AsyncWrite + Unpin,
     {
@@ -811,15 +813,19 @@ impl<H: Hooks> Conn<'_, H> {
         let mut body = BodyState::new(framing);
         let decode = framing == Framing::Chunked && !chunked_ok;
         let mut start = response.len;
+        let mut payload = 0;
         loop {
             // What has arrived of the body goes out after the head (the
             // first time round, in the same write).
             let available = &self.ubuf[start..];
             let taken = if decode {
                 let out = &mut self.out;
-                body.follow(available, &mut |data| out.extend_from_slice(data))
+                body.follow(available, &mut |data| {
+                    payload += data.len() as u64;
+                    out.extend_from_slice(data);
+                })
             } else {
-                body.follow(available, &mut |_| {})
+                body.follow(available, &mut |data| payload += data.len() as u64)
             }
             .map_err(|_| Failure::Close)?;
             if !decode {
@@ -835,7 +841,7 @@ impl<H: Hooks> Conn<'_, H> {
                 // not keep that connection.
                 let clean = start == self.ubuf.len();
                 self.ubuf.clear();
-                return Ok(clean && framing != Framing::UntilClose);
+                return Ok((clean && framing != Framing::UntilClose, payload));
             }
             self.ubuf.clear();
             start = 0;
@@ -847,7 +853,7 @@ impl<H: Hooks> Conn<'_, H> {
             let owed = (!request_body.done()).then_some(self.client_body_timeout);
             tokio::select! {
                 read = upstream.read_buf(&mut self.ubuf) => match read {
-                    Ok(0) if framing == Framing::UntilClose => return Ok(false),
+                    Ok(0) if framing == Framing::UntilClose => return Ok((false, payload)),
                     // Truncated: the client must not see it as complete, so
                     // its connection closes mid-body (NOTES chapter 3, "Bad input").
                     Ok(0) | Err(_) => return Err(Failure::Close),

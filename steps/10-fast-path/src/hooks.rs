@@ -176,6 +176,10 @@ pub trait Hooks: Send + Sync + 'static {
     /// failed (after [`failed`](Self::failed)).
     fn answered(&self, _request: &mut Self::Request, _status: u16) {}
 
+    /// The response went out whole, `body_bytes` of body (its payload,
+    /// without chunked framing).
+    fn finished(&self, _request: &mut Self::Request, _body_bytes: u64) {}
+
     /// This request's response timeout (504 past it, or 408 while its
     /// body is still owed): the engine's `setting`, unless the hooks say.
     fn response_timeout(

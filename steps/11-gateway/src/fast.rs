@@ -13,13 +13,15 @@
 //! `Journey`). The order is the hyper chain's: request id, statistics,
 //! global limit, route, service limit, upstream.
 //!
-//! Left out on purpose, for now (the config refuses them with
-//! `engine = "fast"`, `config::fast_refusal`): upstreams other than
-//! `http://`; and on this
-//! listener, HTTP/2 (h2c) clients. Websockets tunnel through step 06's
-//! tunnels, as on hyper's listener (`Tunnels::carry`). Response
-//! bytes and gRPC statuses are counted on hyper's listener only, and a
-//! request its client failed (a stalled body) is not counted at all.
+//! Websockets tunnel through step 06's tunnels, as on hyper's listener
+//! (`Tunnels::carry`); response bytes are counted as the engine sends them
+//! (`Hooks::finished`).
+//!
+//! Left out on purpose, for now: upstreams other than `http://` (the
+//! config refuses them with `engine = "fast"`, `config::fast_refusal`),
+//! HTTP/2 (h2c) clients on this listener, and counting a request its
+//! client failed (a stalled body), which hyper's statistics count. gRPC
+//! statuses are hyper's alone: gRPC is HTTP/2.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -183,6 +185,10 @@ impl Hooks for FastGateway {
         request
             .counted
             .answered(status, Some(&request.journey.upstream().name));
+    }
+
+    fn finished(&self, request: &mut Admitted, body_bytes: u64) {
+        request.counted.sent(body_bytes);
     }
 
     fn response_timeout(&self, request: &Admitted, _: Option<Duration>) -> Option<Duration> {

@@ -176,6 +176,11 @@ async fn requests_are_counted_by_status_and_upstream(engine: &str) {
     assert_eq!(count(line(201, &upstream_name)), "3");
     assert_eq!(count(line(404, "-")), "1");
     assert!(metrics.contains("proxy_in_flight_requests 0"), "{metrics}");
+    // The upstream's answers' bodies were counted as they were sent.
+    let sent: u64 = count("proxy_response_bytes_total ".to_owned())
+        .parse()
+        .unwrap();
+    assert!(sent > 0, "{metrics}");
 }
 
 async fn auth_and_address_rules_guard_their_services(engine: &str) {
