@@ -334,10 +334,10 @@ impl<T: Transport> Route for Attempts<'_, T> {
     }
 
     fn failed(&mut self, error: &ProxyError, again: Option<&mut Parts>) -> bool {
-        let label = again.as_deref().map(request_label).unwrap_or_default();
+        let label = RequestLabel(again.as_deref());
         let retried = self
             .journey
-            .failed(&error.to_string(), again.is_some(), &label);
+            .failed(&error.to_string(), again.is_some(), label);
         if let (true, Some(parts)) = (retried, again) {
             let upstream = self.journey.upstream();
             point_at(parts, &upstream.url, upstream.host.as_ref());
@@ -346,10 +346,18 @@ impl<T: Transport> Route for Attempts<'_, T> {
     }
 }
 
-/// `METHOD path`, for a log line about one request. (From step 05 on, the
-/// line also carries the request id: its middleware opens a span with it.)
-fn request_label(parts: &Parts) -> String {
-    format!("{} {}", parts.method, parts.uri.path())
+/// `METHOD path`, for a log line about one request, written only if the
+/// line is. (From step 05 on, the line also carries the request id: its
+/// middleware opens a span with it.)
+struct RequestLabel<'a>(Option<&'a Parts>);
+
+impl std::fmt::Display for RequestLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(parts) => write!(f, "{} {}", parts.method, parts.uri.path()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Build the balanced proxy the flags describe, starting what it needs

@@ -143,7 +143,6 @@ pub async fn serve<C, H>(
         out: Vec::new(),
         headers: Vec::new(),
         upstream_headers: Vec::new(),
-        response_timeout: path.settings.response_timeout,
         client_body_timeout: path.settings.client_body_timeout,
         response_deadline: None,
     };
@@ -193,10 +192,11 @@ struct Conn<'p, H> {
     out: Vec<u8>,
     headers: Vec<HeaderAt>,
     upstream_headers: Vec<HeaderAt>,
-    /// This request's timeouts: the settings', unless its hooks say else.
-    response_timeout: Option<Duration>,
+    /// This request's client body timeout: the setting's, unless its hooks
+    /// say else.
     client_body_timeout: Duration,
-    /// When the response head is due (from the request's sending).
+    /// When the response head is due: the hooks' (or the setting's)
+    /// timeout, counted from the request's sending.
     response_deadline: Option<tokio::time::Instant>,
 }
 
@@ -272,7 +272,6 @@ impl<H: Hooks> Conn<'_, H> {
         };
         let mut admitted = hooks.admit(&head, &hop).await.map_err(Failure::Refused)?;
         let settings = &self.path.settings;
-        self.response_timeout = hooks.response_timeout(&admitted, settings.response_timeout);
         self.client_body_timeout =
             hooks.client_body_timeout(&admitted, settings.client_body_timeout);
         let (mut sent, mut body, response) = loop {
@@ -442,8 +441,11 @@ impl<H: Hooks> Conn<'_, H> {
         let whole = body.done();
         let idempotent = proxy_core::headers::is_idempotent(request.method(&self.cbuf));
         // The response timeout runs from the sending, through the body.
+        let settings = &self.path.settings;
         self.response_deadline = self
-            .response_timeout
+            .path
+            .hooks
+            .response_timeout(admitted, settings.response_timeout)
             .map(|t| tokio::time::Instant::now() + t);
         let mut sent = self.send_head(destination, whole, idempotent).await?;
         sent.continue_owed = waits_for_continue;
