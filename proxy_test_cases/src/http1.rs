@@ -574,18 +574,41 @@ pub async fn a_client_waiting_for_its_continue_is_served(launch: Launch) {
 /// that owes its body when it runs out is answered 408 (its failure; the
 /// upstream may be waiting for those bytes), not left waiting.
 pub async fn a_timeout_while_the_body_is_owed_is_408(launch: Launch) {
+    let answer = answer_after_a_silence(
+        launch,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// What a client sending `request` hears from the proxy (`--timeout 0.3`)
+/// in front of an upstream that reads the head and never answers.
+async fn answer_after_a_silence(launch: Launch, request: &[u8]) -> String {
     let (backend, mut request_arrived, _upstream_closed) = silent_backend().await;
     let proxy = launch(&format!("http://{backend}"), &["--timeout", "0.3"]).await;
     let mut client = TcpStream::connect(proxy.servers[0].addr()).await.unwrap();
-    client
-        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
-        .await
-        .unwrap();
+    client.write_all(request).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), request_arrived.recv())
         .await
         .expect("the request reached the backend");
-    let answer = read_all(&mut client).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    read_all(&mut client).await
+}
+
+/// A client is never blamed for a body it was not asked for: one that
+/// sent `Expect: 100-continue` and was not told to continue when the
+/// response timeout runs out gets 504 (the upstream's silence); one that
+/// was told (hyper tells at once) and sent nothing gets 408.
+pub async fn a_client_not_yet_told_to_continue_is_not_blamed(launch: Launch) {
+    let answer = answer_after_a_silence(
+        launch,
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await;
+    match answer.strip_prefix("HTTP/1.1 100 Continue\r\n\r\n") {
+        Some(told) => assert!(told.starts_with("HTTP/1.1 408"), "{answer}"),
+        None => assert!(answer.starts_with("HTTP/1.1 504"), "{answer}"),
+    }
 }
 
 // 9. Pooled upstream connections.
@@ -938,6 +961,10 @@ macro_rules! http1_behaviours {
             $crate::http1::a_timeout_while_the_body_is_owed_is_408($launch).await
         }
         #[::tokio::test]
+        async fn a_client_not_yet_told_to_continue_is_not_blamed() {
+            $crate::http1::a_client_not_yet_told_to_continue_is_not_blamed($launch).await
+        }
+        #[::tokio::test]
         async fn upstream_connections_are_pooled_and_reused() {
             $crate::http1::upstream_connections_are_pooled_and_reused($launch).await
         }
@@ -1001,4 +1028,4 @@ macro_rules! http1_behaviours {
 
 /// The names the macro runs, checked against the cases by a test.
 #[cfg(test)]
-pub(crate) const CASES: usize = 39;
+pub(crate) const CASES: usize = 40;

@@ -14,15 +14,17 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, warn};
 
 use crate::guard::Caps;
 use crate::streams::Streams;
-use crate::{ClientStream, GuardedStream, ServerOptions};
+use crate::{ClientStream, GuardedStream, ServerOptions, Stopping};
 
 /// How often an HTTP/2 connection is pinged, and how long an answer may take.
 pub(crate) const H2_PING_EVERY: Duration = Duration::from_secs(20);
@@ -44,15 +46,56 @@ pub(crate) fn out_of_resources(error: &io::Error) -> bool {
     )
 }
 
-/// One accepted connection, on its way to being served.
+/// One accepted connection, on its way to hyper.
 pub(crate) struct Connection<S> {
     pub(crate) name: &'static str,
     pub(crate) peer: SocketAddr,
     /// When the first request head must have arrived (None: no limit).
     pub(crate) deadline: Option<tokio::time::Instant>,
-    /// The client's stream; it holds the connection's place under the caps.
-    pub(crate) stream: GuardedStream<TcpStream>,
     pub(crate) service: FirstRequest<Streams<S>>,
+}
+
+/// Run `conn`; once the server begins to shut down, ask it to finish what
+/// it has under way (HTTP/1's last response, HTTP/2's GOAWAY) and end.
+async fn until_stopped<C: GracefulConnection>(conn: C, mut stopping: Stopping) -> C::Output {
+    let mut conn = std::pin::pin!(conn);
+    // The connection first: one poll reads the bytes an engine handed
+    // over and knows its protocol, so a shutdown already under way
+    // finishes their request instead of cancelling the read.
+    tokio::select! {
+        biased;
+        done = conn.as_mut() => return done,
+        () = stopping.wait() => conn.as_mut().graceful_shutdown(),
+    }
+    conn.await
+}
+
+/// The TLS handshake on `stream`, by `deadline` (which the first request
+/// head shares). None: it failed or did not come in time (logged).
+pub(crate) async fn handshake(
+    tls: &TlsAcceptor,
+    stream: ClientStream,
+    deadline: Option<tokio::time::Instant>,
+    name: &str,
+    peer: SocketAddr,
+) -> Option<TlsStream<ClientStream>> {
+    let accepted = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, tls.accept(stream))
+            .await
+            .ok(),
+        None => Some(tls.accept(stream).await),
+    };
+    match accepted {
+        Some(Ok(stream)) => Some(stream),
+        Some(Err(e)) => {
+            debug!("{name}: TLS handshake with {peer} failed: {e}");
+            None
+        }
+        None => {
+            debug!("{name}: no TLS handshake from {peer} in time");
+            None
+        }
+    }
 }
 
 impl<S> Connection<S> {
@@ -60,10 +103,37 @@ impl<S> Connection<S> {
     /// handshake and the first request head share one deadline.
     pub(crate) async fn serve<B>(
         self,
+        stream: ClientStream,
         builder: auto::Builder<TokioExecutor>,
         tls: Option<TlsAcceptor>,
-        watcher: Watcher,
+        stopping: Stopping,
     ) where
+        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match tls {
+            None => self.http(stream, builder, stopping).await,
+            Some(tls) => {
+                if let Some(stream) =
+                    handshake(&tls, stream, self.deadline, self.name, self.peer).await
+                {
+                    self.http(stream, builder, stopping).await;
+                }
+            }
+        }
+    }
+
+    /// HTTP on `io` (after TLS, if any) until the connection ends.
+    pub(crate) async fn http<IO, B>(
+        self,
+        io: IO,
+        builder: auto::Builder<TokioExecutor>,
+        stopping: Stopping,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -74,46 +144,15 @@ impl<S> Connection<S> {
             name,
             peer,
             deadline,
-            stream,
             service,
         } = self;
         let arrived = service.arrived.clone();
         let stalled = service.service.stalled();
-        let before_deadline = |work| async move {
-            match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
-                None => Some(work.await),
-            }
-        };
-        let serving = async {
-            match tls {
-                None => {
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    first_request_then_rest(watcher.watch(conn), arrived, deadline).await
-                }
-                Some(tls) => {
-                    let stream = match before_deadline(tls.accept(stream)).await {
-                        Some(Ok(stream)) => stream,
-                        Some(Err(e)) => {
-                            debug!("{name}: TLS handshake with {peer} failed: {e}");
-                            return Some(Ok(()));
-                        }
-                        None => {
-                            debug!("{name}: no TLS handshake from {peer} in time");
-                            return Some(Ok(()));
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    first_request_then_rest(watcher.watch(conn), arrived, deadline).await
-                }
-            }
-        };
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
         let result = tokio::select! {
-            result = serving => result,
+            result = first_request_then_rest(until_stopped(conn, stopping), arrived, deadline) => result,
             limit = stalled => {
                 return debug!("{name}: {peer} left an HTTP/2 stream unread for {limit:?}; closed");
             }

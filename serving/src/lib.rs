@@ -9,7 +9,8 @@
 //! The rooms: `binder` (where listeners come from), `server` (a server, its
 //! options and its handle), `connection` (the accept loop and what each
 //! connection goes through before hyper has it), `guard` (the limits on
-//! hostile clients), `streams` (the same limits for HTTP/2's streams), `clients` (serving a proxy's handler with each
+//! hostile clients), `engine` (HTTP/1.1 served by an engine of one's own,
+//! the rest by hyper), `streams` (the same limits for HTTP/2's streams), `clients` (serving a proxy's handler with each
 //! request's client), `launched` (what a launch started, and stopping it),
 //! `flags` and `log`.
 //!
@@ -29,9 +30,11 @@
 //! TLS is one option of the same loop ([`Server::tls`], step 07): the
 //! handshake runs on the connection's own task, bounded by the header read
 //! timeout, so a slow or silent TLS client never holds up accepting others.
-//! Which HTTP version to speak is still hyper's choice by the connection
-//! preface; ALPN, set in the rustls config, only tells the client which
-//! ones are on offer.
+//! Which HTTP version to speak is hyper's choice by the connection
+//! preface; ALPN, set in the rustls config, tells the client which ones
+//! are on offer. With [`Server::http1_engine`] (the gateway), HTTP/1.1
+//! clients go to an engine of one's own instead, and HTTP/2 ones — ALPN
+//! `h2`, or a preface the engine spots — to hyper (`engine`).
 //!
 //! Left out on purpose: any notion of routing — a server is given one
 //! service and that is all it knows.
@@ -39,6 +42,7 @@
 mod binder;
 mod clients;
 mod connection;
+mod engine;
 mod flags;
 mod guard;
 mod launched;
@@ -49,6 +53,7 @@ mod streams;
 use std::time::Duration;
 
 pub use binder::Binder;
+pub use engine::EngineStream;
 pub use flags::{ConnectionFlags, ServeFlags};
 pub use guard::{
     ClientStream, GuardedStream, default_max_connections, default_max_connections_per_address,

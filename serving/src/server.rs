@@ -13,7 +13,6 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::connection::{
     Connection, FirstRequest, H2_MAX_STREAMS, H2_PING_EVERY, H2_STREAM_WINDOW, accept_loop,
 };
+use crate::engine::{BoxFuture, Engine, EngineSide, EngineStream, HandOver, Rewound};
 use crate::guard::Caps;
 use crate::guard::{default_max_connections, default_max_connections_per_address};
 use crate::streams::Streams;
@@ -114,6 +114,8 @@ pub struct Server {
     options: ServerOptions,
     name: &'static str,
     pub(crate) tls: Option<TlsAcceptor>,
+    /// Who serves HTTP/1.1 connections, if not hyper.
+    engine: Option<Engine>,
 }
 
 impl Server {
@@ -123,6 +125,7 @@ impl Server {
             options: ServerOptions::default(),
             name,
             tls: None,
+            engine: None,
         }
     }
 
@@ -142,6 +145,21 @@ impl Server {
         self
     }
 
+    /// Serve HTTP/1.1 connections with an engine of one's own (step 10's)
+    /// instead of hyper; HTTP/2 connections, and any the engine hands
+    /// over, stay with hyper and the service of [`spawn`](Self::spawn)
+    /// (see [`EngineStream`]).
+    pub fn http1_engine<F, Fut>(mut self, engine: F) -> Self
+    where
+        F: Fn(EngineStream, SocketAddr, Stopping) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.engine = Some(Arc::new(move |stream, peer, stopping| {
+            Box::pin(engine(stream, peer, stopping))
+        }));
+        self
+    }
+
     /// Serve on a background task. `make_service` is called once per
     /// connection with the peer's address, because most of what a proxy
     /// writes into forwarded headers starts from that address.
@@ -155,72 +173,49 @@ impl Server {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let addr = self.listener.local_addr()?;
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let name = self.name;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         info!("{name} listening on {scheme}://{addr}");
         let (listener, options, tls) = (self.listener, self.options, self.tls);
-        let task = tokio::spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(options.header_read_timeout)
-                .max_buf_size(options.max_header_bytes.max(8192));
-            // HTTP/2 has no per-request head timeout after the first, so a
-            // peer that vanished is found by pings, and one connection may
-            // hold at most 100 streams (hyper would allow 200). The
-            // connection's window has room for every stream's: with hyper's
-            // (one stream's worth), one upload whose upstream stopped reading
-            // blocks every other body on the connection, and those clients
-            // would be answered 408 for it. Unread bodies stay bounded: each
-            // stream holds a place, so an address buffers at most its share
-            // of stream windows, as it did with one connection per place.
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(Some(H2_PING_EVERY))
-                .keep_alive_timeout(H2_PING_EVERY)
-                .max_concurrent_streams(H2_MAX_STREAMS)
-                .initial_stream_window_size(H2_STREAM_WINDOW)
-                .initial_connection_window_size(H2_STREAM_WINDOW * H2_MAX_STREAMS);
-            let graceful = GracefulShutdown::new();
-            let caps = Caps::new(options.max_connections, options.max_connections_per_address);
-            accept_loop(
-                listener,
-                name,
-                &options,
-                &caps,
-                &mut stopped,
-                |stream, peer| {
-                    let connection = Connection {
-                        name,
-                        peer,
-                        // The first request head is due this long after accept.
-                        deadline: options
-                            .header_read_timeout
-                            .map(|limit| tokio::time::Instant::now() + limit),
+        let builder = http_builder(&options);
+        let caps = Caps::new(options.max_connections, options.max_connections_per_address);
+        let hyper = Hyper {
+            name,
+            make_service,
+            builder,
+            caps: caps.clone(),
+            options: options.clone(),
+        };
+        let stopping = Stopping(stopped.clone());
+        let serve_one: ServeOne = match self.engine {
+            None => {
+                let hyper = Arc::new(hyper);
+                Box::new(move |stream, peer| {
+                    let connection = hyper.connection(peer);
+                    Box::pin(connection.serve(
                         stream,
-                        service: FirstRequest::new(Streams::new(
-                            make_service(peer),
-                            caps.clone(),
-                            peer.ip(),
-                            options.send_timeout,
-                        )),
-                    };
-                    let (builder, tls, watcher) =
-                        (builder.clone(), tls.clone(), graceful.watcher());
-                    tokio::spawn(connection.serve(builder, tls, watcher));
-                },
-            )
-            .await;
-            tokio::select! {
-                _ = graceful.shutdown() => debug!("{name}: all connections closed"),
-                _ = tokio::time::sleep(options.grace) => {
-                    warn!("{name}: connections still open after {:?}; not waiting for them", options.grace);
-                }
+                        hyper.builder.clone(),
+                        tls.clone(),
+                        stopping.clone(),
+                    ))
+                })
             }
-        });
+            Some(engine) => {
+                let side = Arc::new(EngineSide {
+                    name,
+                    tls,
+                    header_read_timeout: options.header_read_timeout,
+                    hyper: Arc::new(hyper),
+                    engine,
+                    stopping,
+                });
+                Box::new(move |stream, peer| Box::pin(side.clone().serve(stream, peer)))
+            }
+        };
+        let task = tokio::spawn(streams_until_stopped(
+            listener, name, options, caps, stopped, serve_one,
+        ));
         Ok(ServerHandle {
             name,
             addr,
@@ -228,6 +223,126 @@ impl Server {
             stop,
             task: Some(task),
         })
+    }
+}
+
+/// Serves one accepted connection.
+type ServeOne = Box<dyn Fn(ClientStream, SocketAddr) -> BoxFuture + Send + Sync>;
+
+/// hyper's server side, as every listener configures it.
+fn http_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192));
+    // HTTP/2 has no per-request head timeout after the first, so a
+    // peer that vanished is found by pings, and one connection may
+    // hold at most 100 streams (hyper would allow 200). The
+    // connection's window has room for every stream's: with hyper's
+    // (one stream's worth), one upload whose upstream stopped reading
+    // blocks every other body on the connection, and those clients
+    // would be answered 408 for it. Unread bodies stay bounded: each
+    // stream holds a place, so an address buffers at most its share
+    // of stream windows, as it did with one connection per place.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(H2_PING_EVERY))
+        .keep_alive_timeout(H2_PING_EVERY)
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_STREAM_WINDOW * H2_MAX_STREAMS);
+    builder
+}
+
+/// What a listener's hyper side needs to serve one more connection.
+pub(crate) struct Hyper<M> {
+    pub(crate) name: &'static str,
+    make_service: M,
+    pub(crate) builder: auto::Builder<TokioExecutor>,
+    caps: Caps,
+    options: ServerOptions,
+}
+
+impl<M> Hyper<M> {
+    /// A connection from `peer`, accepted now.
+    fn connection<S>(&self, peer: SocketAddr) -> Connection<S>
+    where
+        M: Fn(SocketAddr) -> S,
+    {
+        Connection {
+            name: self.name,
+            peer,
+            // The first request head is due this long after accept.
+            deadline: self
+                .options
+                .header_read_timeout
+                .map(|limit| tokio::time::Instant::now() + limit),
+            service: FirstRequest::new(Streams::new(
+                (self.make_service)(peer),
+                self.caps.clone(),
+                peer.ip(),
+                self.options.send_timeout,
+            )),
+        }
+    }
+}
+
+impl<M, S, B> HandOver for Hyper<M>
+where
+    M: Fn(SocketAddr) -> S + Send + Sync + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn serve(&self, io: Rewound, peer: SocketAddr, stopping: Stopping) -> BoxFuture {
+        let connection = self.connection(peer);
+        Box::pin(connection.http(io, self.builder.clone(), stopping))
+    }
+}
+
+/// Accept until stopped, running `serve_one` for each connection on a task
+/// of its own; then give those still open the grace period.
+async fn streams_until_stopped<F, Fut>(
+    listener: TcpListener,
+    name: &'static str,
+    options: ServerOptions,
+    caps: Caps,
+    mut stopped: watch::Receiver<bool>,
+    serve_one: F,
+) where
+    F: Fn(ClientStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut open = tokio::task::JoinSet::new();
+    accept_loop(
+        listener,
+        name,
+        &options,
+        &caps,
+        &mut stopped,
+        |stream, peer| {
+            // Forget the connections that have ended, so the set holds
+            // only the open ones.
+            while open.try_join_next().is_some() {}
+            open.spawn(serve_one(stream, peer));
+        },
+    )
+    .await;
+    let finished = tokio::time::timeout(options.grace, async {
+        while open.join_next().await.is_some() {}
+    });
+    match finished.await {
+        Ok(()) => debug!("{name}: all connections closed"),
+        Err(_) => warn!(
+            "{name}: {} connections still open after {:?}; closing them",
+            open.len(),
+            options.grace
+        ),
     }
 }
 
@@ -248,40 +363,16 @@ impl Server {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let addr = self.listener.local_addr()?;
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let name = self.name;
         info!("{name} listening on {scheme}://{addr}");
         let (listener, options) = (self.listener, self.options);
+        let caps = Caps::new(options.max_connections, options.max_connections_per_address);
         let stopping = Stopping(stopped.clone());
-        let task = tokio::spawn(async move {
-            let mut open = tokio::task::JoinSet::new();
-            let caps = Caps::new(options.max_connections, options.max_connections_per_address);
-            accept_loop(
-                listener,
-                name,
-                &options,
-                &caps,
-                &mut stopped,
-                |stream, peer| {
-                    // Forget the connections that have ended, so the set holds
-                    // only the open ones.
-                    while open.try_join_next().is_some() {}
-                    open.spawn(handle(stream, peer, stopping.clone()));
-                },
-            )
-            .await;
-            let finished = tokio::time::timeout(options.grace, async {
-                while open.join_next().await.is_some() {}
-            });
-            match finished.await {
-                Ok(()) => debug!("{name}: all connections closed"),
-                Err(_) => warn!(
-                    "{name}: {} connections still open after {:?}; closing them",
-                    open.len(),
-                    options.grace
-                ),
-            }
-        });
+        let serve_one = move |stream, peer| handle(stream, peer, stopping.clone());
+        let task = tokio::spawn(streams_until_stopped(
+            listener, name, options, caps, stopped, serve_one,
+        ));
         Ok(ServerHandle {
             name,
             addr,
@@ -295,7 +386,7 @@ impl Server {
 /// Resolves when the server begins to shut down: what a stream handler
 /// waits on beside its reads.
 #[derive(Clone, Debug)]
-pub struct Stopping(watch::Receiver<bool>);
+pub struct Stopping(pub(crate) watch::Receiver<bool>);
 
 impl Stopping {
     /// Wait until shutdown begins (at once if it has).

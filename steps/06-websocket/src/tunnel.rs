@@ -329,6 +329,9 @@ where
             (None, _) => read,
         };
         to.write_all(&buf[..take]).await?;
+        // Over TLS, part of a write may wait in rustls for a flush: the
+        // frame must be out before this side waits for the next one.
+        to.flush().await?;
         forwarded += take as u64;
         unread = take..read;
     }

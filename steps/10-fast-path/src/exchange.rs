@@ -28,17 +28,24 @@
 //! it goes when that fails — is asked of the proxy's [`Hooks`]: step 10's
 //! own send everything to one upstream.
 //!
-//! Left out on purpose: HTTP/2, and TLS.
+//! A client stream may be TLS (the gateway's `[tls]` listener): every
+//! write to it is flushed, since rustls may hold part of a write until
+//! then. An HTTP/2 client's preface is no HTTP/1 request: the engine hands
+//! the connection, with the bytes read, to the server behind it
+//! ([`Client::hand_over`]), as it does when the hooks decline a request.
+//!
+//! Left out on purpose: speaking HTTP/2 itself.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::StatusCode;
 use proxy_core::TrustedProxies;
 use proxy_core::refusal::UpgradeRefusal;
-use serving::{ClientStream, Stopping};
+use serving::{ClientStream, EngineStream, Stopping};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -46,10 +53,14 @@ use crate::buffers::{Buffers, Store};
 use crate::chunked::{ChunkError, Chunked};
 use crate::forward::{self, Hop};
 use crate::head::{self, Framing, HeadError, HeaderAt, RequestHead, ResponseHead, slice};
-use crate::hooks::{Destination, Head, Hooks, Refusal};
+use crate::hooks::{Declined, Destination, Head, Hooks, Refusal};
 
 /// The largest head accepted (431 beyond), and the most a buffer holds.
 pub const MAX_HEAD: usize = 64 * 1024;
+
+/// How an HTTP/2 client's connection preface begins (RFC 9113, 3.4):
+/// enough to tell it from any HTTP/1 request.
+const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2";
 
 /// Settings of the fast path.
 #[derive(Debug, Clone)]
@@ -81,6 +92,23 @@ pub struct FastPath<H> {
 pub trait Client: AsyncRead + AsyncWrite + Unpin + Send {
     /// Resolves when there is something to read (or the client closed).
     fn readable(&self) -> impl Future<Output = io::Result<()>>;
+
+    /// The client spoke TLS to us.
+    fn is_tls(&self) -> bool {
+        false
+    }
+
+    /// Let the server behind the engine serve the rest of the connection,
+    /// starting with `read` (bytes read from it and not used): an HTTP/2
+    /// client, or a request the hooks leave to it. A client with no server
+    /// behind it comes back.
+    fn hand_over(self, read: Bytes) -> Result<impl Future<Output = ()> + Send, Self>
+    where
+        Self: Sized,
+    {
+        let _ = read;
+        Err::<std::future::Ready<()>, _>(self)
+    }
 }
 
 impl Client for ClientStream {
@@ -89,6 +117,28 @@ impl Client for ClientStream {
         // `TcpStream::readable`, whose waiters queue behind a lock.
         std::future::poll_fn(|cx| self.get_ref().poll_read_ready(cx))
     }
+}
+
+/// The gateway's listeners: TLS too, and hyper behind the engine.
+impl Client for EngineStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> {
+        std::future::poll_fn(|cx| self.poll_read_ready(cx))
+    }
+
+    fn is_tls(&self) -> bool {
+        EngineStream::is_tls(self)
+    }
+
+    fn hand_over(self, read: Bytes) -> Result<impl Future<Output = ()> + Send, Self> {
+        Ok(EngineStream::hand_over(self, read))
+    }
+}
+
+/// Write `bytes` to the client, all of them: over TLS, a write may leave
+/// some in rustls until a flush, and the engine's next step may be a wait.
+async fn send<C: AsyncWrite + Unpin>(client: &mut C, bytes: &[u8]) -> io::Result<()> {
+    client.write_all(bytes).await?;
+    client.flush().await
 }
 
 /// Why an exchange ended early, and what the client is told.
@@ -105,6 +155,9 @@ enum Failure {
     },
     /// The hooks refused the request: answer their refusal, then close.
     Refused(Refusal),
+    /// The connection is the server behind the engine's from this request
+    /// on (its bytes are still unread in the buffer).
+    HandOver,
     /// Close the client's connection without a word (it went away, or the
     /// response was already under way).
     Close,
@@ -135,6 +188,7 @@ pub async fn serve<C, H>(
     let mut conn = Conn {
         path: &path,
         client_ip: peer.ip(),
+        tls: client.is_tls(),
         stopping,
         // The buffers come with a request's first bytes (`first_bytes`).
         cbuf: Vec::new(),
@@ -160,19 +214,29 @@ pub async fn serve<C, H>(
         // locals) lives on the heap for the request's life only, so an idle
         // connection's task is this loop and its wait, a few hundred bytes
         // (bench/README.md, "Idle connections").
-        match Box::pin(conn.exchange(&mut client, deadline)).await {
+        let answer = match Box::pin(conn.exchange(&mut client, deadline)).await {
             Ok(true) => continue,
             Ok(false) => break,
             Err(Failure::Answer(status, reason) | Failure::Upstream { status, reason, .. }) => {
-                let _ = client.write_all(&error_response(status, &reason)).await;
-                break;
+                error_response(status, &reason)
             }
-            Err(Failure::Refused(refusal)) => {
-                let _ = client.write_all(&refusal_response(&refusal)).await;
-                break;
+            Err(Failure::Refused(refusal)) => refusal_response(&refusal),
+            Err(Failure::HandOver) => {
+                match client.hand_over(Bytes::copy_from_slice(&conn.cbuf[conn.pos..])) {
+                    Ok(served) => {
+                        drop(conn);
+                        return served.await;
+                    }
+                    Err(back) => {
+                        client = back;
+                        error_response(502, "no server here takes this request")
+                    }
+                }
             }
             Err(Failure::Close) => break,
-        }
+        };
+        let _ = send(&mut client, &answer).await;
+        break;
     }
     let _ = client.shutdown().await;
 }
@@ -181,6 +245,8 @@ pub async fn serve<C, H>(
 struct Conn<'p, H> {
     path: &'p FastPath<H>,
     client_ip: IpAddr,
+    /// The client spoke TLS.
+    tls: bool,
     /// Shutdown: a connection waiting for its next request closes.
     stopping: Stopping,
     /// Bytes from the client; `pos` is where the unread ones start.
@@ -270,7 +336,13 @@ impl<H: Hooks> Conn<'_, H> {
             head: &request,
             headers: &self.headers,
         };
-        let mut admitted = hooks.admit(&head, &hop).await.map_err(Failure::Refused)?;
+        let mut admitted = hooks
+            .admit(&head, &hop)
+            .await
+            .map_err(|declined| match declined {
+                Declined::Refused(refusal) => Failure::Refused(refusal),
+                Declined::HandOver => Failure::HandOver,
+            })?;
         let settings = &self.path.settings;
         self.client_body_timeout =
             hooks.client_body_timeout(&admitted, settings.client_body_timeout);
@@ -296,7 +368,15 @@ impl<H: Hooks> Conn<'_, H> {
                         unsent,
                     });
                 }
-                Err(failure) => return Err(failure),
+                // Anything else that ends it now is the client's doing.
+                Err(failure) => {
+                    let status = match &failure {
+                        Failure::Answer(status, _) => Some(*status),
+                        _ => None,
+                    };
+                    hooks.client_failed(&mut admitted, status);
+                    return Err(failure);
+                }
             }
         };
         hooks.answered(&mut admitted, response.status);
@@ -473,18 +553,9 @@ impl<H: Hooks> Conn<'_, H> {
     {
         let waits_for_continue = request.expect_continue;
         loop {
-            let response = match self
+            let response = self
                 .read_response_head(client, sent, head_request, body, destination)
-                .await
-            {
-                Ok(response) => response,
-                Err(Failure::Answer(status, reason)) if !body.done() => {
-                    // The client's body is unread: answer, then close.
-                    let _ = client.write_all(&error_response(status, &reason)).await;
-                    return Err(Failure::Close);
-                }
-                Err(e) => return Err(e),
-            };
+                .await?;
             if !(100..200).contains(&response.status) || response.status == 101 {
                 return Ok(response);
             }
@@ -493,7 +564,7 @@ impl<H: Hooks> Conn<'_, H> {
             let told = response.status == 100 && waits_for_continue && !sent.continue_owed;
             if request.minor == 1 && !told {
                 self.head_for_client(&response, true, false, &[]);
-                client.write_all(&self.out).await?;
+                send(client, &self.out).await?;
             }
             if response.status == 100 {
                 sent.continue_owed = false;
@@ -544,6 +615,7 @@ impl<H: Hooks> Conn<'_, H> {
             peer,
             client: forwarded.unwrap_or(peer),
             peer_trusted: forwarded.is_some(),
+            tls: self.tls,
         }
     }
 
@@ -558,8 +630,15 @@ impl<H: Hooks> Conn<'_, H> {
         C: Client,
     {
         loop {
-            if let Some(head) = head::parse_request(&self.cbuf, &mut self.headers)? {
-                return Ok(head);
+            match head::parse_request(&self.cbuf, &mut self.headers) {
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                // HTTP/2 with prior knowledge: its preface is no HTTP/1
+                // request, and the server behind the engine may speak it.
+                Err(_) if self.cbuf.starts_with(H2_PREFACE_START) => {
+                    return Err(Failure::HandOver);
+                }
+                Err(e) => return Err(e.into()),
             }
             if self.cbuf.len() >= MAX_HEAD {
                 return Err(Failure::Answer(431, "request head too large".into()));
@@ -705,11 +784,25 @@ impl<H: Hooks> Conn<'_, H> {
         let taken = body
             .follow(available, &mut |_| {})
             .map_err(|e| Failure::Answer(400, format!("malformed chunked request body: {e}")))?;
-        if taken > 0 {
-            upstream
-                .write_all(&available[..taken])
-                .await
-                .map_err(upstream_failure)?;
+        if taken == 0 {
+            // Nothing sent, nothing to make room for: the head stays in the
+            // buffer, which a request sent again needs.
+            return Ok(());
+        }
+        // An upstream that stops taking the body is given as long as a
+        // client is to send it (and no longer than the response timeout).
+        let limit = tokio::time::Instant::now() + self.client_body_timeout;
+        let deadline = self.response_deadline.map_or(limit, |due| due.min(limit));
+        match tokio::time::timeout_at(deadline, upstream.write_all(&available[..taken])).await {
+            Ok(written) => written.map_err(upstream_failure)?,
+            Err(_) => {
+                return Err(Failure::Upstream {
+                    status: 504,
+                    reason: "upstream request failed: the upstream stopped taking the request body"
+                        .into(),
+                    unsent: false,
+                });
+            }
         }
         self.pos += taken;
         if self.pos == self.cbuf.len() {
@@ -774,7 +867,7 @@ impl<H: Hooks> Conn<'_, H> {
                     // and its body timeout starts again.
                     Err(Failure::Answer(408, _)) if sent.continue_owed => {
                         sent.continue_owed = false;
-                        client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                        send(client, b"HTTP/1.1 100 Continue\r\n\r\n").await?;
                     }
                     // Hung up: cancel (dropping the upstream connection
                     // closes it, and the upstream sees that).
@@ -784,7 +877,9 @@ impl<H: Hooks> Conn<'_, H> {
                     Ok(_) => self.forward_body(&mut sent.upstream, body).await?,
                     Err(failure) => return Err(failure),
                 },
-                () = timeout => return Err(if body.done() {
+                // A client still told to wait for `100 Continue` owes
+                // nothing yet: the silence is the upstream's.
+                () = timeout => return Err(if body.done() || sent.continue_owed {
                     Failure::Upstream {
                         status: 504,
                         reason: "upstream request failed: no response head in time".into(),
@@ -835,7 +930,7 @@ impl<H: Hooks> Conn<'_, H> {
             }
             start += taken;
             if !self.out.is_empty() {
-                client.write_all(&self.out).await?;
+                send(client, &self.out).await?;
                 self.out.clear();
             }
             if body.done() {
@@ -903,7 +998,7 @@ impl<H: Hooks> Conn<'_, H> {
         }
         self.head_for_client(response, true, false, set);
         self.out.extend_from_slice(&self.ubuf[response.len..]);
-        client.write_all(&self.out).await?;
+        send(client, &self.out).await?;
         upstream.write_all(&self.cbuf[self.pos..]).await?;
         self.pos = self.cbuf.len();
         Ok(())

@@ -66,6 +66,8 @@ pub struct Hop {
     pub peer: IpAddr,
     pub client: IpAddr,
     pub peer_trusted: bool,
+    /// The peer spoke TLS to us (`X-Forwarded-Proto: https`).
+    pub tls: bool,
 }
 
 /// Where the outgoing request line points: the upstream (its base path
@@ -187,7 +189,11 @@ pub fn request_head(
         line(out, b"x-forwarded-host", slice(buf, host));
     }
     if !kept_proto {
-        out.extend_from_slice(b"x-forwarded-proto: http\r\n");
+        out.extend_from_slice(if hop.tls {
+            b"x-forwarded-proto: https\r\n"
+        } else {
+            b"x-forwarded-proto: http\r\n"
+        });
     }
     let mut address = [0u8; 48];
     line(
@@ -372,6 +378,7 @@ mod tests {
                 peer: "10.0.0.9".parse().unwrap(),
                 client: "10.0.0.9".parse().unwrap(),
                 peer_trusted: false,
+                tls: false,
             },
             &[],
         );

@@ -146,13 +146,14 @@ pub trait Hooks: Send + Sync + 'static {
     /// What the hooks hold for one request, from admission to its end.
     type Request: Send;
 
-    /// A request head is in: admit it, or refuse it with an answer. `who`:
-    /// the peer and the client it speaks for.
+    /// A request head is in: admit it, refuse it with an answer, or leave
+    /// it to the server behind the engine. `who`: the peer and the client
+    /// it speaks for.
     fn admit(
         &self,
         head: &Head<'_>,
         who: &Hop,
-    ) -> impl Future<Output = Result<Self::Request, Refusal>> + Send;
+    ) -> impl Future<Output = Result<Self::Request, Declined>> + Send;
 
     /// Where the request goes (now: a failure may change it).
     fn destination<'a>(&'a self, request: &'a Self::Request) -> &'a Destination;
@@ -175,6 +176,11 @@ pub trait Hooks: Send + Sync + 'static {
     /// response head, or the engine's 502 or 504 when the destination
     /// failed (after [`failed`](Self::failed)).
     fn answered(&self, _request: &mut Self::Request, _status: u16) {}
+
+    /// The client failed the request before its answer began — its body
+    /// stalled or was malformed (answered `status`), or it went away
+    /// (`None`). Nothing to hold against the destination.
+    fn client_failed(&self, _request: &mut Self::Request, _status: Option<u16>) {}
 
     /// The response went out whole, `body_bytes` of body (its payload,
     /// without chunked framing).
@@ -224,13 +230,30 @@ pub trait Hooks: Send + Sync + 'static {
     }
 }
 
+/// Why the hooks did not admit a request.
+#[derive(Debug)]
+pub enum Declined {
+    /// Answer this, then close.
+    Refused(Refusal),
+    /// Not this engine's to serve: the connection, this request first,
+    /// goes to the server behind the engine ([`Client::hand_over`]; the
+    /// gateway's hyper, for a service whose upstreams speak HTTP/2 or TLS).
+    HandOver,
+}
+
+impl From<Refusal> for Declined {
+    fn from(refusal: Refusal) -> Self {
+        Declined::Refused(refusal)
+    }
+}
+
 /// Step 10's hooks: every request to one destination.
 pub struct Fixed(pub Destination);
 
 impl Hooks for Fixed {
     type Request = ();
 
-    fn admit(&self, _: &Head<'_>, _: &Hop) -> impl Future<Output = Result<(), Refusal>> + Send {
+    fn admit(&self, _: &Head<'_>, _: &Hop) -> impl Future<Output = Result<(), Declined>> + Send {
         std::future::ready(Ok(()))
     }
 

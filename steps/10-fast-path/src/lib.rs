@@ -24,7 +24,11 @@
 //! shutdown) is the one every step shares (`serving`). NOTES chapter 10
 //! says what each choice saved, measured.
 //!
-//! Left out on purpose: HTTP/2 (from clients and to upstreams), TLS, and
+//! Step 10's binary serves plain HTTP/1.1. The engine serves whatever
+//! client stream it is given ([`exchange::Client`]): the gateway gives it
+//! TLS ones too, and hands to hyper behind it the HTTP/2 clients it spots.
+//!
+//! Left out on purpose: HTTP/2 (from clients and to upstreams), and
 //! step 03's hooks for a learner's own code (director, modify-response,
 //! error handler): this step is one fixed behaviour, the one step 03
 //! shows by default.

@@ -235,3 +235,48 @@ async fn a_post_the_upstream_took_without_answering_is_not_sent_twice() {
     assert_eq!(post.status(), 502);
     assert_eq!(posts.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// An upstream that reads the head and then stops taking the body is given
+/// up after the client body timeout (504), not waited on for ever.
+#[tokio::test]
+async fn an_upstream_that_stops_taking_the_body_is_given_up() {
+    let (got_head, mut head_arrived) = tokio::sync::mpsc::channel::<()>(1);
+    let backend = proxy_test_cases::wire::raw_backend(move |mut stream| {
+        let got_head = got_head.clone();
+        async move {
+            proxy_test_cases::wire::read_head(&mut stream).await;
+            let _ = got_head.send(()).await;
+            // Never reads again, never answers; holds the socket open.
+            std::future::pending::<()>().await;
+            drop(stream);
+        }
+    })
+    .await;
+    let proxy = proxy_to(
+        &format!("http://{backend}"),
+        &["--client-body-timeout", "1"],
+    )
+    .await;
+    let client = TcpStream::connect(proxy.servers[0].addr()).await.unwrap();
+    let (mut reading, mut writing) = client.into_split();
+    let size = 64 * 1024 * 1024;
+    let uploading = tokio::spawn(async move {
+        let head = format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+        writing.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..size / chunk.len() {
+            writing.write_all(&chunk).await?;
+        }
+        std::io::Result::Ok(())
+    });
+    head_arrived.recv().await.unwrap();
+    let mut answer = Vec::new();
+    // The proxy closes with the upload unread: the end may be a reset,
+    // after the answer.
+    let _ = tokio::time::timeout(Duration::from_secs(30), reading.read_to_end(&mut answer))
+        .await
+        .expect("answered before the test gave up");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    uploading.abort();
+}

@@ -12,7 +12,7 @@ use serving::{Server, ServerOptions};
 use step10_fast_path::buffers::Store;
 use step10_fast_path::exchange::{self, FastPath, Settings};
 use step10_fast_path::forward::{Hop, Upstream};
-use step10_fast_path::hooks::{Destination, Head, Hooks, Refusal};
+use step10_fast_path::hooks::{Declined, Destination, Head, Hooks, Refusal};
 use step10_fast_path::pool::Pool;
 use tokio::net::TcpListener;
 
@@ -44,11 +44,11 @@ impl Hooks for TwoDestinations {
         &self,
         head: &Head<'_>,
         who: &Hop,
-    ) -> impl Future<Output = Result<Decided, Refusal>> + Send {
+    ) -> impl Future<Output = Result<Decided, Declined>> + Send {
         let target = String::from_utf8_lossy(head.target()).into_owned();
         self.note(format!("admit {target} from {}", who.client));
         let decided = if target.starts_with("/private") {
-            Err(Refusal::new(StatusCode::FORBIDDEN, "private"))
+            Err(Refusal::new(StatusCode::FORBIDDEN, "private").into())
         } else {
             Ok(Decided {
                 to: 0,

@@ -163,14 +163,15 @@ struct RateLimitFile {
     key: Option<String>,
 }
 
-/// Which engine serves the plain HTTP listener's clients.
+/// Which engine serves the listeners' HTTP/1.1 clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {
-    /// hyper: every feature, HTTP/1.1 and HTTP/2 (step 03's engine).
-    #[default]
+    /// hyper for everything (step 03's engine).
     Hyper,
-    /// Step 10's engine: HTTP/1.1 at a lower cost, for the features it has
-    /// so far (see [`fast_refusal`]); h2c clients are not served.
+    /// Step 10's engine for HTTP/1.1 clients, at a lower cost; hyper
+    /// behind it for HTTP/2 clients and for services whose upstreams speak
+    /// h2c or https.
+    #[default]
     Fast,
 }
 
@@ -178,7 +179,7 @@ pub enum Engine {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// The engine of the plain listener (the TLS one is hyper's).
+    /// The engine of the HTTP/1.1 clients, on both listeners.
     pub engine: Engine,
     /// An https listener for the same services.
     pub tls: Option<Tls>,
@@ -260,27 +261,17 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         None => SocketAddr::from(([127, 0, 0, 1], 2002)),
     };
     let engine = match raw.engine.as_ref() {
-        None => Engine::Hyper,
-        Some(engine) => {
-            match engine.get_ref().as_str() {
-                "hyper" => Engine::Hyper,
-                "fast" => {
-                    if let Some((span, what)) = fast_refusal(&raw) {
-                        return Err(at.error(
-                        span,
-                        format!("{what} is not served by engine = \"fast\" yet; use engine = \"hyper\""),
-                    ));
-                    }
-                    Engine::Fast
-                }
-                other => {
-                    return Err(at.error(
-                        engine.span(),
-                        format!("unknown engine {other:?}; expected hyper or fast"),
-                    ));
-                }
+        None => Engine::default(),
+        Some(engine) => match engine.get_ref().as_str() {
+            "hyper" => Engine::Hyper,
+            "fast" => Engine::Fast,
+            other => {
+                return Err(at.error(
+                    engine.span(),
+                    format!("unknown engine {other:?}; expected hyper or fast"),
+                ));
             }
-        }
+        },
     };
     let admin = raw.admin.as_ref().map(|a| admin(a, &at)).transpose()?;
     // Files named in the config are relative to the config's directory.
@@ -341,27 +332,6 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         global,
         services,
     })
-}
-
-/// The first key the fast engine does not serve yet, and where it is:
-/// upstreams other than `http://` still need hyper's engine. (`flush_interval` it takes and needs not: it writes what
-/// it reads at once.)
-fn fast_refusal(raw: &File) -> Option<(Range<usize>, String)> {
-    for service in &raw.services {
-        let other = service
-            .upstreams
-            .get_ref()
-            .iter()
-            .find(|u| !u.get_ref().starts_with("http://"));
-        if let Some(other) = other {
-            let name = service.name.get_ref();
-            return Some((
-                other.span(),
-                format!("service {name:?}: an upstream that is not http://"),
-            ));
-        }
-    }
-    None
 }
 
 /// Turns a byte span of the file into a line and column.

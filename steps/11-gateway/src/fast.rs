@@ -17,11 +17,14 @@
 //! (`Tunnels::carry`); response bytes are counted as the engine sends them
 //! (`Hooks::finished`).
 //!
-//! Left out on purpose, for now: upstreams other than `http://` (the
-//! config refuses them with `engine = "fast"`, `config::fast_refusal`),
-//! HTTP/2 (h2c) clients on this listener, and counting a request its
-//! client failed (a stalled body), which hyper's statistics count. gRPC
-//! statuses are hyper's alone: gRPC is HTTP/2.
+//! What the engine does not speak goes to hyper behind it, on the same
+//! listener (`serving`'s `EngineStream`): HTTP/2 clients (ALPN `h2`, or
+//! the h2c preface), and a connection whose request is for a service with
+//! an upstream that is not `http://` — the engine speaks HTTP/1.1 over TCP
+//! to upstreams. [`FastGateway::admit`] finds those before it counts or
+//! limits anything, so hyper's chain counts them once.
+//!
+//! gRPC statuses are hyper's alone: gRPC is HTTP/2.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -40,7 +43,7 @@ use step04_load_balance::journey::Journey;
 use step07_https::upstream_tls::HttpsTransport;
 use step10_fast_path::exchange::Client;
 use step10_fast_path::forward::Hop;
-use step10_fast_path::hooks::{Destination, Head, Hooks};
+use step10_fast_path::hooks::{Declined, Destination, Head, Hooks};
 use tokio::net::TcpStream;
 
 use crate::gateway::{Gateway, LiveService, Routed, Routes};
@@ -70,7 +73,12 @@ impl FastGateway {
     /// the global limit and auth, the route, the service's limit, auth,
     /// breaker and rewrite, then the upstream. Only a limit kept in Redis
     /// waits.
-    async fn admit_now(&self, head: &Head<'_>, who: &Hop) -> Result<Admitted, Refusal> {
+    async fn admit_now(
+        &self,
+        routes: Arc<Routes>,
+        head: &Head<'_>,
+        who: &Hop,
+    ) -> Result<Admitted, Refusal> {
         let gateway = &self.0;
         let id = choose(head.header(&X_REQUEST_ID));
         let mut counted = Counted::arrived(gateway.metrics.clone(), head.method());
@@ -78,7 +86,6 @@ impl FastGateway {
             counted.answered(refusal.status.as_u16(), None);
             refusal
         };
-        let routes = gateway.routes.load_full();
         check_limit_and_auth(&routes.global_limit, &routes.global_auth, head, who)
             .await
             .map_err(&mut refused)?;
@@ -149,12 +156,23 @@ fn is_path(path: &str) -> bool {
 impl Hooks for FastGateway {
     type Request = Admitted;
 
+    /// A request for a service the engine cannot send to goes to hyper
+    /// before anything counts it.
     fn admit(
         &self,
         head: &Head<'_>,
         who: &Hop,
-    ) -> impl Future<Output = Result<Admitted, Refusal>> + Send {
-        self.admit_now(head, who)
+    ) -> impl Future<Output = Result<Admitted, Declined>> + Send {
+        let routes = self.0.routes.load_full();
+        async move {
+            if routes.table.some_on_hyper
+                && let Ok(routed) = routes.table.route(head)
+                && !routed.service.on_fast_engine()
+            {
+                return Err(Declined::HandOver);
+            }
+            Ok(self.admit_now(routes, head, who).await?)
+        }
     }
 
     fn destination<'a>(&'a self, request: &'a Admitted) -> &'a Destination {
@@ -185,6 +203,15 @@ impl Hooks for FastGateway {
         request
             .counted
             .answered(status, Some(&request.journey.upstream().name));
+    }
+
+    /// As on hyper: the upstream hears nothing of it, the statistics and
+    /// the breaker hear the answer the client got.
+    fn client_failed(&self, request: &mut Admitted, status: Option<u16>) {
+        request.journey.abandon();
+        if let Some(status) = status {
+            self.answered(request, status);
+        }
     }
 
     fn finished(&self, request: &mut Admitted, body_bytes: u64) {

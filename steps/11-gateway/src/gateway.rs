@@ -74,7 +74,9 @@ pub(crate) struct LiveService {
     pub(crate) rate_limit: Option<Limit>,
     pub(crate) auth: Option<Arc<Auth>>,
     pub(crate) rewrite: Option<Arc<Rewrite>>,
-    /// Where the fast engine sends to each upstream (pools included).
+    /// Where the fast engine sends to each upstream (pools included);
+    /// none when one of them is not `http://`, and then hyper serves the
+    /// service's requests.
     pub(crate) destinations: Vec<(Arc<Upstream>, Arc<Destination>)>,
     /// For `GET /services`.
     pub(crate) breaker: Option<Arc<Breaker>>,
@@ -82,6 +84,12 @@ pub(crate) struct LiveService {
 }
 
 impl LiveService {
+    /// The fast engine can send this service's requests: every upstream
+    /// speaks plain HTTP/1.1.
+    pub(crate) fn on_fast_engine(&self) -> bool {
+        !self.destinations.is_empty()
+    }
+
     /// Where the fast engine sends to `upstream`, one of this service's.
     pub(crate) fn destination(&self, upstream: &Arc<Upstream>) -> Arc<Destination> {
         self.destinations
@@ -96,6 +104,8 @@ impl LiveService {
 pub(crate) struct Table {
     index: router::RouteIndex,
     pub(crate) services: Vec<Arc<LiveService>>,
+    /// Some service is hyper's alone (see [`LiveService::on_fast_engine`]).
+    pub(crate) some_on_hyper: bool,
 }
 
 /// Where a request goes: its service, and the path it is forwarded with
@@ -186,6 +196,7 @@ impl Routes {
         let table = Arc::new(Table {
             index: router::RouteIndex::default(),
             services: Vec::new(),
+            some_on_hyper: false,
         });
         Self {
             chain: Chain::new(table.clone()),
@@ -324,6 +335,7 @@ impl Gateway {
         }
         let table = Arc::new(Table {
             index: router::RouteIndex::new(&matches),
+            some_on_hyper: services.iter().any(|s| !s.on_fast_engine()),
             services,
         });
         let limiter = shared.map(|limits| self.shared_limiter(limits, "global"));
@@ -417,11 +429,16 @@ impl Gateway {
             .count_retries_in(self.retries.clone())
             .on_upgrade(self.tunnels.handler()),
         );
-        let destinations = balancer
-            .upstreams()
-            .iter()
-            .map(|upstream| (upstream.clone(), self.destination(&upstream.url)))
-            .collect();
+        let upstreams = balancer.upstreams();
+        let plain = |upstream: &Arc<Upstream>| upstream.url.scheme_str() == Some("http");
+        let destinations = if upstreams.iter().all(plain) {
+            upstreams
+                .iter()
+                .map(|upstream| (upstream.clone(), self.destination(&upstream.url)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let health_checks = spec
             .balance
             .health

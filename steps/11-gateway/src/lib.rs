@@ -22,8 +22,16 @@
 //! 07's transport, which speaks http, h2c and https). With `[redis]`, rate
 //! limits are held by every instance together ([`shared_limit`]).
 //!
+//! Two engines move the bytes (NOTES chapter 11, "Two engines"): by
+//! default step 10's serves HTTP/1.1 clients, plain and TLS, asking the
+//! gateway at each decision (`fast`), with hyper behind it on the same
+//! listeners for HTTP/2 clients and for services whose upstreams speak
+//! h2c or https; `engine = "hyper"` serves everything with hyper.
+//!
 //! The rooms: [`config`] reads and checks the file; `canonical` gives every
-//! request one spelling of its path and host; [`router`] picks a service; `gateway` turns a config into routes; `reload` swaps them;
+//! request one spelling of its path and host; [`router`] picks a service;
+//! `gateway` turns a config into routes; `fast` answers step 10's engine;
+//! `reload` swaps them;
 //! `admin` is the admin API.
 //!
 //! Left out on purpose: changing listeners on reload (they are read at
@@ -47,7 +55,7 @@ use std::time::Duration;
 use clap::Parser;
 use hyper::Uri;
 use middleware::Ctx;
-use proxy_core::{DEFAULT_CLIENT_BODY_TIMEOUT, TrustedProxies};
+use proxy_core::DEFAULT_CLIENT_BODY_TIMEOUT;
 use serving::{Binder, Launched, ServeFlags, Server};
 use step03_reverse_proxy::TransportOptions;
 use step06_websocket::Tunnels;
@@ -134,16 +142,14 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     }
     let server = Server::new(binder.bind(config.listen).await?, "gateway")
         .options(args.serve.server_options());
-    launched.push(match config.engine {
-        Engine::Hyper => serve(server, &gateway, args.serve.trusted_proxies())?,
-        Engine::Fast => serve_fast(server, &gateway, &args.serve)?,
-    });
+    let engine = config.engine;
+    launched.push(serve(engine, server, &gateway, &args.serve)?);
     if let Some(tls) = &config.tls {
         let identity = certificates::from_files(&tls.cert, &tls.key)?;
         let server = Server::new(binder.bind(tls.listen).await?, "gateway https")
             .options(args.serve.server_options())
             .tls(certificates::server_config(identity)?);
-        launched.push(serve(server, &gateway, args.serve.trusted_proxies())?);
+        launched.push(serve(engine, server, &gateway, &args.serve)?);
     }
     if let Some(admin) = &config.admin {
         launched.push(admin::spawn(
@@ -155,14 +161,25 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     Ok(launched)
 }
 
-/// Serve the gateway's routes on `server`.
+/// Serve the gateway's routes on `server`: HTTP/1.1 clients with
+/// `engine`, the rest with hyper.
 fn serve(
+    engine: Engine,
     server: Server,
     gateway: &Arc<Gateway>,
-    trusted: TrustedProxies,
+    serve: &ServeFlags,
 ) -> std::io::Result<serving::ServerHandle> {
+    let server = match engine {
+        Engine::Hyper => server,
+        Engine::Fast => {
+            let fast = fast_path(gateway, serve);
+            server.http1_engine(move |stream, peer, stopping| {
+                exchange::serve(fast.clone(), stream, peer, stopping)
+            })
+        }
+    };
     let gateway = gateway.clone();
-    server.serve_clients(trusted, move |client, req| {
+    server.serve_clients(serve.trusted_proxies(), move |client, req| {
         // The routes of this moment: a reload while the request is under
         // way does not change where it goes.
         let routes = gateway.routes.load_full();
@@ -170,14 +187,10 @@ fn serve(
     })
 }
 
-/// Serve the gateway's routes on `server` with step 10's engine (HTTP/1.1).
-fn serve_fast(
-    server: Server,
-    gateway: &Arc<Gateway>,
-    serve: &ServeFlags,
-) -> std::io::Result<serving::ServerHandle> {
+/// Step 10's engine, asking the gateway at each decision.
+fn fast_path(gateway: &Arc<Gateway>, serve: &ServeFlags) -> Arc<FastPath<FastGateway>> {
     let options = serve.server_options();
-    let engine = Arc::new(FastPath {
+    Arc::new(FastPath {
         settings: Settings {
             connect_timeout: TransportOptions::default().connect_timeout,
             // Without a header timeout, an hour: the engine needs a bound.
@@ -190,9 +203,6 @@ fn serve_fast(
         },
         hooks: FastGateway(gateway.clone()),
         buffers: Store::default(),
-    });
-    server.spawn_streams("http", move |stream, peer, stopping| {
-        exchange::serve(engine.clone(), stream, peer, stopping)
     })
 }
 

@@ -7,11 +7,17 @@ mod support;
 
 use real_server::Echo;
 use serving::Launched;
-use support::{admin_metrics, backend, client, gateway_on, get, on_both_engines, write_config};
+use support::{
+    admin_metrics, backend, client, gateway_on, gateway_on_with, get, localhost_certificate,
+    on_both_engines, write_config,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 on_both_engines!(
+    a_get_whose_upstream_left_goes_to_another,
+    a_connection_moves_to_hyper_for_a_service_the_engine_cannot_reach,
+    a_slow_reader_over_tls_gets_the_whole_body,
     requests_are_routed_by_prefix_and_host_on_one_spelling,
     a_global_limit_counts_every_service,
     a_request_id_is_kept_when_sane_and_made_otherwise,
@@ -374,14 +380,7 @@ async fn limits_shared_in_redis_hold_across_instances_on_fast() {
 }
 
 #[test]
-fn the_fast_engine_refuses_what_it_does_not_serve_yet_where_it_is() {
-    let text = "engine = \"fast\"\nlisten = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nupstreams = [\"h2c://127.0.0.1:1\"]\n";
-    let path = write_config(text);
-    let error = step11_gateway::config::load(&path).unwrap_err().to_string();
-    assert!(
-        error.ends_with(":5:14: service \"web\": an upstream that is not http:// is not served by engine = \"fast\" yet; use engine = \"hyper\""),
-        "{error}"
-    );
+fn an_unknown_engine_is_refused_where_it_is() {
     let unknown = write_config(
         "engine = \"turbo\"\n[[services]]\nname = \"w\"\nupstreams = [\"http://a\"]\n",
     );
@@ -389,4 +388,139 @@ fn the_fast_engine_refuses_what_it_does_not_serve_yet_where_it_is() {
         .unwrap_err()
         .to_string();
     assert!(error.contains(":1:10: unknown engine \"turbo\""), "{error}");
+}
+
+/// One keep-alive connection asks a plain service, an h2c one (which the
+/// fast engine leaves to hyper, with the connection), then the plain one
+/// again: each is answered, over the one connection, and counted once.
+async fn a_connection_moves_to_hyper_for_a_service_the_engine_cannot_reach(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n{ADMIN}[[services]]\nname = \"plain\"\npath_prefix = \"/plain\"\n\
+         upstreams = [\"{url}\"]\n[[services]]\nname = \"h2\"\npath_prefix = \"/h2\"\n\
+         upstreams = [\"h2c://{addr}\"]\n",
+        url = upstream.url(),
+        addr = upstream.addr(),
+    );
+    let launched = gateway_on(engine, &config).await;
+    let stream = tokio::net::TcpStream::connect(launched.get("gateway").unwrap().addr())
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    for (path, upstream_saw) in [
+        ("/plain/1", "HTTP/1.1"),
+        ("/h2/2", "HTTP/2.0"),
+        ("/plain/3", "HTTP/1.1"),
+    ] {
+        let request = hyper::Request::get(path)
+            .header("host", "x")
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .unwrap();
+        let answer = sender.send_request(request).await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        let body = http_body_util::BodyExt::collect(answer.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let seen: Echo = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (seen.path.as_str(), seen.version.as_str()),
+            (path, upstream_saw)
+        );
+    }
+    assert!(!connection.is_finished(), "the connection stayed open");
+    let metrics = admin_metrics(&launched).await;
+    for (upstream, count) in [
+        (format!("{}/", upstream.url()), 2),
+        (format!("h2c://{}/", upstream.addr()), 1),
+    ] {
+        let line = format!(
+            "proxy_requests_total{{method=\"GET\",status=\"200\",upstream=\"{upstream}\"}} {count}"
+        );
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
+}
+
+/// An HTTP/1.1 client over TLS that lets a large body fill the socket
+/// before it reads gets all of it, before the connection's idle timeout
+/// (300 s here) could close it: the engine flushes what rustls holds
+/// before it waits for the next request.
+async fn a_slow_reader_over_tls_gets_the_whole_body(engine: &str) {
+    let (cert, key) = localhost_certificate();
+    let upstream = backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+         [[services]]\nname = \"web\"\npath_prefix = \"/\"\nupstreams = [\"{url}\"]\n",
+        cert = cert.display(),
+        key = key.display(),
+        url = upstream.url(),
+    );
+    let launched = gateway_on_with(engine, &config, &["--header-read-timeout", "300"]).await;
+    let https = reqwest::Client::builder()
+        .http1_only()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .resolve("localhost", launched.get("gateway https").unwrap().addr())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let port = launched.get("gateway https").unwrap().addr().port();
+    let answer = https
+        .get(format!("https://localhost:{port}/bytes/4000000"))
+        .send()
+        .await
+        .unwrap();
+    // The slow reader: nothing read for a while, so the socket fills.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(60), answer.bytes())
+        .await
+        .expect("the whole body came before the idle timeout")
+        .unwrap();
+    assert_eq!(body.len(), 4_000_000);
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, b)| *b == real_server::pattern_byte(i as u64)),
+        "the body is intact"
+    );
+}
+
+/// An upstream answers once, then closes its kept-alive connection on the
+/// next request and stops listening: that GET goes to the other upstream.
+/// (The fast engine once lost the request head on the way and panicked.)
+async fn a_get_whose_upstream_left_goes_to_another(engine: &str) {
+    use proxy_test_cases::wire::read_head;
+    let other = backend().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let leaving = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        read_head(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+        drop(listener);
+        // The next request, on the kept connection: closed unanswered.
+        read_head(&mut stream).await;
+    });
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[services]]\nname = \"web\"\nbalance = \"weighted-round-robin\"\n\
+         upstreams = [\"http://{leaving},weight=100\", \"{}\"]\n",
+        other.url()
+    );
+    let launched = gateway_on(engine, &config).await;
+    let first = get(&launched, "x", "/first").await;
+    assert_eq!(first.text().await.unwrap(), "ok");
+    let second = get(&launched, "x", "/second").await;
+    assert_eq!(second.status(), 200);
+    let seen: Echo = second.json().await.unwrap();
+    assert_eq!(seen.served_by, other.addr().to_string());
 }

@@ -4,13 +4,11 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use real_server::Echo;
 use serving::{Launched, ServerHandle};
 use support::{
-    admin_metrics, backend, client, gateway_on, gateway_with_path, get, on_both_engines, on_engine,
-    write_config,
+    admin_metrics, backend, client, gateway_on, gateway_with_path, get, localhost_certificate,
+    on_both_engines, on_engine, write_config,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -27,6 +25,7 @@ on_both_engines!(
     stalled_bodies_are_cut_off_and_eject_no_upstream,
     a_timeout_while_the_body_is_still_owed_ejects_no_upstream,
     every_spelling_of_a_private_path_or_host_meets_its_rules,
+    each_service_has_its_own_middleware_protocol_and_health,
 );
 
 async fn gateway(config: Option<&str>) -> anyhow::Result<Launched> {
@@ -196,7 +195,7 @@ async fn a_missing_config_file_is_a_clear_error() {
 fn the_example_config_is_valid() {
     let config = step11_gateway::config::parse(step11_gateway::EXAMPLE, "gateway.toml").unwrap();
     let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["api", "static", "web"]);
+    assert_eq!(names, ["api", "static", "h2", "web"]);
 }
 
 fn routed_to(upstream: &ServerHandle, admin: bool) -> String {
@@ -362,22 +361,9 @@ async fn a_drained_upstream_gets_no_new_requests_until_undrained(engine: &str) {
 
 /// A self-signed certificate for localhost, as cert.pem and key.pem in a
 /// fresh directory.
-fn localhost_certificate() -> (PathBuf, PathBuf) {
-    let dir = write_config("").with_extension("pki");
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path)
-}
-
-#[tokio::test]
-async fn each_service_has_its_own_middleware_protocol_and_health() {
+/// On the fast engine, the h2c and https services and the HTTP/2 clients
+/// are served by hyper behind it; HTTP/1.1 over TLS by the engine.
+async fn each_service_has_its_own_middleware_protocol_and_health(engine: &str) {
     let (cert, key) = localhost_certificate();
     let live = backend().await;
     // An https upstream: a real server behind the same certificate.
@@ -395,7 +381,8 @@ async fn each_service_has_its_own_middleware_protocol_and_health() {
     )
     .unwrap();
     let config = format!(
-        r#"listen = "127.0.0.1:0"
+        r#"engine = "{engine}"
+listen = "127.0.0.1:0"
 upstream_ca = "{cert}"
 [tls]
 listen = "127.0.0.1:0"
@@ -462,30 +449,59 @@ health = {{ path = "/health", interval = "100ms" }}
     let tls = get(&launched, "x", "/tls").await;
     assert_eq!(tls.status(), 200, "{:?}", tls.text().await);
 
-    // The same routes over the https listener.
-    let https = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
-        )
-        .resolve("localhost", launched.get("gateway https").unwrap().addr())
+    // HTTP/2 clients without TLS (prior knowledge).
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
         .no_proxy()
         .build()
         .unwrap();
+    let gateway_url = launched.get("gateway").unwrap().url();
+    for path in ["/checked", "/h2"] {
+        let answer = h2c
+            .get(format!("{gateway_url}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2, "{path}");
+    }
+
+    // The same routes over the https listener, in HTTP/2 (ALPN) and in
+    // HTTP/1.1, telling the upstream how the client came.
+    let https = |builder: reqwest::ClientBuilder| {
+        builder
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+            )
+            .resolve("localhost", launched.get("gateway https").unwrap().addr())
+            .no_proxy()
+            .build()
+            .unwrap()
+    };
     let port = launched.get("gateway https").unwrap().addr().port();
-    let over_tls: Echo = https
-        .get(format!("https://localhost:{port}/h2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let forwarded_proto = over_tls
-        .headers
-        .iter()
-        .find(|(name, _)| name == "x-forwarded-proto")
-        .map(|(_, value)| value.as_str());
-    assert_eq!(forwarded_proto, Some("https"));
+    for (client, version) in [
+        (https(reqwest::Client::builder()), reqwest::Version::HTTP_2),
+        (
+            https(reqwest::Client::builder().http1_only()),
+            reqwest::Version::HTTP_11,
+        ),
+    ] {
+        for path in ["/checked", "/h2"] {
+            let answer = client
+                .get(format!("https://localhost:{port}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.version(), version, "{path}");
+            let over_tls: Echo = answer.json().await.unwrap();
+            let forwarded_proto = over_tls
+                .headers
+                .iter()
+                .find(|(name, _)| name == "x-forwarded-proto")
+                .map(|(_, value)| value.as_str());
+            assert_eq!(forwarded_proto, Some("https"), "{path} in {version:?}");
+        }
+    }
 
     // The failing service's breaker opens, and /services says so; its
     // active checks eject the dead upstream of "checked".
@@ -746,6 +762,14 @@ async fn stalled_bodies_are_cut_off_and_eject_no_upstream(engine: &str) {
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
     assert_both_upstreams_healthy(&launched).await;
+    // Counted as what their clients were answered.
+    let metrics = admin_metrics(&launched).await;
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("proxy_requests_total{method=\"POST\",status=\"408\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, 12, "{metrics}");
 }
 
 /// A service whose `timeout` is shorter than its `client_body_timeout`:

@@ -38,8 +38,17 @@ pub fn on_engine(engine: &str, config: &str) -> String {
 
 /// The gateway on `engine`, configured by `config` (without its engine).
 pub async fn gateway_on(engine: &str, config: &str) -> Launched {
+    gateway_on_with(engine, config, &[]).await
+}
+
+/// The same, with more command-line flags.
+pub async fn gateway_on_with(engine: &str, config: &str, flags: &[&str]) -> Launched {
     let file = write_config(&on_engine(engine, config));
-    gateway_with_path(Some(&file.display().to_string()))
+    let file = file.display().to_string();
+    let argv = ["step11-gateway", "--config", &file]
+        .into_iter()
+        .chain(flags.iter().copied());
+    step11_gateway::launch(step11_gateway::Args::parse_from(argv), &Binder::ephemeral())
         .await
         .unwrap()
 }
@@ -89,4 +98,19 @@ pub async fn admin_metrics(launched: &Launched) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// A self-signed certificate for `localhost`, and its key, in files.
+pub fn localhost_certificate() -> (PathBuf, PathBuf) {
+    let dir = write_config("").with_extension("pki");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
 }
