@@ -75,7 +75,7 @@ CONF
 fi
 measure step10 19511 target/release/step10-fast-path --listen 127.0.0.1:19511 --upstream $UP
 measure step03 19512 target/release/step03-reverse-proxy --listen 127.0.0.1:19512 --upstream $UP
-printf 'listen = "127.0.0.1:19513"\n[[services]]\nname = "all"\nupstreams = ["%s"]\n' $UP >"$W/gateway.toml"
+printf 'engine = "hyper"\nlisten = "127.0.0.1:19513"\n[[services]]\nname = "all"\nupstreams = ["%s"]\n' $UP >"$W/gateway.toml"
 measure gateway 19513 target/release/step11-gateway --config "$W/gateway.toml"
 printf 'engine = "fast"\nlisten = "127.0.0.1:19514"\n[[services]]\nname = "all"\nupstreams = ["%s"]\n' $UP >"$W/gateway-fast.toml"
 measure gw-fast 19514 target/release/step11-gateway --config "$W/gateway-fast.toml"

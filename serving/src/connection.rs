@@ -79,11 +79,13 @@ pub(crate) async fn handshake(
     name: &str,
     peer: SocketAddr,
 ) -> Option<TlsStream<ClientStream>> {
+    // On the heap: rustls' handshake state is kilobytes, and inline it
+    // would make every connection's task that large for its whole life,
+    // TLS or not (bench/README.md, "Idle connections").
+    let accept = Box::pin(tls.accept(stream));
     let accepted = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, tls.accept(stream))
-            .await
-            .ok(),
-        None => Some(tls.accept(stream).await),
+        Some(deadline) => tokio::time::timeout_at(deadline, accept).await.ok(),
+        None => Some(accept.await),
     };
     match accepted {
         Some(Ok(stream)) => Some(stream),

@@ -113,31 +113,46 @@ pub(crate) struct EngineSide {
 }
 
 impl EngineSide {
-    /// Serve one accepted connection.
-    pub(crate) async fn serve(self: Arc<Self>, stream: ClientStream, peer: SocketAddr) {
-        let io = match &self.tls {
-            None => Io::Plain(stream),
-            Some(tls) => {
-                let deadline = self
-                    .header_read_timeout
-                    .map(|limit| tokio::time::Instant::now() + limit);
-                match handshake(tls, stream, deadline, self.name, peer).await {
-                    Some(stream) => Io::Tls(Box::new(stream)),
-                    None => return,
-                }
-            }
+    /// Serve one accepted connection. A plain one goes straight to the
+    /// engine: its task holds the engine's future and nothing more (an
+    /// idle connection's memory is that task; bench/README.md, "Idle
+    /// connections").
+    pub(crate) fn serve(self: &Arc<Self>, stream: ClientStream, peer: SocketAddr) -> BoxFuture {
+        match &self.tls {
+            None => (self.engine)(
+                self.stream(Io::Plain(stream), peer),
+                peer,
+                self.stopping.clone(),
+            ),
+            Some(_) => Box::pin(self.clone().serve_tls(stream, peer)),
+        }
+    }
+
+    /// The TLS handshake (by the head deadline), then hyper for a client
+    /// that chose `h2`, the engine for the rest.
+    async fn serve_tls(self: Arc<Self>, stream: ClientStream, peer: SocketAddr) {
+        let Some(tls) = &self.tls else { return };
+        let deadline = self
+            .header_read_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let Some(stream) = handshake(tls, stream, deadline, self.name, peer).await else {
+            return;
         };
-        let h2 = matches!(&io, Io::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2"));
-        let stream = EngineStream {
-            io,
-            peer,
-            hyper: self.hyper.clone(),
-            stopping: self.stopping.clone(),
-        };
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let stream = self.stream(Io::Tls(Box::new(stream)), peer);
         if h2 {
             stream.hand_over(Bytes::new()).await;
         } else {
             (self.engine)(stream, peer, self.stopping.clone()).await;
+        }
+    }
+
+    fn stream(&self, io: Io, peer: SocketAddr) -> EngineStream {
+        EngineStream {
+            io,
+            peer,
+            hyper: self.hyper.clone(),
+            stopping: self.stopping.clone(),
         }
     }
 }

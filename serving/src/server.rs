@@ -210,7 +210,7 @@ impl Server {
                     engine,
                     stopping,
                 });
-                Box::new(move |stream, peer| Box::pin(side.clone().serve(stream, peer)))
+                Box::new(move |stream, peer| side.serve(stream, peer))
             }
         };
         let task = tokio::spawn(streams_until_stopped(

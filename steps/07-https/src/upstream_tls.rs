@@ -5,7 +5,8 @@
 //! "encrypted to whoever answered": anyone on the network path between
 //! proxy and backend can present a certificate of their own and read every
 //! request. So upstream certificates are verified — against the system's
-//! root CAs by default (`/etc/ssl/certs` on Debian), or against exactly the
+//! root CAs by default (`/etc/ssl/certs` on Debian, read when the first
+//! upstream certificate is checked), or against exactly the
 //! CA given with `--upstream-ca` (an internal CA, or the self-signed
 //! certificate of a test backend). A certificate that does not verify is a
 //! 502 whose text says why, never a silent success.
@@ -34,7 +35,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hyper::{Request, Response};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -73,16 +74,13 @@ impl HttpsTransport {
         let builder = rustls::ClientConfig::builder_with_provider(crate::crypto())
             .with_safe_default_protocol_versions()?;
         let config = match trust {
-            UpstreamTrust::SystemRoots => {
-                let found = rustls_native_certs::load_native_certs();
-                for error in &found.errors {
-                    tracing::warn!("while loading the system's root certificates: {error}");
-                }
-                let mut roots = RootCertStore::empty();
-                let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-                tracing::debug!("trusting {added} system root certificates for https upstreams");
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
+            UpstreamTrust::SystemRoots => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SystemRoots {
+                    provider: crate::crypto(),
+                    webpki: OnceLock::new(),
+                }))
+                .with_no_client_auth(),
             UpstreamTrust::CaFile(path) => {
                 let bad = |reason: String| TlsSetupError::BadCertificate {
                     path: path.clone(),
@@ -194,6 +192,77 @@ impl ServerCertVerifier for AnchorsOrThemselves {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The system's root CAs, read when the first upstream certificate is
+/// checked: a proxy that never meets an https upstream (most of the
+/// gateway's configs) never holds them — 2 MiB of its memory
+/// (bench/README.md, "The gateway on step 10's engine").
+#[derive(Debug)]
+struct SystemRoots {
+    provider: Arc<CryptoProvider>,
+    webpki: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
+}
+
+impl SystemRoots {
+    fn load(&self) -> Result<Arc<WebPkiServerVerifier>, String> {
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::warn!("while loading the system's root certificates: {error}");
+        }
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        tracing::debug!("trusting {added} system root certificates for https upstreams");
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| format!("the system's root certificates: {e}"))
+    }
+}
+
+impl ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.get_or_init(|| self.load()) {
+            Ok(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            Err(reason) => Err(rustls::Error::General(reason.clone())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        AcceptAnyCertificate(self.provider.clone()).verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        AcceptAnyCertificate(self.provider.clone()).verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
