@@ -35,17 +35,29 @@ fuzz_target!(|data: &[u8]| {
         peer: "10.0.0.9".parse().unwrap(),
         client: "10.0.0.9".parse().unwrap(),
         peer_trusted: false,
+        tls: false,
     };
     let mut out = Vec::new();
     let target = forward::Target::as_received(&upstream, request.target(data));
-    forward::request_head(&mut out, data, &request, &headers, &target, &hop, &[]);
+    forward::request_head(
+        &mut out,
+        data,
+        &request,
+        &headers,
+        &target,
+        &hop,
+        forward::Edits::default(),
+    );
 
     // httparse reads it back whole.
     let mut slots = [httparse::EMPTY_HEADER; 256];
     let mut parsed = httparse::Request::new(&mut slots);
     match parsed.parse(&out) {
         Ok(httparse::Status::Complete(len)) => assert_eq!(len, out.len()),
-        other => panic!("forwarded head unreadable: {other:?}\n{}", String::from_utf8_lossy(&out)),
+        other => panic!(
+            "forwarded head unreadable: {other:?}\n{}",
+            String::from_utf8_lossy(&out)
+        ),
     }
     let count = |name: &str| {
         parsed
@@ -63,7 +75,12 @@ fuzz_target!(|data: &[u8]| {
             "connection" | "upgrade" => usize::from(upgrading),
             _ => 0,
         };
-        assert_eq!(count(name), allowed, "{name} in\n{}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            count(name),
+            allowed,
+            "{name} in\n{}",
+            String::from_utf8_lossy(&out)
+        );
     }
     // The same parser accepts what it sent, framed the same way (when it
     // fits a client's header limit: the proxy adds up to five headers, as
@@ -71,9 +88,14 @@ fuzz_target!(|data: &[u8]| {
     if parsed.headers.len() <= head::MAX_REQUEST_HEADERS {
         let mut again = Vec::new();
         let reread = head::parse_request(&out, &mut again)
-            .unwrap_or_else(|e| panic!("own output refused: {e}\n{}", String::from_utf8_lossy(&out)))
+            .unwrap_or_else(|e| {
+                panic!("own output refused: {e}\n{}", String::from_utf8_lossy(&out))
+            })
             .expect("complete");
         assert_eq!(reread.framing(), request.framing());
     }
-    assert_eq!(count("content-length"), usize::from(matches!(request.framing(), Framing::Length(_))));
+    assert_eq!(
+        count("content-length"),
+        usize::from(matches!(request.framing(), Framing::Length(_)))
+    );
 });

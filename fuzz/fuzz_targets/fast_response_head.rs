@@ -19,12 +19,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut out = Vec::new();
-    forward::response_head(&mut out, data, &response, &headers, chunked_ok, close, &[]);
+    forward::response_head(
+        &mut out,
+        data,
+        &response,
+        &headers,
+        chunked_ok,
+        close,
+        forward::Edits::default(),
+    );
     let mut slots = [httparse::EMPTY_HEADER; 256];
     let mut parsed = httparse::Response::new(&mut slots);
     match parsed.parse(&out) {
         Ok(httparse::Status::Complete(len)) => assert_eq!(len, out.len()),
-        other => panic!("forwarded head unreadable: {other:?}\n{}", String::from_utf8_lossy(&out)),
+        other => panic!(
+            "forwarded head unreadable: {other:?}\n{}",
+            String::from_utf8_lossy(&out)
+        ),
     }
     assert_eq!(parsed.code, Some(response.status));
     let count = |name: &str| {
@@ -41,6 +52,10 @@ fuzz_target!(|data: &[u8]| {
     let chunked = framing == Framing::Chunked && chunked_ok && response.status != 101;
     assert_eq!(count("transfer-encoding"), usize::from(chunked));
     if response.common.transfer_encoding {
-        assert_eq!(count("content-length"), 0, "a length beside chunked went out");
+        assert_eq!(
+            count("content-length"),
+            0,
+            "a length beside chunked went out"
+        );
     }
 });

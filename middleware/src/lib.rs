@@ -8,8 +8,8 @@
 //! reverse proxy is the [`Endpoint`] at the end of the [`Chain`].
 //!
 //! ```text
-//! request → request_id → stats → rate_limit → auth → breaker → rewrite → proxy
-//! response ←──────────────────────────────────────────────────────────────┘
+//! request → request_id → stats → rate_limit → auth → breaker → rewrite → headers → proxy
+//! response ←────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! That is the order step 05 builds (rate limiting before auth, so a flood
@@ -22,6 +22,7 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod headers;
 mod per_second;
 pub mod rate_limit;
 pub mod request_id;

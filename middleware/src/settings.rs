@@ -5,7 +5,8 @@
 //! Either way [`ChainSettings::build`] makes the chain, in the one order
 //! this crate teaches (see the crate's doc for why):
 //!
-//! request id → statistics → rate limit → auth → breaker → rewrite → endpoint
+//! request id → statistics → rate limit → auth → breaker → rewrite →
+//! header transforms → endpoint
 //!
 //! A link is in the chain only when its settings are there. The rate
 //! limit is the one link a caller may supply itself: the gateway's is held
@@ -20,6 +21,7 @@ use ipnet::IpNet;
 
 use crate::auth::{Auth, AuthConfigError, JwtKey};
 use crate::breaker::{Breaker, BreakerPolicy};
+use crate::headers::{EditHeaders, HeaderEdits};
 use crate::rate_limit::{DEFAULT_MAX_KEYS, Limit, RateKey, RateLimit, SharedLimit};
 use crate::request_id::RequestId;
 use crate::rewrite::{Rewrite, Rule};
@@ -38,6 +40,9 @@ pub struct ChainSettings {
     pub breaker: Option<BreakerSettings>,
     /// Path rewrites, tried in order (a stripped prefix is one).
     pub rewrite: Vec<Rule>,
+    /// Headers set and removed on the way up, and on the way back.
+    pub request_headers: HeaderEdits,
+    pub response_headers: HeaderEdits,
 }
 
 /// A token bucket per key.
@@ -108,6 +113,8 @@ pub struct Built {
     /// The chain's auth and rewrite, for another engine to ask the same.
     pub auth: Option<Arc<Auth>>,
     pub rewrite: Option<Arc<Rewrite>>,
+    /// The chain's header transforms.
+    pub headers: Option<Arc<EditHeaders>>,
 }
 
 impl ChainSettings {
@@ -166,12 +173,23 @@ impl ChainSettings {
         if let Some(rewrite) = &rewrite {
             chain = chain.with(rewrite.clone());
         }
+        let headers =
+            (!self.request_headers.is_empty() || !self.response_headers.is_empty()).then(|| {
+                Arc::new(EditHeaders {
+                    request: self.request_headers.clone(),
+                    response: self.response_headers.clone(),
+                })
+            });
+        if let Some(headers) = &headers {
+            chain = chain.with(headers.clone());
+        }
         Ok(Built {
             chain,
             breaker,
             rate_limit: limit,
             auth,
             rewrite,
+            headers,
         })
     }
 }

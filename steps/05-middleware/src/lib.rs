@@ -188,6 +188,7 @@ impl Args {
             auth,
             breaker,
             rewrite,
+            ..ChainSettings::default()
         })
     }
 }

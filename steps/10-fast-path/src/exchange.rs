@@ -391,14 +391,14 @@ impl<H: Hooks> Conn<'_, H> {
         };
         hooks.answered(&mut admitted, response.status);
         if response.status == 101 {
-            let set = hooks.response_headers(&admitted);
+            let edits = hooks.response_headers(&admitted);
             let mut upstream = sent.upstream;
             self.switch(
                 client,
                 &mut upstream,
                 asked_upgrade.as_deref(),
                 &response,
-                set,
+                edits,
             )
             .await?;
             // The request is over; the tunnel outlives it, and needs neither
@@ -573,7 +573,7 @@ impl<H: Hooks> Conn<'_, H> {
             // client nothing.
             let told = response.status == 100 && waits_for_continue && !sent.continue_owed;
             if request.minor == 1 && !told {
-                self.head_for_client(&response, true, false, &[]);
+                self.head_for_client(&response, true, false, forward::Edits::default());
                 send(client, &self.out).await?;
             }
             if response.status == 100 {
@@ -596,7 +596,7 @@ impl<H: Hooks> Conn<'_, H> {
         response: &ResponseHead,
         chunked_ok: bool,
         close: bool,
-        set: forward::Set<'_>,
+        edits: forward::Edits<'_>,
     ) {
         self.out.clear();
         forward::response_head(
@@ -606,7 +606,7 @@ impl<H: Hooks> Conn<'_, H> {
             &self.upstream_headers,
             chunked_ok,
             close,
-            set,
+            edits,
         );
     }
 
@@ -987,7 +987,7 @@ impl<H: Hooks> Conn<'_, H> {
         upstream: &mut TcpStream,
         asked: Option<&[u8]>,
         response: &ResponseHead,
-        set: forward::Set<'_>,
+        edits: forward::Edits<'_>,
     ) -> Result<(), Failure>
     where
         C: Client,
@@ -1006,7 +1006,7 @@ impl<H: Hooks> Conn<'_, H> {
                 ));
             }
         }
-        self.head_for_client(response, true, false, set);
+        self.head_for_client(response, true, false, edits);
         self.out.extend_from_slice(&self.ubuf[response.len..]);
         send(client, &self.out).await?;
         upstream.write_all(&self.cbuf[self.pos..]).await?;

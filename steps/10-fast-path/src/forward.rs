@@ -90,23 +90,34 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Headers a proxy sets: each replaces whatever the message carried
-/// under its name.
-pub type Set<'a> = &'a [(HeaderName, HeaderValue)];
-
-fn is_set(name: &[u8], set: Set<'_>) -> bool {
-    set.iter()
-        .any(|(set, _)| name.eq_ignore_ascii_case(set.as_str().as_bytes()))
+/// Headers a proxy edits on the way through: every header named in `set`
+/// or `remove` goes, and `set`'s are written in their place.
+#[derive(Clone, Copy, Default)]
+pub struct Edits<'a> {
+    pub set: &'a [(HeaderName, HeaderValue)],
+    pub remove: &'a [HeaderName],
 }
 
-fn write_set(out: &mut Vec<u8>, set: Set<'_>) {
-    for (name, value) in set {
-        line(out, name.as_str().as_bytes(), value.as_bytes());
+impl Edits<'_> {
+    /// Headers set, none removed.
+    pub fn set(set: &[(HeaderName, HeaderValue)]) -> Edits<'_> {
+        Edits { set, remove: &[] }
+    }
+
+    fn drops(&self, name: &[u8]) -> bool {
+        let named = |edited: &HeaderName| name.eq_ignore_ascii_case(edited.as_str().as_bytes());
+        self.set.iter().any(|(edited, _)| named(edited)) || self.remove.iter().any(named)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        for (name, value) in self.set {
+            line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
     }
 }
 
-/// Write the request head for `target` into `out`, with the headers in
-/// `set` in place of the client's of those names.
+/// Write the request head for `target` into `out`, with the client's
+/// headers `edits`ed.
 pub fn request_head(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -114,7 +125,7 @@ pub fn request_head(
     headers: &[HeaderAt],
     target: &Target<'_>,
     hop: &Hop,
-    set: Set<'_>,
+    edits: Edits<'_>,
 ) {
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
@@ -146,7 +157,7 @@ pub fn request_head(
         }
         if is_hop_by_hop(name, &head.common)
             || name.eq_ignore_ascii_case(b"x-real-ip")
-            || is_set(name, set)
+            || edits.drops(name)
         {
             continue;
         }
@@ -201,7 +212,7 @@ pub fn request_head(
         b"x-real-ip",
         proxy_core::headers::format_ip(hop.client, &mut address),
     );
-    write_set(out, set);
+    edits.write(out);
     if tunnels_upgrade(buf, head) {
         out.extend_from_slice(b"connection: upgrade\r\n");
         line(
@@ -217,8 +228,7 @@ pub fn request_head(
 /// Write the response head for the client into `out`. `chunked_ok`: the
 /// client speaks HTTP/1.1 (else a chunked body goes out decoded, delimited
 /// by the connection's close). `close`: the client's connection ends
-/// after this response. `set`: headers in place of the upstream's of those
-/// names.
+/// after this response. `edits`: to the upstream's headers.
 pub fn response_head(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -226,7 +236,7 @@ pub fn response_head(
     headers: &[HeaderAt],
     chunked_ok: bool,
     close: bool,
-    set: Set<'_>,
+    edits: Edits<'_>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     let status = head.status;
@@ -252,13 +262,13 @@ pub fn response_head(
         }
         if is_hop_by_hop(name, &head.common)
             || (head.common.transfer_encoding && name.eq_ignore_ascii_case(b"content-length"))
-            || is_set(name, set)
+            || edits.drops(name)
         {
             continue;
         }
         line(out, name, header.value(buf));
     }
-    write_set(out, set);
+    edits.write(out);
     if head.status == 101 {
         out.extend_from_slice(b"connection: upgrade\r\n");
         if let Some(upgrade) = head.common.upgrade {
@@ -380,7 +390,7 @@ mod tests {
                 peer_trusted: false,
                 tls: false,
             },
-            &[],
+            Edits::default(),
         );
         String::from_utf8(out).unwrap()
     }

@@ -23,8 +23,7 @@
 //! makes one copy of it for `Fixed` in which the questions are answered at
 //! compile time and leave no trace (bench/README.md, "Hooks").
 //!
-//! Left out on purpose: header edits beyond setting a header (a request
-//! id); and resending a request whose upstream failed after taking it —
+//! Left out on purpose: resending a request whose upstream failed after taking it —
 //! only a failed connect moves a request to another destination, since
 //! nothing of it left.
 
@@ -39,7 +38,7 @@ pub use proxy_core::Refusal;
 use tokio::net::TcpStream;
 
 use crate::exchange::Client;
-use crate::forward::{self, Hop, Set, Upstream};
+use crate::forward::{self, Edits, Hop, Upstream};
 use crate::head::{HeaderAt, RequestHead, slice};
 use crate::pool::Pool;
 
@@ -217,16 +216,15 @@ pub trait Hooks: Send + Sync + 'static {
         }
     }
 
-    /// Headers the request goes upstream with, in place of any the client
-    /// sent under those names (a request id).
-    fn request_headers<'a>(&'a self, _request: &'a Self::Request) -> Set<'a> {
-        &[]
+    /// How the client's headers are edited on the way up: headers set in
+    /// place of any under those names (a request id), headers removed.
+    fn request_headers<'a>(&'a self, _request: &'a Self::Request) -> Edits<'a> {
+        Edits::default()
     }
 
-    /// Headers the final response goes to the client with, in place of
-    /// the upstream's under those names.
-    fn response_headers<'a>(&'a self, _request: &'a Self::Request) -> Set<'a> {
-        &[]
+    /// How the upstream's headers are edited on the way to the client.
+    fn response_headers<'a>(&'a self, _request: &'a Self::Request) -> Edits<'a> {
+        Edits::default()
     }
 }
 

@@ -11,7 +11,7 @@ use real_server::Echo;
 use serving::{Server, ServerOptions};
 use step10_fast_path::buffers::Store;
 use step10_fast_path::exchange::{self, FastPath, Settings};
-use step10_fast_path::forward::{Hop, Upstream};
+use step10_fast_path::forward::{Edits, Hop, Upstream};
 use step10_fast_path::hooks::{Declined, Destination, Head, Hooks, Refusal};
 use step10_fast_path::pool::Pool;
 use tokio::net::TcpListener;
@@ -24,6 +24,8 @@ struct TwoDestinations {
     /// Set on every request, and on every response.
     request_set: [(HeaderName, HeaderValue); 1],
     response_set: [(HeaderName, HeaderValue); 1],
+    /// Removed from every request.
+    removed: [HeaderName; 1],
 }
 
 struct Decided {
@@ -81,12 +83,15 @@ impl Hooks for TwoDestinations {
         self.note(format!("answered {status} by {}", request.to));
     }
 
-    fn request_headers<'a>(&'a self, _: &'a Decided) -> &'a [(HeaderName, HeaderValue)] {
-        &self.request_set
+    fn request_headers<'a>(&'a self, _: &'a Decided) -> Edits<'a> {
+        Edits {
+            set: &self.request_set,
+            remove: &self.removed,
+        }
     }
 
-    fn response_headers<'a>(&'a self, _: &'a Decided) -> &'a [(HeaderName, HeaderValue)] {
-        &self.response_set
+    fn response_headers<'a>(&'a self, _: &'a Decided) -> Edits<'a> {
+        Edits::set(&self.response_set)
     }
 }
 
@@ -135,6 +140,7 @@ async fn engine() -> Engine {
                 HeaderName::from_static("x-request-id"),
                 HeaderValue::from_static("back-from-the-hooks"),
             )],
+            removed: [HeaderName::from_static("x-secret")],
         },
         buffers: Store::default(),
     });
@@ -160,6 +166,7 @@ async fn a_request_goes_where_the_hooks_send_it() {
     let response = reqwest::Client::new()
         .get(format!("{url}/api/items?x=1"))
         .header("x-request-id", "the-clients")
+        .header("x-secret", "not for upstreams")
         .send()
         .await
         .unwrap();
@@ -174,6 +181,7 @@ async fn a_request_goes_where_the_hooks_send_it() {
         .map(|(_, value)| value.as_str())
         .collect();
     assert_eq!(ids, ["from-the-hooks"]);
+    assert!(!seen.headers.iter().any(|(name, _)| name == "x-secret"));
     // The prefix went, the query stayed.
     assert_eq!(seen.path, "/items");
     assert_eq!(seen.query.as_deref(), Some("x=1"));

@@ -25,9 +25,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::Uri;
+use hyper::header::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use load_balance::{HashKey, Kind};
 use middleware::auth::JwtKey;
+use middleware::headers::{HeaderEdits, not_editable};
 use middleware::rate_limit::RateKey;
 use middleware::rewrite::Rule;
 use middleware::settings::{
@@ -118,6 +120,18 @@ struct ServiceFile {
     breaker: Option<Spanned<BreakerFile>>,
     #[serde(default)]
     rewrite: Vec<Spanned<String>>,
+    request_headers: Option<Spanned<HeadersFile>>,
+    response_headers: Option<Spanned<HeadersFile>>,
+}
+
+/// `{ set = { NAME = VALUE, … }, remove = [NAME, …] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadersFile {
+    #[serde(default)]
+    set: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    remove: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -527,9 +541,54 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
             auth: auth(service.auth.as_ref(), base, at)?,
             breaker: breaker(service.breaker.as_ref(), at)?,
             rewrite,
+            request_headers: header_edits(service.request_headers.as_ref(), at)?,
+            response_headers: header_edits(service.response_headers.as_ref(), at)?,
             ..ChainSettings::default()
         },
     })
+}
+
+/// A `request_headers` or `response_headers` table: every name and value
+/// one HTTP can carry, and no name the proxy keeps for itself.
+fn header_edits(
+    edits: Option<&Spanned<HeadersFile>>,
+    at: &Positions,
+) -> Result<HeaderEdits, ConfigError> {
+    let Some(edits) = edits else {
+        return Ok(HeaderEdits::default());
+    };
+    let name = |raw: &Spanned<String>| {
+        let name = HeaderName::from_bytes(raw.get_ref().as_bytes()).map_err(|_| {
+            at.error(
+                raw.span(),
+                format!("{:?} is not a header name", raw.get_ref()),
+            )
+        })?;
+        match not_editable(&name) {
+            Some(why) => Err(at.error(
+                raw.span(),
+                format!("{name} cannot be set or removed here: {why}"),
+            )),
+            None => Ok(name),
+        }
+    };
+    let mut set = Vec::new();
+    for (raw_name, raw_value) in &edits.get_ref().set {
+        let value = HeaderValue::from_str(raw_value.get_ref()).map_err(|_| {
+            at.error(
+                raw_value.span(),
+                format!("{:?} is not a header value", raw_value.get_ref()),
+            )
+        })?;
+        set.push((name(raw_name)?, value));
+    }
+    let remove = edits
+        .get_ref()
+        .remove
+        .iter()
+        .map(name)
+        .collect::<Result<_, _>>()?;
+    Ok(HeaderEdits { set, remove })
 }
 
 /// A `health = { path, interval, max_fails, cooldown, fail_status }` table.

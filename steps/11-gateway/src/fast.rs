@@ -8,7 +8,8 @@
 //! the request-head view (`proxy_core::view`): the request id
 //! (`middleware::request_id::choose`), statistics (`Counted`), the global
 //! and the service's rate limit (`RateLimit::check`) and auth
-//! (`Auth::check`), the breaker (`Breaker::enter`), rewrites, the route
+//! (`Auth::check`), the breaker (`Breaker::enter`), rewrites, header
+//! transforms (`HeaderEdits`, as the engine's `Edits`), the route
 //! (`Table::route`), the upstream and its retries and health (step 04's
 //! `Journey`). The order is the hyper chain's: request id, statistics,
 //! global limit, route, service limit, upstream.
@@ -34,6 +35,7 @@ use std::time::Duration;
 use hyper::header::{HeaderName, HeaderValue};
 use middleware::auth::Auth;
 use middleware::breaker::{Breaker, Ticket};
+use middleware::headers::HeaderEdits;
 use middleware::rate_limit::Limit;
 use middleware::request_id::{X_REQUEST_ID, choose};
 use middleware::stats::{Counted, Metrics};
@@ -42,7 +44,7 @@ use step04_load_balance::BalancedProxy;
 use step04_load_balance::journey::Journey;
 use step07_https::upstream_tls::HttpsTransport;
 use step10_fast_path::exchange::Client;
-use step10_fast_path::forward::Hop;
+use step10_fast_path::forward::{Edits, Hop};
 use step10_fast_path::hooks::{Declined, Destination, Head, Hooks};
 use tokio::net::TcpStream;
 
@@ -66,6 +68,10 @@ pub(crate) struct Admitted {
     counted: Counted<Arc<Metrics>>,
     /// `X-Request-Id`, both ways.
     id: [(HeaderName, HeaderValue); 1],
+    /// With the service's header transforms, the headers set each way:
+    /// the id and theirs (empty without).
+    request_set: Vec<(HeaderName, HeaderValue)>,
+    response_set: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl FastGateway {
@@ -116,6 +122,9 @@ impl FastGateway {
         let journey = Journey::begin(service.proxy.clone(), head, forwarded, who.client)
             .map_err(&mut refused)?;
         let destination = service.destination(journey.upstream());
+        let transforms = service.headers.as_deref();
+        let request_set = with_id(&id, transforms.map(|h| &h.request));
+        let response_set = with_id(&id, transforms.map(|h| &h.response));
         Ok(Admitted {
             _routes: routes,
             service,
@@ -125,6 +134,8 @@ impl FastGateway {
             breaker,
             counted,
             id: [(X_REQUEST_ID, id)],
+            request_set,
+            response_set,
         })
     }
 }
@@ -145,6 +156,29 @@ async fn check_limit_and_auth(
         auth.check(head, who.client)?;
     }
     Ok(())
+}
+
+/// The request id and the headers `edits` set, if it sets any (the engine
+/// takes one list; most services have no transforms, and no list is made).
+fn with_id(id: &HeaderValue, edits: Option<&HeaderEdits>) -> Vec<(HeaderName, HeaderValue)> {
+    match edits {
+        Some(edits) if !edits.set.is_empty() => std::iter::once((X_REQUEST_ID, id.clone()))
+            .chain(edits.set.iter().cloned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One direction's edits: the request id, then the service's transforms.
+fn edits<'a>(
+    request: &'a Admitted,
+    set: &'a [(HeaderName, HeaderValue)],
+    edits: Option<&'a HeaderEdits>,
+) -> Edits<'a> {
+    Edits {
+        set: if set.is_empty() { &request.id } else { set },
+        remove: edits.map_or(&[], |edits| &edits.remove),
+    }
 }
 
 /// A rewritten path the request line can carry (the hyper engine checks
@@ -240,11 +274,13 @@ impl Hooks for FastGateway {
             .carry(client, upstream, peer, "its upstream", protocol)
     }
 
-    fn request_headers<'a>(&'a self, request: &'a Admitted) -> &'a [(HeaderName, HeaderValue)] {
-        &request.id
+    fn request_headers<'a>(&'a self, request: &'a Admitted) -> Edits<'a> {
+        let transforms = request.service.headers.as_ref().map(|h| &h.request);
+        edits(request, &request.request_set, transforms)
     }
 
-    fn response_headers<'a>(&'a self, request: &'a Admitted) -> &'a [(HeaderName, HeaderValue)] {
-        &request.id
+    fn response_headers<'a>(&'a self, request: &'a Admitted) -> Edits<'a> {
+        let transforms = request.service.headers.as_ref().map(|h| &h.response);
+        edits(request, &request.response_set, transforms)
     }
 }

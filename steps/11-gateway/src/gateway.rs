@@ -23,6 +23,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use load_balance::{Balancer, Options, Upstream};
 use middleware::auth::Auth;
 use middleware::breaker::Breaker;
+use middleware::headers::EditHeaders;
 use middleware::rate_limit::Limit;
 use middleware::rewrite::Rewrite;
 use middleware::settings::MakeRateLimit;
@@ -74,6 +75,7 @@ pub(crate) struct LiveService {
     pub(crate) rate_limit: Option<Limit>,
     pub(crate) auth: Option<Arc<Auth>>,
     pub(crate) rewrite: Option<Arc<Rewrite>>,
+    pub(crate) headers: Option<Arc<EditHeaders>>,
     /// Where the fast engine sends to each upstream (pools included);
     /// none when one of them is not `http://`, and then hyper serves the
     /// service's requests.
@@ -467,6 +469,7 @@ impl Gateway {
             rate_limit: built.rate_limit,
             auth: built.auth,
             rewrite: built.rewrite,
+            headers: built.headers,
             destinations,
             _health_checks: health_checks,
         })

@@ -26,6 +26,7 @@ on_both_engines!(
     a_timeout_while_the_body_is_still_owed_ejects_no_upstream,
     every_spelling_of_a_private_path_or_host_meets_its_rules,
     each_service_has_its_own_middleware_protocol_and_health,
+    a_service_sets_and_removes_headers_both_ways,
 );
 
 async fn gateway(config: Option<&str>) -> anyhow::Result<Launched> {
@@ -676,6 +677,22 @@ async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
             "upstreams = [\"http://a:1,weight=0\"]",
             ":4:14: \"weight=0\": expected weight=N with N from 1 to",
         ),
+        (
+            "request_headers = { set = { \"Content-Length\" = \"5\" } }",
+            ":4:29: content-length cannot be set or removed here: the proxy frames and addresses the message",
+        ),
+        (
+            "response_headers = { remove = [\"X-Request-Id\"] }",
+            ":4:32: x-request-id cannot be set or removed here: the proxy writes it itself",
+        ),
+        (
+            "request_headers = { set = { \"bad name\" = \"x\" } }",
+            ":4:29: \"bad name\" is not a header name",
+        ),
+        (
+            "request_headers = { set = { \"X-Env\" = \"a\\nb\" } }",
+            ":4:39: \"a\\nb\" is not a header value",
+        ),
     ] {
         let text = if entry.starts_with("upstreams") {
             format!("[[services]]\nname = \"a\"\n\n{entry}\n")
@@ -915,4 +932,42 @@ async fn the_admin_throttle_follows_its_keys() {
         "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\nrps = 0\n",
         ":4:7: admin rps must be at least 1",
     );
+}
+
+/// A service's header transforms, each way, on either engine; the
+/// gateway's own `X-Request-Id` still goes both ways.
+async fn a_service_sets_and_removes_headers_both_ways(engine: &str) {
+    let upstream = backend().await;
+    let config = format!(
+        r#"listen = "127.0.0.1:0"
+[[services]]
+name = "web"
+upstreams = ["{url}"]
+request_headers = {{ set = {{ "X-Env" = "prod" }}, remove = ["X-Debug"] }}
+response_headers = {{ set = {{ "X-Gateway" = "yes" }}, remove = ["X-Served-By"] }}
+"#,
+        url = upstream.url()
+    );
+    let launched = gateway_on(engine, &config).await;
+    let answer = client()
+        .get(format!("{}/x", launched.get("gateway").unwrap().url()))
+        .header("x-env", "dev")
+        .header("x-debug", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["x-gateway"], "yes");
+    assert!(answer.headers().get("x-served-by").is_none());
+    assert!(answer.headers().get("x-request-id").is_some());
+    let seen: Echo = answer.json().await.unwrap();
+    let sent = |name: &str| -> Vec<&str> {
+        seen.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(sent("x-env"), ["prod"]);
+    assert!(sent("x-debug").is_empty());
+    assert_eq!(sent("x-request-id").len(), 1);
 }
