@@ -94,20 +94,29 @@ pub async fn probe_target(report: &mut Report, url: &str) -> anyhow::Result<()> 
         ));
         for (name, verdict) in &mut results {
             if probes::NEED_ENDPOINTS.contains(name) {
-                *verdict = Err(anyhow::anyhow!(
-                    "not judged: the target rewrites paths to {seen}"
-                ));
+                *verdict =
+                    Err(probes::NotJudged(format!("the target rewrites paths to {seen}")).into());
             }
         }
     }
     let failures: Vec<String> = results
         .iter()
-        .filter_map(|(name, verdict)| verdict.as_ref().err().map(|e| format!("✗ {name}: {e:#}")))
+        .filter_map(|(name, verdict)| {
+            let mark = if probes::not_judged(verdict) {
+                "–"
+            } else {
+                "✗"
+            };
+            verdict
+                .as_ref()
+                .err()
+                .map(|e| format!("{mark} {name}: {e:#}"))
+        })
         .collect();
     chapters::ch03_reverse_proxy::probe_table(report, &[("target", results)]);
     if !failures.is_empty() {
         report.blank();
-        report.line("Why the failures failed:");
+        report.line("Why the failures failed (– : not judged):");
         report.indented(failures.join("\n"));
     }
     report.blank();

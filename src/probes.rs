@@ -104,6 +104,27 @@ fn refused(answer: &str) -> Verdict {
     Ok(())
 }
 
+/// Why a probe was not judged: what it checks could not be reached, which
+/// says nothing of the target either way (shown as `–`, not `✗`).
+#[derive(Debug)]
+pub struct NotJudged(pub String);
+
+impl std::fmt::Display for NotJudged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not judged: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotJudged {}
+
+/// The verdict is "not judged".
+pub fn not_judged(verdict: &Verdict) -> bool {
+    verdict
+        .as_ref()
+        .err()
+        .is_some_and(|e| e.downcast_ref::<NotJudged>().is_some())
+}
+
 /// The probes that need a real_server endpoint (`/ws`, `/stream/…`,
 /// `/trailers`) to be reached under the path they ask for.
 pub const NEED_ENDPOINTS: [&str; 3] = [

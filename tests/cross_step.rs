@@ -115,9 +115,10 @@ async fn probing_a_proxy_that_adds_a_base_path_says_what_it_cannot_judge() {
         "{text}"
     );
     assert!(
-        text.contains("websocket upgrade tunnelled: not judged"),
+        text.contains("– websocket upgrade tunnelled: not judged"),
         "{text}"
     );
+    assert!(!text.contains("✗ websocket upgrade tunnelled"), "{text}");
     // What a base path does not affect is still judged, and passes.
     assert!(!text.contains("✗ X-Forwarded-For appended"), "{text}");
 }

@@ -109,7 +109,12 @@ pub fn probe_table(report: &mut Report, columns: &[(&str, Vec<(&'static str, pro
         let cells: String = columns
             .iter()
             .map(|(_, results)| {
-                let mark = if results[row].1.is_ok() { "✓" } else { "✗" };
+                let verdict = &results[row].1;
+                let mark = match verdict {
+                    Ok(()) => "✓",
+                    Err(_) if probes::not_judged(verdict) => "–",
+                    Err(_) => "✗",
+                };
                 format!("  {mark:^9}")
             })
             .collect();
