@@ -82,6 +82,7 @@ impl FastGateway {
     async fn admit_now(
         &self,
         routes: Arc<Routes>,
+        routed: Result<(Arc<LiveService>, Option<String>), Refusal>,
         head: &Head<'_>,
         who: &Hop,
     ) -> Result<Admitted, Refusal> {
@@ -95,13 +96,7 @@ impl FastGateway {
         check_limit_and_auth(&routes.global_limit, &routes.global_auth, head, who)
             .await
             .map_err(&mut refused)?;
-        let (service, path) = match routes.table.route(head) {
-            Ok(Routed { service, path }) => {
-                let changed = path.as_bytes() != head.path();
-                (service.clone(), changed.then(|| path.into_owned()))
-            }
-            Err(refusal) => return Err(refused(refusal)),
-        };
+        let (service, path) = routed.map_err(&mut refused)?;
         check_limit_and_auth(&service.rate_limit, &service.auth, head, who)
             .await
             .map_err(&mut refused)?;
@@ -198,14 +193,19 @@ impl Hooks for FastGateway {
         who: &Hop,
     ) -> impl Future<Output = Result<Admitted, Declined>> + Send {
         let routes = self.0.routes.load_full();
+        // Routed once, here: the answer says whether the engine serves the
+        // request at all, and the admission goes on with it.
+        let routed = routes.table.route(head).map(|Routed { service, path }| {
+            let changed = path.as_bytes() != head.path();
+            (service.clone(), changed.then(|| path.into_owned()))
+        });
         async move {
-            if routes.table.some_on_hyper
-                && let Ok(routed) = routes.table.route(head)
-                && !routed.service.on_fast_engine()
+            if let Ok((service, _)) = &routed
+                && !service.on_fast_engine()
             {
                 return Err(Declined::HandOver);
             }
-            Ok(self.admit_now(routes, head, who).await?)
+            Ok(self.admit_now(routes, routed, head, who).await?)
         }
     }
 

@@ -106,8 +106,6 @@ impl LiveService {
 pub(crate) struct Table {
     index: router::RouteIndex,
     pub(crate) services: Vec<Arc<LiveService>>,
-    /// Some service is hyper's alone (see [`LiveService::on_fast_engine`]).
-    pub(crate) some_on_hyper: bool,
 }
 
 /// Where a request goes: its service, and the path it is forwarded with
@@ -198,7 +196,6 @@ impl Routes {
         let table = Arc::new(Table {
             index: router::RouteIndex::default(),
             services: Vec::new(),
-            some_on_hyper: false,
         });
         Self {
             chain: Chain::new(table.clone()),
@@ -337,7 +334,6 @@ impl Gateway {
         }
         let table = Arc::new(Table {
             index: router::RouteIndex::new(&matches),
-            some_on_hyper: services.iter().any(|s| !s.on_fast_engine()),
             services,
         });
         let limiter = shared.map(|limits| self.shared_limiter(limits, "global"));
