@@ -53,6 +53,9 @@ use prometheus_client::metrics::counter::Counter;
 use proxy_core::{HeadView, ProxyBody, Refusal};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+mod quota;
+pub use quota::{Quota, Taken, Window};
+
 /// While Redis is unavailable, one request this often tries it again.
 pub const RETRY_EVERY: Duration = Duration::from_millis(500);
 
@@ -134,6 +137,8 @@ pub struct SharedLimits {
     url: String,
     connection: ConnectionManager,
     script: redis::Script,
+    /// Quotas' leases ([`Quota`]).
+    lease: redis::Script,
     fail: Fail,
     bound: Duration,
     /// Milliseconds since `epoch`: 0 while Redis answers; otherwise when
@@ -170,6 +175,7 @@ impl SharedLimits {
             url: url.to_owned(),
             connection,
             script: redis::Script::new(GCRA),
+            lease: redis::Script::new(quota::LEASE),
             fail,
             bound,
             retry_at: AtomicU64::new(0),
@@ -195,6 +201,23 @@ impl SharedLimits {
 
     /// Take one token from `bucket` (`rate`/s, bursts of `burst`).
     pub async fn check(&self, bucket: &[u8], rate: NonZeroU32, burst: NonZeroU32) -> Verdict {
+        let period_us = (1_000_000 / u64::from(rate.get())).max(1);
+        let mut invocation = self.script.key(bucket);
+        invocation.arg(period_us).arg(burst.get());
+        match self.ask::<(u8, u64)>(&invocation).await {
+            Some((1, _)) => Verdict::Admitted,
+            Some((_, wait_us)) => Verdict::Refused(Duration::from_micros(wait_us)),
+            None => Verdict::Unavailable,
+        }
+    }
+
+    /// Run `script` in Redis within the bound, or answer `None` at once
+    /// while Redis is known to be down (one call per [`RETRY_EVERY`] tries
+    /// it again).
+    async fn ask<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
         let retry_at = self.retry_at.load(Ordering::Acquire);
         if retry_at != 0 {
             // Redis is down. Exactly one request per RETRY_EVERY wins the
@@ -208,22 +231,15 @@ impl SharedLimits {
                     .is_err()
             {
                 self.count_unanswered(None);
-                return Verdict::Unavailable;
+                return None;
             }
         }
-        let period_us = (1_000_000 / u64::from(rate.get())).max(1);
         let mut connection = self.connection.clone();
-        let mut invocation = self.script.key(bucket);
-        invocation.arg(period_us).arg(burst.get());
-        let call = invocation.invoke_async::<(u8, u64)>(&mut connection);
+        let call = script.invoke_async::<T>(&mut connection);
         let failure = match tokio::time::timeout(self.bound, call).await {
-            Ok(Ok((admitted, wait_us))) => {
+            Ok(Ok(answer)) => {
                 self.answered();
-                return if admitted == 1 {
-                    Verdict::Admitted
-                } else {
-                    Verdict::Refused(Duration::from_micros(wait_us))
-                };
+                return Some(answer);
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} ms", self.bound.as_millis()),
@@ -232,7 +248,18 @@ impl SharedLimits {
         self.retry_at
             .store(now + RETRY_EVERY.as_millis() as u64, Ordering::Release);
         self.count_unanswered(Some(&failure));
-        Verdict::Unavailable
+        None
+    }
+
+    /// The connection, for work off the request path that waits as long
+    /// as it likes (statistics written once a second).
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// What to answer while Redis is unavailable.
+    pub fn fail(&self) -> Fail {
+        self.fail
     }
 
     /// Redis answered: if it had not been, say that sharing is back.

@@ -1,5 +1,6 @@
 //! The admin API: its own listener, a bearer token on every request.
 //!
+//! `GET /stats` (requests by hour, in total, per service and per app),
 //! `GET /services` (every service, its upstreams with health, drain flag,
 //! in-flight count and the breaker's state), `POST /reload`, `POST
 //! /services/NAME/drain?upstream=URL` (and `/undrain`), `GET /metrics`.
@@ -23,6 +24,7 @@ use crate::admin_guard::AdminGuard;
 use crate::config;
 use crate::gateway::Gateway;
 use crate::reload::services;
+use crate::statistics::Scope;
 
 pub(crate) fn spawn(
     listener: TcpListener,
@@ -33,8 +35,8 @@ pub(crate) fn spawn(
     Server::new(listener, "admin").spawn(move |peer| {
         let (gateway, guard) = (gateway.clone(), guard.clone());
         service_fn(move |req: Request<Incoming>| {
-            let response = answer(&gateway, &guard, peer.ip(), &req);
-            async move { Ok::<_, Infallible>(response) }
+            let (gateway, guard) = (gateway.clone(), guard.clone());
+            async move { Ok::<_, Infallible>(answer(&gateway, &guard, peer.ip(), &req).await) }
         })
     })
 }
@@ -57,7 +59,7 @@ fn query_value(query: Option<&str>, key: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-fn answer(
+async fn answer(
     gateway: &Gateway,
     guard: &AdminGuard,
     client: IpAddr,
@@ -98,6 +100,10 @@ fn answer(
             "application/json",
             gateway.describe().to_string(),
         ),
+        (&Method::GET, "/stats") => match gateway.stats().await {
+            Ok(stats) => complete_response(StatusCode::OK, "application/json", stats.to_string()),
+            Err(why) => text_response(StatusCode::SERVICE_UNAVAILABLE, why),
+        },
         (&Method::POST, "/reload") => match gateway.reload_logged("POST /reload") {
             Ok(count) => text_response(StatusCode::OK, format!("reloaded: {}", services(count))),
             Err(why) => text_response(
@@ -120,7 +126,7 @@ fn answer(
         }
         _ => text_response(
             StatusCode::NOT_FOUND,
-            "the admin API serves GET /services, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), GET /metrics",
+            "the admin API serves GET /services, GET /stats, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), GET /metrics",
         ),
     }
 }
@@ -151,6 +157,35 @@ impl Gateway {
         } else {
             format!("undrained {upstream} in {name}: it takes requests again")
         })
+    }
+
+    /// `GET /stats`: requests today and yesterday, by hour, in total, per
+    /// service and per app (DESIGN.md's shape).
+    async fn stats(&self) -> Result<serde_json::Value, String> {
+        let routes = self.routes.load_full();
+        let table = &routes.table;
+        let snapshot = self.statistics.snapshot(table.shared.as_deref()).await?;
+        let services: serde_json::Map<String, serde_json::Value> = table
+            .services
+            .iter()
+            .map(|s| {
+                let counts = snapshot.counts(Scope::Service, &s.spec.name);
+                (s.spec.name.clone(), serde_json::json!(counts))
+            })
+            .collect();
+        let apps: serde_json::Map<String, serde_json::Value> = table
+            .apps
+            .all()
+            .map(|a| {
+                let counts = snapshot.counts(Scope::App, &a.spec.id);
+                (a.spec.id.clone(), serde_json::json!(counts))
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "total": snapshot.counts(Scope::Total, ""),
+            "services": services,
+            "apps": apps,
+        }))
     }
 
     /// `GET /services`: every service and its upstreams, as JSON.

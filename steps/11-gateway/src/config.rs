@@ -63,8 +63,29 @@ struct File {
     admin: Option<AdminFile>,
     redis: Option<RedisFile>,
     global: Option<GlobalFile>,
+    tokens: Option<TokensFile>,
+    #[serde(default)]
+    apps: Vec<AppFile>,
     #[serde(default)]
     services: Vec<ServiceFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    secret: Spanned<String>,
+    ttl: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppFile {
+    id: Spanned<String>,
+    secret: Spanned<String>,
+    qps: Option<Spanned<u64>>,
+    qpd: Option<Spanned<u64>>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +143,7 @@ struct ServiceFile {
     rewrite: Vec<Spanned<String>>,
     request_headers: Option<Spanned<HeadersFile>>,
     response_headers: Option<Spanned<HeadersFile>>,
+    open_auth: Option<Spanned<bool>>,
 }
 
 /// `{ set = { NAME = VALUE, … }, remove = [NAME, …] }`.
@@ -204,7 +226,35 @@ pub struct Config {
     /// The chain every request passes before it is routed: request id,
     /// statistics, and the `[global]` rate limit and auth.
     pub global: ChainSettings,
+    /// How `POST /oauth/tokens` signs the tokens it hands to apps.
+    pub tokens: Option<Tokens>,
+    /// The tenants, in the file's order.
+    pub apps: Vec<App>,
     pub services: Vec<Service>,
+}
+
+/// `[tokens]`: the key the gateway signs apps' JWTs with (HS256), and how
+/// long one lasts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tokens {
+    pub secret: String,
+    pub ttl: Duration,
+}
+
+/// How long a token lasts unless `[tokens]` says.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// One `[[apps]]` entry: a tenant, its credentials and its quotas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub id: String,
+    pub secret: String,
+    /// Requests a second, all its clients together.
+    pub qps: Option<u64>,
+    /// Requests a UTC day.
+    pub qpd: Option<u64>,
+    /// Client addresses it may call from (empty: any).
+    pub allow: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -248,6 +298,8 @@ pub struct Service {
     pub proxy: ProxySettings,
     /// The service's own links: rate limit, auth, breaker, rewrite.
     pub chain: ChainSettings,
+    /// Requests need an app's token from `POST /oauth/tokens`.
+    pub open_auth: bool,
 }
 
 /// Read and check the config at `path`.
@@ -307,6 +359,24 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         auth: auth(global.and_then(|g| g.auth.as_ref()), base, &at)?,
         ..ChainSettings::default()
     };
+    let tokens = raw.tokens.as_ref().map(|t| tokens(t, &at)).transpose()?;
+    let mut apps: Vec<App> = Vec::new();
+    for raw_app in &raw.apps {
+        if tokens.is_none() {
+            return Err(at.error(
+                raw_app.id.span(),
+                "[[apps]] need [tokens]: its secret signs the tokens apps are given".into(),
+            ));
+        }
+        let app = app(raw_app, &at)?;
+        if apps.iter().any(|a| a.id == app.id) {
+            return Err(at.error(
+                raw_app.id.span(),
+                format!("app ids must be unique: {:?}", app.id),
+            ));
+        }
+        apps.push(app);
+    }
     if raw.services.is_empty() {
         return Err(at.error(0..0, "no [[services]]: a gateway needs at least one".into()));
     }
@@ -319,6 +389,15 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             return Err(at.error(
                 raw_service.name.span(),
                 format!("service names must be unique and not empty: {name:?}"),
+            ));
+        }
+        if let Some(open_auth) = &raw_service.open_auth
+            && *open_auth.get_ref()
+            && tokens.is_none()
+        {
+            return Err(at.error(
+                open_auth.span(),
+                "open_auth needs [tokens]: the tokens it checks are signed with its secret".into(),
             ));
         }
         let service = service(raw_service, base, &at)?;
@@ -344,6 +423,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         admin,
         redis,
         global,
+        tokens,
+        apps,
         services,
     })
 }
@@ -545,6 +626,74 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
             response_headers: header_edits(service.response_headers.as_ref(), at)?,
             ..ChainSettings::default()
         },
+        open_auth: service.open_auth.as_ref().is_some_and(|o| *o.get_ref()),
+    })
+}
+
+/// `[tokens]`: a secret that is not empty, and a lifetime.
+fn tokens(tokens: &TokensFile, at: &Positions) -> Result<Tokens, ConfigError> {
+    if tokens.secret.get_ref().is_empty() {
+        return Err(at.error(
+            tokens.secret.span(),
+            "the tokens secret may not be empty".into(),
+        ));
+    }
+    Ok(Tokens {
+        secret: tokens.secret.get_ref().clone(),
+        ttl: match &tokens.ttl {
+            Some(ttl) => at.duration(ttl, "tokens ttl")?,
+            None => DEFAULT_TOKEN_TTL,
+        },
+    })
+}
+
+/// One `[[apps]]` entry (ids are compared with the others by the caller).
+fn app(app: &AppFile, at: &Positions) -> Result<App, ConfigError> {
+    let id = app.id.get_ref();
+    // An id goes into Redis keys and tokens: one word, no separators.
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(at.error(
+            app.id.span(),
+            format!("an app id is letters, digits, '-', '_' and '.', not {id:?}"),
+        ));
+    }
+    if app.secret.get_ref().is_empty() {
+        return Err(at.error(
+            app.secret.span(),
+            format!("app {id:?}: the secret may not be empty"),
+        ));
+    }
+    let quota = |value: &Option<Spanned<u64>>, what: &str| {
+        value
+            .as_ref()
+            .map(|v| at_least_one(*v.get_ref(), what, &v.span(), at))
+            .transpose()
+    };
+    let allow = app
+        .allow
+        .iter()
+        .map(|net| {
+            net.get_ref().parse::<IpNet>().map_err(|_| {
+                at.error(
+                    net.span(),
+                    format!(
+                        "allow: expected a network like 10.0.0.0/8, not {:?}",
+                        net.get_ref()
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(App {
+        id: id.clone(),
+        secret: app.secret.get_ref().clone(),
+        qps: quota(&app.qps, "qps")?,
+        qpd: quota(&app.qpd, "qpd")?,
+        allow,
     })
 }
 

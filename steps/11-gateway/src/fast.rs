@@ -48,6 +48,7 @@ use step10_fast_path::forward::{Edits, Hop};
 use step10_fast_path::hooks::{Declined, Destination, Head, Hooks};
 use tokio::net::TcpStream;
 
+use crate::apps::TOKEN_PATH;
 use crate::gateway::{Gateway, LiveService, Routed, Routes};
 
 /// The gateway, as step 10's engine asks it.
@@ -97,6 +98,16 @@ impl FastGateway {
             .await
             .map_err(&mut refused)?;
         let (service, path) = routed.map_err(&mut refused)?;
+        service.tally.count();
+        if service.spec.open_auth {
+            let shared = routes.table.shared.as_deref();
+            routes
+                .table
+                .apps
+                .admit(head, who.client, shared)
+                .await
+                .map_err(&mut refused)?;
+        }
         check_limit_and_auth(&service.rate_limit, &service.auth, head, who)
             .await
             .map_err(&mut refused)?;
@@ -176,6 +187,12 @@ fn edits<'a>(
     }
 }
 
+/// Is `target` (a request line's, query included) the token endpoint?
+fn is_token_path(target: &[u8]) -> bool {
+    let path = target.split(|&b| b == b'?').next().unwrap_or(target);
+    path == TOKEN_PATH.as_bytes()
+}
+
 /// A rewritten path the request line can carry (the hyper engine checks
 /// the same by making a URI of it).
 fn is_path(path: &str) -> bool {
@@ -200,11 +217,17 @@ impl Hooks for FastGateway {
             (service.clone(), changed.then(|| path.into_owned()))
         });
         async move {
-            if let Ok((service, _)) = &routed
-                && !service.on_fast_engine()
+            // hyper serves the token endpoint and the services the engine
+            // cannot send to, and counts their requests.
+            let for_tokens = routes.table.apps.issues_tokens() && is_token_path(head.path());
+            if for_tokens
+                || routed
+                    .as_ref()
+                    .is_ok_and(|(service, _)| !service.on_fast_engine())
             {
                 return Err(Declined::HandOver);
             }
+            self.0.statistics.total().count();
             Ok(self.admit_now(routes, routed, head, who).await?)
         }
     }

@@ -41,6 +41,8 @@ use step10_fast_path::hooks::Destination;
 use step10_fast_path::pool::Pool;
 use tokio::task::JoinHandle;
 
+use crate::apps::{self, Apps};
+use crate::statistics::{Scope, Statistics, Tally};
 use crate::{canonical, config, router};
 
 /// Idle connections the fast engine keeps per upstream, and for how long
@@ -82,6 +84,8 @@ pub(crate) struct LiveService {
     pub(crate) destinations: Vec<(Arc<Upstream>, Arc<Destination>)>,
     /// For `GET /services`.
     pub(crate) breaker: Option<Arc<Breaker>>,
+    /// Its requests, for `/stats`.
+    pub(crate) tally: Arc<Tally>,
     _health_checks: Option<AbortOnDrop>,
 }
 
@@ -106,6 +110,10 @@ impl LiveService {
 pub(crate) struct Table {
     index: router::RouteIndex,
     pub(crate) services: Vec<Arc<LiveService>>,
+    /// The tenants, and the key of their tokens.
+    pub(crate) apps: Arc<Apps>,
+    /// Redis, when `[redis]` is set: apps' quotas are counted there.
+    pub(crate) shared: Option<Arc<SharedLimits>>,
 }
 
 /// Where a request goes: its service, and the path it is forwarded with
@@ -155,6 +163,9 @@ impl Endpoint for Table {
         mut req: Request<Incoming>,
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
+        if self.apps.issues_tokens() && req.uri().path() == apps::TOKEN_PATH {
+            return Box::pin(apps::token_endpoint(&self.apps, req));
+        }
         let (service, path) = match self.route(&req) {
             Ok(Routed { service, path }) => (service, path.into_owned()),
             Err(refusal) => {
@@ -171,7 +182,23 @@ impl Endpoint for Table {
             req.uri(),
             service.spec.name
         );
-        Box::pin(service.chain.serve(req, ctx))
+        service.tally.count();
+        if !service.spec.open_auth {
+            return Box::pin(service.chain.serve(req, ctx));
+        }
+        Box::pin(async move {
+            let (head, body) = req.into_parts();
+            let client = ctx.client.client_ip();
+            match self.apps.admit(&head, client, self.shared.as_deref()).await {
+                Ok(_) => {
+                    service
+                        .chain
+                        .serve(Request::from_parts(head, body), ctx)
+                        .await
+                }
+                Err(refusal) => refusal.into_response(),
+            }
+        })
     }
 }
 
@@ -196,6 +223,8 @@ impl Routes {
         let table = Arc::new(Table {
             index: router::RouteIndex::default(),
             services: Vec::new(),
+            apps: Arc::new(Apps::empty()),
+            shared: None,
         });
         Self {
             chain: Chain::new(table.clone()),
@@ -220,6 +249,8 @@ pub(crate) struct Gateway {
     transport: HttpsTransport,
     pub(crate) tunnels: Tunnels,
     pub(crate) metrics: Arc<Metrics>,
+    /// Requests per service, per app and in total, by hour.
+    pub(crate) statistics: Arc<Statistics>,
     /// Retries of every service, for `/metrics`.
     retries: RetryCounters,
     /// Requests answered without Redis, whichever `[redis]` is current.
@@ -275,6 +306,7 @@ impl Gateway {
             transport,
             tunnels,
             metrics: Arc::new(metrics),
+            statistics: Arc::default(),
             retries,
             redis_unavailable,
             destinations: Mutex::default(),
@@ -332,9 +364,12 @@ impl Gateway {
             });
             services.push(service);
         }
+        let apps = Apps::new(config, old.map(|o| o.table.apps.as_ref()), &self.statistics);
         let table = Arc::new(Table {
             index: router::RouteIndex::new(&matches),
             services,
+            apps: Arc::new(apps),
+            shared: shared.cloned(),
         });
         let limiter = shared.map(|limits| self.shared_limiter(limits, "global"));
         let global = config
@@ -467,6 +502,7 @@ impl Gateway {
             rewrite: built.rewrite,
             headers: built.headers,
             destinations,
+            tally: self.statistics.tally(Scope::Service, &spec.name),
             _health_checks: health_checks,
         })
     }

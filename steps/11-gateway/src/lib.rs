@@ -40,12 +40,14 @@
 
 mod admin;
 mod admin_guard;
+mod apps;
 mod canonical;
 pub mod config;
 mod fast;
 mod gateway;
 mod reload;
 pub mod router;
+mod statistics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +59,7 @@ use hyper::Uri;
 use middleware::Ctx;
 use proxy_core::DEFAULT_CLIENT_BODY_TIMEOUT;
 use serving::{Binder, Launched, ServeFlags, Server};
+use shared_limit::SharedLimits;
 use step03_reverse_proxy::TransportOptions;
 use step06_websocket::Tunnels;
 use step07_https::certificates;
@@ -134,6 +137,13 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         tunnels.clone(),
     )?);
     launched.on_shutdown(move || async move { tunnels.close_all().await });
+    launched.push_task(tokio::spawn(statistics::flush_every_second(
+        gateway.statistics.clone(),
+        redis_of(&gateway),
+    )));
+    // The last second's counts are written before the process ends.
+    let (statistics, redis) = (gateway.statistics.clone(), redis_of(&gateway));
+    launched.on_shutdown(move || async move { statistics.flush(redis().as_deref()).await });
     if gateway.file.is_some() {
         launched.push_task(tokio::spawn(reload::reload_on_sighup(gateway.clone())));
     }
@@ -183,6 +193,7 @@ fn serve(
         // The routes of this moment: a reload while the request is under
         // way does not change where it goes.
         let routes = gateway.routes.load_full();
+        gateway.statistics.total().count();
         async move { routes.chain.serve(req, &Ctx::new(client)).await }
     })
 }
@@ -204,6 +215,12 @@ fn fast_path(gateway: &Arc<Gateway>, serve: &ServeFlags) -> Arc<FastPath<FastGat
         hooks: FastGateway(gateway.clone()),
         buffers: Store::default(),
     })
+}
+
+/// Where the statistics go at this moment: the current routes' Redis.
+fn redis_of(gateway: &Arc<Gateway>) -> impl Fn() -> Option<Arc<SharedLimits>> + Send + 'static {
+    let gateway = gateway.clone();
+    move || gateway.routes.load().table.shared.clone()
 }
 
 /// `uri` with its authority replaced by where `moved` says that address went.

@@ -3,20 +3,17 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use real_server::Echo;
 use real_server::redis::RedisServer;
-use real_server::{Echo, Log};
 use serving::ServerHandle;
-use support::{backend, client, on_both_engines, on_engine};
+use support::running::{Gateway, TOKEN};
+use support::{backend, client, on_both_engines};
 use tokio_tungstenite::tungstenite::Message;
-
-const TOKEN: &str = "test-token";
 
 on_both_engines!(
     the_binary_routes_drains_and_keeps_its_config_through_a_bad_reload,
@@ -24,94 +21,6 @@ on_both_engines!(
     a_websocket_opened_before_a_reload_finishes_on_the_config_it_started_with,
     watch_reloads_when_the_file_changes,
 );
-
-/// A running `step11-gateway --config FILE`, killed when dropped.
-struct Gateway {
-    /// `hyper` or `fast`: the plain listener's engine.
-    engine: &'static str,
-    child: Child,
-    url: String,
-    admin: String,
-    log: Log,
-    file: PathBuf,
-}
-
-impl Gateway {
-    /// Start the binary on `config` (its listeners on port 0, an admin API
-    /// behind TOKEN are added), with `extra` flags.
-    fn start(services: &str, extra: &[&str]) -> Self {
-        Self::start_on("hyper", services, extra)
-    }
-
-    /// [`Self::start`] with the plain listener on `engine`.
-    fn start_on(engine: &'static str, services: &str, extra: &[&str]) -> Self {
-        let file = config_file();
-        std::fs::write(&file, on_engine(engine, &config(services))).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_step11-gateway"));
-        command.arg("--config").arg(&file).args(extra);
-        let (child, urls, log) =
-            real_server::start_binary_logged(command, &["gateway", "admin"]).unwrap();
-        let [url, admin] = <[String; 2]>::try_from(urls).unwrap();
-        Self {
-            engine,
-            child,
-            url,
-            admin,
-            log,
-            file,
-        }
-    }
-
-    fn rewrite(&self, services: &str) {
-        std::fs::write(&self.file, on_engine(self.engine, &config(services))).unwrap();
-    }
-
-    async fn post(&self, path: &str) -> reqwest::Response {
-        client()
-            .post(format!("{}{path}", self.admin))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        client()
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Log lines containing `text`.
-    fn logged(&self, text: &str) -> usize {
-        let log = self.log.lock().unwrap();
-        log.iter().filter(|line| line.contains(text)).count()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.file);
-    }
-}
-
-fn config(services: &str) -> String {
-    format!(
-        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n{services}"
-    )
-}
-
-fn config_file() -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "gateway-binary-{}-{}.toml",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
-}
 
 async fn served_by(gateway: &Gateway, path: &str) -> String {
     let echo: Echo = gateway.get(path).await.json().await.unwrap();

@@ -703,6 +703,64 @@ async fn config_mistakes_in_the_new_keys_are_refused_where_they_are() {
     }
 }
 
+#[tokio::test]
+async fn config_mistakes_in_apps_and_tokens_are_refused_where_they_are() {
+    let service = "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\n";
+    let tokens = "[tokens]\nsecret = \"s\"\n";
+    for (text, expected) in [
+        (
+            format!("[[apps]]\nid = \"a\"\nsecret = \"x\"\n{service}"),
+            ":2:6: [[apps]] need [tokens]",
+        ),
+        (
+            format!("{service}open_auth = true\n"),
+            ":4:13: open_auth needs [tokens]",
+        ),
+        (
+            format!("[tokens]\nsecret = \"\"\n{service}"),
+            ":2:10: the tokens secret may not be empty",
+        ),
+        (
+            format!("[tokens]\nsecret = \"s\"\nttl = \"0s\"\n{service}"),
+            ":3:7: tokens ttl: \"0s\": must be more than zero",
+        ),
+        (
+            format!("{tokens}[[apps]]\nid = \"a:b\"\nsecret = \"x\"\n{service}"),
+            ":4:6: an app id is letters, digits",
+        ),
+        (
+            format!("{tokens}[[apps]]\nid = \"a\"\nsecret = \"\"\n{service}"),
+            ":5:10: app \"a\": the secret may not be empty",
+        ),
+        (
+            format!("{tokens}[[apps]]\nid = \"a\"\nsecret = \"x\"\nqps = 0\n{service}"),
+            ":6:7: qps must be at least 1, not 0",
+        ),
+        (
+            format!("{tokens}[[apps]]\nid = \"a\"\nsecret = \"x\"\nqpd = -1\n{service}"),
+            ":6:7:",
+        ),
+        (
+            format!(
+                "{tokens}[[apps]]\nid = \"a\"\nsecret = \"x\"\nallow = [\"nowhere\"]\n{service}"
+            ),
+            ":6:10: allow: expected a network like 10.0.0.0/8, not \"nowhere\"",
+        ),
+        (
+            format!(
+                "{tokens}[[apps]]\nid = \"a\"\nsecret = \"x\"\n[[apps]]\nid = \"a\"\nsecret = \"y\"\n{service}"
+            ),
+            ":7:6: app ids must be unique: \"a\"",
+        ),
+        (
+            format!("{tokens}[[apps]]\nid = \"a\"\nsecret = \"x\"\nqpm = 5\n{service}"),
+            ":6:1: unknown field `qpm`",
+        ),
+    ] {
+        assert_refused_at(&text, expected);
+    }
+}
+
 /// A gateway whose one service, `uploads` (with `keys`, each ending in a
 /// newline), balances over two upload sinks ([`upload_sinks`]), with its
 /// admin API; where it listens; and the sinks' announcements.

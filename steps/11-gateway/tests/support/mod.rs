@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod running;
+
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -113,4 +115,28 @@ pub fn localhost_certificate() -> (PathBuf, PathBuf) {
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     (cert_path, key_path)
+}
+
+/// A backend that answers `ok` to everything and counts what it saw: its
+/// URL and the count.
+pub async fn counting_backend() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let count = count.clone();
+            let answer = hyper::service::service_fn(move |_| {
+                count.fetch_add(1, Ordering::SeqCst);
+                let ok = http_body_util::Full::new(hyper::body::Bytes::from_static(b"ok"));
+                async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(ok)) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, answer));
+        }
+    });
+    (url, seen)
 }

@@ -1,0 +1,101 @@
+//! The real `step11-gateway` binary, started on a config file with its
+//! listeners on free ports and an admin API behind [`TOKEN`].
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use real_server::Log;
+
+use super::{client, on_engine};
+
+/// The admin token every config here is given.
+pub const TOKEN: &str = "test-token";
+
+/// A running `step11-gateway --config FILE`, killed when dropped.
+pub struct Gateway {
+    /// `hyper` or `fast`: the plain listener's engine.
+    pub engine: &'static str,
+    pub child: Child,
+    pub url: String,
+    pub admin: String,
+    log: Log,
+    file: PathBuf,
+}
+
+impl Gateway {
+    /// Start the binary on `config` (its listeners on port 0, an admin API
+    /// behind TOKEN are added), with `extra` flags.
+    pub fn start(services: &str, extra: &[&str]) -> Self {
+        Self::start_on("hyper", services, extra)
+    }
+
+    /// [`Self::start`] with the plain listener on `engine`.
+    pub fn start_on(engine: &'static str, services: &str, extra: &[&str]) -> Self {
+        let file = config_file();
+        std::fs::write(&file, on_engine(engine, &config(services))).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_step11-gateway"));
+        command.arg("--config").arg(&file).args(extra);
+        let (child, urls, log) =
+            real_server::start_binary_logged(command, &["gateway", "admin"]).unwrap();
+        let [url, admin] = <[String; 2]>::try_from(urls).unwrap();
+        Self {
+            engine,
+            child,
+            url,
+            admin,
+            log,
+            file,
+        }
+    }
+
+    pub fn rewrite(&self, services: &str) {
+        std::fs::write(&self.file, on_engine(self.engine, &config(services))).unwrap();
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        client()
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Log lines containing `text`.
+    pub fn logged(&self, text: &str) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|line| line.contains(text)).count()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+pub fn config(services: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n{services}"
+    )
+}
+
+fn config_file() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "gateway-binary-{}-{}.toml",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
