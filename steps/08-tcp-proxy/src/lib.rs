@@ -42,7 +42,9 @@ use clap::Parser;
 use demo_backends::PAIR;
 use hyper::service::service_fn;
 use hyper::{StatusCode, Uri};
+use ipnet::IpNet;
 use load_balance::{ActiveChecks, Balancer, HealthPolicy, Kind, Options, Outcome, Upstream};
+use middleware::auth::AddressRules;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -50,6 +52,7 @@ use proxy_core::{complete_response, text_response};
 use serving::{Binder, ClientStream, Launched, Server, ServerOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -111,6 +114,13 @@ pub struct Args {
     /// Serve /metrics (Prometheus) here.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
+    /// Accept only clients in this network, e.g. 10.0.0.0/8 (repeat for
+    /// more; without any, every address not denied).
+    #[arg(long, value_name = "NETWORK")]
+    pub allow: Vec<IpNet>,
+    /// Refuse clients in this network (repeat for more; wins over --allow).
+    #[arg(long, value_name = "NETWORK")]
+    pub deny: Vec<IpNet>,
     /// Serve at most this many connections at once.
     #[arg(long, value_name = "N", default_value_t = serving::default_max_connections(), value_parser = operator_input::count)]
     pub max_connections: usize,
@@ -132,7 +142,26 @@ impl Args {
         serving::runtime(self.threads)
     }
 
-    fn server_options(&self) -> ServerOptions {
+    /// How each connection is forwarded.
+    pub fn settings(&self) -> TcpSettings {
+        TcpSettings {
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            first_byte_timeout: self.first_byte_timeout,
+            max_connections: self.max_connections,
+            proxy_protocol: self.proxy_protocol,
+            health: HealthPolicy {
+                max_fails: self.max_fails.max(1),
+                cooldown: self.fail_cooldown,
+            },
+            addresses: AddressRules {
+                allow: self.allow.clone(),
+                deny: self.deny.clone(),
+            },
+        }
+    }
+
+    pub fn server_options(&self) -> ServerOptions {
         ServerOptions {
             // No request heads here: an idle connection is the idle
             // timeout's business.
@@ -162,9 +191,15 @@ pub struct Metrics {
     idle_closes: Counter,
     silent_closes: Counter,
     crowd_closes: Counter,
+    refused: Counter,
 }
 
 impl Metrics {
+    /// Client connections open now.
+    pub fn open_connections(&self) -> i64 {
+        self.open.get()
+    }
+
     fn registry(&self) -> Registry {
         let mut registry = Registry::with_prefix("tcp_proxy");
         registry.register(
@@ -207,8 +242,28 @@ impl Metrics {
             "Connections of the address holding the most places, closed at the cap to free a place when no client was silent",
             self.crowd_closes.clone(),
         );
+        registry.register(
+            "refused",
+            "Connections closed at once: their client's address is denied or not allowed",
+            self.refused.clone(),
+        );
         registry
     }
+}
+
+/// How a TCP proxy forwards each connection: what step 08's flags set,
+/// and what a gateway's `[[tcp_services]]` entry sets.
+#[derive(Debug, Clone)]
+pub struct TcpSettings {
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub first_byte_timeout: Option<Duration>,
+    pub max_connections: usize,
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Failed connects that eject an upstream, and for how long.
+    pub health: HealthPolicy,
+    /// Who may connect.
+    pub addresses: AddressRules,
 }
 
 /// The proxy's state, shared by every connection.
@@ -220,13 +275,45 @@ pub struct TcpProxy {
     first_byte_timeout: Option<Duration>,
     places: Places,
     proxy_protocol: Option<ProxyProtocol>,
+    addresses: AddressRules,
     metrics: Arc<Metrics>,
 }
 
 impl TcpProxy {
+    pub fn new(balancer: Arc<Balancer>, settings: &TcpSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            balancer,
+            policy: settings.health.clone(),
+            connect_timeout: settings.connect_timeout,
+            idle_timeout: settings.idle_timeout,
+            first_byte_timeout: settings.first_byte_timeout,
+            places: Places::new(settings.max_connections),
+            proxy_protocol: settings.proxy_protocol,
+            addresses: settings.addresses.clone(),
+            metrics,
+        }
+    }
+
+    /// The upstreams it balances over.
+    pub fn balancer(&self) -> &Arc<Balancer> {
+        &self.balancer
+    }
+
+    /// What it counts.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Relay one client connection to an upstream, until both are done.
+    /// A client the address rules refuse is closed at once: at layer 4
+    /// there is no page to say why, only the log.
     pub async fn handle(&self, mut client: ClientStream, peer: SocketAddr) {
         let metrics = &self.metrics;
+        if let Some(why) = self.addresses.refusal(peer.ip()) {
+            metrics.refused.inc();
+            debug!("{peer}: {why}; closed");
+            return;
+        }
         metrics.connections.inc();
         metrics.open.inc();
         let accepted = Instant::now();
@@ -373,6 +460,25 @@ impl TcpProxy {
     }
 }
 
+/// Check every upstream of `balancer` every `interval` by opening a TCP
+/// connection to it.
+pub fn spawn_health_checks(balancer: &Arc<Balancer>, interval: Duration) -> JoinHandle<()> {
+    let checks = ActiveChecks::new("", interval);
+    let timeout = checks.timeout;
+    checks.spawn_probing(balancer.clone(), move |upstream| async move {
+        let address = upstream
+            .url
+            .authority()
+            .map_or("", |a| a.as_str())
+            .to_owned();
+        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot connect: {e}")),
+            Err(_) => Err(format!("no connection within {timeout:?}")),
+        }
+    })
+}
+
 /// Start the TCP proxy, its health checks and admin listener (and the real
 /// servers, when no upstream was given).
 pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
@@ -394,37 +500,10 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     );
     let balancer = Arc::new(Balancer::new(args.balance, set, Options::default())?);
     if let Some(interval) = args.health_interval {
-        let checks = ActiveChecks::new("", interval);
-        let timeout = checks.timeout;
-        launched.push_task(
-            checks.spawn_probing(balancer.clone(), move |upstream| async move {
-                let address = upstream
-                    .url
-                    .authority()
-                    .map_or("", |a| a.as_str())
-                    .to_owned();
-                match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(format!("cannot connect: {e}")),
-                    Err(_) => Err(format!("no connection within {timeout:?}")),
-                }
-            }),
-        );
+        launched.push_task(spawn_health_checks(&balancer, interval));
     }
     let metrics = Arc::new(Metrics::default());
-    let proxy = Arc::new(TcpProxy {
-        balancer,
-        policy: HealthPolicy {
-            max_fails: args.max_fails.max(1),
-            cooldown: args.fail_cooldown,
-        },
-        connect_timeout: args.connect_timeout,
-        idle_timeout: args.idle_timeout,
-        first_byte_timeout: args.first_byte_timeout,
-        places: Places::new(args.max_connections),
-        proxy_protocol: args.proxy_protocol,
-        metrics: metrics.clone(),
-    });
+    let proxy = Arc::new(TcpProxy::new(balancer, &args.settings(), metrics.clone()));
     let listener = binder.bind(args.listen).await?;
     launched.push(
         Server::new(listener, "tcp proxy")

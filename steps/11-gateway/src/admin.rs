@@ -104,7 +104,7 @@ async fn answer(
             Ok(stats) => complete_response(StatusCode::OK, "application/json", stats.to_string()),
             Err(why) => text_response(StatusCode::SERVICE_UNAVAILABLE, why),
         },
-        (&Method::POST, "/reload") => match gateway.reload_logged("POST /reload") {
+        (&Method::POST, "/reload") => match gateway.reload_logged("POST /reload").await {
             Ok(count) => text_response(StatusCode::OK, format!("reloaded: {}", services(count))),
             Err(why) => text_response(
                 StatusCode::BAD_REQUEST,
@@ -225,8 +225,34 @@ impl Gateway {
                 })
             })
             .collect();
+        let tcp_services: Vec<serde_json::Value> = self
+            .tcp
+            .describe()
+            .into_iter()
+            .map(|tcp| {
+                let upstreams: Vec<serde_json::Value> = tcp
+                    .upstreams
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "url": u.url.to_string(),
+                            "weight": u.weight,
+                            "healthy": u.is_healthy(),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": tcp.spec.name,
+                    "listen": tcp.listening.to_string(),
+                    "balance": tcp.spec.balance.name(),
+                    "open_connections": tcp.open_connections,
+                    "upstreams": upstreams,
+                })
+            })
+            .collect();
         serde_json::json!({
             "services": services,
+            "tcp_services": tcp_services,
             "redis": routes.redis.as_ref().map(|(redis, _)| redis.url.clone()),
             "global_rate_limit": routes.global_rate_limit,
         })

@@ -29,28 +29,23 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) struct AdminGuard {
     token: [u8; 32],
-    rps: NonZeroU32,
-    per_client: DefaultKeyedRateLimiter<IpAddr>,
+    per_client: PerClient,
     wrong: Mutex<WrongTokens>,
 }
 
-/// Wrong tokens since the last log line.
-struct WrongTokens {
-    count: u64,
-    last_logged: Option<Instant>,
+/// Each client address (an IPv6 /64 counting as one) answered at most
+/// `rps` times a second: what makes guessing a secret slow. The token
+/// endpoint has one too, for apps' secrets.
+pub(crate) struct PerClient {
+    rps: NonZeroU32,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
 }
 
-impl AdminGuard {
-    pub(crate) fn new(token: &str, rps: NonZeroU32, burst: NonZeroU32) -> Self {
-        let quota = Quota::per_second(rps).allow_burst(burst);
+impl PerClient {
+    pub(crate) fn new(rps: NonZeroU32, burst: NonZeroU32) -> Self {
         Self {
-            token: Sha256::digest(token.as_bytes()).into(),
             rps,
-            per_client: RateLimiter::keyed(quota),
-            wrong: Mutex::new(WrongTokens {
-                count: 0,
-                last_logged: None,
-            }),
+            limiter: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
         }
     }
 
@@ -61,13 +56,42 @@ impl AdminGuard {
 
     /// May `client` be answered now?
     pub(crate) fn admits(&self, client: IpAddr) -> bool {
-        let admitted = self.per_client.check_key(&client_share(client)).is_ok();
+        let admitted = self.limiter.check_key(&client_share(client)).is_ok();
         // Forget clients whose buckets are full again, now and then, so the
         // table holds only the busy ones.
-        if self.per_client.len() > 10_000 {
-            self.per_client.retain_recent();
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent();
         }
         admitted
+    }
+}
+
+/// Wrong tokens since the last log line.
+struct WrongTokens {
+    count: u64,
+    last_logged: Option<Instant>,
+}
+
+impl AdminGuard {
+    pub(crate) fn new(token: &str, rps: NonZeroU32, burst: NonZeroU32) -> Self {
+        Self {
+            token: Sha256::digest(token.as_bytes()).into(),
+            per_client: PerClient::new(rps, burst),
+            wrong: Mutex::new(WrongTokens {
+                count: 0,
+                last_logged: None,
+            }),
+        }
+    }
+
+    /// Requests a second a client may make.
+    pub(crate) fn rps(&self) -> NonZeroU32 {
+        self.per_client.rps()
+    }
+
+    /// May `client` be answered now?
+    pub(crate) fn admits(&self, client: IpAddr) -> bool {
+        self.per_client.admits(client)
     }
 
     /// Is `offered` the token? In time that depends on neither.

@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use middleware::auth::AddressRules;
 use proxy_core::headers::{constant_time_eq, split_credential_bytes};
 use proxy_core::{
     DEFAULT_CLIENT_BODY_TIMEOUT, HeadView, ProxyBody, Refusal, complete_response, text_response,
@@ -41,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared_limit::{Fail, Quota, SharedLimits, Taken, Window};
 
+use crate::admin_guard::{BURST, PER_SECOND, PerClient};
 use crate::config;
 use crate::statistics::{Statistics, Tally};
 
@@ -65,6 +68,9 @@ struct Claims {
 pub(crate) struct Apps {
     signer: Option<Signer>,
     by_id: HashMap<String, Arc<App>>,
+    /// The token endpoint answers each client address at most this often:
+    /// guessing a secret is as slow as guessing the admin token.
+    guessing: Arc<PerClient>,
 }
 
 struct Signer {
@@ -82,6 +88,8 @@ pub(crate) struct App {
     secret: [u8; 32],
     qps: Option<Quota>,
     qpd: Option<Quota>,
+    /// Its `allow`.
+    addresses: AddressRules,
     /// Its requests, for `/stats`.
     pub(crate) tally: Arc<Tally>,
 }
@@ -92,6 +100,10 @@ impl Apps {
         Self {
             signer: None,
             by_id: HashMap::new(),
+            guessing: Arc::new(PerClient::new(
+                NonZeroU32::new(PER_SECOND).expect("not zero"),
+                NonZeroU32::new(BURST).expect("not zero"),
+            )),
         }
     }
 
@@ -123,7 +135,15 @@ impl Apps {
                 (spec.id.clone(), app)
             })
             .collect();
-        Self { signer, by_id }
+        let guessing = match old {
+            Some(old) => old.guessing.clone(),
+            None => Apps::empty().guessing,
+        };
+        Self {
+            signer,
+            by_id,
+            guessing,
+        }
     }
 
     /// Does this version hand out tokens (has `[tokens]`)?
@@ -204,7 +224,7 @@ impl Apps {
     ) -> Result<Arc<App>, Refusal> {
         let app = self.bearer(head)?;
         app.tally.count();
-        if !app.spec.allow.is_empty() && !app.spec.allow.iter().any(|net| net.contains(&client)) {
+        if app.addresses.refusal(client).is_some() {
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 format!("app {} may not call from {client}", app.spec.id),
@@ -265,6 +285,10 @@ impl App {
             secret: Sha256::digest(spec.secret.as_bytes()).into(),
             qps: spec.qps.map(|n| Quota::new(n, Window::Second, key("qps"))),
             qpd: spec.qpd.map(|n| Quota::new(n, Window::Day, key("qpd"))),
+            addresses: AddressRules {
+                allow: spec.allow.clone(),
+                deny: Vec::new(),
+            },
             tally: stats.tally(crate::statistics::Scope::App, &spec.id),
         }
     }
@@ -339,7 +363,24 @@ const MAX_FORM: usize = 4096;
 
 /// `POST /oauth/tokens`, on hyper: read the form (bounded in size and
 /// time, as every body here), answer a token or RFC 6749's JSON error.
-pub(crate) async fn token_endpoint(apps: &Apps, req: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn token_endpoint(
+    apps: &Apps,
+    client: IpAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    if !apps.guessing.admits(client) {
+        let mut refusal = text_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{TOKEN_PATH} answers a client at most {} times a second",
+                apps.guessing.rps()
+            ),
+        );
+        refusal
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return refusal;
+    }
     if req.method() != Method::POST {
         let mut refusal = text_response(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -68,6 +68,22 @@ struct File {
     apps: Vec<AppFile>,
     #[serde(default)]
     services: Vec<ServiceFile>,
+    #[serde(default)]
+    tcp_services: Vec<TcpServiceFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpServiceFile {
+    name: Spanned<String>,
+    listen: Spanned<String>,
+    balance: Option<Spanned<String>>,
+    upstreams: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny: Vec<Spanned<String>>,
+    health_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +247,23 @@ pub struct Config {
     /// The tenants, in the file's order.
     pub apps: Vec<App>,
     pub services: Vec<Service>,
+    /// Step 08's proxy, one listener each.
+    pub tcp_services: Vec<TcpService>,
+}
+
+/// One `[[tcp_services]]` entry: a listener whose connections go, bytes
+/// unread, to one of its upstreams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpService {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub balance: Kind,
+    /// `tcp://HOST:PORT` and a weight.
+    pub upstreams: Vec<(Uri, u32)>,
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
+    /// Connect to every upstream this often (off without).
+    pub health_interval: Option<Duration>,
 }
 
 /// `[tokens]`: the key the gateway signs apps' JWTs with (HS256), and how
@@ -415,6 +448,33 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         }
         services.push(service);
     }
+    let mut tcp_services: Vec<TcpService> = Vec::new();
+    for raw_service in &raw.tcp_services {
+        let service = tcp_service(raw_service, &at)?;
+        if tcp_services.iter().any(|s| s.name == service.name) {
+            return Err(at.error(
+                raw_service.name.span(),
+                format!("tcp service names must be unique: {:?}", service.name),
+            ));
+        }
+        // Port 0 is "any free port": two of those never clash.
+        let taken = [
+            Some(listen),
+            tls.as_ref().map(|t| t.listen),
+            admin.as_ref().map(|a| a.listen),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(tcp_services.iter().map(|s| s.listen))
+        .any(|other| other == service.listen);
+        if taken && service.listen.port() != 0 {
+            return Err(at.error(
+                raw_service.listen.span(),
+                format!("{} is already a listener of this file", service.listen),
+            ));
+        }
+        tcp_services.push(service);
+    }
     Ok(Config {
         listen,
         engine,
@@ -426,6 +486,82 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         tokens,
         apps,
         services,
+        tcp_services,
+    })
+}
+
+/// A list of networks (`allow`, `deny`), each at its place in the file.
+fn networks(
+    list: &[Spanned<String>],
+    what: &str,
+    at: &Positions,
+) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .map(|net| {
+            net.get_ref().parse::<IpNet>().map_err(|_| {
+                at.error(
+                    net.span(),
+                    format!(
+                        "{what}: expected a network like 10.0.0.0/8, not {:?}",
+                        net.get_ref()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// One `[[tcp_services]]` entry (names are compared by the caller).
+fn tcp_service(service: &TcpServiceFile, at: &Positions) -> Result<TcpService, ConfigError> {
+    let name = service.name.get_ref();
+    if name.is_empty() {
+        return Err(at.error(service.name.span(), "a tcp service needs a name".into()));
+    }
+    let balance = match &service.balance {
+        Some(balance) => balance_kind(balance, at)?,
+        None => Kind::RoundRobin,
+    };
+    if service.upstreams.get_ref().is_empty() {
+        return Err(at.error(
+            service.upstreams.span(),
+            "a tcp service needs at least one upstream".into(),
+        ));
+    }
+    let upstreams = service
+        .upstreams
+        .get_ref()
+        .iter()
+        .map(|upstream| {
+            step08_tcp_proxy::parse_upstream(upstream.get_ref())
+                .map_err(|e| at.error(upstream.span(), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TcpService {
+        name: name.clone(),
+        listen: at.address(&service.listen, "tcp service listen")?,
+        balance,
+        upstreams,
+        allow: networks(&service.allow, "allow", at)?,
+        deny: networks(&service.deny, "deny", at)?,
+        health_interval: service
+            .health_interval
+            .as_ref()
+            .map(|interval| at.duration(interval, "health_interval"))
+            .transpose()?,
+    })
+}
+
+/// A `balance` name: one of load_balance's strategies.
+fn balance_kind(balance: &Spanned<String>, at: &Positions) -> Result<Kind, ConfigError> {
+    balance.get_ref().parse::<Kind>().map_err(|_| {
+        at.error(
+            balance.span(),
+            format!(
+                "unknown balance {:?}; expected one of {}",
+                balance.get_ref(),
+                Kind::names().join(", ")
+            ),
+        )
     })
 }
 
@@ -544,16 +680,7 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
         None => "/".to_owned(),
     };
     let balance = match &service.balance {
-        Some(balance) => balance.get_ref().parse::<Kind>().map_err(|_| {
-            at.error(
-                balance.span(),
-                format!(
-                    "unknown balance {:?}; expected one of {}",
-                    balance.get_ref(),
-                    Kind::names().join(", ")
-                ),
-            )
-        })?,
+        Some(balance) => balance_kind(balance, at)?,
         None => Kind::RoundRobin,
     };
     let hash_key = match &service.hash_key {
@@ -673,21 +800,7 @@ fn app(app: &AppFile, at: &Positions) -> Result<App, ConfigError> {
             .map(|v| at_least_one(*v.get_ref(), what, &v.span(), at))
             .transpose()
     };
-    let allow = app
-        .allow
-        .iter()
-        .map(|net| {
-            net.get_ref().parse::<IpNet>().map_err(|_| {
-                at.error(
-                    net.span(),
-                    format!(
-                        "allow: expected a network like 10.0.0.0/8, not {:?}",
-                        net.get_ref()
-                    ),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let allow = networks(&app.allow, "allow", at)?;
     Ok(App {
         id: id.clone(),
         secret: app.secret.get_ref().clone(),

@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 
 use crate::apps::{self, Apps};
 use crate::statistics::{Scope, Statistics, Tally};
+use crate::tcp_services::TcpServices;
 use crate::{canonical, config, router};
 
 /// Idle connections the fast engine keeps per upstream, and for how long
@@ -164,7 +165,11 @@ impl Endpoint for Table {
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
         if self.apps.issues_tokens() && req.uri().path() == apps::TOKEN_PATH {
-            return Box::pin(apps::token_endpoint(&self.apps, req));
+            return Box::pin(apps::token_endpoint(
+                &self.apps,
+                ctx.client.client_ip(),
+                req,
+            ));
         }
         let (service, path) = match self.route(&req) {
             Ok(Routed { service, path }) => (service, path.into_owned()),
@@ -257,6 +262,8 @@ pub(crate) struct Gateway {
     redis_unavailable: Counter,
     /// The fast engine's destinations, by upstream URL.
     destinations: Mutex<HashMap<String, Arc<Destination>>>,
+    /// The `[[tcp_services]]`, each on its own listener.
+    pub(crate) tcp: TcpServices,
 }
 
 /// The parts of the config a running gateway cannot change.
@@ -289,6 +296,7 @@ impl Gateway {
         text: String,
         transport: HttpsTransport,
         tunnels: Tunnels,
+        tcp: TcpServices,
     ) -> anyhow::Result<Self> {
         let retries = RetryCounters::default();
         let mut metrics = step05_middleware::metrics_with_retries(retries.clone());
@@ -310,6 +318,7 @@ impl Gateway {
             retries,
             redis_unavailable,
             destinations: Mutex::default(),
+            tcp,
         };
         gateway.routes.store(Arc::new(gateway.build(config, None)?));
         Ok(gateway)

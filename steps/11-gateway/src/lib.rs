@@ -48,6 +48,7 @@ mod gateway;
 mod reload;
 pub mod router;
 mod statistics;
+mod tcp_services;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +71,7 @@ use step10_fast_path::exchange::{self, FastPath, Settings};
 use config::Engine;
 use fast::FastGateway;
 use gateway::Gateway;
+use tcp_services::TcpServices;
 
 /// The example configuration, served when no `--config` is given.
 pub const EXAMPLE: &str = include_str!("../gateway.toml");
@@ -129,13 +131,18 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     };
     let transport = HttpsTransport::new(&trust, &TransportOptions::default())?;
     let tunnels = Tunnels::new(WEBSOCKET_IDLE, MAX_WEBSOCKETS);
+    let tcp = TcpServices::new(binder.clone(), args.serve.server_options());
     let gateway = Arc::new(Gateway::new(
         &config,
         args.config.clone(),
         text,
         transport,
         tunnels.clone(),
+        tcp,
     )?);
+    gateway.tcp.apply(&config.tcp_services).await?;
+    let stopping = gateway.clone();
+    launched.on_shutdown(move || async move { stopping.tcp.stop_all().await });
     launched.on_shutdown(move || async move { tunnels.close_all().await });
     launched.push_task(tokio::spawn(statistics::flush_every_second(
         gateway.statistics.clone(),

@@ -18,7 +18,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 impl Gateway {
     /// Read the file again and, if it is valid whole, serve it; if not,
     /// keep serving the old one and say why.
-    pub(crate) fn reload(&self) -> Result<usize, String> {
+    pub(crate) async fn reload(&self) -> Result<usize, String> {
         let Some(file) = &self.file else {
             return Err("serving the built-in example: there is no --config file to reload".into());
         };
@@ -41,13 +41,17 @@ impl Gateway {
             .build(&config, Some(&old))
             .map_err(|e| format!("{e:#}"))?;
         let count = routes.table.services.len();
+        self.tcp
+            .apply(&config.tcp_services)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         self.routes.store(Arc::new(routes));
         Ok(count)
     }
 
     /// The reload, logged.
-    pub(crate) fn reload_logged(&self, why: &str) -> Result<usize, String> {
-        let reloaded = self.reload();
+    pub(crate) async fn reload_logged(&self, why: &str) -> Result<usize, String> {
+        let reloaded = self.reload().await;
         match &reloaded {
             Ok(count) => tracing::info!("{why}: reloaded, {}", services(*count)),
             Err(e) => tracing::warn!("{why}: not reloaded, the old config keeps serving: {e}"),
@@ -91,7 +95,7 @@ pub(crate) async fn reload_on_sighup(gateway: Arc<Gateway>) {
         return;
     };
     while hangups.recv().await.is_some() {
-        let _ = gateway.reload_logged("SIGHUP");
+        let _ = gateway.reload_logged("SIGHUP").await;
     }
 }
 
@@ -104,7 +108,7 @@ pub(crate) async fn reload_on_change(gateway: Arc<Gateway>) {
     loop {
         ticks.tick().await;
         if gateway.file_changed() {
-            let _ = gateway.reload_logged("the file changed");
+            let _ = gateway.reload_logged("the file changed").await;
         }
     }
 }

@@ -199,6 +199,19 @@ async fn the_token_endpoint_refuses_what_is_not_a_client_credentials_grant(engin
     assert_eq!(answer.status(), 413);
     // Nothing of it reached an upstream.
     assert_eq!(seen.load(Ordering::SeqCst), 0);
+
+    // Guessing a secret is slow: past a burst, a client is answered 20
+    // times a second.
+    let mut throttled = 0;
+    for guess in 0..100 {
+        let answer = ask_token(&gateway, "app-a", &format!("guess-{guess}"), grant).await;
+        if answer.status() == 429 {
+            let text = answer.text().await.unwrap();
+            assert!(text.contains("at most 20 times a second"), "{text}");
+            throttled += 1;
+        }
+    }
+    assert!(throttled > 0);
 }
 
 async fn an_app_outside_its_allow_is_forbidden(engine: &'static str) {
