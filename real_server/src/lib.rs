@@ -31,6 +31,7 @@
 //! configuration beyond the listen address: a test backend should behave the
 //! same every time.
 
+pub mod browser;
 mod echo;
 mod endpoints;
 pub mod grpc;

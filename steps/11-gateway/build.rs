@@ -1,4 +1,6 @@
-// Tests that need redis-server are ignored without it (see test_programs).
+// Tests that need redis-server or Chromium are ignored without them (see
+// test_programs).
 fn main() {
     test_programs::redis_server();
+    test_programs::chromium();
 }

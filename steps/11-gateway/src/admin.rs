@@ -1,6 +1,7 @@
 //! The admin API: its own listener, a bearer token on every request.
 //!
-//! `GET /stats` (requests by hour, in total, per service and per app),
+//! `GET /dashboard` (a page that shows the next two; its files need no
+//! token, the data does), `GET /stats` (requests by hour, in total, per service and per app),
 //! `GET /services` (every service, its upstreams with health, drain flag,
 //! in-flight count and the breaker's state), `POST /reload`, `POST
 //! /services/NAME/drain?upstream=URL` (and `/undrain`), `GET /metrics`.
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::admin_guard::AdminGuard;
 use crate::config;
+use crate::dashboard;
 use crate::gateway::Gateway;
 use crate::reload::services;
 use crate::statistics::Scope;
@@ -78,6 +80,11 @@ async fn answer(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return refusal;
     }
+    if req.method() == Method::GET
+        && let Some(file) = dashboard::file(req.uri().path())
+    {
+        return file;
+    }
     let authorized = matches!(
         req.headers().get(header::AUTHORIZATION).and_then(split_credentials),
         Some((scheme, offered))
@@ -126,7 +133,7 @@ async fn answer(
         }
         _ => text_response(
             StatusCode::NOT_FOUND,
-            "the admin API serves GET /services, GET /stats, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), GET /metrics",
+            "the admin API serves GET /dashboard, GET /services, GET /stats, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), GET /metrics",
         ),
     }
 }

@@ -43,6 +43,7 @@ mod admin_guard;
 mod apps;
 mod canonical;
 pub mod config;
+mod dashboard;
 mod fast;
 mod gateway;
 mod reload;
