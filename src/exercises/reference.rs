@@ -204,3 +204,44 @@ pub mod ch08 {
         header(Version::V2, client, proxy)
     }
 }
+
+pub mod ch10 {
+    use step10_fast_path::head::{Framing, HeadError, parse_request};
+
+    /// The engine's own parse.
+    pub fn request_framing(head: &str) -> Result<Framing, &'static str> {
+        match parse_request(head.as_bytes(), &mut Vec::new()) {
+            Ok(Some(parsed)) => Ok(parsed.framing()),
+            Ok(None) => Err("not a whole head"),
+            Err(HeadError::Rejected(why) | HeadError::Malformed(why)) => Err(why),
+            Err(HeadError::TooManyHeaders) => Err("too many headers"),
+        }
+    }
+
+    pub fn keeps_alive(head: &str) -> bool {
+        matches!(
+            parse_request(head.as_bytes(), &mut Vec::new()),
+            Ok(Some(parsed)) if !parsed.common.close
+        )
+    }
+}
+
+pub mod ch11 {
+    use step11_gateway::router::{Match, RouteIndex};
+
+    /// The gateway's router, with no hosts.
+    pub fn pick_service(prefixes: &[&str], path: &str) -> Option<usize> {
+        let services: Vec<Match> = prefixes
+            .iter()
+            .map(|prefix| Match {
+                host: None,
+                path_prefix: (*prefix).to_owned(),
+            })
+            .collect();
+        RouteIndex::new(&services).route(None, path)
+    }
+
+    pub fn client_credentials(authorization: &str) -> Option<(String, String)> {
+        step11_gateway::client_credentials(authorization.as_bytes())
+    }
+}

@@ -198,19 +198,9 @@ impl Apps {
 
     /// The app whose id and secret `authorization` (Basic) carries.
     fn client_of(&self, authorization: Option<&[u8]>) -> Option<&Arc<App>> {
-        use base64::Engine;
-        let (scheme, encoded) = split_credential_bytes(authorization?)?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
-        }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?;
-        let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-        // RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
-        let id = percent_decoded(id);
-        let app = self.by_id.get(id.as_str())?;
-        let offered: [u8; 32] = Sha256::digest(percent_decoded(secret).as_bytes()).into();
+        let (id, secret) = client_credentials(authorization?)?;
+        let app = self.by_id.get(&id)?;
+        let offered: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         constant_time_eq(&offered, &app.secret).then_some(app)
     }
 
@@ -294,6 +284,23 @@ impl App {
     }
 }
 
+/// The id and secret a token request's `Authorization: Basic` value
+/// carries: base64 of `id:secret`, split at the first colon (a secret may
+/// hold colons, an id may not), each form-decoded as RFC 6749 §2.3.1 asks
+/// of clients; the scheme in any case.
+pub fn client_credentials(authorization: &[u8]) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, encoded) = split_credential_bytes(authorization)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((form_decoded(id), form_decoded(secret)))
+}
+
 /// The 429 of an app over `quota` (or the 503 of one whose quota cannot be
 /// checked, with `fail = "closed"`).
 fn over_quota(id: &str, quota: &Quota, taken: Taken) -> Refusal {
@@ -344,8 +351,9 @@ impl TokenRefusal {
     }
 }
 
-fn percent_decoded(raw: &str) -> String {
-    form_urlencoded::parse(format!("x={raw}").as_bytes())
+/// `raw` as a form value: `+` is a space, `%XX` a byte.
+fn form_decoded(raw: &str) -> String {
+    form_urlencoded::parse(format!("x={}", raw.replace('&', "%26")).as_bytes())
         .next()
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default()

@@ -69,6 +69,7 @@ use step07_https::upstream_tls::{HttpsTransport, UpstreamTrust};
 use step10_fast_path::buffers::Store;
 use step10_fast_path::exchange::{self, FastPath, Settings};
 
+pub use apps::client_credentials;
 use config::Engine;
 use fast::FastGateway;
 use gateway::Gateway;
@@ -118,10 +119,18 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
             launched.extend(demo_backends::start(binder, &demo_backends::TRIO).await?);
             // A test's binder put the real servers on other ports.
             let moved = binder.bound();
-            for service in &mut config.services {
-                for (uri, _) in &mut service.upstreams {
-                    *uri = moved_to(uri, &moved);
-                }
+            let upstreams = config
+                .services
+                .iter_mut()
+                .flat_map(|s| &mut s.upstreams)
+                .chain(
+                    config
+                        .tcp_services
+                        .iter_mut()
+                        .flat_map(|s| &mut s.upstreams),
+                );
+            for (uri, _) in upstreams {
+                *uri = moved_to(uri, &moved);
             }
             (config, EXAMPLE.to_owned())
         }

@@ -1,0 +1,34 @@
+//! Chapter 11's exercises: routing by prefix, and reading a token
+//! request's credentials.
+
+/// Exercise 1. Which of the services, given by their path prefixes, takes
+/// `path`: the longest prefix that matches whole segments — `/api` takes
+/// `/api` and `/api/x`, not `/apix` — or none. `/` takes every path.
+///
+/// Hint: a prefix matches if the path is the prefix, or goes on with `/`
+/// after it (or the prefix ends in `/`); keep the longest.
+pub fn pick_service(prefixes: &[&str], path: &str) -> Option<usize> {
+    // A first attempt: the first prefix the path starts with.
+    prefixes.iter().position(|prefix| path.starts_with(prefix))
+}
+
+/// Exercise 2. The app id and secret in a token request's
+/// `Authorization` value: `Basic base64(id:secret)`. The scheme is
+/// case-insensitive; the id ends at the first colon (a secret may hold
+/// colons); both are form-encoded before the base64 (RFC 6749 §2.3.1), so
+/// `%3A` is a colon and `+` a space. Anything else: `None`.
+///
+/// Hint: `base64::engine::general_purpose::STANDARD`, `split_once`,
+/// `form_urlencoded`.
+pub fn client_credentials(authorization: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    // A first attempt: one spelling of the scheme, the last colon, and the
+    // parts as they are.
+    let encoded = authorization.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.rsplit_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
