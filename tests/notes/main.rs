@@ -50,6 +50,18 @@ struct Step {
     line: usize,
     command: String,
     expected: Vec<String>,
+    /// A program its block needs (` ```console needs=redis-server `).
+    needs: Option<String>,
+}
+
+/// Is `program`, which a transcript needs, here? Its block is skipped if
+/// not — unless CI requires it, and then the block fails without it (the
+/// build script decides, as for the tests that need it).
+fn available(program: &str) -> bool {
+    match program {
+        "redis-server" => cfg!(has_redis_server),
+        other => panic!("NOTES: needs={other}: the checker knows redis-server only"),
+    }
 }
 
 /// Transcripts grouped by chapter heading, in document order.
@@ -57,13 +69,19 @@ fn transcripts(notes: &str) -> Vec<(String, Vec<Step>)> {
     let mut chapters: Vec<(String, Vec<Step>)> = Vec::new();
     let mut in_console = false;
     let mut in_other_fence = false;
+    let mut needs: Option<String> = None;
     for (index, line) in notes.lines().enumerate() {
         let number = index + 1;
         if !in_console && !in_other_fence {
             if let Some(heading) = line.strip_prefix("## ") {
                 chapters.push((heading.to_owned(), Vec::new()));
-            } else if line.trim_end() == "```console" {
+            } else if let Some(info) = line
+                .trim_end()
+                .strip_prefix("```console")
+                .filter(|info| info.is_empty() || info.starts_with(' '))
+            {
                 in_console = true;
+                needs = info.trim().strip_prefix("needs=").map(str::to_owned);
             } else if line.starts_with("```") {
                 in_other_fence = true;
             }
@@ -85,6 +103,7 @@ fn transcripts(notes: &str) -> Vec<(String, Vec<Step>)> {
                 line: number,
                 command: command.to_owned(),
                 expected: Vec::new(),
+                needs: needs.clone(),
             });
         } else {
             let step = steps
@@ -142,6 +161,12 @@ async fn check(notes: &str) -> (usize, Vec<String>) {
     for (chapter, steps) in transcripts(notes) {
         for step in steps {
             let where_ = format!("NOTES.md:{} ({chapter})", step.line);
+            if let Some(program) = &step.needs
+                && !available(program)
+            {
+                eprintln!("{where_}: skipped: it needs {program}, which is not installed");
+                continue;
+            }
             let command = step.command.trim_end();
             let printed = if command.ends_with('&') {
                 terminal

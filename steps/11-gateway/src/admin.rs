@@ -167,7 +167,7 @@ impl Gateway {
     }
 
     /// `GET /stats`: requests today and yesterday, by hour, in total, per
-    /// service and per app (DESIGN.md's shape).
+    /// service and per app.
     async fn stats(&self) -> Result<serde_json::Value, String> {
         let routes = self.routes.load_full();
         let table = &routes.table;
