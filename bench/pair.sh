@@ -2,8 +2,9 @@
 # Side by side: the CPU one proxy spends per request, against a peer's, measured in the
 # same seconds on the same core.
 #
-#   bench/pair.sh -o 'OURS' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS]
+#   bench/pair.sh -o 'OURS' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS] [-H HEADER]
 #
+# -H 'Name: value' is sent with every request, to both (a token, for a gateway's apps).
 # OURS (and a PEER given as a command) may use {listen} (where to listen), {up1} (the
 # backend as http://HOST:PORT) and {up1addr} (HOST:PORT). PEER is nginx (default),
 # nginx-limit (nginx with a per-client limit_req every request passes), haproxy (HTTP
@@ -24,11 +25,11 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-seconds=5 connections=64 rounds=7 ours="" peer=nginx
-while getopts "o:b:r:d:c:" flag; do
+seconds=5 connections=64 rounds=7 ours="" peer=nginx header=()
+while getopts "o:b:r:d:c:H:" flag; do
   case $flag in
     o) ours=$OPTARG ;; b) peer=$OPTARG ;; r) rounds=$OPTARG ;;
-    d) seconds=$OPTARG ;; c) connections=$OPTARG ;; *) exit 2 ;;
+    d) seconds=$OPTARG ;; c) connections=$OPTARG ;; H) header=(-H "$OPTARG") ;; *) exit 2 ;;
   esac
 done
 if [ -z "$ours" ]; then
@@ -145,9 +146,9 @@ rss_kib() { sum_family "$1" status '/^VmRSS/ { print $2 }'; }
 
 # Load both proxies at once for SECONDS, each with its own wrk on CPU 0.
 load_both() {
-  taskset -c 0 wrk -t1 -c"$connections" -d"$1"s --latency "http://127.0.0.1:$ours_port/" >"$work/wrk-ours" 2>&1 &
+  taskset -c 0 wrk -t1 -c"$connections" -d"$1"s --latency "${header[@]}" "http://127.0.0.1:$ours_port/" >"$work/wrk-ours" 2>&1 &
   local a=$!
-  taskset -c 0 wrk -t1 -c"$connections" -d"$1"s --latency "http://127.0.0.1:$peer_port/" >"$work/wrk-peer" 2>&1 &
+  taskset -c 0 wrk -t1 -c"$connections" -d"$1"s --latency "${header[@]}" "http://127.0.0.1:$peer_port/" >"$work/wrk-peer" 2>&1 &
   local b=$!
   wait "$a" "$b"
 }

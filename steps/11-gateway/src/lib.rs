@@ -28,15 +28,24 @@
 //! listeners for HTTP/2 clients and for services whose upstreams speak
 //! h2c or https; `engine = "hyper"` serves everything with hyper.
 //!
+//! Around the routes, what a team running the gateway for others needs:
+//! apps (tenants) that trade an id and a secret for a token at `POST
+//! /oauth/tokens` and are held to their quotas on `open_auth` services
+//! (`apps`); every request counted per service, per app and in total by
+//! hour (`statistics`, in Redis with `[redis]`); TCP services, step 08's
+//! proxy on listeners of their own, from the same file (`tcp_services`);
+//! and a dashboard on the admin listener (`dashboard`).
+//!
 //! The rooms: [`config`] reads and checks the file; `canonical` gives every
 //! request one spelling of its path and host; [`router`] picks a service;
 //! `gateway` turns a config into routes; `fast` answers step 10's engine;
-//! `reload` swaps them;
-//! `admin` is the admin API.
+//! `reload` swaps them; `apps`, `statistics` and `tcp_services` are the
+//! paragraph above; `admin` is the admin API, `admin_guard` what slows
+//! down guessing its token, `dashboard` its page.
 //!
-//! Left out on purpose: changing listeners on reload (they are read at
-//! start; a reload that changes them says so) and service discovery (the
-//! file is the source of truth).
+//! Left out on purpose: changing the HTTP listeners on reload (they are
+//! read at start; a reload that changes them says so) and service
+//! discovery (the file is the source of truth).
 
 mod admin;
 mod admin_guard;

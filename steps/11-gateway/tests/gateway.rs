@@ -196,7 +196,10 @@ async fn a_missing_config_file_is_a_clear_error() {
 fn the_example_config_is_valid() {
     let config = step11_gateway::config::parse(step11_gateway::EXAMPLE, "gateway.toml").unwrap();
     let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["api", "static", "h2", "web"]);
+    assert_eq!(names, ["orders", "api", "static", "h2", "web"]);
+    let apps: Vec<&str> = config.apps.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(apps, ["app-a", "app-b"]);
+    assert_eq!(config.tcp_services[0].name, "raw");
 }
 
 fn routed_to(upstream: &ServerHandle, admin: bool) -> String {
