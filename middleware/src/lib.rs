@@ -22,6 +22,7 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod grpc;
 pub mod headers;
 mod per_second;
 pub mod rate_limit;

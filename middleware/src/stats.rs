@@ -25,6 +25,8 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+
+use crate::grpc::is_grpc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -341,12 +343,6 @@ impl Middleware for Stats {
 }
 
 const GRPC_STATUS: &str = "grpc-status";
-
-fn is_grpc(headers: &hyper::HeaderMap) -> bool {
-    headers
-        .get(hyper::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
 
 /// `grpc-status` as a label: one of the 17 codes, or "invalid".
 fn grpc_label(code: &hyper::header::HeaderValue) -> GrpcLabels {

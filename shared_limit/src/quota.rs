@@ -12,7 +12,8 @@
 //! which is the price (at most one lease per instance per window).
 //!
 //! The size of a lease follows the instance's own traffic: a tenth of what
-//! it took in the last second, at least one, at most [`MAX_LEASE`] — and
+//! it took in the last second (or in this one so far, when that is more),
+//! at least one, at most [`MAX_LEASE`] — and
 //! the script grants at most a sixteenth of what is left, so the last
 //! admissions of a window go one at a time, wherever they are asked for.
 //! At a few requests a second every request asks Redis (exact, and
@@ -139,9 +140,11 @@ impl State {
     }
 
     /// How many admissions to ask for: a tenth of a second of this
-    /// instance's traffic.
+    /// instance's traffic — the last second's, or this one's so far if
+    /// more (traffic that starts or grows is not asked about one request
+    /// at a time for a whole second).
     fn lease_size(&self) -> u64 {
-        (self.last_second / 10).clamp(1, MAX_LEASE)
+        (self.last_second.max(self.this_second) / 10).clamp(1, MAX_LEASE)
     }
 }
 

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -71,7 +71,19 @@ pub(crate) struct Apps {
     /// The token endpoint answers each client address at most this often:
     /// guessing a secret is as slow as guessing the admin token.
     guessing: Arc<PerClient>,
+    /// Tokens already checked, with their app and expiry: an app sends the
+    /// same token with every request, and a lookup costs a hundredth of a
+    /// signature check (bench/README.md, "Apps, quotas and statistics").
+    /// Only tokens this gateway signed get in; a reload starts afresh.
+    verified: RwLock<Verified>,
 }
+
+/// Checked tokens: their app, and when they expire (unix seconds).
+type Verified = HashMap<Box<str>, (Arc<App>, u64), foldhash::fast::RandomState>;
+
+/// Tokens remembered at most; past it the memory starts over (an app
+/// holds one token at a time, so this is thousands of apps).
+const MAX_VERIFIED: usize = 10_000;
 
 struct Signer {
     spec: config::Tokens,
@@ -100,6 +112,7 @@ impl Apps {
         Self {
             signer: None,
             by_id: HashMap::new(),
+            verified: RwLock::default(),
             guessing: Arc::new(PerClient::new(
                 NonZeroU32::new(PER_SECOND).expect("not zero"),
                 NonZeroU32::new(BURST).expect("not zero"),
@@ -143,6 +156,7 @@ impl Apps {
             signer,
             by_id,
             guessing,
+            verified: RwLock::default(),
         }
     }
 
@@ -204,14 +218,14 @@ impl Apps {
         constant_time_eq(&offered, &app.secret).then_some(app)
     }
 
-    /// The app whose token `head` carries, if it may make this request now
-    /// (an `open_auth` service's question).
+    /// May the app whose token `head` carries make this request now (an
+    /// `open_auth` service's question)? Its request is counted either way.
     pub(crate) async fn admit(
         &self,
         head: &(impl HeadView + Sync),
         client: IpAddr,
         shared: Option<&SharedLimits>,
-    ) -> Result<Arc<App>, Refusal> {
+    ) -> Result<(), Refusal> {
         let app = self.bearer(head)?;
         app.tally.count();
         if app.addresses.refusal(client).is_some() {
@@ -231,12 +245,12 @@ impl Apps {
                 return Err(over_quota(&app.spec.id, quota, taken));
             }
         }
-        Ok(app.clone())
+        Ok(())
     }
 
     /// The app of the request's bearer token, or a 401 that says what is
     /// wrong with it.
-    fn bearer(&self, head: &impl HeadView) -> Result<&Arc<App>, Refusal> {
+    fn bearer(&self, head: &impl HeadView) -> Result<Arc<App>, Refusal> {
         let unauthorized = |why: &str| {
             Refusal::new(
                 StatusCode::UNAUTHORIZED,
@@ -253,6 +267,12 @@ impl Apps {
             .and_then(split_credential_bytes)
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .ok_or_else(|| unauthorized("no bearer token"))?;
+        let now = unix_now();
+        if let Some((app, expires)) = self.remembered(token)
+            && now < expires
+        {
+            return Ok(app);
+        }
         let claims = jsonwebtoken::decode::<Claims>(token, &signer.decoding, &signer.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
@@ -261,9 +281,30 @@ impl Apps {
                 _ => unauthorized("the token is not one this gateway signed"),
             })?
             .claims;
-        self.by_id
+        let app = self
+            .by_id
             .get(&claims.sub)
-            .ok_or_else(|| unauthorized("the token's app is no longer configured"))
+            .ok_or_else(|| unauthorized("the token's app is no longer configured"))?;
+        self.remember(token, app, claims.exp);
+        Ok(app.clone())
+    }
+
+    /// The app and expiry of a token checked before.
+    fn remembered(&self, token: &str) -> Option<(Arc<App>, u64)> {
+        let verified = self.verified.read().unwrap_or_else(PoisonError::into_inner);
+        verified.get(token).cloned()
+    }
+
+    /// Remember that `token` is `app`'s until `expires` (unix seconds).
+    fn remember(&self, token: &str, app: &Arc<App>, expires: u64) {
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(token.into(), (app.clone(), expires));
     }
 }
 

@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyper::Uri;
-use middleware::Ctx;
+use middleware::{Ctx, grpc};
 use proxy_core::DEFAULT_CLIENT_BODY_TIMEOUT;
 use serving::{Binder, Launched, ServeFlags, Server};
 use shared_limit::SharedLimits;
@@ -220,7 +220,16 @@ fn serve(
         // way does not change where it goes.
         let routes = gateway.routes.load_full();
         gateway.statistics.total().count();
-        async move { routes.chain.serve(req, &Ctx::new(client)).await }
+        // A gRPC client reads refusals only as gRPC (middleware::grpc).
+        let grpc = grpc::is_grpc(req.headers());
+        async move {
+            let response = routes.chain.serve(req, &Ctx::new(client)).await;
+            if grpc {
+                grpc::as_grpc(response).await
+            } else {
+                response
+            }
+        }
     })
 }
 
