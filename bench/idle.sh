@@ -14,15 +14,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-8000}
-W=$(mktemp -d /tmp/idle.XXXX); PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
+. bench/lib.sh
 ulimit -n "$(ulimit -Hn)"  # a client and an upstream connection each, and room
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 family() { echo "$1"; cat /proc/"$1"/task/*/children 2>/dev/null; }
 rss_kib() { local t=0 p; for p in $(family "$1"); do t=$((t + $(awk '/^VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0))); done; echo $t; }
 
-cat > "$W/idle.py" <<'PY'
+cat > "$work/idle.py" <<'PY'
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 held = []
@@ -37,19 +34,19 @@ print("ready", flush=True)
 time.sleep(3600)
 PY
 
-target/release/real_server --listen 127.0.0.1:19501 >"$W/rs.log" 2>&1 & PIDS+=($!)
-wait_port 19501
+target/release/real_server --listen 127.0.0.1:19501 >"$work/rs.log" 2>&1 & children+=($!)
+await_port 19501
 UP=http://127.0.0.1:19501
 
 measure() { # NAME PORT COMMAND...
   local name=$1 port=$2; shift 2
-  "$@" >"$W/p.log" 2>&1 & local pid=$!; PIDS+=($pid)
-  wait_port "$port"
+  "$@" >"$work/p.log" 2>&1 & local pid=$!; children+=($pid)
+  await_port "$port"
   curl -s -o /dev/null "http://127.0.0.1:$port/"
   local before; before=$(rss_kib $pid)
-  python3 "$W/idle.py" "$port" "$n" >"$W/ready" 2>&1 & local clients=$!
-  until grep -q ready "$W/ready" 2>/dev/null; do
-    kill -0 $clients 2>/dev/null || { echo "$name: the clients failed: $(cat "$W/ready")" >&2; return 1; }
+  python3 "$work/idle.py" "$port" "$n" >"$work/ready" 2>&1 & local clients=$!
+  until grep -q ready "$work/ready" 2>/dev/null; do
+    kill -0 $clients 2>/dev/null || { echo "$name: the clients failed: $(cat "$work/ready")" >&2; return 1; }
     sleep 0.2
   done
   sleep 1
@@ -61,21 +58,21 @@ measure() { # NAME PORT COMMAND...
 
 echo "$n idle keep-alive clients, each after one request"
 if command -v nginx >/dev/null; then
-  mkdir -p "$W/ng"
-  cat >"$W/ng/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $W/ng/nginx.pid; error_log $W/ng/err.log;
+  mkdir -p "$work/ng"
+  cat >"$work/ng/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $work/ng/nginx.pid; error_log $work/ng/err.log;
 events { worker_connections $((3 * n)); }
-http { access_log off; client_body_temp_path $W/ng; proxy_temp_path $W/ng;
-  fastcgi_temp_path $W/ng; uwsgi_temp_path $W/ng; scgi_temp_path $W/ng;
+http { access_log off; client_body_temp_path $work/ng; proxy_temp_path $work/ng;
+  fastcgi_temp_path $work/ng; uwsgi_temp_path $work/ng; scgi_temp_path $work/ng;
   upstream backend { server 127.0.0.1:19501; keepalive 256; }
   server { listen 127.0.0.1:19510; location / { proxy_pass http://backend;
     proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
-  measure nginx 19510 nginx -c "$W/ng/nginx.conf" -p "$W/ng"
+  measure nginx 19510 nginx -c "$work/ng/nginx.conf" -p "$work/ng"
 fi
 measure step10 19511 target/release/step10-fast-path --listen 127.0.0.1:19511 --upstream $UP
 measure step03 19512 target/release/step03-reverse-proxy --listen 127.0.0.1:19512 --upstream $UP
-printf 'engine = "hyper"\nlisten = "127.0.0.1:19513"\n[[services]]\nname = "all"\nupstreams = ["%s"]\n' $UP >"$W/gateway.toml"
-measure gateway 19513 target/release/step11-gateway --config "$W/gateway.toml"
-printf 'engine = "fast"\nlisten = "127.0.0.1:19514"\n[[services]]\nname = "all"\nupstreams = ["%s"]\n' $UP >"$W/gateway-fast.toml"
-measure gw-fast 19514 target/release/step11-gateway --config "$W/gateway-fast.toml"
+printf 'engine = "hyper"\nlisten = "127.0.0.1:19513"\n[[services]]\nname = "all"\nupstreams = ["%s"]\n' $UP >"$work/gateway.toml"
+measure gateway 19513 target/release/step11-gateway --config "$work/gateway.toml"
+printf 'engine = "fast"\nlisten = "127.0.0.1:19514"\n[[services]]\nname = "all"\nupstreams = ["%s"]\n' $UP >"$work/gateway-fast.toml"
+measure gw-fast 19514 target/release/step11-gateway --config "$work/gateway-fast.toml"

@@ -41,24 +41,7 @@ for tool in nginx wrk taskset awk; do
 done
 
 backend_port=19301 ours_port=19310 peer_port=19320
-work="$(mktemp -d /tmp/pair.XXXXXX)"
-children=()
-finish() {
-  for pid in "${children[@]:-}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap finish EXIT
-
-# Wait until something accepts on PORT (15 s at most).
-await_port() {
-  local tries=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    tries=$((tries + 1))
-    [ "$tries" -lt 150 ] || { echo "nothing listens on port $1" >&2; return 1; }
-    sleep 0.1
-  done
-}
+. "$here/lib.sh"
 
 # Fill the placeholders of a command for a proxy listening on PORT.
 command_for() { # COMMAND PORT

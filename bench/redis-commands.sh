@@ -13,22 +13,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 seconds=${1:-10} connections=${2:-64}
-work="$(mktemp -d /tmp/redis-commands.XXXXXX)"
-children=()
-finish() {
-  for pid in "${children[@]:-}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap finish EXIT
-await_port() {
-  local tries=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    tries=$((tries + 1))
-    [ "$tries" -lt 150 ] || { echo "nothing listens on port $1" >&2; return 1; }
-    sleep 0.1
-  done
-}
+. "$here/lib.sh"
 redis-server --port 19390 --save '' --appendonly no >"$work/redis.log" 2>&1 &
 children+=($!)
 mkdir -p "$work/tmp"

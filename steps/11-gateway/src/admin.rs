@@ -172,22 +172,29 @@ impl Gateway {
         let routes = self.routes.load_full();
         let table = &routes.table;
         let snapshot = self.statistics.snapshot(table.shared.as_deref()).await?;
-        let services: serde_json::Map<String, serde_json::Value> = table
-            .services
-            .iter()
-            .map(|s| {
-                let counts = snapshot.counts(Scope::Service, &s.spec.name);
-                (s.spec.name.clone(), serde_json::json!(counts))
-            })
-            .collect();
-        let apps: serde_json::Map<String, serde_json::Value> = table
-            .apps
-            .all()
-            .map(|a| {
-                let counts = snapshot.counts(Scope::App, &a.spec.id);
-                (a.spec.id.clone(), serde_json::json!(counts))
-            })
-            .collect();
+        let counts_of = |scope, names: Vec<&str>| -> serde_json::Map<String, serde_json::Value> {
+            names
+                .into_iter()
+                .map(|name| {
+                    (
+                        name.to_owned(),
+                        serde_json::json!(snapshot.counts(scope, name)),
+                    )
+                })
+                .collect()
+        };
+        let services = counts_of(
+            Scope::Service,
+            table
+                .services
+                .iter()
+                .map(|s| s.spec.name.as_str())
+                .collect(),
+        );
+        let apps = counts_of(
+            Scope::App,
+            table.apps.all().map(|a| a.spec.id.as_str()).collect(),
+        );
         Ok(serde_json::json!({
             "total": snapshot.counts(Scope::Total, ""),
             "services": services,

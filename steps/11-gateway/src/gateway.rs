@@ -53,7 +53,7 @@ const FAST_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A task stopped when its owner is dropped: a service's health checks end
 /// with the service.
-struct AbortOnDrop(JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -25,14 +25,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::config;
+use crate::gateway::AbortOnDrop;
 use arc_swap::ArcSwap;
 use load_balance::{Balancer, HealthPolicy, Options, Upstream};
 use middleware::auth::AddressRules;
 use serving::{Binder, Server, ServerHandle, ServerOptions};
 use step08_tcp_proxy::{TcpProxy, TcpSettings};
-use tokio::task::JoinHandle;
-
-use crate::config;
 
 /// Timeouts and limits of every TCP service: step 08's defaults.
 fn settings(spec: &config::TcpService, options: &ServerOptions) -> TcpSettings {
@@ -68,15 +67,6 @@ struct Running {
     proxy: Arc<ArcSwap<TcpProxy>>,
     server: ServerHandle,
     health: Option<AbortOnDrop>,
-}
-
-/// A task stopped when its owner is dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// What `/services` says of one TCP service.

@@ -14,21 +14,13 @@ use anyhow::{Context, bail};
 use real_server::browser::{Browser, Page, find_chromium, when};
 use serde_json::json;
 use support::backend;
-use support::running::{Gateway, TOKEN};
+use support::running::{Gateway, TOKEN, two_apps};
 
 /// Two apps, an open_auth service `api` and a plain `web`, all in front of
 /// `upstream`.
 fn config(upstream: &str) -> String {
     format!(
-        r#"
-[tokens]
-secret = "signing-secret"
-[[apps]]
-id = "app-a"
-secret = "a-secret"
-[[apps]]
-id = "app-b"
-secret = "b-secret"
+        r#"{}
 [[services]]
 name = "api"
 path_prefix = "/api"
@@ -38,7 +30,8 @@ open_auth = true
 name = "web"
 path_prefix = "/"
 upstreams = ["{upstream}", "http://127.0.0.1:1"]
-"#
+"#,
+        two_apps("")
     )
 }
 
@@ -64,19 +57,11 @@ async fn the_dashboard_shows_services_apps_todays_count_and_both_days_in_chromiu
     let upstream = backend().await;
     let gateway = Gateway::start_on("fast", &config(&upstream.url()), &[]);
     let client = support::client();
-    let token: serde_json::Value = client
-        .post(format!("{}/oauth/tokens", gateway.url))
-        .basic_auth("app-a", Some("a-secret"))
-        .body("grant_type=client_credentials")
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = token["access_token"].as_str().context("a token")?;
+    let token = gateway.app_token("app-a", "a-secret").await;
     for _ in 0..4 {
         let answer = client
             .get(format!("{}/api/x", gateway.url))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .send()
             .await?;
         assert_eq!(answer.status(), 200);

@@ -9,8 +9,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use real_server::grpc::{EchoReply, EchoRequest, UNARY};
-use support::running::Gateway;
-use support::{backend, client, on_both_engines};
+use support::running::{Gateway, two_apps};
+use support::{backend, on_both_engines};
 use tonic::body::BoxBody;
 use tonic::client::Grpc;
 use tonic::codec::ProstCodec;
@@ -50,12 +50,7 @@ async fn a_grpc_call_carries_its_token_and_meets_the_services_header_transforms(
 ) {
     let upstream = backend().await;
     let config = format!(
-        r#"
-[tokens]
-secret = "signing-secret"
-[[apps]]
-id = "app-a"
-secret = "a-secret"
+        r#"{}
 [[services]]
 name = "grpc"
 upstreams = ["h2c://{}"]
@@ -63,20 +58,11 @@ open_auth = true
 request_headers = {{ set = {{ "x-meta" = "set-by-the-gateway" }} }}
 response_headers = {{ set = {{ "x-seen-by" = "gateway" }}, remove = ["x-served-by"] }}
 "#,
+        two_apps(""),
         upstream.addr()
     );
     let gateway = Gateway::start_on(engine, &config, &[]);
-    let token: serde_json::Value = client()
-        .post(format!("{}/oauth/tokens", gateway.url))
-        .basic_auth("app-a", Some("a-secret"))
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = gateway.app_token("app-a", "a-secret").await;
     let http2 = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -91,7 +77,7 @@ response_headers = {{ set = {{ "x-seen-by" = "gateway" }}, remove = ["x-served-b
         "{refused:?}"
     );
 
-    let answered = echo(&mut grpc, Some(token)).await.unwrap();
+    let answered = echo(&mut grpc, Some(&token)).await.unwrap();
     let metadata = answered.metadata();
     // The upstream echoes the x-meta it got: the gateway's, not the client's.
     assert_eq!(metadata.get("x-meta-echo").unwrap(), "set-by-the-gateway");

@@ -7,9 +7,7 @@ mod support;
 use std::process::Command;
 
 use real_server::redis::RedisServer;
-use serde_json::Value;
-use support::client;
-use support::running::{Gateway, TOKEN};
+use support::running::Gateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -50,15 +48,7 @@ fn tcp_services(entries: &[(&str, &str, &str)]) -> String {
 
 /// Where each TCP service listens, from `/services`.
 async fn listening(gateway: &Gateway) -> Vec<(String, String)> {
-    let services: Value = client()
-        .get(format!("{}/services", gateway.admin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services = gateway.admin_json("/services").await;
     services["tcp_services"]
         .as_array()
         .unwrap()

@@ -7,7 +7,7 @@ use real_server::Echo;
 use real_server::redis::RedisServer;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
-use support::running::{Gateway, TOKEN};
+use support::running::{Gateway, two_apps};
 
 use support::{backend, client, counting_backend, on_both_engines};
 
@@ -19,21 +19,12 @@ on_both_engines!(
     stats_count_each_request_per_service_per_app_and_in_total,
 );
 
-/// `[tokens]`, two apps and an `open_auth` service `api` (under /api) in
-/// front of `upstream`, with `more` appended to the first app.
+/// `[tokens]`, two apps ([`two_apps`], `first_app` for app-a's more keys)
+/// and an `open_auth` service `api` (under /api) in front of `upstream`,
+/// beside a plain `web`.
 fn tenants(upstream: &str, first_app: &str) -> String {
     format!(
-        r#"
-[tokens]
-secret = "signing-secret"
-ttl = "10m"
-[[apps]]
-id = "app-a"
-secret = "a-secret"
-{first_app}
-[[apps]]
-id = "app-b"
-secret = "b-secret"
+        r#"{}
 [[services]]
 name = "api"
 path_prefix = "/api"
@@ -43,7 +34,8 @@ open_auth = true
 name = "web"
 path_prefix = "/"
 upstreams = ["{upstream}"]
-"#
+"#,
+        two_apps(first_app)
     )
 }
 
@@ -59,14 +51,6 @@ async fn ask_token(gateway: &Gateway, id: &str, secret: &str, form: &str) -> req
         .unwrap()
 }
 
-/// A token for `id`.
-async fn token(gateway: &Gateway, id: &str, secret: &str) -> String {
-    let answer = ask_token(gateway, id, secret, "grant_type=client_credentials").await;
-    assert_eq!(answer.status(), 200);
-    let json: Value = answer.json().await.unwrap();
-    json["access_token"].as_str().unwrap().to_owned()
-}
-
 /// GET `path` with `token` as the bearer (none: no Authorization).
 async fn call(gateway: &Gateway, path: &str, token: Option<&str>) -> reqwest::Response {
     let request = client().get(format!("{}{path}", gateway.url));
@@ -77,16 +61,8 @@ async fn call(gateway: &Gateway, path: &str, token: Option<&str>) -> reqwest::Re
     request.send().await.unwrap()
 }
 
-/// The admin API's `/stats`.
 async fn stats(gateway: &Gateway) -> Value {
-    let answer = client()
-        .get(format!("{}/stats", gateway.admin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    answer.json().await.unwrap()
+    gateway.admin_json("/stats").await
 }
 
 async fn an_app_trades_its_secret_for_a_token_that_opens_an_open_auth_service(
@@ -217,7 +193,7 @@ async fn the_token_endpoint_refuses_what_is_not_a_client_credentials_grant(engin
 async fn an_app_outside_its_allow_is_forbidden(engine: &'static str) {
     let (upstream, seen) = counting_backend().await;
     let gateway = Gateway::start_on(engine, &tenants(&upstream, "allow = [\"10.0.0.0/8\"]"), &[]);
-    let a = token(&gateway, "app-a", "a-secret").await;
+    let a = gateway.app_token("app-a", "a-secret").await;
     let answer = call(&gateway, "/api/x", Some(&a)).await;
     assert_eq!(answer.status(), 403);
     assert!(
@@ -227,7 +203,7 @@ async fn an_app_outside_its_allow_is_forbidden(engine: &'static str) {
             .unwrap()
             .contains("app app-a may not call from 127.0.0.1")
     );
-    let b = token(&gateway, "app-b", "b-secret").await;
+    let b = gateway.app_token("app-b", "b-secret").await;
     assert_eq!(call(&gateway, "/api/x", Some(&b)).await.status(), 200);
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
@@ -235,7 +211,7 @@ async fn an_app_outside_its_allow_is_forbidden(engine: &'static str) {
 async fn an_app_over_its_qps_or_its_qpd_is_told_which(engine: &'static str) {
     let upstream = backend().await;
     let gateway = Gateway::start_on(engine, &tenants(&upstream.url(), "qpd = 5"), &[]);
-    let a = token(&gateway, "app-a", "a-secret").await;
+    let a = gateway.app_token("app-a", "a-secret").await;
     for _ in 0..5 {
         assert_eq!(call(&gateway, "/api/x", Some(&a)).await.status(), 200);
     }
@@ -255,7 +231,7 @@ async fn an_app_over_its_qps_or_its_qpd_is_told_which(engine: &'static str) {
             .contains("app app-a is over its qpd: 5 requests a day (UTC)")
     );
     // The other app is not held to app-a's quota.
-    let b = token(&gateway, "app-b", "b-secret").await;
+    let b = gateway.app_token("app-b", "b-secret").await;
     assert_eq!(call(&gateway, "/api/x", Some(&b)).await.status(), 200);
 
     // qps: 2 a second. Sent within a second, the third is refused (a
@@ -282,7 +258,7 @@ async fn an_app_over_its_qps_or_its_qpd_is_told_which(engine: &'static str) {
 async fn stats_count_each_request_per_service_per_app_and_in_total(engine: &'static str) {
     let upstream = backend().await;
     let gateway = Gateway::start_on(engine, &tenants(&upstream.url(), ""), &[]);
-    let a = token(&gateway, "app-a", "a-secret").await;
+    let a = gateway.app_token("app-a", "a-secret").await;
     for _ in 0..3 {
         assert_eq!(call(&gateway, "/api/x", Some(&a)).await.status(), 200);
     }
@@ -333,8 +309,8 @@ async fn two_gateways_sharing_redis_admit_an_apps_qpd_of_100_together_and_count_
         Gateway::start_on("hyper", &config, &[]),
     ];
     let tokens = [
-        token(&gateways[0], "app-a", "a-secret").await,
-        token(&gateways[1], "app-a", "a-secret").await,
+        gateways[0].app_token("app-a", "a-secret").await,
+        gateways[1].app_token("app-a", "a-secret").await,
     ];
     // 150 requests, alternating: 100 admitted in all, whichever took them.
     let mut admitted = 0;

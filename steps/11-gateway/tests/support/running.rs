@@ -70,6 +70,33 @@ impl Gateway {
             .unwrap()
     }
 
+    /// A token for the app `id`, from `POST /oauth/tokens`.
+    pub async fn app_token(&self, id: &str, secret: &str) -> String {
+        let answer = client()
+            .post(format!("{}/oauth/tokens", self.url))
+            .basic_auth(id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let json: serde_json::Value = answer.json().await.unwrap();
+        json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The admin API's JSON at `path`, asked with [`TOKEN`].
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let answer = client()
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        answer.json().await.unwrap()
+    }
+
     /// Log lines containing `text`.
     pub fn logged(&self, text: &str) -> usize {
         let log = self.log.lock().unwrap();
@@ -83,6 +110,16 @@ impl Drop for Gateway {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.file);
     }
+}
+
+/// `[tokens]` and two apps, `app-a` (secret `a-secret`, with `first_app`'s
+/// keys) and `app-b` (`b-secret`).
+pub fn two_apps(first_app: &str) -> String {
+    format!(
+        "[tokens]\nsecret = \"signing-secret\"\nttl = \"10m\"\n\
+         [[apps]]\nid = \"app-a\"\nsecret = \"a-secret\"\n{first_app}\n\
+         [[apps]]\nid = \"app-b\"\nsecret = \"b-secret\"\n"
+    )
 }
 
 pub fn config(services: &str) -> String {
