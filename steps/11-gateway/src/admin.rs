@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use load_balance::Upstream;
 use middleware::breaker::State;
 use proxy_core::headers::split_credentials;
 use proxy_core::{ProxyBody, complete_response, text_response};
@@ -138,6 +139,17 @@ async fn answer(
     }
 }
 
+/// One upstream, as `/services` shows it.
+fn described(upstream: &Arc<Upstream>) -> serde_json::Value {
+    serde_json::json!({
+        "url": upstream.url.to_string(),
+        "weight": upstream.weight,
+        "healthy": upstream.is_healthy(),
+        "drained": upstream.is_drained(),
+        "in_flight": upstream.in_flight(),
+    })
+}
+
 impl Gateway {
     /// `POST /services/{name}/drain?upstream=URL` (or `undrain`).
     fn drain(&self, name: &str, upstream: &str, drained: bool) -> Result<String, String> {
@@ -210,20 +222,8 @@ impl Gateway {
             .services
             .iter()
             .map(|service| {
-                let upstreams: Vec<serde_json::Value> = service
-                    .balancer
-                    .upstreams()
-                    .iter()
-                    .map(|u| {
-                        serde_json::json!({
-                            "url": u.url.to_string(),
-                            "weight": u.weight,
-                            "healthy": u.is_healthy(),
-                            "drained": u.is_drained(),
-                            "in_flight": u.in_flight(),
-                        })
-                    })
-                    .collect();
+                let upstreams: Vec<serde_json::Value> =
+                    service.balancer.upstreams().iter().map(described).collect();
                 let breaker = service.breaker.as_ref().map(|b| match b.state() {
                     State::Closed => "closed",
                     State::Open { .. } => "open",
@@ -244,17 +244,8 @@ impl Gateway {
             .describe()
             .into_iter()
             .map(|tcp| {
-                let upstreams: Vec<serde_json::Value> = tcp
-                    .upstreams
-                    .iter()
-                    .map(|u| {
-                        serde_json::json!({
-                            "url": u.url.to_string(),
-                            "weight": u.weight,
-                            "healthy": u.is_healthy(),
-                        })
-                    })
-                    .collect();
+                let upstreams: Vec<serde_json::Value> =
+                    tcp.upstreams.iter().map(described).collect();
                 serde_json::json!({
                     "name": tcp.spec.name,
                     "listen": tcp.listening.to_string(),

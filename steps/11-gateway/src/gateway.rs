@@ -61,6 +61,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The upstreams `wanted` lists, each the one of `kept` with its URL and
+/// weight if there is one (its health, drain flag and counters with it).
+pub(crate) fn carried_over(wanted: &[(Uri, u32)], kept: &[Arc<Upstream>]) -> Vec<Arc<Upstream>> {
+    wanted
+        .iter()
+        .map(|(url, weight)| {
+            kept.iter()
+                .find(|u| u.url == *url && u.weight == *weight)
+                .cloned()
+                .unwrap_or_else(|| Upstream::new(url.clone(), *weight))
+        })
+        .collect()
+}
+
 /// One service, ready to serve.
 pub(crate) struct LiveService {
     /// What it was built from: an unchanged entry on reload keeps it whole.
@@ -446,16 +460,7 @@ impl Gateway {
         shared: Option<&Arc<SharedLimits>>,
     ) -> anyhow::Result<LiveService> {
         let kept = previous.map(|p| p.balancer.upstreams()).unwrap_or_default();
-        let upstreams: Vec<Arc<Upstream>> = spec
-            .upstreams
-            .iter()
-            .map(|(url, weight)| {
-                kept.iter()
-                    .find(|u| u.url == *url && u.weight == *weight)
-                    .cloned()
-                    .unwrap_or_else(|| Upstream::new(url.clone(), *weight))
-            })
-            .collect();
+        let upstreams = carried_over(&spec.upstreams, &kept);
         let balancer = Arc::new(Balancer::new(
             spec.balance.balance,
             upstreams,

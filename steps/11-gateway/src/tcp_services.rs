@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config;
-use crate::gateway::AbortOnDrop;
+use crate::gateway::{AbortOnDrop, carried_over};
 use arc_swap::ArcSwap;
 use load_balance::{Balancer, HealthPolicy, Options, Upstream};
 use middleware::auth::AddressRules;
@@ -189,16 +189,7 @@ impl TcpServices {
         let kept = previous
             .map(|p| p.proxy.load().balancer().upstreams())
             .unwrap_or_default();
-        let upstreams = spec
-            .upstreams
-            .iter()
-            .map(|(url, weight)| {
-                kept.iter()
-                    .find(|u| u.url == *url && u.weight == *weight)
-                    .cloned()
-                    .unwrap_or_else(|| Upstream::new(url.clone(), *weight))
-            })
-            .collect();
+        let upstreams = carried_over(&spec.upstreams, &kept);
         let balancer = Arc::new(Balancer::new(spec.balance, upstreams, Options::default())?);
         let metrics = previous.map_or_else(Arc::default, |p| p.proxy.load().metrics().clone());
         let settings = settings(spec, &self.options);
