@@ -1,5 +1,6 @@
-//! Tests that need a program from outside (Chromium, `redis-server`) and
-//! the honest way to leave them out.
+//! Tests that need a program from outside (Chromium, `redis-server`,
+//! ZooKeeper) and the honest way to leave them out — and, for ZooKeeper,
+//! which no test crate starts otherwise, a way to run one ([`zookeeper`]).
 //!
 //! A test that returns early when its program is missing reports `ok`: a
 //! run without Chromium would say the browser test passed. Instead, a
@@ -7,10 +8,12 @@
 //! if not, it sets a cfg, and the test carries
 //! `#[cfg_attr(not(has_chromium), ignore = "…")]`, so the summary counts it
 //! as *ignored*. When the run says the program is required (`.ci/run` sets
-//! `PROXY_WORKBENCH_REQUIRE_BROWSER` and `…_REDIS`), the cfg is set
+//! `PROXY_WORKBENCH_REQUIRE_BROWSER`, `…_REDIS` and `…_ZOOKEEPER`), the cfg is set
 //! whatever is found: the test runs, and fails if the program is missing.
 
 use std::path::Path;
+
+pub mod zookeeper;
 
 /// `cfg(has_redis_server)` when `redis-server` is installed or required.
 pub fn redis_server() {
@@ -32,6 +35,23 @@ pub fn chromium() {
         "PROXY_WORKBENCH_REQUIRE_BROWSER",
     );
 }
+
+/// `cfg(has_zookeeper)` when Debian's ZooKeeper (its server's jar,
+/// `/usr/share/java/zookeeper.jar`, or one `ZOOKEEPER_JAR` names) is
+/// installed, or required (`PROXY_WORKBENCH_REQUIRE_ZOOKEEPER`).
+pub fn zookeeper() {
+    println!("cargo::rustc-check-cfg=cfg(has_zookeeper)");
+    println!("cargo::rerun-if-env-changed=ZOOKEEPER_JAR");
+    println!("cargo::rerun-if-env-changed=PROXY_WORKBENCH_REQUIRE_ZOOKEEPER");
+    let jar = std::env::var_os("ZOOKEEPER_JAR").unwrap_or_else(|| ZOOKEEPER_JAR.into());
+    if Path::new(&jar).is_file() || std::env::var_os("PROXY_WORKBENCH_REQUIRE_ZOOKEEPER").is_some()
+    {
+        println!("cargo::rustc-cfg=has_zookeeper");
+    }
+}
+
+/// Where Debian's `zookeeper` package puts the server.
+pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 
 /// Tell cargo to set `cfg(CFG)` when one of `names` is an executable on
 /// `PATH` (or `override_var` names one), or when `require_var` is set; and

@@ -1,0 +1,4 @@
+// The tests that need a ZooKeeper are ignored without one (see test_programs).
+fn main() {
+    test_programs::zookeeper();
+}
