@@ -67,6 +67,27 @@ pub struct Args {
     /// Address to listen on; repeat the flag to start several servers.
     #[arg(long = "listen", value_name = "ADDR", default_values = DEFAULT_ADDRS)]
     pub listen: Vec<SocketAddr>,
+    /// Register each server's URL in ZooKeeper, as an ephemeral node under
+    /// PATH, e.g. zk://127.0.0.1:2181/workbench/services/api; deleted at
+    /// SIGTERM before the server stops, and by ZooKeeper when the server
+    /// dies and its session expires.
+    #[arg(long, value_name = "zk://HOST:PORT/PATH", value_parser = parse_registry)]
+    pub register: Option<(String, String)>,
+}
+
+/// `zk://HOST:PORT[,HOST:PORT…]/PATH` → (servers, path).
+fn parse_registry(raw: &str) -> Result<(String, String), String> {
+    let rest = raw
+        .strip_prefix("zk://")
+        .ok_or_else(|| format!("{raw:?}: expected zk://HOST:PORT/PATH"))?;
+    let (servers, path) = rest
+        .split_once('/')
+        .filter(|(servers, path)| !servers.is_empty() && !path.is_empty())
+        .ok_or_else(|| format!("{raw:?}: expected zk://HOST:PORT/PATH, with a path"))?;
+    Ok((
+        servers.to_owned(),
+        format!("/{}", path.trim_end_matches('/')),
+    ))
 }
 
 /// Start one real server per `--listen` address.
@@ -74,6 +95,20 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     for addr in args.listen {
         launched.push(spawn(binder.bind(addr).await?)?);
+    }
+    if let Some((servers, path)) = args.register {
+        let registrations: Vec<_> = launched
+            .servers
+            .iter()
+            .map(|server| {
+                discovery::registration::register(servers.clone(), path.clone(), server.url())
+            })
+            .collect();
+        launched.before_shutdown(move || async move {
+            for registration in registrations {
+                registration.leave().await;
+            }
+        });
     }
     Ok(launched)
 }

@@ -64,6 +64,8 @@ pub struct Launched {
     pub servers: Vec<ServerHandle>,
     tasks: Vec<JoinHandle<()>>,
     closers: Vec<Closer>,
+    /// Run, and waited for, before the listeners close.
+    leavers: Vec<Closer>,
 }
 
 impl std::fmt::Debug for Launched {
@@ -72,6 +74,7 @@ impl std::fmt::Debug for Launched {
             .field("servers", &self.servers)
             .field("tasks", &self.tasks.len())
             .field("closers", &self.closers.len())
+            .field("leavers", &self.leavers.len())
             .finish()
     }
 }
@@ -98,11 +101,23 @@ impl Launched {
         self.closers.push(Box::new(move || Box::pin(close())));
     }
 
+    /// At shutdown, before the listeners close, call `leave` and wait (at
+    /// most [`DEFAULT_GRACE`]) for what it returns: a backend deletes its
+    /// registration while it still serves, so no proxy sends it a request
+    /// it would refuse.
+    pub fn before_shutdown<F>(&mut self, leave: impl FnOnce() -> F + Send + 'static)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.leavers.push(Box::new(move || Box::pin(leave())));
+    }
+
     /// Take over everything `other` started.
     pub fn extend(&mut self, mut other: Launched) {
         self.servers.append(&mut other.servers);
         self.tasks.append(&mut other.tasks);
         self.closers.append(&mut other.closers);
+        self.leavers.append(&mut other.leavers);
     }
 
     /// The first server whose name is `name`.
@@ -118,6 +133,11 @@ impl Launched {
     }
 
     pub async fn shutdown(mut self) {
+        for leave in std::mem::take(&mut self.leavers) {
+            if tokio::time::timeout(DEFAULT_GRACE, leave()).await.is_err() {
+                warn!("leaving took longer than {DEFAULT_GRACE:?}; not waiting for it");
+            }
+        }
         for task in &self.tasks {
             task.abort();
         }

@@ -222,8 +222,16 @@ impl Gateway {
             .services
             .iter()
             .map(|service| {
-                let upstreams: Vec<serde_json::Value> =
-                    service.balancer.upstreams().iter().map(described).collect();
+                let upstreams: Vec<serde_json::Value> = service
+                    .balancer
+                    .upstreams()
+                    .iter()
+                    .map(|u| {
+                        let mut upstream = described(u);
+                        upstream["source"] = self.source_of(&service.spec.name, &u.url).into();
+                        upstream
+                    })
+                    .collect();
                 let breaker = service.breaker.as_ref().map(|b| match b.state() {
                     State::Closed => "closed",
                     State::Open { .. } => "open",

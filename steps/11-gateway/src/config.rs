@@ -64,6 +64,7 @@ struct File {
     redis: Option<RedisFile>,
     global: Option<GlobalFile>,
     tokens: Option<TokensFile>,
+    zookeeper: Option<ZooKeeperFile>,
     #[serde(default)]
     apps: Vec<AppFile>,
     #[serde(default)]
@@ -84,6 +85,12 @@ struct TcpServiceFile {
     #[serde(default)]
     deny: Vec<Spanned<String>>,
     health_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZooKeeperFile {
+    servers: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,7 +153,8 @@ struct ServiceFile {
     strip_prefix: bool,
     balance: Option<Spanned<String>>,
     hash_key: Option<Spanned<String>>,
-    upstreams: Spanned<Vec<Spanned<String>>>,
+    upstreams: Option<Spanned<Vec<Spanned<String>>>>,
+    discover: Option<Spanned<String>>,
     retries: Option<u32>,
     timeout: Option<Spanned<String>>,
     flush_interval: Option<Spanned<String>>,
@@ -244,6 +252,8 @@ pub struct Config {
     pub global: ChainSettings,
     /// How `POST /oauth/tokens` signs the tokens it hands to apps.
     pub tokens: Option<Tokens>,
+    /// Where `discover` paths are read: `host:port[,host:port…]`.
+    pub zookeeper: Option<String>,
     /// The tenants, in the file's order.
     pub apps: Vec<App>,
     pub services: Vec<Service>,
@@ -333,6 +343,8 @@ pub struct Service {
     pub chain: ChainSettings,
     /// Requests need an app's token from `POST /oauth/tokens`.
     pub open_auth: bool,
+    /// A ZooKeeper path whose children are more upstreams.
+    pub discover: Option<String>,
 }
 
 /// Read and check the config at `path`.
@@ -424,6 +436,14 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
                 format!("service names must be unique and not empty: {name:?}"),
             ));
         }
+        if let Some(discover) = &raw_service.discover
+            && raw.zookeeper.is_none()
+        {
+            return Err(at.error(
+                discover.span(),
+                "discover needs [zookeeper]: its servers hold the path".into(),
+            ));
+        }
         if let Some(open_auth) = &raw_service.open_auth
             && *open_auth.get_ref()
             && tokens.is_none()
@@ -484,6 +504,16 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         redis,
         global,
         tokens,
+        zookeeper: match &raw.zookeeper {
+            Some(zookeeper) if zookeeper.servers.get_ref().trim().is_empty() => {
+                return Err(at.error(
+                    zookeeper.servers.span(),
+                    "zookeeper servers: expected host:port[,host:port…]".into(),
+                ));
+            }
+            Some(zookeeper) => Some(zookeeper.servers.get_ref().clone()),
+            None => None,
+        },
         apps,
         services,
         tcp_services,
@@ -690,15 +720,32 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
             .map_err(|e| at.error(key.span(), format!("hash_key: {e}")))?,
         None => HashKey::Url,
     };
-    if service.upstreams.get_ref().is_empty() {
+    let discover = match &service.discover {
+        Some(path) if !path.get_ref().starts_with('/') || path.get_ref().len() < 2 => {
+            return Err(at.error(
+                path.span(),
+                format!(
+                    "discover is a ZooKeeper path like /workbench/services/api, not {:?}",
+                    path.get_ref()
+                ),
+            ));
+        }
+        Some(path) => Some(path.get_ref().trim_end_matches('/').to_owned()),
+        None => None,
+    };
+    let listed = service.upstreams.as_ref().map(|u| u.get_ref().as_slice());
+    if listed.is_none_or(<[_]>::is_empty) && discover.is_none() {
+        let span = service
+            .upstreams
+            .as_ref()
+            .map_or(service.name.span(), |u| u.span());
         return Err(at.error(
-            service.upstreams.span(),
-            "a service needs at least one upstream".into(),
+            span,
+            "a service needs at least one upstream, or discover = a ZooKeeper path".into(),
         ));
     }
-    let upstreams = service
-        .upstreams
-        .get_ref()
+    let upstreams = listed
+        .unwrap_or_default()
         .iter()
         .map(|upstream| {
             step04_load_balance::parse_upstream(upstream.get_ref())
@@ -754,6 +801,7 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
             ..ChainSettings::default()
         },
         open_auth: service.open_auth.as_ref().is_some_and(|o| *o.get_ref()),
+        discover,
     })
 }
 

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -42,6 +42,7 @@ use step10_fast_path::pool::Pool;
 use tokio::task::JoinHandle;
 
 use crate::apps::{self, Apps};
+use crate::discovered::Discovered;
 use crate::statistics::{Scope, Statistics, Tally};
 use crate::tcp_services::TcpServices;
 use crate::{canonical, config, router};
@@ -278,6 +279,13 @@ pub(crate) struct Gateway {
     destinations: Mutex<HashMap<String, Arc<Destination>>>,
     /// The `[[tcp_services]]`, each on its own listener.
     pub(crate) tcp: TcpServices,
+    /// Upstreams from ZooKeeper, by `discover` path.
+    pub(crate) discovered: Arc<Discovered>,
+    /// The config the routes were last built from: a change in ZooKeeper
+    /// rebuilds them from it.
+    config: Mutex<Arc<config::Config>>,
+    /// The gateway itself, for the watches' callbacks (set at launch).
+    pub(crate) me: OnceLock<Weak<Gateway>>,
 }
 
 /// The parts of the config a running gateway cannot change.
@@ -303,7 +311,8 @@ impl Fixed {
 }
 
 impl Gateway {
-    /// A gateway serving `config`, read from `file` (none: the example).
+    /// A gateway for `config`, read from `file` (none: the example); it
+    /// routes nothing until [`Gateway::serve_config`].
     pub(crate) fn new(
         config: &config::Config,
         file: Option<PathBuf>,
@@ -333,8 +342,10 @@ impl Gateway {
             redis_unavailable,
             destinations: Mutex::default(),
             tcp,
+            discovered: Arc::default(),
+            config: Mutex::new(Arc::new(config.clone())),
+            me: OnceLock::new(),
         };
-        gateway.routes.store(Arc::new(gateway.build(config, None)?));
         Ok(gateway)
     }
 
@@ -376,6 +387,7 @@ impl Gateway {
             .map(|service| (service.spec.name.as_str(), service))
             .collect();
         for spec in &config.services {
+            let spec = &self.with_discovered(spec);
             let previous = previous_by_name.get(spec.name.as_str()).copied();
             let service = match previous {
                 Some(previous) if previous.spec == *spec && same_redis => previous.clone(),
@@ -407,6 +419,75 @@ impl Gateway {
             global_auth: global.auth,
             redis,
         })
+    }
+
+    /// `spec` with the upstreams its `discover` path holds now added (those
+    /// the file lists first).
+    fn with_discovered(&self, spec: &config::Service) -> config::Service {
+        let Some(path) = &spec.discover else {
+            return spec.clone();
+        };
+        let mut spec = spec.clone();
+        for (url, weight) in self.discovered.upstreams(path) {
+            if !spec.upstreams.iter().any(|(listed, _)| *listed == url) {
+                spec.upstreams.push((url, weight));
+            }
+        }
+        spec
+    }
+
+    /// Serve `config` from now on: its routes, built beside `old`'s, and
+    /// watches on the paths it discovers.
+    pub(crate) fn serve_config(&self, config: &config::Config, routes: Routes) {
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
+        self.routes.store(Arc::new(routes));
+        let paths: Vec<&str> = config
+            .services
+            .iter()
+            .filter_map(|s| s.discover.as_deref())
+            .collect();
+        let me = self.me.get().cloned().unwrap_or_default();
+        self.discovered
+            .follow(config.zookeeper.as_deref(), &paths, move || {
+                if let Some(gateway) = me.upgrade() {
+                    gateway.rediscovered();
+                }
+            });
+    }
+
+    /// Where `service`'s upstream `url` came from: `file`, or the
+    /// ZooKeeper path (`zookeeper:/workbench/services/api`).
+    pub(crate) fn source_of(&self, service: &str, url: &Uri) -> String {
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let spec = config.services.iter().find(|s| s.name == service);
+        match spec.and_then(|s| s.discover.as_deref()) {
+            Some(path)
+                if !spec.is_some_and(|s| s.upstreams.iter().any(|(u, _)| u == url))
+                    && self.discovered.holds(path, url) =>
+            {
+                format!("zookeeper:{path}")
+            }
+            _ => "file".to_owned(),
+        }
+    }
+
+    /// A discovered set changed: build the routes again from the same
+    /// config, keeping what did not change.
+    fn rediscovered(&self) {
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let old = self.routes.load();
+        match self.build(&config, Some(&old)) {
+            Ok(routes) => self.routes.store(Arc::new(routes)),
+            Err(e) => tracing::warn!("upstreams from ZooKeeper not applied: {e:#}"),
+        }
     }
 
     /// Rate limits held in Redis under `name`, for a chain's builder.

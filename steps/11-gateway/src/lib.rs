@@ -43,9 +43,11 @@
 //! paragraph above; `admin` is the admin API, `admin_guard` what slows
 //! down guessing its token, `dashboard` its page.
 //!
+//! A service may also `discover` upstreams in ZooKeeper (`discovered`,
+//! following `discovery::watch`).
+//!
 //! Left out on purpose: changing the HTTP listeners on reload (they are
-//! read at start; a reload that changes them says so) and service
-//! discovery (the file is the source of truth).
+//! read at start; a reload that changes them says so).
 
 mod admin;
 mod admin_guard;
@@ -53,6 +55,7 @@ mod apps;
 mod canonical;
 pub mod config;
 mod dashboard;
+mod discovered;
 mod fast;
 mod gateway;
 mod reload;
@@ -159,6 +162,12 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         tunnels.clone(),
         tcp,
     )?);
+    gateway
+        .me
+        .set(Arc::downgrade(&gateway))
+        .expect("set once, here");
+    // Now that the gateway has an address its watches can call back.
+    gateway.serve_config(&config, gateway.build(&config, None)?);
     gateway.tcp.apply(&config.tcp_services).await?;
     let stopping = gateway.clone();
     launched.on_shutdown(move || async move { stopping.tcp.stop_all().await });

@@ -45,7 +45,7 @@ impl Gateway {
             .apply(&config.tcp_services)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        self.routes.store(Arc::new(routes));
+        self.serve_config(&config, routes);
         Ok(count)
     }
 
