@@ -1,5 +1,6 @@
-// NOTES transcripts that need redis-server run only where it is (or where
-// CI requires it); see test_programs.
+// NOTES transcripts that need redis-server or ZooKeeper run only where they
+// are (or where CI requires them); see test_programs.
 fn main() {
     test_programs::redis_server();
+    test_programs::zookeeper();
 }

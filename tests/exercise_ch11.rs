@@ -82,3 +82,47 @@ mod client_credentials {
         }
     }
 }
+
+mod set_to_take {
+    use proxy_workbench::exercises::answers::ch11::set_to_take;
+
+    fn set(entries: &[&str]) -> Vec<String> {
+        entries.iter().map(|e| (*e).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_first_read_is_taken_sorted_even_empty() {
+        assert_eq!(set_to_take(None, set(&["b", "a"])), Some(set(&["a", "b"])));
+        assert_eq!(set_to_take(None, set(&[])), Some(set(&[])));
+    }
+
+    #[test]
+    fn the_same_set_in_another_order_or_with_repeats_is_not_new() {
+        let last = set(&["a", "b"]);
+        assert_eq!(set_to_take(Some(&last), set(&["b", "a"])), None);
+        assert_eq!(set_to_take(Some(&last), set(&["b", "a", "b"])), None);
+        assert_eq!(
+            set_to_take(None, set(&["b", "a", "a"])),
+            Some(set(&["a", "b"]))
+        );
+    }
+
+    #[test]
+    fn a_change_is_taken() {
+        let last = set(&["a", "b"]);
+        assert_eq!(set_to_take(Some(&last), set(&["a"])), Some(set(&["a"])));
+        assert_eq!(
+            set_to_take(Some(&last), set(&["c", "a", "b"])),
+            Some(set(&["a", "b", "c"]))
+        );
+    }
+
+    #[test]
+    fn empty_after_a_set_is_not_taken() {
+        assert_eq!(set_to_take(Some(&set(&["a"])), set(&[])), None);
+        // Empty after empty is simply the same.
+        assert_eq!(set_to_take(Some(&set(&[])), set(&[])), None);
+        // Something after empty is taken.
+        assert_eq!(set_to_take(Some(&set(&[])), set(&["a"])), Some(set(&["a"])));
+    }
+}

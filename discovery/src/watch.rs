@@ -1,8 +1,9 @@
 //! A proxy follows the registry: the children of a path, and what each
 //! holds, read again each time a watch says they changed.
 //!
-//! [`follow`] keeps a watch on a path's children and hands every new set
-//! (each child's data, as text) to a callback. A watch fires once, so
+//! [`follow`] keeps a watch on a path's children and tells a callback
+//! what happens ([`Followed`]): every new set (each child's data, as
+//! text), a set not taken, a failure. A watch fires once, so
 //! each read sets the next: read the children and watch them, read each
 //! child's data, report, wait for the watch, again. A path that does not
 //! exist yet is watched for its creation. The session is ZooKeeper's
@@ -20,11 +21,23 @@ use zookeeper_client as zk;
 
 use crate::{RETRY_EVERY, connect};
 
-/// Follow the children of `path` in the ZooKeeper at `servers`, calling
-/// `changed` with each set that differs from the last one reported.
-pub fn follow<F>(servers: String, path: String, changed: F) -> JoinHandle<()>
+/// What following a path tells its callback.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Followed {
+    /// The set now, different from the last one reported.
+    Changed(Vec<String>),
+    /// ZooKeeper holds no child, after a set that had some: not taken.
+    EmptyIgnored,
+    /// ZooKeeper could not be reached, or the session ended: the last
+    /// set stands. Said at each failed attempt (logged only at the first).
+    Failed,
+}
+
+/// Follow the children of `path` in the ZooKeeper at `servers`, telling
+/// `told` each new set and each failure.
+pub fn follow<F>(servers: String, path: String, told: F) -> JoinHandle<()>
 where
-    F: Fn(Vec<String>) + Send + Sync + 'static,
+    F: Fn(Followed) + Send + Sync + 'static,
 {
     tokio::spawn(async move {
         let mut reported: Option<Vec<String>> = None;
@@ -37,12 +50,13 @@ where
                         away = false;
                     }
                     watch_until_lost(&client, &path, |set| {
-                        report(&path, set, &mut reported, &changed)
+                        report(&path, set, &mut reported, &told)
                     })
                     .await
                 }
                 Err(e) => e,
             };
+            told(Followed::Failed);
             if !away {
                 tracing::warn!(
                     "ZooKeeper {servers}: {failure}; {path}'s last known upstreams keep serving, trying every {RETRY_EVERY:?}"
@@ -54,25 +68,51 @@ where
     })
 }
 
+/// What a follower makes of a set it read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judged {
+    /// A new set to take: sorted, each entry once.
+    New(Vec<String>),
+    /// The set taken last, again.
+    Same,
+    /// Empty, after a set that was not: not taken.
+    EmptyAfterSome,
+}
+
+/// Judge `read` (children's data, in ZooKeeper's order) against `last`,
+/// the set taken last. Order means nothing, and an entry may be there
+/// twice: a backend that registered again before ZooKeeper expired its
+/// old session's node is listed by both until then.
+pub fn judge(last: Option<&[String]>, mut read: Vec<String>) -> Judged {
+    read.sort();
+    read.dedup();
+    match last {
+        Some(last) if *last == *read => Judged::Same,
+        Some(last) if read.is_empty() && !last.is_empty() => Judged::EmptyAfterSome,
+        _ => Judged::New(read),
+    }
+}
+
 /// Report `set` unless it is the one reported last, or empty after one
 /// that was not.
 fn report(
     path: &str,
-    mut set: Vec<String>,
+    set: Vec<String>,
     reported: &mut Option<Vec<String>>,
-    changed: &impl Fn(Vec<String>),
+    told: &impl Fn(Followed),
 ) {
-    set.sort();
-    if reported.as_ref() == Some(&set) {
-        return;
+    match judge(reported.as_deref(), set) {
+        Judged::Same => {}
+        Judged::EmptyAfterSome => {
+            tracing::warn!("{path} has no upstreams in ZooKeeper; the last set keeps serving");
+            told(Followed::EmptyIgnored);
+        }
+        Judged::New(set) => {
+            tracing::info!("{path}: {} upstream(s) in ZooKeeper", set.len());
+            *reported = Some(set.clone());
+            told(Followed::Changed(set));
+        }
     }
-    if set.is_empty() && reported.as_ref().is_some_and(|last| !last.is_empty()) {
-        tracing::warn!("{path} has no upstreams in ZooKeeper; the last set keeps serving");
-        return;
-    }
-    tracing::info!("{path}: {} upstream(s) in ZooKeeper", set.len());
-    *reported = Some(set.clone());
-    changed(set);
 }
 
 /// Read, report and watch again, until the session is lost.

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use discovery::registration::register;
-use discovery::watch::follow;
+use discovery::watch::{Followed, follow};
 use test_programs::zookeeper::ZooKeeper;
 use tokio::sync::watch;
 
@@ -23,9 +23,11 @@ fn following(
     let (sender, receiver) = watch::channel(Vec::new());
     let reports = Reports::default();
     let all = reports.clone();
-    let task = follow(zookeeper.servers(), path.to_owned(), move |set| {
-        all.lock().unwrap().push(set.clone());
-        let _ = sender.send(set);
+    let task = follow(zookeeper.servers(), path.to_owned(), move |told| {
+        if let Followed::Changed(set) = told {
+            all.lock().unwrap().push(set.clone());
+            let _ = sender.send(set);
+        }
     });
     (task, receiver, reports)
 }

@@ -113,6 +113,15 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     Ok(launched)
 }
 
+/// The `real_server` binary: its command line, served until SIGTERM or
+/// Ctrl-C.
+pub async fn run_command_line() -> anyhow::Result<()> {
+    serving::init_tracing();
+    let launched = launch(Args::parse(), &Binder::exact()).await?;
+    launched.serve_until_signal().await;
+    Ok(())
+}
+
 /// Start the two servers on their default addresses.
 pub async fn launch_defaults(binder: &Binder) -> anyhow::Result<Launched> {
     launch(Args::parse_from(["real_server"]), binder).await

@@ -59,7 +59,7 @@ pub use guard::{
     ClientStream, GuardedStream, default_max_connections, default_max_connections_per_address,
 };
 pub use launched::{Launched, runtime, shutdown_signal};
-pub use log::{RequestIdLines, init_tracing, with_request_id};
+pub use log::{RequestIdLines, init_tracing, log_filter, with_request_id};
 pub use server::{Server, ServerHandle, ServerOptions, Stopping};
 pub use streams::{StreamBody, TunnelPlace};
 

@@ -84,11 +84,19 @@ where
     }
 }
 
+/// What is logged at `level` and above when `RUST_LOG` does not say.
+pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    // The ZooKeeper client warns at every failed attempt, once a second
+    // while ZooKeeper is away; the discovery library says what matters,
+    // once an outage. `RUST_LOG=zookeeper_client=debug` brings it back.
+    tracing_subscriber::EnvFilter::new(format!("{level},zookeeper_client=off"))
+}
+
 /// Install the `tracing` subscriber every binary uses: `RUST_LOG` decides,
 /// `info` when unset.
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| log_filter("info"));
     // Logs go to stderr so they never mix with what a program prints as
     // output; colours only when a person is watching.
     let _ = tracing_subscriber::fmt()

@@ -244,4 +244,12 @@ pub mod ch11 {
     pub fn client_credentials(authorization: &str) -> Option<(String, String)> {
         step11_gateway::client_credentials(authorization.as_bytes())
     }
+
+    /// Discovery's own judgement of a set read from ZooKeeper.
+    pub fn set_to_take(last: Option<&[String]>, read: Vec<String>) -> Option<Vec<String>> {
+        match discovery::watch::judge(last, read) {
+            discovery::watch::Judged::New(set) => Some(set),
+            discovery::watch::Judged::Same | discovery::watch::Judged::EmptyAfterSome => None,
+        }
+    }
 }

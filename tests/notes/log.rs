@@ -37,7 +37,7 @@ pub fn capture_warnings() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
+            .with_env_filter(serving::log_filter("warn"))
             .with_ansi(false)
             .with_writer(Capture)
             .event_format(serving::RequestIdLines::default())

@@ -60,7 +60,8 @@ struct Step {
 fn available(program: &str) -> bool {
     match program {
         "redis-server" => cfg!(has_redis_server),
-        other => panic!("NOTES: needs={other}: the checker knows redis-server only"),
+        "zookeeper" => cfg!(has_zookeeper),
+        other => panic!("NOTES: needs={other}: the checker knows redis-server and zookeeper"),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Chapter 11's exercises: routing by prefix, and reading a token
-//! request's credentials.
+//! Chapter 11's exercises: routing by prefix, reading a token request's
+//! credentials, and judging a set read from the registry.
 
 /// Exercise 1. Which of the services, given by their path prefixes, takes
 /// `path`: the longest prefix that matches whole segments — `/api` takes
@@ -31,4 +31,20 @@ pub fn client_credentials(authorization: &str) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.rsplit_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
+}
+
+/// Exercise 3. A gateway follows a registry: each time ZooKeeper's watch
+/// fires, it reads the data of a path's children, and decides whether to
+/// take what it read. `last` is the set it took last (`None` before the
+/// first read). Return the set to take — sorted, each entry once — or
+/// `None`: when it is the set taken last (whatever the order, whatever
+/// repeats), and when it is empty after a set that was not (an empty
+/// registry is likelier a registry's problem than a fleet that died at
+/// once: the last set keeps serving).
+///
+/// Hint: sort and dedup what was read before comparing.
+pub fn set_to_take(last: Option<&[String]>, read: Vec<String>) -> Option<Vec<String>> {
+    // A first attempt: whatever was read, as it was read.
+    let _ = last;
+    Some(read)
 }

@@ -82,6 +82,8 @@ function drawServices(stats, services) {
       const state = upstream.drained ? "drained" : upstream.healthy ? "healthy" : "unhealthy";
       const line = element("div", (upstream.healthy ? "● " : "○ ") + upstream.url + " ", state);
       line.append(element("span", state));
+      // Where it came from: the file, or a ZooKeeper path it registered in.
+      line.append(element("span", " " + upstream.source, "source"));
       upstreams.append(line);
     }
     row.append(upstreams);

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use crate::admin_guard::AdminGuard;
 use crate::config;
 use crate::dashboard;
+use crate::discovered::Protocol;
 use crate::gateway::Gateway;
 use crate::reload::services;
 use crate::statistics::Scope;
@@ -139,14 +140,15 @@ async fn answer(
     }
 }
 
-/// One upstream, as `/services` shows it.
-fn described(upstream: &Arc<Upstream>) -> serde_json::Value {
+/// One upstream, as `/services` shows it; `source` is where it came from.
+fn described(upstream: &Arc<Upstream>, source: String) -> serde_json::Value {
     serde_json::json!({
         "url": upstream.url.to_string(),
         "weight": upstream.weight,
         "healthy": upstream.is_healthy(),
         "drained": upstream.is_drained(),
         "in_flight": upstream.in_flight(),
+        "source": source,
     })
 }
 
@@ -227,9 +229,10 @@ impl Gateway {
                     .upstreams()
                     .iter()
                     .map(|u| {
-                        let mut upstream = described(u);
-                        upstream["source"] = self.source_of(&service.spec.name, &u.url).into();
-                        upstream
+                        described(
+                            u,
+                            self.source_of(&service.spec.name, Protocol::Http, &u.url),
+                        )
                     })
                     .collect();
                 let breaker = service.breaker.as_ref().map(|b| match b.state() {
@@ -252,8 +255,13 @@ impl Gateway {
             .describe()
             .into_iter()
             .map(|tcp| {
-                let upstreams: Vec<serde_json::Value> =
-                    tcp.upstreams.iter().map(described).collect();
+                let source =
+                    |u: &Arc<Upstream>| self.source_of(&tcp.spec.name, Protocol::Tcp, &u.url);
+                let upstreams: Vec<serde_json::Value> = tcp
+                    .upstreams
+                    .iter()
+                    .map(|u| described(u, source(u)))
+                    .collect();
                 serde_json::json!({
                     "name": tcp.spec.name,
                     "listen": tcp.listening.to_string(),

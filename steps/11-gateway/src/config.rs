@@ -79,7 +79,8 @@ struct TcpServiceFile {
     name: Spanned<String>,
     listen: Spanned<String>,
     balance: Option<Spanned<String>>,
-    upstreams: Spanned<Vec<Spanned<String>>>,
+    upstreams: Option<Spanned<Vec<Spanned<String>>>>,
+    discover: Option<Spanned<String>>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
@@ -274,6 +275,8 @@ pub struct TcpService {
     pub deny: Vec<IpNet>,
     /// Connect to every upstream this often (off without).
     pub health_interval: Option<Duration>,
+    /// A ZooKeeper path whose children are more upstreams.
+    pub discover: Option<String>,
 }
 
 /// `[tokens]`: the key the gateway signs apps' JWTs with (HS256), and how
@@ -470,6 +473,14 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     let mut tcp_services: Vec<TcpService> = Vec::new();
     for raw_service in &raw.tcp_services {
+        if let Some(discover) = &raw_service.discover
+            && raw.zookeeper.is_none()
+        {
+            return Err(at.error(
+                discover.span(),
+                "discover needs [zookeeper]: its servers hold the path".into(),
+            ));
+        }
         let service = tcp_service(raw_service, &at)?;
         if tcp_services.iter().any(|s| s.name == service.name) {
             return Err(at.error(
@@ -504,16 +515,11 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         redis,
         global,
         tokens,
-        zookeeper: match &raw.zookeeper {
-            Some(zookeeper) if zookeeper.servers.get_ref().trim().is_empty() => {
-                return Err(at.error(
-                    zookeeper.servers.span(),
-                    "zookeeper servers: expected host:port[,host:port…]".into(),
-                ));
-            }
-            Some(zookeeper) => Some(zookeeper.servers.get_ref().clone()),
-            None => None,
-        },
+        zookeeper: raw
+            .zookeeper
+            .as_ref()
+            .map(|z| zookeeper_servers(&z.servers, &at))
+            .transpose()?,
         apps,
         services,
         tcp_services,
@@ -551,15 +557,20 @@ fn tcp_service(service: &TcpServiceFile, at: &Positions) -> Result<TcpService, C
         Some(balance) => balance_kind(balance, at)?,
         None => Kind::RoundRobin,
     };
-    if service.upstreams.get_ref().is_empty() {
+    let discover = discover_path(service.discover.as_ref(), at)?;
+    let listed = service.upstreams.as_ref().map(|u| u.get_ref().as_slice());
+    if listed.is_none_or(<[_]>::is_empty) && discover.is_none() {
+        let span = service
+            .upstreams
+            .as_ref()
+            .map_or(service.name.span(), |u| u.span());
         return Err(at.error(
-            service.upstreams.span(),
-            "a tcp service needs at least one upstream".into(),
+            span,
+            "a tcp service needs at least one upstream, or discover = a ZooKeeper path".into(),
         ));
     }
-    let upstreams = service
-        .upstreams
-        .get_ref()
+    let upstreams = listed
+        .unwrap_or_default()
         .iter()
         .map(|upstream| {
             step08_tcp_proxy::parse_upstream(upstream.get_ref())
@@ -578,7 +589,56 @@ fn tcp_service(service: &TcpServiceFile, at: &Positions) -> Result<TcpService, C
             .as_ref()
             .map(|interval| at.duration(interval, "health_interval"))
             .transpose()?,
+        discover,
     })
+}
+
+/// `[zookeeper] servers`: `host:port`, comma-separated.
+fn zookeeper_servers(servers: &Spanned<String>, at: &Positions) -> Result<String, ConfigError> {
+    let valid = |server: &str| {
+        server.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        })
+    };
+    if servers.get_ref().split(',').all(valid) {
+        Ok(servers.get_ref().clone())
+    } else {
+        Err(at.error(
+            servers.span(),
+            format!(
+                "zookeeper servers: expected host:port[,host:port…], not {:?}",
+                servers.get_ref()
+            ),
+        ))
+    }
+}
+
+/// A `discover` path: absolute, not the root, kept without a trailing `/`.
+fn discover_path(
+    path: Option<&Spanned<String>>,
+    at: &Positions,
+) -> Result<Option<String>, ConfigError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let kept = path.get_ref().trim_end_matches('/');
+    // ZooKeeper refuses empty, `.` and `..` components: a watch on such a
+    // path would fail forever. The root is every service's parent.
+    let refused = !kept.starts_with('/')
+        || kept
+            .split('/')
+            .skip(1)
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if refused {
+        return Err(at.error(
+            path.span(),
+            format!(
+                "discover is a ZooKeeper path like /workbench/services/api, not {:?}",
+                path.get_ref()
+            ),
+        ));
+    }
+    Ok(Some(kept.to_owned()))
 }
 
 /// A `balance` name: one of load_balance's strategies.
@@ -720,19 +780,7 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
             .map_err(|e| at.error(key.span(), format!("hash_key: {e}")))?,
         None => HashKey::Url,
     };
-    let discover = match &service.discover {
-        Some(path) if !path.get_ref().starts_with('/') || path.get_ref().len() < 2 => {
-            return Err(at.error(
-                path.span(),
-                format!(
-                    "discover is a ZooKeeper path like /workbench/services/api, not {:?}",
-                    path.get_ref()
-                ),
-            ));
-        }
-        Some(path) => Some(path.get_ref().trim_end_matches('/').to_owned()),
-        None => None,
-    };
+    let discover = discover_path(service.discover.as_ref(), at)?;
     let listed = service.upstreams.as_ref().map(|u| u.get_ref().as_slice());
     if listed.is_none_or(<[_]>::is_empty) && discover.is_none() {
         let span = service

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -42,7 +42,7 @@ use step10_fast_path::pool::Pool;
 use tokio::task::JoinHandle;
 
 use crate::apps::{self, Apps};
-use crate::discovered::Discovered;
+use crate::discovered::{Discovered, Protocol};
 use crate::statistics::{Scope, Statistics, Tally};
 use crate::tcp_services::TcpServices;
 use crate::{canonical, config, router};
@@ -284,8 +284,12 @@ pub(crate) struct Gateway {
     /// The config the routes were last built from: a change in ZooKeeper
     /// rebuilds them from it.
     config: Mutex<Arc<config::Config>>,
-    /// The gateway itself, for the watches' callbacks (set at launch).
-    pub(crate) me: OnceLock<Weak<Gateway>>,
+    /// One change of routes and TCP services at a time (a reload, a set
+    /// from ZooKeeper): each builds from what is current when it starts,
+    /// so none can store what an earlier one had replaced.
+    pub(crate) changing: tokio::sync::Mutex<()>,
+    /// The gateway itself, for the watches' callbacks.
+    me: Weak<Gateway>,
 }
 
 /// The parts of the config a running gateway cannot change.
@@ -320,7 +324,7 @@ impl Gateway {
         transport: HttpsTransport,
         tunnels: Tunnels,
         tcp: TcpServices,
-    ) -> anyhow::Result<Self> {
+    ) -> Arc<Self> {
         let retries = RetryCounters::default();
         let mut metrics = step05_middleware::metrics_with_retries(retries.clone());
         let redis_unavailable = Counter::default();
@@ -329,7 +333,9 @@ impl Gateway {
             "Requests whose shared rate limit could not be checked (Redis down or slow)",
             redis_unavailable.clone(),
         );
-        let gateway = Self {
+        let discovered = Arc::new(Discovered::default());
+        discovered.register_in(&mut metrics);
+        Arc::new_cyclic(|me| Self {
             routes: ArcSwap::from_pointee(Routes::empty()),
             file,
             last_read: Mutex::new(text),
@@ -342,11 +348,11 @@ impl Gateway {
             redis_unavailable,
             destinations: Mutex::default(),
             tcp,
-            discovered: Arc::default(),
+            discovered,
             config: Mutex::new(Arc::new(config.clone())),
-            me: OnceLock::new(),
-        };
-        Ok(gateway)
+            changing: tokio::sync::Mutex::default(),
+            me: me.clone(),
+        })
     }
 
     /// Routes for `config`, keeping from `old` every service whose entry did
@@ -424,69 +430,102 @@ impl Gateway {
     /// `spec` with the upstreams its `discover` path holds now added (those
     /// the file lists first).
     fn with_discovered(&self, spec: &config::Service) -> config::Service {
-        let Some(path) = &spec.discover else {
-            return spec.clone();
-        };
-        let mut spec = spec.clone();
-        for (url, weight) in self.discovered.upstreams(path) {
-            if !spec.upstreams.iter().any(|(listed, _)| *listed == url) {
-                spec.upstreams.push((url, weight));
-            }
+        config::Service {
+            upstreams: self.discovered.add_to(
+                &spec.upstreams,
+                spec.discover.as_deref(),
+                Protocol::Http,
+            ),
+            ..spec.clone()
         }
-        spec
     }
 
-    /// Serve `config` from now on: its routes, built beside `old`'s, and
-    /// watches on the paths it discovers.
+    /// `config`'s TCP services, each with the upstreams its `discover`
+    /// path holds now added.
+    pub(crate) fn tcp_services(&self, config: &config::Config) -> Vec<config::TcpService> {
+        let with_discovered = |spec: &config::TcpService| config::TcpService {
+            upstreams: self.discovered.add_to(
+                &spec.upstreams,
+                spec.discover.as_deref(),
+                Protocol::Tcp,
+            ),
+            ..spec.clone()
+        };
+        config.tcp_services.iter().map(with_discovered).collect()
+    }
+
+    /// Serve `config` from now on, with `routes` built from it, and watch
+    /// the paths it discovers. (Its TCP services are applied by the
+    /// caller, which can still fail.)
     pub(crate) fn serve_config(&self, config: &config::Config, routes: Routes) {
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(config.clone());
         self.routes.store(Arc::new(routes));
-        let paths: Vec<&str> = config
+        let http = config
             .services
             .iter()
-            .filter_map(|s| s.discover.as_deref())
+            .map(|s| (&s.discover, Protocol::Http));
+        let tcp = config
+            .tcp_services
+            .iter()
+            .map(|s| (&s.discover, Protocol::Tcp));
+        let paths: Vec<(&str, Protocol)> = http
+            .chain(tcp)
+            .filter_map(|(path, protocol)| Some((path.as_deref()?, protocol)))
             .collect();
-        let me = self.me.get().cloned().unwrap_or_default();
+        let me = self.me.clone();
         self.discovered
             .follow(config.zookeeper.as_deref(), &paths, move || {
                 if let Some(gateway) = me.upgrade() {
-                    gateway.rediscovered();
+                    tokio::spawn(async move { gateway.rediscovered().await });
                 }
             });
     }
 
-    /// Where `service`'s upstream `url` came from: `file`, or the
-    /// ZooKeeper path (`zookeeper:/workbench/services/api`).
-    pub(crate) fn source_of(&self, service: &str, url: &Uri) -> String {
+    /// Where the upstream `url` of the service (HTTP or TCP) `name` came
+    /// from: `file`, or the ZooKeeper path (`zookeeper:/workbench/services/api`).
+    pub(crate) fn source_of(&self, name: &str, protocol: Protocol, url: &Uri) -> String {
         let config = self
             .config
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let spec = config.services.iter().find(|s| s.name == service);
-        match spec.and_then(|s| s.discover.as_deref()) {
-            Some(path)
-                if !spec.is_some_and(|s| s.upstreams.iter().any(|(u, _)| u == url))
-                    && self.discovered.holds(path, url) =>
-            {
-                format!("zookeeper:{path}")
-            }
-            _ => "file".to_owned(),
+        let (listed, discover) = match protocol {
+            Protocol::Http => config
+                .services
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| (&s.upstreams, &s.discover)),
+            Protocol::Tcp => config
+                .tcp_services
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| (&s.upstreams, &s.discover)),
         }
+        .unzip();
+        self.discovered.source(
+            url,
+            listed.map_or(&[][..], Vec::as_slice),
+            discover.and_then(Option::as_deref),
+            protocol,
+        )
     }
 
-    /// A discovered set changed: build the routes again from the same
-    /// config, keeping what did not change.
-    fn rediscovered(&self) {
+    /// A discovered set changed: build the routes and TCP services again
+    /// from the current config, keeping what did not change.
+    async fn rediscovered(&self) {
+        let _one_change_at_a_time = self.changing.lock().await;
         let config = self
             .config
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let old = self.routes.load();
+        let old = self.routes.load_full();
         match self.build(&config, Some(&old)) {
             Ok(routes) => self.routes.store(Arc::new(routes)),
             Err(e) => tracing::warn!("upstreams from ZooKeeper not applied: {e:#}"),
+        }
+        if let Err(e) = self.tcp.apply(&self.tcp_services(&config)).await {
+            tracing::warn!("upstreams from ZooKeeper not applied to TCP services: {e:#}");
         }
     }
 

@@ -154,23 +154,27 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let transport = HttpsTransport::new(&trust, &TransportOptions::default())?;
     let tunnels = Tunnels::new(WEBSOCKET_IDLE, MAX_WEBSOCKETS);
     let tcp = TcpServices::new(binder.clone(), args.serve.server_options());
-    let gateway = Arc::new(Gateway::new(
+    let gateway = Gateway::new(
         &config,
         args.config.clone(),
         text,
         transport,
         tunnels.clone(),
         tcp,
-    )?);
-    gateway
-        .me
-        .set(Arc::downgrade(&gateway))
-        .expect("set once, here");
-    // Now that the gateway has an address its watches can call back.
-    gateway.serve_config(&config, gateway.build(&config, None)?);
-    gateway.tcp.apply(&config.tcp_services).await?;
+    );
+    {
+        let _first_change = gateway.changing.lock().await;
+        let routes = gateway.build(&config, None)?;
+        gateway.tcp.apply(&gateway.tcp_services(&config)).await?;
+        gateway.serve_config(&config, routes);
+    }
     let stopping = gateway.clone();
-    launched.on_shutdown(move || async move { stopping.tcp.stop_all().await });
+    launched.on_shutdown(move || async move {
+        // Routes stop changing before the listeners close: ZooKeeper
+        // sessions end with the gateway, not with its process.
+        stopping.discovered.stop();
+        stopping.tcp.stop_all().await
+    });
     launched.on_shutdown(move || async move { tunnels.close_all().await });
     launched.push_task(tokio::spawn(statistics::flush_every_second(
         gateway.statistics.clone(),

@@ -36,13 +36,14 @@ impl Gateway {
                 file.display()
             );
         }
-        let old = self.routes.load();
+        let _one_change_at_a_time = self.changing.lock().await;
+        let old = self.routes.load_full();
         let routes = self
             .build(&config, Some(&old))
             .map_err(|e| format!("{e:#}"))?;
         let count = routes.table.services.len();
         self.tcp
-            .apply(&config.tcp_services)
+            .apply(&self.tcp_services(&config))
             .await
             .map_err(|e| format!("{e:#}"))?;
         self.serve_config(&config, routes);

@@ -108,6 +108,7 @@ async fn the_dashboard_shows_services_apps_todays_count_and_both_days_in_chromiu
                 serviceRows: [...document.querySelectorAll('#services tr')].map(r => r.dataset.service + '=' + r.lastChild.textContent),
                 appRows: [...document.querySelectorAll('#apps tr')].map(r => r.dataset.app + '=' + r.children[1].textContent),
                 unhealthy: document.querySelectorAll('#services .unhealthy').length,
+                sources: [...document.querySelectorAll('#services .source')].map(s => s.textContent.trim()),
                 series: [...document.querySelectorAll('#chart polyline')].map(p => p.dataset.series + ':' + p.getAttribute('points').split(' ').length),
             })",
         )
@@ -117,6 +118,7 @@ async fn the_dashboard_shows_services_apps_todays_count_and_both_days_in_chromiu
     assert_eq!(shown["apps"], "2", "{shown}");
     assert_eq!(shown["serviceRows"], json!(["api=4", "web=2"]), "{shown}");
     assert_eq!(shown["appRows"], json!(["app-a=4", "app-b=0"]), "{shown}");
+    assert_eq!(shown["sources"], json!(["file", "file", "file"]), "{shown}");
     assert_eq!(
         shown["series"],
         json!(["yesterday:24", "today:24"]),

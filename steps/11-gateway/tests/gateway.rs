@@ -764,6 +764,58 @@ async fn config_mistakes_in_apps_and_tokens_are_refused_where_they_are() {
     }
 }
 
+#[tokio::test]
+async fn config_mistakes_in_discovery_are_refused_where_they_are() {
+    let zookeeper = "[zookeeper]\nservers = \"127.0.0.1:2181\"\n";
+    // A gateway needs one HTTP service: cases about other parts add this one.
+    let service = "[[services]]\nname = \"s\"\nupstreams = [\"http://127.0.0.1:1\"]\n";
+    let tcp = format!("{service}[[tcp_services]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\n");
+    for (text, expected) in [
+        (
+            "[[services]]\nname = \"a\"\ndiscover = \"/workbench/a\"\n".to_owned(),
+            ":3:12: discover needs [zookeeper]",
+        ),
+        (
+            format!("{tcp}discover = \"/workbench/t\"\n"),
+            ":7:12: discover needs [zookeeper]",
+        ),
+        (
+            format!("{zookeeper}[[services]]\nname = \"a\"\ndiscover = \"workbench/a\"\n"),
+            ":5:12: discover is a ZooKeeper path like /workbench/services/api, not \"workbench/a\"",
+        ),
+        (
+            format!("{zookeeper}[[services]]\nname = \"a\"\ndiscover = \"/workbench//a\"\n"),
+            ":5:12: discover is a ZooKeeper path",
+        ),
+        (
+            format!("{zookeeper}{tcp}discover = \"/\"\n"),
+            ":9:12: discover is a ZooKeeper path",
+        ),
+        (
+            format!("{zookeeper}[[services]]\nname = \"a\"\n"),
+            ":4:8: a service needs at least one upstream, or discover = a ZooKeeper path",
+        ),
+        (
+            format!("{zookeeper}{tcp}"),
+            ":7:8: a tcp service needs at least one upstream, or discover = a ZooKeeper path",
+        ),
+        (
+            format!("[zookeeper]\nservers = \"zk1:2181,zk2\"\n{service}"),
+            ":2:11: zookeeper servers: expected host:port[,host:port…], not \"zk1:2181,zk2\"",
+        ),
+        (
+            format!("[zookeeper]\nservers = \"\"\n{service}"),
+            ":2:11: zookeeper servers: expected host:port",
+        ),
+        (
+            format!("[zookeeper]\nserver = \"zk:2181\"\n{service}"),
+            ":2:1: unknown field `server`",
+        ),
+    ] {
+        assert_refused_at(&text, expected);
+    }
+}
+
 /// A gateway whose one service, `uploads` (with `keys`, each ending in a
 /// newline), balances over two upload sinks ([`upload_sinks`]), with its
 /// admin API; where it listens; and the sinks' announcements.

@@ -1,6 +1,6 @@
 //! `[[tcp_services]]` through the real binary: step 08's proxy on
 //! listeners of their own, reloaded with the file, with redis-cli and
-//! redis-server at the ends.
+//! redis-server at the ends, and upstreams discovered in ZooKeeper.
 
 mod support;
 
@@ -181,4 +181,66 @@ async fn redis_cli_talks_to_redis_server_through_a_tcp_service() {
     };
     assert_eq!(cli(&["SET", "greeting", "hello"]), "OK");
     assert_eq!(cli(&["GET", "greeting"]), "hello");
+}
+
+/// A fresh connection to `at`: what it answers to `text` (empty if it was
+/// closed first).
+async fn answer_of_a_new_connection(at: &str, text: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect(at).await else {
+        return String::new();
+    };
+    if stream.write_all(text.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut buffer = [0; 1024];
+    let n = stream.read(&mut buffer).await.unwrap_or(0);
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+/// Open connections to `at` until one answers `wanted` to `text`.
+async fn until_answered(at: &str, text: &str, wanted: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer = answer_of_a_new_connection(at, text).await;
+        if answer == wanted {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {wanted:?}: {answer:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_zookeeper),
+    ignore = "ZooKeeper is not installed (apt-get install zookeeper)"
+)]
+async fn a_tcp_service_follows_the_upstreams_registered_under_its_path() {
+    use discovery::registration::register;
+    const PATH: &str = "/workbench/tcp/echo";
+    let zookeeper = test_programs::zookeeper::ZooKeeper::start();
+    let (a, b) = (named_echo("a").await, named_echo("b").await);
+    let text = format!(
+        "[zookeeper]\nservers = \"{}\"\n{HTTP}\
+         [[tcp_services]]\nname = \"echo\"\nlisten = \"127.0.0.1:0\"\ndiscover = \"{PATH}\"\n",
+        zookeeper.servers()
+    );
+    let gateway = Gateway::start_on("fast", &text, &[]);
+    let at = address_of(&listening(&gateway).await, "echo");
+    let registered_a = register(zookeeper.servers(), PATH.into(), a.clone());
+    until_answered(&at, "hi", "a:hi").await;
+    let services = gateway.admin_json("/services").await;
+    assert_eq!(
+        services["tcp_services"][0]["upstreams"][0]["source"],
+        format!("zookeeper:{PATH}")
+    );
+    let _registered_b = register(zookeeper.servers(), PATH.into(), b.clone());
+    registered_a.leave().await;
+    until_answered(&at, "hi", "b:hi").await;
+    for _ in 0..5 {
+        assert_eq!(answer_of_a_new_connection(&at, "hi").await, "b:hi");
+    }
 }
