@@ -72,6 +72,7 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
     chapters::ch06_websocket::run(report).await?;
     chapters::ch07_https::run(report).await?;
     chapters::ch08_tcp_proxy::run(report).await?;
+    chapters::ch09_cache::run(report).await?;
     chapters::ch10_fast_path::run(report).await?;
     chapters::ch11_gateway::run(report).await?;
     report.blank();

@@ -108,10 +108,10 @@ fn libraries_never_depend_on_a_chapter_and_chapters_only_on_earlier_ones() {
 
 /// Which earlier chapters each chapter builds on, for its lesson: step 04
 /// balances step 03's proxy, step 05 puts step 04's behind middleware,
-/// step 06 and 07 serve step 05's chain with tunnels and TLS, and the
-/// gateway routes between them all, on hyper's engine or on step 10's, and
-/// runs step 08's proxy for its TCP services. Steps 01, 02, 08 and 10
-/// stand alone.
+/// step 06 and 07 serve step 05's chain with tunnels and TLS, step 09 puts
+/// a cache in front of step 04's balanced proxy, and the gateway routes
+/// between them all, on hyper's engine or on step 10's, and runs step 08's
+/// proxy for its TCP services. Steps 01, 02, 08 and 10 stand alone.
 const LESSON_CHAIN: &[(&str, &[&str])] = &[
     ("step04-load-balance", &["step03-reverse-proxy"]),
     (
@@ -129,6 +129,10 @@ const LESSON_CHAIN: &[(&str, &[&str])] = &[
             "step05-middleware",
             "step06-websocket",
         ],
+    ),
+    (
+        "step09-cache",
+        &["step03-reverse-proxy", "step04-load-balance"],
     ),
     (
         "step11-gateway",

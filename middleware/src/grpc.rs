@@ -14,7 +14,7 @@
 //!
 //! Left out on purpose: `grpc-status-details-bin` (rich error details).
 
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use proxy_core::ProxyBody;
@@ -48,10 +48,10 @@ pub async fn as_grpc(response: Response<ProxyBody>) -> Response<ProxyBody> {
         return response;
     }
     let (mut head, body) = response.into_parts();
-    let text = match Limited::new(body, MAX_MESSAGE).collect().await {
-        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+    let text = match refusal_text(body).await {
+        Some(text) => text,
         // Longer than a refusal, or cut: its status says enough.
-        Err(_) => head.status.canonical_reason().unwrap_or("error").to_owned(),
+        None => head.status.canonical_reason().unwrap_or("error").to_owned(),
     };
     let code = grpc_code(head.status);
     head.status = StatusCode::OK;
@@ -72,6 +72,20 @@ pub async fn as_grpc(response: Response<ProxyBody>) -> Response<ProxyBody> {
             .map_err(|never| match never {})
             .boxed(),
     )
+}
+
+/// A refusal's text: its body, if that ends whole within [`MAX_MESSAGE`].
+async fn refusal_text(mut body: ProxyBody) -> Option<String> {
+    let mut text = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            text.extend_from_slice(&data);
+            if text.len() > MAX_MESSAGE {
+                return None;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// gRPC's encoding of `grpc-message`: printable ASCII but `%` as it is,

@@ -15,7 +15,12 @@ use crate::client_body::{ClientBody, ClientBodyError, ClientBodyFailed};
 
 /// The body of every response a proxy in this course sends: the upstream's
 /// body streamed through, or a short text the proxy wrote itself.
-pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub type ProxyBody = BoxBody<Bytes, BodyError>;
+
+/// Why a response body broke off. Mostly hyper's error from the upstream
+/// connection; but a body may come from elsewhere — a cache hands one
+/// upstream body to many clients, and each must fail when it fails.
+pub type BodyError = Box<dyn StdError + Send + Sync>;
 
 /// A text response written by the proxy itself (errors, refusals).
 pub fn text_response(status: StatusCode, message: impl Into<String>) -> Response<ProxyBody> {
@@ -136,6 +141,31 @@ impl RequestBody {
     pub fn from_client(body: Incoming, timeout: Option<Duration>) -> (Self, ClientBodyFailed) {
         let (body, failed) = ClientBody::new(body, timeout);
         (Self::Client(body), failed)
+    }
+}
+
+/// What a proxy can send upstream as a request's body: a client's stream
+/// ([`Incoming`]), or a [`RequestBody`] the proxy made itself (a cache's
+/// revalidation has no client behind it).
+pub trait IntoRequestBody {
+    /// This body, failing after `timeout` without bytes if it is a
+    /// client's; and the flag its failure will set.
+    fn into_request_body(self, timeout: Option<Duration>) -> (RequestBody, ClientBodyFailed);
+}
+
+impl IntoRequestBody for Incoming {
+    fn into_request_body(self, timeout: Option<Duration>) -> (RequestBody, ClientBodyFailed) {
+        RequestBody::from_client(self, timeout)
+    }
+}
+
+impl IntoRequestBody for RequestBody {
+    fn into_request_body(self, _: Option<Duration>) -> (RequestBody, ClientBodyFailed) {
+        let failed = match &self {
+            Self::Client(body) => body.failed(),
+            Self::Kept(_) => ClientBodyFailed::whole(),
+        };
+        (self, failed)
     }
 }
 

@@ -76,6 +76,13 @@ const STALLED: u8 = 2;
 const ENDED: u8 = 4;
 
 impl ClientBodyFailed {
+    /// For a body the proxy holds whole: nothing is owed, nothing can fail.
+    pub fn whole() -> Self {
+        let failed = Self::default();
+        failed.ended();
+        failed
+    }
+
     /// Did the client's body fail (either way)?
     pub fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed) & (BROKEN | STALLED) != 0
@@ -136,6 +143,11 @@ impl ClientBody {
             moved: false,
         };
         (body, failed)
+    }
+
+    /// The flag this body's failure sets.
+    pub fn failed(&self) -> ClientBodyFailed {
+        self.failed.clone()
     }
 
     fn fail(

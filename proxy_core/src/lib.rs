@@ -32,8 +32,8 @@ pub mod transport;
 pub mod view;
 
 pub use body::{
-    Observed, OnFrame, ProxyBody, RequestBody, complete_response, error_chain, observe,
-    text_response,
+    BodyError, IntoRequestBody, Observed, OnFrame, ProxyBody, RequestBody, complete_response,
+    error_chain, observe, text_response,
 };
 pub use client::{ClientConn, TrustedProxies};
 pub use client_body::{

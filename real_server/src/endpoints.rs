@@ -38,6 +38,13 @@ pub(crate) async fn route(
     if crate::grpc::is_grpc(&req) {
         return Ok(crate::grpc::serve(state.addr, req).await);
     }
+    let answered = state.requests.fetch_add(1, Ordering::Relaxed);
+    let if_none_match: Vec<HeaderValue> = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .cloned()
+        .collect();
     let mut response = match (req.method(), segments.as_slice()) {
         (_, ["status", code]) => status(code),
         (_, ["delay", ms]) => delay(ms).await,
@@ -55,9 +62,21 @@ pub(crate) async fn route(
             "use POST to change health\n",
         ),
         (_, ["flaky"]) => flaky(&query),
-        (_, ["headers"]) => set_headers(&query),
+        (_, ["headers"]) => text(StatusCode::OK, "ok\n"),
+        (_, ["requests"]) => text(StatusCode::OK, format!("{}\n", answered)),
         _ => crate::echo::echo(state.addr, peer, req).await,
     };
+    if let Err(reason) = set_headers(&query, &mut response) {
+        return Ok(bad_request(reason));
+    }
+    if not_modified(&if_none_match, &response) {
+        // What an origin does for a client that has this version already.
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        *response.body_mut() = http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
     response.headers_mut().insert(
         HeaderName::from_static("x-served-by"),
         HeaderValue::from_str(&state.addr.to_string()).expect("a socket address is a valid header"),
@@ -220,26 +239,45 @@ fn flaky(query: &Query) -> Response<Body> {
     }
 }
 
-fn set_headers(query: &Query) -> Response<Body> {
-    let mut response = text(StatusCode::OK, "ok\n");
+/// Add the headers `set=Name:Value` asks for (any endpoint takes it), or
+/// say why not.
+fn set_headers(query: &Query, response: &mut Response<Body>) -> Result<(), String> {
     for spec in query.all("set") {
         let Some((name, value)) = spec.split_once(':') else {
-            return bad_request(format!("set must look like Name:Value, got {spec:?}"));
+            return Err(format!("set must look like Name:Value, got {spec:?}"));
         };
         let name = match HeaderName::from_bytes(name.trim().as_bytes()) {
             Ok(n) => n,
-            Err(_) => return bad_request(format!("{name:?} is not a header name")),
+            Err(_) => return Err(format!("{name:?} is not a header name")),
         };
         // Framing is hyper's job; a test backend that lied about it would
         // only test the client's parser.
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            return bad_request(format!("{name} cannot be set: it decides the framing"));
+            return Err(format!("{name} cannot be set: it decides the framing"));
         }
         let value = match HeaderValue::from_str(value.trim()) {
             Ok(v) => v,
-            Err(_) => return bad_request(format!("{value:?} is not a header value")),
+            Err(_) => return Err(format!("{value:?} is not a header value")),
         };
         response.headers_mut().append(name, value);
     }
-    response
+    Ok(())
+}
+
+/// Does the request's `If-None-Match` name the response's `ETag` (compared
+/// weakly, as RFC 9110 §13.1.2 says for `If-None-Match`)?
+fn not_modified(if_none_match: &[HeaderValue], response: &Response<Body>) -> bool {
+    let Some(etag) = response
+        .headers()
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    if_none_match
+        .iter()
+        .filter_map(|line| line.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(etag))
 }

@@ -21,10 +21,15 @@
 //! | `/ws-demo` | a page that talks to `/ws` on the host it was loaded from |
 //! | `/health`, `POST /health/down`, `POST /health/up` | 200, or 503 while down |
 //! | `/flaky?fail_percent=P` | 500 with probability P % |
-//! | `/headers?set=Name:Value` | a response carrying those headers |
+//! | `/headers` | `ok` (with `set=`, below, the headers a test asks for) |
+//! | `/requests` | how many requests this server answered before this one |
 //!
 //! Every response carries `x-served-by: ip:port`, so load-balancing tests can
-//! see which backend answered without parsing bodies.
+//! see which backend answered without parsing bodies. Every endpoint takes
+//! `set=Name:Value` (repeatable) and adds that header to its answer; and
+//! when it sets an `ETag` that the request's `If-None-Match` names, the
+//! answer is `304 Not Modified`, as an origin's would be — what a cache in
+//! front of it (chapter 9) needs to see.
 //!
 //! Left out on purpose: TLS of its own ([`serve`] runs the endpoints on a
 //! server the caller may have put behind TLS), persistence, and any
@@ -41,7 +46,7 @@ mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use clap::Parser;
 use hyper::service::service_fn;
@@ -157,6 +162,7 @@ pub fn serve(server: Server) -> std::io::Result<ServerHandle> {
     let state = Arc::new(State {
         addr: server.local_addr()?,
         healthy: AtomicBool::new(true),
+        requests: AtomicU64::new(0),
     });
     server.spawn(move |peer| {
         let state = state.clone();
@@ -168,6 +174,8 @@ pub fn serve(server: Server) -> std::io::Result<ServerHandle> {
 struct State {
     addr: SocketAddr,
     healthy: AtomicBool,
+    /// Requests answered so far (`/requests`).
+    requests: AtomicU64,
 }
 
 /// Start `command` — a workbench binary, as an operator runs it — with

@@ -9,5 +9,6 @@ pub mod ch05_middleware;
 pub mod ch06_websocket;
 pub mod ch07_https;
 pub mod ch08_tcp_proxy;
+pub mod ch09_cache;
 pub mod ch10_fast_path;
 pub mod ch11_gateway;

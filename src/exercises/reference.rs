@@ -205,6 +205,30 @@ pub mod ch08 {
     }
 }
 
+pub mod ch09 {
+    use std::time::SystemTime;
+
+    use step09_cache::freshness::Timing;
+
+    pub fn current_age(
+        age_header: u64,
+        date: SystemTime,
+        requested: SystemTime,
+        received: SystemTime,
+        now: SystemTime,
+    ) -> u64 {
+        let timing = Timing {
+            requested,
+            received,
+            date,
+            age: age_header,
+        };
+        timing.current_age(now)
+    }
+
+    pub use step09_cache::validation::etag_listed;
+}
+
 pub mod ch10 {
     use step10_fast_path::head::{Framing, HeadError, parse_request};
 

@@ -243,7 +243,7 @@ impl ForwardProxy {
                 let (mut parts, body) = response.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
                 debug!("{method} {uri} → {}", parts.status);
-                Response::from_parts(parts, body.boxed())
+                Response::from_parts(parts, body.map_err(Into::into).boxed())
             }
             Err(e) => {
                 let reason = error_chain(&e);

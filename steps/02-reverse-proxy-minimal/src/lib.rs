@@ -98,7 +98,7 @@ impl MinimalProxy {
         // 3. …send it…
         match self.client.request(Request::from_parts(parts, body)).await {
             // 4. …and copy the answer back, headers and all.
-            Ok(response) => response.map(BodyExt::boxed),
+            Ok(response) => response.map(|body| body.map_err(Into::into).boxed()),
             Err(e) => text_response(
                 StatusCode::BAD_GATEWAY,
                 format!("upstream request failed: {}", error_chain(&e)),

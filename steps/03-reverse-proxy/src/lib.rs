@@ -52,8 +52,8 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use proxy_core::headers::{is_idempotent, remove_hop_by_hop, request_host, te_lists_trailers};
 use proxy_core::refusal::UpgradeRefusal;
 use proxy_core::{
-    ClientBodyFailed, ClientConn, DEFAULT_CLIENT_BODY_TIMEOUT, ProxyBody, RequestBody,
-    RoundTripError, SentBytes, Transport, body_timeout, text_response,
+    ClientBodyFailed, ClientConn, DEFAULT_CLIENT_BODY_TIMEOUT, IntoRequestBody, ProxyBody,
+    RequestBody, RoundTripError, SentBytes, Transport, body_timeout, text_response,
 };
 
 pub use cli::{Args, ProxyOptions, ProxySettings, launch, parse_upstream, serve};
@@ -171,7 +171,7 @@ impl<T: Transport> ReverseProxy<T> {
     pub async fn serve_with(
         &self,
         client: &ClientConn,
-        req: Request<Incoming>,
+        req: Request<impl IntoRequestBody>,
         route: &mut impl Route,
     ) -> Response<ProxyBody> {
         // Before step 1: what RFC 9112 says to reject and hyper lets through.
@@ -216,7 +216,7 @@ impl<T: Transport> ReverseProxy<T> {
 
         // 7. Send the request upstream — and, if that fails, wherever the
         //    route sends it next (Go's transport has no second attempt).
-        let (body, client_body) = RequestBody::from_client(body, body_timeout);
+        let (body, client_body) = body.into_request_body(body_timeout);
         let request = Request::from_parts(parts, body);
         let response = match self.send(request, route, &client_body).await {
             Ok(response) => response,
@@ -242,7 +242,7 @@ impl<T: Transport> ReverseProxy<T> {
             head.headers.remove(header::CONTENT_LENGTH);
         }
         remove_hop_by_hop(&mut head.headers);
-        let mut response = Response::from_parts(head, body.boxed());
+        let mut response = Response::from_parts(head, body.map_err(Into::into).boxed());
 
         // 10. Let the modify-response hook change it; its error is ours.
         if let Err(error) = self.run_modify_response(&mut response) {
@@ -503,7 +503,7 @@ pub fn te_has_trailers(headers: &HeaderMap) -> bool {
 /// Transfer-Encoding it frames by the latter, drops Content-Length and
 /// closes the connection after answering (RFC 9112 §6.3), so nothing can be
 /// smuggled behind it.
-fn check_request(req: &Request<Incoming>) -> Result<(), &'static str> {
+fn check_request<B>(req: &Request<B>) -> Result<(), &'static str> {
     if req.headers().get_all(header::HOST).iter().count() > 1 {
         return Err("a request must have at most one Host header (RFC 9112 §3.2)");
     }

@@ -27,14 +27,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use demo_backends::TRIO;
-use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{Request, Response, Uri};
 use load_balance::{
     ActiveChecks, Balancer, HashKey, HealthPolicy, InFlight, Kind, Options, Upstream,
 };
 use proxy_core::ProxyBody;
-use proxy_core::{ClientConn, Transport};
+use proxy_core::{ClientConn, IntoRequestBody, Transport};
 use serving::{Binder, Launched, Server};
 use step03_reverse_proxy::director::point_at;
 use step03_reverse_proxy::{
@@ -259,7 +258,11 @@ impl<T: Transport> BalancedProxy<T> {
         self
     }
 
-    pub async fn handle(&self, client: &ClientConn, req: Request<Incoming>) -> Response<ProxyBody> {
+    pub async fn handle(
+        &self,
+        client: &ClientConn,
+        req: Request<impl IntoRequestBody>,
+    ) -> Response<ProxyBody> {
         self.handle_reporting(client, req).await.0
     }
 
@@ -268,7 +271,7 @@ impl<T: Transport> BalancedProxy<T> {
     pub async fn handle_reporting(
         &self,
         client: &ClientConn,
-        req: Request<Incoming>,
+        req: Request<impl IntoRequestBody>,
     ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let path = req.uri().path().as_bytes();
         let journey = match Journey::begin(self, &req, path, client.client_ip()) {

@@ -236,7 +236,8 @@ fn serve(
         // A gRPC client reads refusals only as gRPC (middleware::grpc).
         let grpc = grpc::is_grpc(req.headers());
         async move {
-            let response = routes.chain.serve(req, &Ctx::new(client)).await;
+            let ctx = Ctx::new(client);
+            let response = routes.chain.serve(req, &ctx).await;
             if grpc {
                 grpc::as_grpc(response).await
             } else {

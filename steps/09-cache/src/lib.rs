@@ -1,0 +1,106 @@
+//! Step 09: the response side — a shared HTTP cache in front of step 04's
+//! balanced proxy.
+//!
+//! The tutorial names caching among the first things a reverse proxy does
+//! for the servers behind it; this step builds the cache RFC 9111 calls
+//! *shared*: one that answers many users, and so must never hand one
+//! user's answer to another. The modules follow the RFC's sections:
+//!
+//! - [`directives`] reads `Cache-Control` (§5.2);
+//! - [`freshness`] says how old a response is and how long it stays fresh
+//!   (§4.2);
+//! - [`storable`] says what may be stored (§3);
+//! - [`vary`] says which stored response answers which request (§4.1);
+//! - [`validation`] asks the origin about stale responses and answers
+//!   conditional clients (§4.3);
+//! - [`cache`] makes the decisions, request by request (§4, §4.4);
+//! - [`herd`] and [`filling`] make many misses one upstream request, and
+//!   stream one body to all of them while it is stored;
+//! - [`store`] bounds the whole by bytes; [`status`] writes `Cache-Status`
+//!   (RFC 9211).
+
+pub mod cache;
+pub mod directives;
+pub mod filling;
+pub mod freshness;
+pub mod herd;
+pub mod status;
+pub mod storable;
+pub mod store;
+pub mod validation;
+pub mod vary;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Parser;
+use serving::{Binder, Launched, Server};
+use step03_reverse_proxy::ProxyOptions;
+use step04_load_balance::BalanceOptions;
+
+pub use cache::{Cache, CacheSettings};
+
+/// Command line of `step09-cache`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "step09-cache",
+    about = "Step 09: a shared HTTP cache (RFC 9111) in front of the balanced proxy"
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2002")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub cache: CacheOptions,
+    #[command(flatten)]
+    pub balance: BalanceOptions,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
+}
+
+/// The cache's flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CacheOptions {
+    /// Bytes the stored responses may take together (bodies, headers,
+    /// keys), e.g. 64MiB; the least recently used go first.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = operator_input::size)]
+    pub cache_size: u64,
+    /// Bytes one stored response may take; a larger one streams through
+    /// unstored. Default: a sixteenth of --cache-size.
+    #[arg(long, value_name = "SIZE", value_parser = operator_input::size)]
+    pub max_entry_size: Option<u64>,
+}
+
+impl CacheOptions {
+    /// What these flags say, as plain data.
+    pub fn settings(&self) -> CacheSettings {
+        CacheSettings {
+            size: self.cache_size,
+            max_entry: self.max_entry_size.unwrap_or(self.cache_size / 16).max(1),
+            name: "step09-cache".to_owned(),
+        }
+    }
+}
+
+/// Start the cache, its balanced proxy, and the real servers when no
+/// upstream was given.
+pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
+    let mut launched = Launched::default();
+    let proxy =
+        step04_load_balance::build(&args.balance, &args.proxy, binder, &mut launched).await?;
+    let settings = args.cache.settings();
+    tracing::info!(
+        "caching up to {} bytes, {} per response",
+        settings.size,
+        settings.max_entry
+    );
+    let cache = Cache::new(Arc::new(proxy), settings);
+    let server = Server::new(binder.bind(args.listen).await?, "cache")
+        .options(args.proxy.serve.server_options())
+        .serve_clients(args.proxy.serve.trusted_proxies(), move |client, req| {
+            let cache = cache.clone();
+            async move { cache.handle(&client, req).await }
+        })?;
+    launched.push(server);
+    Ok(launched)
+}

@@ -1,0 +1,147 @@
+//! Stored responses, bounded by bytes, least recently used out first.
+//!
+//! The bound is on what a response costs — its body, its headers, its
+//! key — not on how many there are: a cache of a thousand 1 MiB images and
+//! one of a thousand 1 KiB pages are very different caches. `moka` keeps
+//! the map, the weights and the LRU order, and evicts without a global
+//! lock; what is stored per URL is a short list of variants (`Vary`), at
+//! most [`VARIANTS`] of them, so a client cycling a varying header cannot
+//! grow one URL's list without end.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use hyper::header::{ETAG, HeaderValue, LAST_MODIFIED};
+use hyper::{HeaderMap, StatusCode};
+use moka::policy::EvictionPolicy;
+
+use crate::directives::Directives;
+use crate::freshness::{Lifetime, Timing};
+use crate::vary::Selecting;
+
+/// Variants kept per URL; the least recently stored goes first.
+pub const VARIANTS: usize = 8;
+
+/// A stored response.
+#[derive(Debug)]
+pub struct Stored {
+    pub status: StatusCode,
+    /// As the upstream sent them, without hop-by-hop fields and `Age`
+    /// (which is computed for each answer).
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
+    /// Its request's values for the headers it varies on.
+    pub selecting: Selecting,
+    pub timing: Timing,
+    pub lifetime: Lifetime,
+    /// Its `Cache-Control`.
+    pub directives: Directives,
+}
+
+impl Stored {
+    /// Bytes it costs, roughly: body, headers, trailers, selecting values.
+    pub fn size(&self) -> usize {
+        let fields = |headers: &HeaderMap| {
+            headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + 32)
+                .sum::<usize>()
+        };
+        self.body.len()
+            + fields(&self.headers)
+            + self.trailers.as_ref().map_or(0, fields)
+            + self.selecting.size()
+            + std::mem::size_of::<Self>()
+    }
+
+    /// Its age now (RFC 9111 §4.2.3).
+    pub fn age(&self, now: SystemTime) -> u64 {
+        self.timing.current_age(now)
+    }
+
+    /// Seconds of freshness left now; negative once stale.
+    pub fn ttl(&self, now: SystemTime) -> i64 {
+        let lifetime = i64::try_from(self.lifetime.seconds()).unwrap_or(i64::MAX);
+        let age = i64::try_from(self.age(now)).unwrap_or(i64::MAX);
+        lifetime.saturating_sub(age)
+    }
+
+    pub fn etag(&self) -> Option<&HeaderValue> {
+        self.headers.get(ETAG)
+    }
+
+    pub fn last_modified(&self) -> Option<&HeaderValue> {
+        self.headers.get(LAST_MODIFIED)
+    }
+}
+
+type Variants = Arc<Vec<Arc<Stored>>>;
+
+/// The stored responses, by URL.
+pub struct Store {
+    entries: moka::sync::Cache<String, Variants>,
+}
+
+impl Store {
+    /// A store holding at most `bytes`.
+    pub fn new(bytes: u64) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(bytes)
+            .weigher(|key: &String, variants: &Variants| {
+                let size = key.len() + variants.iter().map(|v| v.size()).sum::<usize>();
+                u32::try_from(size).unwrap_or(u32::MAX)
+            })
+            .eviction_policy(EvictionPolicy::lru())
+            .build();
+        Self { entries }
+    }
+
+    /// The response stored for `key` whose variant `request` selects.
+    pub fn select(&self, key: &str, request: &HeaderMap) -> Select {
+        match self.entries.get(key) {
+            None => Select::None,
+            Some(variants) => variants
+                .iter()
+                .find(|stored| stored.selecting.matches(request))
+                .map_or(Select::OtherVariants, |stored| {
+                    Select::Found(stored.clone())
+                }),
+        }
+    }
+
+    /// Store `stored` for `key`, in place of a variant the same request
+    /// headers select.
+    pub fn insert(&self, key: String, stored: Arc<Stored>) {
+        let mut variants = vec![stored.clone()];
+        if let Some(held) = self.entries.get(&key) {
+            variants.extend(
+                held.iter()
+                    .filter(|other| other.selecting != stored.selecting)
+                    .take(VARIANTS - 1)
+                    .cloned(),
+            );
+        }
+        self.entries.insert(key, Arc::new(variants));
+    }
+
+    /// Forget every variant stored for `key`.
+    pub fn invalidate(&self, key: &str) {
+        self.entries.invalidate(key);
+    }
+
+    /// Bytes held now (after eviction has caught up).
+    pub fn bytes(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
+    }
+}
+
+/// What a lookup found.
+pub enum Select {
+    Found(Arc<Stored>),
+    /// Responses for the URL, none for this request's varying headers.
+    OtherVariants,
+    None,
+}
