@@ -383,6 +383,9 @@ async fn launch(package: &str, argv: Vec<String>, binder: &Binder) -> anyhow::Re
         "step08-tcp-proxy" => {
             step08_tcp_proxy::launch(step08_tcp_proxy::Args::try_parse_from(argv)?, binder).await?
         }
+        "step09-cache" => {
+            step09_cache::launch(step09_cache::Args::try_parse_from(argv)?, binder).await?
+        }
         "step03-reverse-proxy" => {
             step03_reverse_proxy::launch(step03_reverse_proxy::Args::try_parse_from(argv)?, binder)
                 .await?
