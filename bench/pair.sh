@@ -2,12 +2,15 @@
 # Side by side: the CPU one proxy spends per request, against a peer's, measured in the
 # same seconds on the same core.
 #
-#   bench/pair.sh -o 'OURS' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS] [-H HEADER]
+#   bench/pair.sh -o 'OURS' [-b PEER] [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS] [-H HEADER] [-k]
 #
 # -H 'Name: value' is sent with every request, to both (a token, for a gateway's apps).
+# -k makes the backend's answer cacheable for an hour (Cache-Control: max-age=3600), for
+# caches: after the first request each one answers from its store.
 # OURS (and a PEER given as a command) may use {listen} (where to listen), {up1} (the
 # backend as http://HOST:PORT) and {up1addr} (HOST:PORT). PEER is nginx (default),
-# nginx-limit (nginx with a per-client limit_req every request passes), haproxy (HTTP
+# nginx-limit (nginx with a per-client limit_req every request passes), nginx-cache
+# (nginx's proxy_cache, 64 MiB; with -k every request is a hit), haproxy (HTTP
 # mode), l4-tcp (HAProxy's TCP mode), go-httputil (bench/peers/goproxy), self (a second
 # copy of OURS) or a command.
 #
@@ -25,11 +28,12 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-seconds=5 connections=64 rounds=7 ours="" peer=nginx header=()
-while getopts "o:b:r:d:c:H:" flag; do
+seconds=5 connections=64 rounds=7 ours="" peer=nginx header=() cacheable=""
+while getopts "o:b:r:d:c:H:k" flag; do
   case $flag in
     o) ours=$OPTARG ;; b) peer=$OPTARG ;; r) rounds=$OPTARG ;;
-    d) seconds=$OPTARG ;; c) connections=$OPTARG ;; H) header=(-H "$OPTARG") ;; *) exit 2 ;;
+    d) seconds=$OPTARG ;; c) connections=$OPTARG ;; H) header=(-H "$OPTARG") ;;
+    k) cacheable='add_header Cache-Control "max-age=3600";' ;; *) exit 2 ;;
   esac
 done
 if [ -z "$ours" ]; then
@@ -76,7 +80,7 @@ haproxy_conf() { # MODE
 }
 
 mkdir -p "$work/tmp"
-nginx_conf "$backend_port" "server { listen 127.0.0.1:$backend_port; location / { return 200 \"Hello, World!\\n\"; } }" >"$work/backend.conf"
+nginx_conf "$backend_port" "server { listen 127.0.0.1:$backend_port; location / { $cacheable return 200 \"Hello, World!\\n\"; } }" >"$work/backend.conf"
 case $peer in
   nginx)
     nginx_conf "$peer_port" "upstream backend { server 127.0.0.1:$backend_port; keepalive 256; }
@@ -93,6 +97,19 @@ case $peer in
     limit_req zone=perclient burst=100000000 nodelay;
     proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" >"$work/peer.conf"
+    peer_cmd="nginx -c $work/peer.conf -p $work" ;;
+  nginx-cache)
+    # nginx's cache: entries on disk (in the page cache after the first
+    # read), keys in 10 MiB of shared memory, at most 64 MiB stored.
+    nginx_conf "$peer_port" "upstream backend { server 127.0.0.1:$backend_port; keepalive 256; }
+  proxy_cache_path $work/nginx-cache keys_zone=hits:10m max_size=64m;
+  server { listen 127.0.0.1:$peer_port; location / {
+    proxy_cache hits;
+    proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" >"$work/peer.conf"
+    # Run as root, nginx's workers are nobody: they must reach and write
+    # the cache's directories.
+    mkdir -p "$work/nginx-cache" && chmod a+x "$work" && chmod a+rwx "$work/tmp" "$work/nginx-cache"
     peer_cmd="nginx -c $work/peer.conf -p $work" ;;
   haproxy) haproxy_conf http >"$work/peer.cfg"; peer_cmd="haproxy -f $work/peer.cfg" ;;
   l4-tcp) haproxy_conf tcp >"$work/peer.cfg"; peer_cmd="haproxy -f $work/peer.cfg" ;;

@@ -45,6 +45,7 @@ use crate::directives::{Directives, Seconds};
 use crate::filling::{Filling, FillingBody};
 use crate::freshness::{self, Timing};
 use crate::herd::{Herd, Joined, Landed, Leading};
+use crate::range;
 use crate::status::{CacheStatus, Forward};
 use crate::storable::{self, Exchange, NotStored};
 use crate::store::{Select, Store, Stored};
@@ -133,7 +134,8 @@ impl<T: Transport> Cache<T> {
         let Some(key) = key_of(req.headers(), req.uri()) else {
             return self.bypass(client, req, "no-host").await;
         };
-        if req.headers().contains_key(header::RANGE) {
+        let ranged = req.headers().contains_key(header::RANGE);
+        if ranged && (method != Method::GET || req.headers().contains_key(header::IF_RANGE)) {
             return self.bypass(client, req, "range").await;
         }
         // A protocol upgrade is a tunnel, not a response to keep.
@@ -147,6 +149,9 @@ impl<T: Transport> Cache<T> {
         let (req, _) = req.into_parts();
         let asked = Directives::of(&req.headers);
         let now = SystemTime::now();
+        if ranged {
+            return self.answer_range(client, req, &key, &asked, now).await;
+        }
         let forward = match self.store.select(&key, &req.headers) {
             Select::Found(stored) => match decide(&stored, &asked, now) {
                 Use::Fresh => {
@@ -185,6 +190,35 @@ impl<T: Transport> Cache<T> {
             return (response, status);
         }
         self.go(client, req, key, &asked, forward, None).await
+    }
+
+    /// A `Range` request: a part of a stored `200` the request may use
+    /// as it is, else the origin's answer, passed on.
+    async fn answer_range(
+        &self,
+        client: &ClientConn,
+        req: Parts,
+        key: &str,
+        asked: &Directives,
+        now: SystemTime,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Select::Found(stored) = self.store.select(key, &req.headers)
+            && stored.status == StatusCode::OK
+            && matches!(decide(&stored, asked, now), Use::Fresh | Use::Stale(_))
+            && let Some(spec) = req.headers.get(header::RANGE)
+            && let Some(part) = range::single(spec, stored.body.len() as u64)
+        {
+            let status = CacheStatus::hit(stored.ttl(now));
+            return (partial(&stored, part, now), status);
+        }
+        let response = self
+            .proxy
+            .handle(client, Request::from_parts(req, RequestBody::empty()))
+            .await;
+        (
+            response,
+            CacheStatus::forward(Forward::Bypass).detail("range"),
+        )
     }
 
     /// Go upstream for `req` — leading a flight, or following one.
@@ -399,7 +433,7 @@ impl<T: Transport> Flight<T> {
             // A new response replaces the stored one, stored or not.
             self.cache.store.invalidate(&self.key);
         }
-        let response = Directives::of(&head.headers);
+        let response = Directives::of_response(&head.headers);
         let vary = Vary::of(&head.headers);
         let lifetime = freshness::lifetime(head.status, &head.headers, &response, &timing);
         let exchange = Exchange {
@@ -444,17 +478,24 @@ impl<T: Transport> Flight<T> {
             reader,
             length.is_some(),
         ));
-        self.fill(body, &filling).await;
-        if let Some((body, trailers)) = filling.whole() {
-            let stored = Stored {
-                body,
-                trailers,
-                headers: stored_head.headers.clone(),
-                selecting: stored_head.selecting.clone(),
-                directives: stored_head.directives.clone(),
-                ..*stored_head
-            };
-            self.cache.store.insert(self.key.clone(), Arc::new(stored));
+        if let Some((last, trailers)) = self.fill(body, &filling).await {
+            // Stored before its last bytes reach anyone: a client that has
+            // the whole body finds it in the store.
+            if let Some(body) = filling.kept_with(last.as_ref()) {
+                let stored = Stored {
+                    body,
+                    trailers: trailers.clone(),
+                    headers: stored_head.headers.clone(),
+                    selecting: stored_head.selecting.clone(),
+                    directives: stored_head.directives.clone(),
+                    ..*stored_head
+                };
+                self.cache.store.insert(self.key.clone(), Arc::new(stored));
+            }
+            if let Some(last) = last {
+                filling.push(last);
+            }
+            filling.finish(trailers);
         }
         // Only now may a request for the URL start another flight: until
         // here this one is in the air, after here the store has it.
@@ -462,28 +503,44 @@ impl<T: Transport> Flight<T> {
     }
 
     /// Read `body` into `filling`: whole while it fits one entry, then
-    /// as a stream its readers keep up with.
-    async fn fill(&mut self, mut body: ProxyBody, filling: &Filling) {
+    /// as a stream its readers keep up with. At the end, what is still
+    /// held back — the last chunk — and the trailers; None when the body
+    /// broke off (its readers have been told).
+    async fn fill(
+        &mut self,
+        mut body: ProxyBody,
+        filling: &Filling,
+    ) -> Option<(Option<Bytes>, Option<HeaderMap>)> {
         let limit = usize::try_from(self.cache.settings.max_entry).unwrap_or(usize::MAX);
+        // Each chunk waits for the next, so the last one is still here
+        // when the body ends.
+        let mut held: Option<Bytes> = None;
         loop {
             poll_fn(|cx| filling.poll_room(cx)).await;
             if self.leading.is_none() && !filling.has_readers() {
                 // Too large to store, and nobody is reading any more.
-                return filling.break_off("no reader left".into());
+                filling.break_off("no reader left".into());
+                return None;
             }
             match body.frame().await {
-                None => return filling.finish(None),
-                Some(Err(error)) => return filling.break_off(proxy_core::error_chain(&*error)),
+                None => return Some((held, None)),
+                Some(Err(error)) => {
+                    filling.break_off(proxy_core::error_chain(&*error));
+                    return None;
+                }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        filling.push(data);
-                        if self.leading.is_some() && filling.received() > limit {
+                        let received = filling.received() + held.as_ref().map_or(0, Bytes::len);
+                        if let Some(before) = held.replace(data) {
+                            filling.push(before);
+                        }
+                        if self.leading.is_some() && received > limit {
                             filling.stop_keeping();
                             // New requests for the URL go on their own.
                             self.leading = None;
                         }
                     }
-                    Err(frame) => return filling.finish(frame.into_trailers().ok()),
+                    Err(frame) => return Some((held, frame.into_trailers().ok())),
                 },
             }
         }
@@ -646,6 +703,19 @@ fn from_store(request: &Parts, stored: &Stored, now: SystemTime) -> Response<Pro
     };
     answer_head(stored, now)
         .body(body)
+        .unwrap_or_else(|_| unreachable_head())
+}
+
+/// Bytes `first..=last` of `stored`: a 206.
+fn partial(stored: &Stored, (first, last): (u64, u64), now: SystemTime) -> Response<ProxyBody> {
+    let length = stored.body.len() as u64;
+    let mut builder = answer_head(stored, now).status(StatusCode::PARTIAL_CONTENT);
+    if let Some(headers) = builder.headers_mut() {
+        range::part_headers(headers, (first, last), length);
+    }
+    let part = stored.body.slice(first as usize..=last as usize);
+    builder
+        .body(Full::new(part).map_err(|never| match never {}).boxed())
         .unwrap_or_else(|_| unreachable_head())
 }
 

@@ -16,7 +16,10 @@
 //! be stricter than asked, never looser.
 
 use hyper::HeaderMap;
-use hyper::header::CACHE_CONTROL;
+use hyper::header::{CACHE_CONTROL, HeaderName};
+
+/// RFC 9213's field for caches in front of the origin, such as this one.
+pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
 
 /// The largest delta-seconds a cache must handle; anything larger means
 /// this (§1.2.2).
@@ -55,13 +58,50 @@ pub struct Directives {
     pub min_fresh: Option<Seconds>,
     /// Request: answer from the cache or with 504, never go upstream.
     pub only_if_cached: bool,
+    /// Read from `CDN-Cache-Control`: `Expires` is ignored too.
+    pub targeted: bool,
 }
 
 impl Directives {
     /// Read every `Cache-Control` line of `headers`.
     pub fn of(headers: &HeaderMap) -> Self {
+        Self::of_field(headers, &CACHE_CONTROL)
+    }
+
+    /// What a response's caching follows: its `CDN-Cache-Control` when
+    /// that says anything (RFC 9213: a cache that serves many users, in
+    /// front of the origin, may be given rules of its own, and then
+    /// ignores `Cache-Control` and `Expires`), else its `Cache-Control`.
+    /// `CDN-Cache-Control` is a Structured Field (RFC 8941), read as
+    /// strictly: a field that does not parse is ignored whole, and a
+    /// directive whose value has the wrong type (`max-age="60"`) is
+    /// ignored.
+    pub fn of_response(headers: &HeaderMap) -> Self {
+        let mut targeted = Self::default();
+        for line in headers.get_all(&CDN_CACHE_CONTROL) {
+            let Some(members) = line.to_str().ok().and_then(structured_dictionary) else {
+                return Self::of(headers);
+            };
+            for (name, value) in members {
+                match value {
+                    Bare::True => targeted.take(&name, None),
+                    Bare::Integer(n) if n >= 0 => targeted.take(&name, Some(&n.to_string())),
+                    Bare::Integer(_) | Bare::Other => {}
+                }
+            }
+        }
+        if targeted == Self::default() {
+            return Self::of(headers);
+        }
+        Self {
+            targeted: true,
+            ..targeted
+        }
+    }
+
+    fn of_field(headers: &HeaderMap, field: &HeaderName) -> Self {
         let mut directives = Self::default();
-        for line in headers.get_all(CACHE_CONTROL) {
+        for line in headers.get_all(field) {
             for (name, argument) in elements(line.as_bytes()) {
                 directives.take(&name, argument.as_deref());
             }
@@ -106,6 +146,127 @@ fn seconds_into(slot: &mut Option<Seconds>, argument: Option<&str>) {
         Some(held) if held == read => Some(held),
         Some(_) => Some(Seconds::Invalid),
     };
+}
+
+/// A dictionary member's value, as far as cache directives care.
+enum Bare {
+    /// No value, or `?1`.
+    True,
+    Integer(i64),
+    /// Any other item (a string, a token, a decimal, `?0`...).
+    Other,
+}
+
+/// An RFC 8941 dictionary: its members' keys and values (parameters are
+/// read and dropped); None if it does not parse.
+fn structured_dictionary(text: &str) -> Option<Vec<(String, Bare)>> {
+    let mut members = Vec::new();
+    let mut rest = text.trim_matches(' ');
+    while !rest.is_empty() {
+        let key_end = rest
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*".contains(c)))
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        if !key.starts_with(|c: char| c.is_ascii_lowercase() || c == '*') {
+            return None;
+        }
+        rest = &rest[key_end..];
+        let value = match rest.strip_prefix('=') {
+            Some(after) => {
+                let (value, after) = bare_item(after)?;
+                rest = after;
+                value
+            }
+            None => Bare::True,
+        };
+        // Parameters: `;key[=item]`, read for their syntax only.
+        while let Some(after) = rest.strip_prefix(';') {
+            let after = after.trim_start_matches(' ');
+            let end = after
+                .find(|c: char| {
+                    !(c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*".contains(c))
+                })
+                .unwrap_or(after.len());
+            if end == 0 {
+                return None;
+            }
+            rest = &after[end..];
+            if let Some(after) = rest.strip_prefix('=') {
+                rest = bare_item(after)?.1;
+            }
+        }
+        members.push((key.to_owned(), value));
+        rest = rest.trim_start_matches([' ', '\t']);
+        if rest.is_empty() {
+            break;
+        }
+        rest = rest.strip_prefix(',')?.trim_start_matches([' ', '\t']);
+        if rest.is_empty() {
+            return None; // a trailing comma
+        }
+    }
+    Some(members)
+}
+
+/// One bare item at the start of `text`, and what follows it.
+fn bare_item(text: &str) -> Option<(Bare, &str)> {
+    let first = text.chars().next()?;
+    if first == '-' || first.is_ascii_digit() {
+        let end = text[1..]
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .map_or(text.len(), |end| end + 1);
+        let number = &text[..end];
+        let digits = number.trim_start_matches('-');
+        if digits.is_empty() || !digits.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        let value = match digits.split_once('.') {
+            None if digits.len() <= 15 => Bare::Integer(number.parse().ok()?),
+            Some((whole, fraction))
+                if whole.len() <= 12
+                    && (1..=3).contains(&fraction.len())
+                    && !fraction.contains('.') =>
+            {
+                Bare::Other
+            }
+            _ => return None,
+        };
+        return Some((value, &text[end..]));
+    }
+    match first {
+        '"' => {
+            let mut escaped = false;
+            for (at, c) in text.char_indices().skip(1) {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => return Some((Bare::Other, &text[at + 1..])),
+                    ' '..='~' => {}
+                    _ => return None,
+                }
+            }
+            None
+        }
+        '?' => match text.get(1..2)? {
+            "1" => Some((Bare::True, &text[2..])),
+            "0" => Some((Bare::Other, &text[2..])),
+            _ => None,
+        },
+        ':' => {
+            let end = text[1..].find(':')? + 1;
+            text[1..end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+                .then(|| (Bare::Other, &text[end + 1..]))
+        }
+        c if c.is_ascii_alphabetic() || c == '*' => {
+            let end = text
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~:/".contains(c)))
+                .unwrap_or(text.len());
+            Some((Bare::Other, &text[end..]))
+        }
+        _ => None,
+    }
 }
 
 /// `1*DIGIT`, capped at [`DELTA_SECONDS_MAX`].
@@ -261,6 +422,39 @@ mod tests {
     fn huge_seconds_are_capped() {
         let d = read(&["max-age=99999999999999999999999"]);
         assert_eq!(d.max_age, Some(Seconds::Valid(DELTA_SECONDS_MAX)));
+    }
+
+    #[test]
+    fn cdn_cache_control_replaces_cache_control_when_it_says_anything() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CACHE_CONTROL, "max-age=60".parse().unwrap());
+        assert_eq!(
+            Directives::of_response(&headers).max_age,
+            Some(Seconds::Valid(60))
+        );
+        headers.insert(&CDN_CACHE_CONTROL, "private".parse().unwrap());
+        let targeted = Directives::of_response(&headers);
+        assert!(targeted.private && targeted.targeted);
+        assert_eq!(targeted.max_age, None);
+        // Empty, not a Structured Field, or the wrong type: not a word.
+        for ignored in [
+            "",
+            "max-age=10000, &&&&&",
+            "max-age=\"10000\"",
+            "max-age=60,",
+        ] {
+            headers.insert(&CDN_CACHE_CONTROL, ignored.parse().unwrap());
+            let read = Directives::of_response(&headers);
+            assert!(!read.targeted, "{ignored}");
+            assert_eq!(read.max_age, Some(Seconds::Valid(60)), "{ignored}");
+        }
+        headers.insert(
+            &CDN_CACHE_CONTROL,
+            "max-age=600;a=1, no-cache, x=?1".parse().unwrap(),
+        );
+        let read = Directives::of_response(&headers);
+        assert_eq!(read.max_age, Some(Seconds::Valid(600)));
+        assert!(read.no_cache && read.targeted);
     }
 
     #[test]

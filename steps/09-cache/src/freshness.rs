@@ -132,7 +132,7 @@ pub fn lifetime(
     if let Some(seconds) = directives.max_age {
         return explicit(seconds);
     }
-    if headers.contains_key(EXPIRES) {
+    if headers.contains_key(EXPIRES) && !directives.targeted {
         // An Expires a cache cannot read means "already expired" (§5.3).
         return Lifetime::Explicit(
             http_date(headers, EXPIRES).map_or(0, |expires| seconds_between(timing.date, expires)),

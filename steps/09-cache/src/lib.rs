@@ -14,6 +14,7 @@
 //! - [`validation`] asks the origin about stale responses and answers
 //!   conditional clients (§4.3);
 //! - [`cache`] makes the decisions, request by request (§4, §4.4);
+//! - [`range`] answers a byte range of what is stored whole;
 //! - [`herd`] and [`filling`] make many misses one upstream request, and
 //!   stream one body to all of them while it is stored;
 //! - [`store`] bounds the whole by bytes; [`status`] writes `Cache-Status`
@@ -24,6 +25,7 @@ pub mod directives;
 pub mod filling;
 pub mod freshness;
 pub mod herd;
+pub mod range;
 pub mod status;
 pub mod storable;
 pub mod store;

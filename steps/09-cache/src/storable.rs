@@ -8,10 +8,12 @@
 //! guess about — is not the cache's to keep.
 //!
 //! Stricter than the RFC, on purpose: a response that sets a cookie is
-//! stored only when the origin says `public` or `s-maxage`. The RFC allows
-//! storing it, and one backend that puts a session cookie on a page it
-//! forgot to mark `private` would then hand that session to every visitor
-//! (Varnish and Fastly refuse it by default for the same reason).
+//! stored only when the origin gave it a lifetime or said `public` — never
+//! on a guessed (heuristic) lifetime. The RFC allows storing it either way,
+//! and a backend that puts a session cookie on a page with a
+//! `Last-Modified` and nothing else would hand that session to every
+//! visitor; an origin that writes `max-age` on it has said the page is
+//! for everyone.
 //!
 //! Left out: partial content (`206`) is passed through, not stored; so is a
 //! `HEAD` response.
@@ -102,15 +104,14 @@ pub fn check(exchange: &Exchange<'_>) -> Result<(), NotStored> {
     {
         return Err(NotStored::Authorization);
     }
-    if exchange.headers.contains_key(SET_COOKIE) && !vouched {
+    let explicit = matches!(exchange.lifetime, Lifetime::Explicit(_));
+    if exchange.headers.contains_key(SET_COOKIE) && !(vouched || explicit) {
         return Err(NotStored::SetCookie);
     }
     if *exchange.vary == Vary::Star {
         return Err(NotStored::VaryStar);
     }
-    let says_freshness = matches!(exchange.lifetime, Lifetime::Explicit(_))
-        || response.public
-        || heuristically_cacheable(status);
+    let says_freshness = explicit || response.public || heuristically_cacheable(status);
     // Stale from the start and nothing to revalidate with: useless.
     let useful = exchange.lifetime.seconds() > 0 || exchange.has_validator;
     if !(says_freshness && useful) {

@@ -65,7 +65,7 @@ pub fn refreshed(stored: &Stored, headers: &HeaderMap, timing: Timing) -> Stored
         }
         merged.append(name.clone(), value.clone());
     }
-    let directives = Directives::of(&merged);
+    let directives = Directives::of_response(&merged);
     let lifetime = freshness::lifetime(stored.status, &merged, &directives, &timing);
     Stored {
         status: stored.status,

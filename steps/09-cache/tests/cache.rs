@@ -15,6 +15,13 @@ async fn origin(headers: &'static [(&'static str, &'static str)]) -> Origin {
     Origin::start(move |_, n| Answer::ok(&format!("answer {n}"), headers)).await
 }
 
+/// An origin whose headers depend on the path (`headers_for`), with the
+/// body `"answer N"`.
+async fn origin_by_path(headers_for: fn(&str) -> Vec<(&'static str, &'static str)>) -> Origin {
+    Origin::start(move |asked, n| Answer::ok(&format!("answer {n}"), &headers_for(&asked.path)))
+        .await
+}
+
 /// Room for a loaded machine, for what should take a moment.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -93,8 +100,15 @@ async fn a_shared_cache_never_stores_one_users_answer() {
             _ => "max-age=60",
         };
         let mut headers = vec![("cache-control", cache_control)];
-        if asked.path == "/cookie" {
+        if asked.path.starts_with("/cookie") {
             headers.push(("set-cookie", "session=one-user"));
+        }
+        if asked.path == "/cookie" {
+            // Only a guessed lifetime: not enough for a cookie.
+            headers = vec![
+                ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT"),
+                ("set-cookie", "session=one-user"),
+            ];
         }
         Answer::ok(&format!("answer {n}"), &headers)
     })
@@ -116,10 +130,13 @@ async fn a_shared_cache_never_stores_one_users_answer() {
         cache.get(path, headers).await;
         assert_eq!(origin.count(), before + 1, "{path} was reused");
     }
-    // `public` vouches for a response to an authorized request.
-    cache.get("/public", &authorized).await;
-    let again = cache.get("/public", &authorized).await;
-    assert!(again.cache_status().contains("; hit;"), "{again:?}");
+    // `public` vouches for a response to an authorized request, and a
+    // max-age for one that sets a cookie.
+    for (path, headers) in [("/public", &authorized[..]), ("/cookie-explicit", &[])] {
+        cache.get(path, headers).await;
+        let again = cache.get(path, headers).await;
+        assert!(again.cache_status().contains("; hit;"), "{path}: {again:?}");
+    }
 }
 
 #[tokio::test]
@@ -326,15 +343,12 @@ async fn the_clients_cache_control_is_obeyed() {
 
 #[tokio::test]
 async fn max_stale_takes_a_stale_answer_unless_the_origin_forbids_it() {
-    let origin = Origin::start(|asked, n| {
-        let cache_control = match asked.path.as_str() {
+    let origin = origin_by_path(|path| {
+        let cache_control = match path {
             "/strict" => "max-age=1, must-revalidate",
             _ => "max-age=1",
         };
-        Answer::ok(
-            &format!("answer {n}"),
-            &[("cache-control", cache_control), ("age", "10")],
-        )
+        vec![("cache-control", cache_control), ("age", "10")]
     })
     .await;
     let cache = CacheProcess::start(&origin, &[]);
@@ -352,6 +366,56 @@ async fn max_stale_takes_a_stale_answer_unless_the_origin_forbids_it() {
         .get("/strict", &[("cache-control", "max-stale")])
         .await;
     assert_eq!(strict.body, "answer 2");
+}
+
+#[tokio::test]
+async fn a_range_of_a_stored_response_is_answered_from_the_store() {
+    let origin = origin(&[("cache-control", "max-age=60"), ("a", "1")]).await;
+    let cache = CacheProcess::start(&origin, &[]);
+    let first = cache.get("/", &[("range", "bytes=0-1")]).await;
+    // Nothing stored yet: the origin answers (this one ignores ranges).
+    assert_eq!(first.body, "answer 0");
+    assert_eq!(
+        first.cache_status(),
+        "step09-cache; fwd=bypass; detail=range"
+    );
+    cache.get("/", &[]).await;
+    for (spec, part, content_range) in [
+        ("bytes=0-1", "an", "bytes 0-1/8"),
+        ("bytes=6-", " 1", "bytes 6-7/8"),
+        ("bytes=-3", "r 1", "bytes 5-7/8"),
+    ] {
+        let answer = cache.get("/", &[("range", spec)]).await;
+        assert_eq!((answer.status, answer.body.as_str()), (206, part), "{spec}");
+        assert_eq!(answer.header("content-range"), Some(content_range));
+        assert_eq!(answer.header("a"), Some("1"));
+    }
+    assert_eq!(origin.count(), 2);
+}
+
+#[tokio::test]
+async fn cdn_cache_control_overrides_cache_control() {
+    let origin = origin_by_path(|path| {
+        let targeted = match path {
+            "/longer" => "max-age=3600",
+            _ => "private",
+        };
+        vec![
+            ("cache-control", "max-age=0"),
+            ("cdn-cache-control", targeted),
+        ]
+    })
+    .await;
+    let cache = CacheProcess::start(&origin, &[]);
+    for (path, reused) in [("/longer", true), ("/private", false)] {
+        cache.get(path, &[]).await;
+        let again = cache.get(path, &[]).await;
+        assert_eq!(
+            again.cache_status().contains("; hit;"),
+            reused,
+            "{path}: {again:?}"
+        );
+    }
 }
 
 #[tokio::test]
