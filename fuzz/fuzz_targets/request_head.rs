@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use libfuzzer_sys::fuzz_target;
-use proxy_core::{ClientConn, ProxyBody, RequestBody, RoundTripError, Transport};
+use proxy_core::{ClientConn, RequestBody, RoundTripError, Transport};
 use step03_reverse_proxy::{ReverseProxy, single_host};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -34,13 +34,16 @@ struct Recorder(Arc<Mutex<Vec<(HeaderMap, Named)>>>);
 #[derive(Clone, Default)]
 struct Named(Vec<HeaderName>);
 
+/// An upstream's body, as a transport hands it over.
+type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+
 impl Transport for Recorder {
-    type Body = ProxyBody;
+    type Body = UpstreamBody;
 
     async fn round_trip(
         &self,
         request: Request<RequestBody>,
-    ) -> Result<Response<ProxyBody>, RoundTripError> {
+    ) -> Result<Response<UpstreamBody>, RoundTripError> {
         let named = request.extensions().get::<Named>().cloned().unwrap_or_default();
         self.0.lock().unwrap().push((request.headers().clone(), named));
         Ok(Response::new(
