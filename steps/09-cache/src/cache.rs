@@ -37,7 +37,9 @@ use hyper::http::request::Parts;
 use hyper::http::response;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use proxy_core::headers::request_host;
-use proxy_core::{BodyError, ClientConn, ProxyBody, RequestBody, Transport, text_response};
+use proxy_core::{
+    BodyError, ClientConn, IntoRequestBody, ProxyBody, RequestBody, Transport, text_response,
+};
 use step04_load_balance::BalancedProxy;
 use tokio::sync::oneshot;
 
@@ -46,11 +48,13 @@ use crate::filling::{Filling, FillingBody};
 use crate::freshness::{self, Timing};
 use crate::herd::{Herd, Joined, Landed, Leading};
 use crate::range;
+use crate::rewrite::BodyRule;
 use crate::status::{CacheStatus, Forward};
 use crate::storable::{self, Exchange, NotStored};
 use crate::store::{Select, Store, Stored};
 use crate::validation;
 use crate::vary::Vary;
+use crate::{compress, rewrite};
 
 /// How large the cache is, and what it calls itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,12 @@ pub struct CacheSettings {
     pub max_entry: u64,
     /// The name in its `Cache-Status` members.
     pub name: String,
+    /// `--rewrite-body` rules for text bodies from upstream.
+    pub rewrite: Vec<BodyRule>,
+    /// The largest body rewriting and compression hold.
+    pub transform_limit: usize,
+    /// Compress text for the clients that accept it.
+    pub compress: bool,
 }
 
 /// A shared cache in front of step 04's balanced proxy.
@@ -190,6 +200,25 @@ impl<T: Transport> Cache<T> {
             return (response, status);
         }
         self.go(client, req, key, &asked, forward, None).await
+    }
+
+    /// Send `req` upstream, and edit the answer as the settings say: the
+    /// body rewritten, then compressed for a client that sent `request`'s
+    /// headers.
+    async fn upstream(
+        &self,
+        client: &ClientConn,
+        request: &HeaderMap,
+        req: Request<impl IntoRequestBody>,
+    ) -> Response<ProxyBody> {
+        let settings = &self.settings;
+        let response = self.proxy.handle(client, req).await;
+        let response = rewrite::apply(&settings.rewrite, settings.transform_limit, response).await;
+        if settings.compress {
+            compress::apply(request, settings.transform_limit, response).await
+        } else {
+            response
+        }
     }
 
     /// A `Range` request: a part of a stored `200` the request may use
@@ -349,7 +378,8 @@ impl<T: Transport> Cache<T> {
         let safe = matches!(*req.method(), Method::OPTIONS | Method::TRACE);
         let target = key_of(req.headers(), req.uri());
         let host = request_host(req.headers(), req.uri()).ok().flatten();
-        let response = self.proxy.handle(client, req).await;
+        let headers = req.headers().clone();
+        let response = self.upstream(client, &headers, req).await;
         let succeeded = response.status().is_success() || response.status().is_redirection();
         if !safe
             && succeeded
@@ -409,7 +439,7 @@ impl<T: Transport> Flight<T> {
         let requested = SystemTime::now();
         let request = Request::from_parts(upstream, RequestBody::empty());
         let response = tokio::select! {
-            response = self.cache.proxy.handle(&self.client, request) => response,
+            response = self.cache.upstream(&self.client, &self.parts.headers, request) => response,
             // Its client left before the head came, and no other joined:
             // the request is abandoned, as a proxy without a cache would.
             () = self.abandoned(&mut client) => return,

@@ -45,6 +45,9 @@ pub struct Directives {
     pub must_revalidate: bool,
     pub proxy_revalidate: bool,
     pub must_understand: bool,
+    /// Response: a proxy must not change the body (no compression, no
+    /// rewriting).
+    pub no_transform: bool,
     /// Response: how long after going stale it may still be served while
     /// it is revalidated in the background (RFC 5861).
     pub stale_while_revalidate: Option<Seconds>,
@@ -131,6 +134,7 @@ impl Directives {
             "must-revalidate" => self.must_revalidate = true,
             "proxy-revalidate" => self.proxy_revalidate = true,
             "must-understand" => self.must_understand = true,
+            "no-transform" => self.no_transform = true,
             "only-if-cached" => self.only_if_cached = true,
             _ => {}
         }

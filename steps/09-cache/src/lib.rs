@@ -18,19 +18,27 @@
 //! - [`herd`] and [`filling`] make many misses one upstream request, and
 //!   stream one body to all of them while it is stored;
 //! - [`store`] bounds the whole by bytes; [`status`] writes `Cache-Status`
-//!   (RFC 9211).
+//!   (RFC 9211);
+//! - [`rewrite`] edits text bodies on their way in (the seed's
+//!   ModifyResponse example, done right) and [`compress`] compresses them
+//!   for the clients that accept it, both through [`codings`] and
+//!   [`whole_body`].
 
 pub mod cache;
+pub mod codings;
+pub mod compress;
 pub mod directives;
 pub mod filling;
 pub mod freshness;
 pub mod herd;
 pub mod range;
+pub mod rewrite;
 pub mod status;
 pub mod storable;
 pub mod store;
 pub mod validation;
 pub mod vary;
+pub mod whole_body;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +79,20 @@ pub struct CacheOptions {
     /// unstored. Default: a sixteenth of --cache-size.
     #[arg(long, value_name = "SIZE", value_parser = operator_input::size)]
     pub max_entry_size: Option<u64>,
+    /// Edit text bodies from upstream: every match of REGEX becomes
+    /// REPLACEMENT ($1 is the first group). Repeat for more rules, applied
+    /// in order. Gzip, br and zstd bodies are decoded first and encoded
+    /// again.
+    #[arg(long = "rewrite-body", value_name = "REGEX=REPLACEMENT", value_parser = rewrite::parse_rule)]
+    pub rewrite_body: Vec<rewrite::BodyRule>,
+    /// The largest body --rewrite-body and --compress hold to edit
+    /// (encoded or decoded); a larger one passes as it came.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = operator_input::size)]
+    pub rewrite_limit: u64,
+    /// Compress text answers (br, zstd or gzip) for the clients that
+    /// accept it, stored beside the others by Vary: Accept-Encoding.
+    #[arg(long)]
+    pub compress: bool,
 }
 
 impl CacheOptions {
@@ -80,6 +102,9 @@ impl CacheOptions {
             size: self.cache_size,
             max_entry: self.max_entry_size.unwrap_or(self.cache_size / 16).max(1),
             name: "step09-cache".to_owned(),
+            rewrite: self.rewrite_body.clone(),
+            transform_limit: usize::try_from(self.rewrite_limit).unwrap_or(usize::MAX),
+            compress: self.compress,
         }
     }
 }

@@ -186,11 +186,13 @@ impl CacheProcess {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.text().await.unwrap();
+        let bytes = response.bytes().await.unwrap().to_vec();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         Got {
             status,
             headers,
             body,
+            bytes,
         }
     }
 }
@@ -207,7 +209,9 @@ impl Drop for CacheProcess {
 pub struct Got {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
+    /// The body as text (lossily).
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Got {
