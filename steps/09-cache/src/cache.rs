@@ -81,6 +81,10 @@ pub struct Cache<T> {
     settings: CacheSettings,
 }
 
+/// How long a flight waits for the upstream's next bytes, or for room
+/// behind a reader that takes nothing, before it gives up on them.
+const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What the cache may do with a stored response for one request.
 enum Use {
     Fresh,
@@ -176,6 +180,16 @@ impl<T: Transport> Cache<T> {
                     self.revalidate_in_background(client, &req, &key, &stored);
                     let status = CacheStatus::hit(stored.ttl(now)).detail("stale-while-revalidate");
                     return (from_store(&req, &stored, now), status);
+                }
+                Use::Revalidate(forward) if method == Method::HEAD => {
+                    // A HEAD answer says nothing a stored body can be
+                    // refreshed with: it goes as it came.
+                    if asked.only_if_cached {
+                        return only_if_cached();
+                    }
+                    let request = Request::from_parts(req, RequestBody::empty());
+                    let response = self.proxy.handle(client, request).await;
+                    return (response, CacheStatus::forward(forward).detail("head"));
                 }
                 Use::Revalidate(forward) => {
                     if asked.only_if_cached {
@@ -354,10 +368,13 @@ impl<T: Transport> Cache<T> {
         let Joined::Lead(leading) = self.herd.join(key) else {
             return;
         };
+        // A refresh is a GET, whatever the request it rode on.
+        let mut parts = clone_head(req);
+        parts.method = Method::GET;
         let flight = Flight {
             cache: self.clone(),
             client: client.clone(),
-            parts: clone_head(req),
+            parts,
             key: key.to_owned(),
             asked: Directives::default(),
             leading: Some(leading),
@@ -545,14 +562,30 @@ impl<T: Transport> Flight<T> {
         // Each chunk waits for the next, so the last one is still here
         // when the body ends.
         let mut held: Option<Bytes> = None;
+        let mut keeping = true;
         loop {
-            poll_fn(|cx| filling.poll_room(cx)).await;
-            if self.leading.is_none() && !filling.has_readers() {
-                // Too large to store, and nobody is reading any more.
+            if tokio::time::timeout(STALLED, poll_fn(|cx| filling.poll_room(cx)))
+                .await
+                .is_err()
+            {
+                // A reader that takes nothing for this long holds the
+                // others back: it is cut off, not waited for.
+                filling.cut_off_slowest();
+            }
+            // Nobody reads any more: a flight a client asked for ends
+            // with its clients (a background refresh has none, and goes on).
+            if !self.background && !filling.has_readers() {
                 filling.break_off("no reader left".into());
                 return None;
             }
-            match body.frame().await {
+            let frame = match tokio::time::timeout(STALLED, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => {
+                    filling.break_off(format!("the upstream sent nothing for {STALLED:?}"));
+                    return None;
+                }
+            };
+            match frame {
                 None => return Some((held, None)),
                 Some(Err(error)) => {
                     filling.break_off(proxy_core::error_chain(&*error));
@@ -560,11 +593,13 @@ impl<T: Transport> Flight<T> {
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        let received = filling.received() + held.as_ref().map_or(0, Bytes::len);
+                        let received =
+                            filling.received() + held.as_ref().map_or(0, Bytes::len) + data.len();
                         if let Some(before) = held.replace(data) {
                             filling.push(before);
                         }
-                        if self.leading.is_some() && received > limit {
+                        if keeping && received > limit {
+                            keeping = false;
                             filling.stop_keeping();
                             // New requests for the URL go on their own.
                             self.leading = None;

@@ -66,6 +66,8 @@ struct Reader {
     next: usize,
     /// Set while it waits for a chunk.
     waiting: Option<Waker>,
+    /// Cut off for holding the others back: its next read fails.
+    cut: bool,
 }
 
 impl State {
@@ -74,7 +76,13 @@ impl State {
         if !self.dropping {
             return;
         }
-        let slowest = self.readers.iter().flatten().map(|r| r.next).min();
+        let slowest = self
+            .readers
+            .iter()
+            .flatten()
+            .filter(|r| !r.cut)
+            .map(|r| r.next)
+            .min();
         let slowest = slowest.unwrap_or(self.first + self.chunks.len());
         while self.first < slowest {
             let Some(chunk) = self.chunks.pop_front() else {
@@ -123,6 +131,7 @@ impl Filling {
         state.readers.push(Some(Reader {
             next: 0,
             waiting: None,
+            cut: false,
         }));
         let slot = state.readers.len() - 1;
         Some(FillingBody {
@@ -153,17 +162,36 @@ impl Filling {
         state.trim();
     }
 
-    /// Is anyone still reading? (Once the body is not kept, a filler with
-    /// no reader left can stop.)
+    /// Is anyone still reading?
     pub fn has_readers(&self) -> bool {
-        self.lock().readers.iter().any(Option::is_some)
+        self.lock().readers.iter().flatten().any(|r| !r.cut)
+    }
+
+    /// Cut off the readers furthest behind: their next read fails, and
+    /// the bytes they held back go.
+    pub fn cut_off_slowest(&self) {
+        let mut state = self.lock();
+        let readers = state.readers.iter_mut().flatten().filter(|r| !r.cut);
+        let Some(slowest) = readers.map(|r| r.next).min() else {
+            return;
+        };
+        for reader in state.readers.iter_mut().flatten() {
+            if reader.next == slowest {
+                reader.cut = true;
+                if let Some(waker) = reader.waiting.take() {
+                    waker.wake();
+                }
+            }
+        }
+        state.trim();
     }
 
     /// Ready when the filler may push more: always while the body is kept,
     /// else once the readers are within [`WINDOW`].
     pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
-        if !state.dropping || state.held <= WINDOW || !state.readers.iter().any(Option::is_some) {
+        let reading = state.readers.iter().flatten().any(|r| !r.cut);
+        if !state.dropping || state.held <= WINDOW || !reading {
             return Poll::Ready(());
         }
         state.waiting_filler = Some(cx.waker().clone());
@@ -224,9 +252,15 @@ impl Body for FillingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BrokenOff>>> {
         let this = self.get_mut();
         let mut state = this.filling.lock();
-        let Some(next) = state.readers[this.slot].as_ref().map(|r| r.next) else {
+        let Some((next, cut)) = state.readers[this.slot].as_ref().map(|r| (r.next, r.cut)) else {
             return Poll::Ready(None);
         };
+        if cut {
+            state.leave(this.slot);
+            return Poll::Ready(Some(Err(BrokenOff(
+                "this client fell too far behind the others reading the body".into(),
+            ))));
+        }
         if let Some(chunk) = state.chunks.get(next - state.first).cloned() {
             if let Some(reader) = state.readers[this.slot].as_mut() {
                 reader.next += 1;

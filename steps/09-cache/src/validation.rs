@@ -50,13 +50,15 @@ pub fn ask_about(parts: &mut Parts, stored: &Stored) -> Option<()> {
 }
 
 /// `stored`, with its head refreshed from a 304's `headers` (§3.2): each
-/// field the 304 has replaces the stored one, but `Content-Length` — the
-/// 304 has no body, so its length says nothing about the stored one.
+/// field the 304 has replaces the stored one, but `Content-Length` and
+/// `Content-Encoding` — the 304 has no body, so they say nothing about the
+/// stored one.
 pub fn refreshed(stored: &Stored, headers: &HeaderMap, timing: Timing) -> Stored {
     let mut merged = stored.headers.clone();
     let mut replaced = Vec::new();
     for (name, value) in headers {
-        if *name == CONTENT_LENGTH || *name == header::AGE {
+        // Framing and coding describe the stored body, not the 304's.
+        if *name == CONTENT_LENGTH || *name == header::AGE || *name == header::CONTENT_ENCODING {
             continue;
         }
         if !replaced.contains(name) {
@@ -64,6 +66,14 @@ pub fn refreshed(stored: &Stored, headers: &HeaderMap, timing: Timing) -> Stored
             replaced.push(name.clone());
         }
         merged.append(name.clone(), value.clone());
+    }
+    // A body this cache changed (rewritten, compressed) keeps its weak
+    // validator: the origin's strong one names other bytes.
+    if stored
+        .etag()
+        .is_some_and(|etag| etag.as_bytes().starts_with(b"W/"))
+    {
+        crate::rewrite::weaken_etag(&mut merged);
     }
     let directives = Directives::of_response(&merged);
     let lifetime = freshness::lifetime(stored.status, &merged, &directives, &timing);

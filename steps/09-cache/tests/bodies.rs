@@ -169,3 +169,36 @@ async fn compression_follows_accept_encoding_and_each_coding_is_stored_beside_th
     );
     assert_eq!(origin.count(), 4);
 }
+
+#[tokio::test]
+async fn a_compressed_variant_keeps_its_weak_validator_when_a_304_refreshes_it() {
+    let text = "text to compress\n".repeat(100);
+    let origin = Origin::start(move |asked, _| match asked.header("if-none-match") {
+        Some(_) => Answer::status(
+            304,
+            "",
+            &[("cache-control", "max-age=0"), ("etag", "\"v1\"")],
+        ),
+        None => Answer::ok(
+            &text,
+            &[
+                ("content-type", "text/plain"),
+                ("cache-control", "max-age=0"),
+                ("etag", "\"v1\""),
+            ],
+        ),
+    })
+    .await;
+    let cache = CacheProcess::start(&origin, &["--compress"]);
+    let gzip = [("accept-encoding", "gzip")];
+    let first = cache.get("/", &gzip).await;
+    assert_eq!(first.header("etag"), Some("W/\"v1\""));
+    let refreshed = cache.get("/", &gzip).await;
+    assert!(
+        refreshed.cache_status().contains("fwd-status=304"),
+        "{refreshed:?}"
+    );
+    // The origin's strong "v1" names its own bytes, not these.
+    assert_eq!(refreshed.header("etag"), Some("W/\"v1\""));
+    assert_eq!(refreshed.header("content-encoding"), Some("gzip"));
+}

@@ -173,6 +173,30 @@ async fn a_stale_response_is_revalidated_and_a_304_refreshes_it() {
 }
 
 #[tokio::test]
+async fn a_head_request_for_a_stale_entry_goes_as_it_came_and_leaves_the_entry() {
+    let origin = Origin::start(|asked, n| {
+        let validated = asked.method == "GET" && asked.header("if-none-match") == Some("\"v1\"");
+        match validated {
+            true => Answer::status(304, "", &[("cache-control", "max-age=0")]),
+            false => Answer::ok(
+                &format!("answer {n}"),
+                &[("cache-control", "max-age=0"), ("etag", "\"v1\"")],
+            ),
+        }
+    })
+    .await;
+    let cache = CacheProcess::start(&origin, &[]);
+    cache.get("/", &[]).await;
+    let head = cache.send("HEAD", "/", &[]).await;
+    assert_eq!(head.cache_status(), "step09-cache; fwd=stale; detail=head");
+    assert_eq!(origin.asked()[1].method, "HEAD");
+    // The stored response is still there to be revalidated.
+    let again = cache.get("/", &[]).await;
+    assert_eq!(again.body, "answer 0");
+    assert!(again.cache_status().contains("fwd-status=304"), "{again:?}");
+}
+
+#[tokio::test]
 async fn a_conditional_client_is_answered_304_from_the_store() {
     let origin = origin(&[
         ("cache-control", "max-age=60"),
