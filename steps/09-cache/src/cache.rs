@@ -478,7 +478,7 @@ impl<T: Transport> Flight<T> {
                 return;
             }
             // A new response replaces the stored one, stored or not.
-            self.cache.store.invalidate(&self.key);
+            self.cache.store.remove(&self.key);
         }
         let response = Directives::of_response(&head.headers);
         let vary = Vary::of(&head.headers);

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use hyper::header::{ETAG, HeaderValue, LAST_MODIFIED};
 use hyper::{HeaderMap, StatusCode};
+use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 
 use crate::directives::Directives;
@@ -82,6 +83,9 @@ type Variants = Arc<Vec<Arc<Stored>>>;
 /// The stored responses, by URL.
 pub struct Store {
     entries: moka::sync::Cache<String, Variants>,
+    /// When each URL was last invalidated (the last 10,000, for 10
+    /// minutes: longer than a flight lasts).
+    invalidated: moka::sync::Cache<String, SystemTime>,
 }
 
 impl Store {
@@ -95,7 +99,14 @@ impl Store {
             })
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        Self { entries }
+        let invalidated = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(std::time::Duration::from_secs(600))
+            .build();
+        Self {
+            entries,
+            invalidated,
+        }
     }
 
     /// The response stored for `key` whose variant `request` selects.
@@ -112,23 +123,42 @@ impl Store {
     }
 
     /// Store `stored` for `key`, in place of a variant the same request
-    /// headers select.
+    /// headers select — unless `key` was invalidated after `stored` was
+    /// asked for: an answer from before a successful `POST` must not come
+    /// back after the `POST` dropped it.
     pub fn insert(&self, key: String, stored: Arc<Stored>) {
-        let mut variants = vec![stored.clone()];
-        if let Some(held) = self.entries.get(&key) {
-            variants.extend(
-                held.iter()
-                    .filter(|other| other.selecting != stored.selecting)
-                    .take(VARIANTS - 1)
-                    .cloned(),
-            );
-        }
-        self.entries.insert(key, Arc::new(variants));
+        let invalidated = self.invalidated.get(&key);
+        self.entries.entry(key).and_compute_with(|held| {
+            if invalidated.is_some_and(|at| at >= stored.timing.requested) {
+                return Op::Nop;
+            }
+            let mut variants = vec![stored.clone()];
+            if let Some(held) = held {
+                variants.extend(
+                    held.value()
+                        .iter()
+                        .filter(|other| other.selecting != stored.selecting)
+                        .take(VARIANTS - 1)
+                        .cloned(),
+                );
+            }
+            Op::Put(Arc::new(variants))
+        });
     }
 
-    /// Forget every variant stored for `key`.
+    /// Forget every variant stored for `key` (a newer answer replaces
+    /// them).
+    pub fn remove(&self, key: &str) {
+        self.entries
+            .entry_by_ref(key)
+            .and_compute_with(|_| Op::Remove);
+    }
+
+    /// Forget every variant stored for `key`, and any answer asked for
+    /// before now that is still on its way (the resource changed).
     pub fn invalidate(&self, key: &str) {
-        self.entries.invalidate(key);
+        self.invalidated.insert(key.to_owned(), SystemTime::now());
+        self.remove(key);
     }
 
     /// Bytes held now (after eviction has caught up).

@@ -285,6 +285,34 @@ async fn an_unsafe_method_invalidates_its_url_and_the_urls_it_names() {
 }
 
 #[tokio::test]
+async fn an_answer_on_its_way_when_a_post_succeeds_is_not_stored() {
+    let (release, hold) = watch::channel(false);
+    let origin = Origin::start(move |asked, n| match asked.method.as_str() {
+        "POST" => Answer::ok("changed", &[]),
+        _ => Answer {
+            hold: Some(hold.clone()),
+            ..Answer::ok(
+                &format!("answer {n} before the change"),
+                &[("cache-control", "max-age=60")],
+            )
+        },
+    })
+    .await;
+    let cache = CacheProcess::start(&origin, &[]);
+    // The GET's head has arrived; its body is held at the origin.
+    let early = support::client()
+        .get(format!("{}/x", cache.url))
+        .send()
+        .await
+        .unwrap();
+    cache.send("POST", "/x", &[]).await;
+    release.send(true).unwrap();
+    assert!(early.text().await.unwrap().ends_with("before the change"));
+    let after = cache.get("/x", &[]).await;
+    assert!(after.cache_status().contains("fwd=uri-miss"), "{after:?}");
+}
+
+#[tokio::test]
 async fn stale_while_revalidate_answers_at_once_and_refreshes_behind() {
     // Already stale when it arrives (Age 10 > max-age 1).
     let origin = origin(&[
