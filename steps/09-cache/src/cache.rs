@@ -30,16 +30,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use hyper::body::{Body, Frame, Incoming};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body, Incoming};
 use hyper::header::{self, AGE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::http::response;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use proxy_core::headers::request_host;
-use proxy_core::{
-    BodyError, ClientConn, IntoRequestBody, ProxyBody, RequestBody, Transport, text_response,
-};
+use proxy_core::{ClientConn, IntoRequestBody, ProxyBody, RequestBody, Transport, text_response};
 use step04_load_balance::BalancedProxy;
 use tokio::sync::oneshot;
 
@@ -54,6 +52,7 @@ use crate::storable::{self, Exchange, NotStored};
 use crate::store::{Select, Store, Stored};
 use crate::validation;
 use crate::vary::Vary;
+use crate::whole_body::held;
 use crate::{compress, rewrite};
 
 /// How large the cache is, and what it calls itself.
@@ -753,18 +752,7 @@ fn from_store(request: &Parts, stored: &Stored, now: SystemTime) -> Response<Pro
     let body = if request.method == Method::HEAD {
         empty()
     } else {
-        match &stored.trailers {
-            None => Full::new(stored.body.clone())
-                .map_err(|never| match never {})
-                .boxed(),
-            Some(trailers) => {
-                let frames = [
-                    Ok::<_, BodyError>(Frame::data(stored.body.clone())),
-                    Ok(Frame::trailers(trailers.clone())),
-                ];
-                StreamBody::new(futures_util::stream::iter(frames)).boxed()
-            }
-        }
+        held(stored.body.clone(), stored.trailers.clone())
     };
     answer_head(stored, now)
         .body(body)
@@ -780,7 +768,7 @@ fn partial(stored: &Stored, (first, last): (u64, u64), now: SystemTime) -> Respo
     }
     let part = stored.body.slice(first as usize..=last as usize);
     builder
-        .body(Full::new(part).map_err(|never| match never {}).boxed())
+        .body(held(part, None))
         .unwrap_or_else(|_| unreachable_head())
 }
 

@@ -20,8 +20,8 @@ use proxy_core::ProxyBody;
 
 use crate::codings::Coding;
 use crate::directives::Directives;
-use crate::rewrite::{held, weaken_etag};
-use crate::whole_body::{is_text, read_up_to};
+use crate::rewrite::weaken_etag;
+use crate::whole_body::{held, is_text, read_up_to};
 
 /// Bodies smaller than this are sent as they are: compressed, they grow.
 pub const MIN_SIZE: usize = 256;

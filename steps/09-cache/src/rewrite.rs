@@ -20,14 +20,13 @@
 //! body that is not UTF-8 is still edited where it matches) is everything
 //! before the first `=`; `$1` in the replacement is the first group.
 
-use http_body_util::{BodyExt, Full};
 use hyper::Response;
 use hyper::header::{CONTENT_LENGTH, ETAG, HeaderValue};
 use proxy_core::ProxyBody;
 use regex::bytes::Regex;
 
 use crate::codings::Coding;
-use crate::whole_body::{is_text, read_up_to};
+use crate::whole_body::{held, is_text, read_up_to};
 
 /// One `--rewrite-body` rule.
 #[derive(Debug, Clone)]
@@ -109,20 +108,6 @@ pub async fn apply(
         .insert(CONTENT_LENGTH, HeaderValue::from(encoded.len()));
     weaken_etag(&mut head.headers);
     Response::from_parts(head, held(encoded, trailers))
-}
-
-/// A whole body, with its trailers after it.
-pub fn held(body: bytes::Bytes, trailers: Option<hyper::HeaderMap>) -> ProxyBody {
-    match trailers {
-        None => Full::new(body).map_err(|never| match never {}).boxed(),
-        Some(trailers) => {
-            let frames = [
-                Ok::<_, proxy_core::BodyError>(hyper::body::Frame::data(body)),
-                Ok(hyper::body::Frame::trailers(trailers)),
-            ];
-            http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed()
-        }
-    }
 }
 
 /// A changed body's `ETag` says the same resource, no longer the same

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, BodyStream, StreamBody};
+use http_body_util::{BodyExt, BodyStream, Full, StreamBody};
 use hyper::HeaderMap;
 use hyper::body::Frame;
 use hyper::header::CONTENT_TYPE;
@@ -72,6 +72,20 @@ fn again(read: Vec<Bytes>, rest: Option<ProxyBody>, failed: Option<BodyError>) -
     BodyExt::boxed(StreamBody::new(head.chain(rest).chain(failed)))
 }
 
+/// A whole body, with its trailers after it.
+pub fn held(body: Bytes, trailers: Option<HeaderMap>) -> ProxyBody {
+    match trailers {
+        None => Full::new(body).map_err(|never| match never {}).boxed(),
+        Some(trailers) => {
+            let frames = [
+                Ok::<_, BodyError>(Frame::data(body)),
+                Ok(Frame::trailers(trailers)),
+            ];
+            BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames)))
+        }
+    }
+}
+
 /// Is this a body of text — what a proxy may edit and should compress?
 /// (`text/*`, JSON, JavaScript, XML, SVG; not images, video or archives,
 /// which are compressed already or are not text.)
@@ -97,7 +111,6 @@ pub fn is_text(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::Full;
 
     fn body(chunks: &[&'static str]) -> ProxyBody {
         let frames = chunks

@@ -557,20 +557,14 @@ fn tcp_service(service: &TcpServiceFile, at: &Positions) -> Result<TcpService, C
         Some(balance) => balance_kind(balance, at)?,
         None => Kind::RoundRobin,
     };
-    let discover = discover_path(service.discover.as_ref(), at)?;
-    let listed = service.upstreams.as_ref().map(|u| u.get_ref().as_slice());
-    if listed.is_none_or(<[_]>::is_empty) && discover.is_none() {
-        let span = service
-            .upstreams
-            .as_ref()
-            .map_or(service.name.span(), |u| u.span());
-        return Err(at.error(
-            span,
-            "a tcp service needs at least one upstream, or discover = a ZooKeeper path".into(),
-        ));
-    }
+    let (listed, discover) = upstream_sources(
+        "a tcp service",
+        &service.name,
+        &service.upstreams,
+        service.discover.as_ref(),
+        at,
+    )?;
     let upstreams = listed
-        .unwrap_or_default()
         .iter()
         .map(|upstream| {
             step08_tcp_proxy::parse_upstream(upstream.get_ref())
@@ -611,6 +605,30 @@ fn zookeeper_servers(servers: &Spanned<String>, at: &Positions) -> Result<String
             ),
         ))
     }
+}
+
+/// Where a service's upstreams come from: the ones it lists, and its
+/// `discover` path; it needs one or the other. `what` names it in the
+/// error ("a service", "a tcp service").
+fn upstream_sources<'a>(
+    what: &str,
+    name: &Spanned<String>,
+    upstreams: &'a Option<Spanned<Vec<Spanned<String>>>>,
+    discover: Option<&Spanned<String>>,
+    at: &Positions,
+) -> Result<(&'a [Spanned<String>], Option<String>), ConfigError> {
+    let discover = discover_path(discover, at)?;
+    let listed = upstreams
+        .as_ref()
+        .map_or(&[][..], |u| u.get_ref().as_slice());
+    if listed.is_empty() && discover.is_none() {
+        let span = upstreams.as_ref().map_or(name.span(), |u| u.span());
+        return Err(at.error(
+            span,
+            format!("{what} needs at least one upstream, or discover = a ZooKeeper path"),
+        ));
+    }
+    Ok((listed, discover))
 }
 
 /// A `discover` path: absolute, not the root, kept without a trailing `/`.
@@ -780,20 +798,14 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
             .map_err(|e| at.error(key.span(), format!("hash_key: {e}")))?,
         None => HashKey::Url,
     };
-    let discover = discover_path(service.discover.as_ref(), at)?;
-    let listed = service.upstreams.as_ref().map(|u| u.get_ref().as_slice());
-    if listed.is_none_or(<[_]>::is_empty) && discover.is_none() {
-        let span = service
-            .upstreams
-            .as_ref()
-            .map_or(service.name.span(), |u| u.span());
-        return Err(at.error(
-            span,
-            "a service needs at least one upstream, or discover = a ZooKeeper path".into(),
-        ));
-    }
+    let (listed, discover) = upstream_sources(
+        "a service",
+        &service.name,
+        &service.upstreams,
+        service.discover.as_ref(),
+        at,
+    )?;
     let upstreams = listed
-        .unwrap_or_default()
         .iter()
         .map(|upstream| {
             step04_load_balance::parse_upstream(upstream.get_ref())
