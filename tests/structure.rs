@@ -110,7 +110,8 @@ fn libraries_never_depend_on_a_chapter_and_chapters_only_on_earlier_ones() {
 /// balances step 03's proxy, step 05 puts step 04's behind middleware,
 /// step 06 and 07 serve step 05's chain with tunnels and TLS, step 09 puts
 /// a cache in front of step 04's balanced proxy, and the gateway routes
-/// between them all, on hyper's engine or on step 10's, and runs step 08's
+/// between them all, on hyper's engine or on step 10's, puts step 09's
+/// cache in front of the services that ask for one, and runs step 08's
 /// proxy for its TCP services. Steps 01, 02, 08 and 10 stand alone.
 const LESSON_CHAIN: &[(&str, &[&str])] = &[
     ("step04-load-balance", &["step03-reverse-proxy"]),
@@ -143,6 +144,7 @@ const LESSON_CHAIN: &[(&str, &[&str])] = &[
             "step06-websocket",
             "step07-https",
             "step08-tcp-proxy",
+            "step09-cache",
             "step10-fast-path",
         ],
     ),

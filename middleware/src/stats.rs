@@ -179,6 +179,15 @@ impl Metrics {
         self.registry.register(name, help, metric);
     }
 
+    /// Also expose what `collector` reads when the metrics are (a number
+    /// someone else holds, like the bytes in the gateway's caches).
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
+    }
+
     /// One more request answered with `status` by `upstream`.
     fn count_request(&self, method: &'static str, status: u16, upstream: &Arc<str>) {
         let labels = RequestLabels {

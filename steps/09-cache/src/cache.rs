@@ -21,9 +21,9 @@
 //! `Content-Location` name on the same host (§4.4). Every answer says what
 //! happened in `Cache-Status`.
 //!
-//! Left out on purpose: ranges (a `Range` request goes upstream, a `206`
-//! is not stored), storing `HEAD` responses, and `Pragma`, which RFC 9111
-//! deprecates.
+//! Left out on purpose: storing a `206` (a `Range` the store cannot answer
+//! goes upstream as it came), storing `HEAD` responses, and `Pragma`,
+//! which RFC 9111 deprecates.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ use proxy_core::{ClientConn, IntoRequestBody, ProxyBody, RequestBody, Transport,
 use step04_load_balance::BalancedProxy;
 use tokio::sync::oneshot;
 
+use crate::counters::CacheCounters;
 use crate::directives::{Directives, Seconds};
 use crate::filling::{Filling, FillingBody};
 use crate::freshness::{self, Timing};
@@ -72,12 +73,38 @@ pub struct CacheSettings {
     pub compress: bool,
 }
 
+/// The largest body `--rewrite-body` and `--compress` hold by default.
+pub const DEFAULT_TRANSFORM_LIMIT: usize = 1 << 20;
+
+impl CacheSettings {
+    /// A cache of `size` bytes named `name` that keeps responses up to
+    /// `max_entry` bytes (default: a sixteenth of `size`) and edits
+    /// nothing; an entry limit larger than the cache is refused.
+    pub fn sized(size: u64, max_entry: Option<u64>, name: &str) -> Result<Self, String> {
+        let max_entry = max_entry.unwrap_or(size / 16).max(1);
+        if max_entry > size {
+            return Err(format!(
+                "one response may take {max_entry} bytes, more than the whole cache ({size})"
+            ));
+        }
+        Ok(Self {
+            size,
+            max_entry,
+            name: name.to_owned(),
+            rewrite: Vec::new(),
+            transform_limit: DEFAULT_TRANSFORM_LIMIT,
+            compress: false,
+        })
+    }
+}
+
 /// A shared cache in front of step 04's balanced proxy.
 pub struct Cache<T> {
     proxy: Arc<BalancedProxy<T>>,
-    store: Store,
+    store: Arc<Store>,
     herd: Arc<Herd>,
     settings: CacheSettings,
+    counters: CacheCounters,
 }
 
 /// How long a flight waits for the upstream's next bytes, or for room
@@ -110,18 +137,65 @@ enum Fetched {
 }
 
 impl<T: Transport> Cache<T> {
-    pub fn new(proxy: Arc<BalancedProxy<T>>, settings: CacheSettings) -> Arc<Self> {
+    /// An empty cache in front of `proxy`, counting what it does in
+    /// `counters`.
+    pub fn new(
+        proxy: Arc<BalancedProxy<T>>,
+        settings: CacheSettings,
+        counters: CacheCounters,
+    ) -> Arc<Self> {
         Arc::new(Self {
             proxy,
-            store: Store::new(settings.size),
+            store: Arc::new(Store::new(settings.size)),
             herd: Arc::default(),
             settings,
+            counters,
         })
+    }
+
+    /// This cache — its store, its flights in the air, its counters — in
+    /// front of `proxy` instead: a gateway's reload changes a service's
+    /// upstreams without emptying its cache.
+    pub fn rebind(&self, proxy: Arc<BalancedProxy<T>>) -> Arc<Self> {
+        Arc::new(Self {
+            proxy,
+            store: self.store.clone(),
+            herd: self.herd.clone(),
+            settings: self.settings.clone(),
+            counters: self.counters.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &CacheSettings {
+        &self.settings
     }
 
     /// Bytes stored now.
     pub fn stored_bytes(&self) -> u64 {
         self.store.bytes()
+    }
+
+    /// Drop what is stored for `path` on any host: the path and every
+    /// query of it, or with a query only that URL, or with a final `*`
+    /// every path it starts. Answers on their way to the store for those
+    /// URLs are not stored either. Returns how many URLs were dropped.
+    pub fn purge(&self, path: &str) -> usize {
+        let matches = |key: &str| {
+            // A key is the host, then the path and query (see `key_of`).
+            let Some(slash) = key.find('/') else {
+                return false;
+            };
+            let target = &key[slash..];
+            if let Some(prefix) = path.strip_suffix('*') {
+                return target.starts_with(prefix);
+            }
+            if path.contains('?') {
+                return target == path;
+            }
+            let without_query = target.split_once('?').map_or(target, |(path, _)| path);
+            without_query == path
+        };
+        self.store.invalidate_where(matches)
     }
 
     /// Answer `req`, from the store when it may, and say how.
@@ -131,6 +205,8 @@ impl<T: Transport> Cache<T> {
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
         let (mut response, status) = self.answer(client, req).await;
+        let body = response.body().size_hint().exact().unwrap_or(0);
+        self.counters.count(&status, body);
         status.append_to(&self.settings.name, response.headers_mut());
         response
     }

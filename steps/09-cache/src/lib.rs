@@ -18,7 +18,8 @@
 //! - [`herd`] and [`filling`] make many misses one upstream request, and
 //!   stream one body to all of them while it is stored;
 //! - [`store`] bounds the whole by bytes; [`status`] writes `Cache-Status`
-//!   (RFC 9211);
+//!   (RFC 9211), and [`counters`] counts the same outcomes for an
+//!   operator;
 //! - [`rewrite`] edits text bodies on their way in (the seed's
 //!   ModifyResponse example, done right) and [`compress`] compresses them
 //!   for the clients that accept it, both through [`codings`] and
@@ -27,6 +28,7 @@
 pub mod cache;
 pub mod codings;
 pub mod compress;
+pub mod counters;
 pub mod directives;
 pub mod filling;
 pub mod freshness;
@@ -48,7 +50,8 @@ use serving::{Binder, Launched, Server};
 use step03_reverse_proxy::ProxyOptions;
 use step04_load_balance::BalanceOptions;
 
-pub use cache::{Cache, CacheSettings};
+pub use cache::{Cache, CacheSettings, DEFAULT_TRANSFORM_LIMIT};
+pub use counters::{CacheCounters, Outcome};
 
 /// Command line of `step09-cache`.
 #[derive(Parser, Debug, Clone)]
@@ -97,15 +100,15 @@ pub struct CacheOptions {
 
 impl CacheOptions {
     /// What these flags say, as plain data.
-    pub fn settings(&self) -> CacheSettings {
-        CacheSettings {
-            size: self.cache_size,
-            max_entry: self.max_entry_size.unwrap_or(self.cache_size / 16).max(1),
-            name: "step09-cache".to_owned(),
+    pub fn settings(&self) -> anyhow::Result<CacheSettings> {
+        let sized = CacheSettings::sized(self.cache_size, self.max_entry_size, "step09-cache")
+            .map_err(|why| anyhow::anyhow!("--max-entry-size: {why}"))?;
+        Ok(CacheSettings {
             rewrite: self.rewrite_body.clone(),
             transform_limit: usize::try_from(self.rewrite_limit).unwrap_or(usize::MAX),
             compress: self.compress,
-        }
+            ..sized
+        })
     }
 }
 
@@ -115,13 +118,13 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
     let mut launched = Launched::default();
     let proxy =
         step04_load_balance::build(&args.balance, &args.proxy, binder, &mut launched).await?;
-    let settings = args.cache.settings();
+    let settings = args.cache.settings()?;
     tracing::info!(
         "caching up to {} bytes, {} per response",
         settings.size,
         settings.max_entry
     );
-    let cache = Cache::new(Arc::new(proxy), settings);
+    let cache = Cache::new(Arc::new(proxy), settings, CacheCounters::default());
     let server = Server::new(binder.bind(args.listen).await?, "cache")
         .options(args.proxy.serve.server_options())
         .serve_clients(args.proxy.serve.trusted_proxies(), move |client, req| {

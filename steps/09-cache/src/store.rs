@@ -161,6 +161,20 @@ impl Store {
         self.remove(key);
     }
 
+    /// [`Store::invalidate`] every key `matches` takes; how many there were.
+    pub fn invalidate_where(&self, matches: impl Fn(&str) -> bool) -> usize {
+        let keys: Vec<Arc<String>> = self
+            .entries
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| matches(key))
+            .collect();
+        for key in &keys {
+            self.invalidate(key);
+        }
+        keys.len()
+    }
+
     /// Bytes held now (after eviction has caught up).
     pub fn bytes(&self) -> u64 {
         self.entries.run_pending_tasks();

@@ -4,7 +4,9 @@
 //! token, the data does), `GET /stats` (requests by hour, in total, per service and per app),
 //! `GET /services` (every service, its upstreams with health, drain flag,
 //! in-flight count and the breaker's state), `POST /reload`, `POST
-//! /services/NAME/drain?upstream=URL` (and `/undrain`), `GET /metrics`.
+//! /services/NAME/drain?upstream=URL` (and `/undrain`), `POST
+//! /services/NAME/purge?path=P` (what its cache stored for P), `GET
+//! /metrics`.
 //! A wrong or missing token is a 401 that says what is wanted.
 
 use std::convert::Infallible;
@@ -45,13 +47,20 @@ pub(crate) fn spawn(
     })
 }
 
-/// `/services/NAME/drain` → (NAME, true); `/undrain` → (NAME, false).
-fn drain_request(path: &str) -> Option<(&str, bool)> {
+/// What `POST /services/NAME/ACTION` asks of service NAME.
+enum ServiceAction {
+    Drain(bool),
+    Purge,
+}
+
+/// `/services/NAME/drain` → (NAME, drain); `/undrain`, `/purge` alike.
+fn service_action(path: &str) -> Option<(&str, ServiceAction)> {
     let rest = path.strip_prefix("/services/")?;
     let (name, action) = rest.rsplit_once('/')?;
     match action {
-        "drain" => Some((name, true)),
-        "undrain" => Some((name, false)),
+        "drain" => Some((name, ServiceAction::Drain(true))),
+        "undrain" => Some((name, ServiceAction::Drain(false))),
+        "purge" => Some((name, ServiceAction::Purge)),
         _ => None,
     }
 }
@@ -125,17 +134,28 @@ async fn answer(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             gateway.metrics.prometheus_text(),
         ),
-        (&Method::POST, path) if drain_request(path).is_some() => {
-            let (name, drained) = drain_request(path).expect("matched");
-            let upstream = query_value(req.uri().query(), "upstream").unwrap_or_default();
-            match gateway.drain(name, &upstream, drained) {
+        (&Method::POST, path) if service_action(path).is_some() => {
+            let (name, action) = service_action(path).expect("matched");
+            let query = req.uri().query();
+            let done = match action {
+                ServiceAction::Drain(drained) => {
+                    let upstream = query_value(query, "upstream").unwrap_or_default();
+                    gateway
+                        .drain(name, &upstream, drained)
+                        .map_err(|why| (StatusCode::NOT_FOUND, why))
+                }
+                ServiceAction::Purge => {
+                    gateway.purge(name, &query_value(query, "path").unwrap_or_default())
+                }
+            };
+            match done {
                 Ok(said) => text_response(StatusCode::OK, said),
-                Err(why) => text_response(StatusCode::NOT_FOUND, why),
+                Err((status, why)) => text_response(status, why),
             }
         }
         _ => text_response(
             StatusCode::NOT_FOUND,
-            "the admin API serves GET /dashboard, GET /services, GET /stats, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), GET /metrics",
+            "the admin API serves GET /dashboard, GET /services, GET /stats, POST /reload, POST /services/NAME/drain?upstream=URL (and /undrain), POST /services/NAME/purge?path=P, GET /metrics",
         ),
     }
 }

@@ -40,6 +40,7 @@ use serde::Deserialize;
 use shared_limit::Fail;
 use step03_reverse_proxy::ProxySettings;
 use step04_load_balance::{BalanceSettings, HealthSettings};
+use step09_cache::CacheSettings;
 use toml::Spanned;
 
 /// A mistake in a config file, where it is.
@@ -169,6 +170,21 @@ struct ServiceFile {
     request_headers: Option<Spanned<HeadersFile>>,
     response_headers: Option<Spanned<HeadersFile>>,
     open_auth: Option<Spanned<bool>>,
+    cache: Option<Spanned<CacheFile>>,
+}
+
+/// `cache = { size, max_entry_size, compress, rewrite_body, rewrite_limit }`:
+/// step 09's flags.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFile {
+    size: Spanned<String>,
+    max_entry_size: Option<Spanned<String>>,
+    #[serde(default)]
+    compress: bool,
+    #[serde(default)]
+    rewrite_body: Vec<Spanned<String>>,
+    rewrite_limit: Option<Spanned<String>>,
 }
 
 /// `{ set = { NAME = VALUE, … }, remove = [NAME, …] }`.
@@ -348,6 +364,8 @@ pub struct Service {
     pub open_auth: bool,
     /// A ZooKeeper path whose children are more upstreams.
     pub discover: Option<String>,
+    /// Step 09's cache in front of its upstreams, if `cache` is set.
+    pub cache: Option<CacheSettings>,
 }
 
 /// Read and check the config at `path`.
@@ -862,7 +880,55 @@ fn service(service: &ServiceFile, base: &Path, at: &Positions) -> Result<Service
         },
         open_auth: service.open_auth.as_ref().is_some_and(|o| *o.get_ref()),
         discover,
+        cache: cache(service.cache.as_ref(), at)?,
     })
+}
+
+/// The name a gateway's caches give themselves in `Cache-Status`.
+pub const CACHE_NAME: &str = "gateway";
+
+/// A service's `cache` table, read as step 09's flags are.
+fn cache(
+    cache: Option<&Spanned<CacheFile>>,
+    at: &Positions,
+) -> Result<Option<CacheSettings>, ConfigError> {
+    let Some(cache) = cache else {
+        return Ok(None);
+    };
+    let span = cache.span();
+    let cache = cache.get_ref();
+    let size = |value: &Spanned<String>, what: &str| {
+        operator_input::size(value.get_ref())
+            .map_err(|e| at.error(value.span(), format!("cache {what}: {e}")))
+    };
+    let max_entry = cache
+        .max_entry_size
+        .as_ref()
+        .map(|value| size(value, "max_entry_size"))
+        .transpose()?;
+    let sized =
+        CacheSettings::sized(size(&cache.size, "size")?, max_entry, CACHE_NAME).map_err(|why| {
+            let at_value = cache.max_entry_size.as_ref().map_or(span, Spanned::span);
+            at.error(at_value, format!("cache max_entry_size: {why}"))
+        })?;
+    let rewrite = cache
+        .rewrite_body
+        .iter()
+        .map(|rule| {
+            step09_cache::rewrite::parse_rule(rule.get_ref())
+                .map_err(|e| at.error(rule.span(), format!("cache rewrite_body: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let transform_limit = match &cache.rewrite_limit {
+        Some(limit) => usize::try_from(size(limit, "rewrite_limit")?).unwrap_or(usize::MAX),
+        None => sized.transform_limit,
+    };
+    Ok(Some(CacheSettings {
+        rewrite,
+        transform_limit,
+        compress: cache.compress,
+        ..sized
+    }))
 }
 
 /// `[tokens]`: a secret that is not empty, and a lifetime.

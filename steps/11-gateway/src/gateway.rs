@@ -37,11 +37,13 @@ use step04_load_balance::retry::RetryCounters;
 use step05_middleware::ProxyEndpoint;
 use step06_websocket::Tunnels;
 use step07_https::upstream_tls::HttpsTransport;
+use step09_cache::Cache;
 use step10_fast_path::hooks::Destination;
 use step10_fast_path::pool::Pool;
 use tokio::task::JoinHandle;
 
 use crate::apps::{self, Apps};
+use crate::cached::{CacheEndpoint, CacheMetrics, ServiceCache};
 use crate::discovered::{Discovered, Protocol};
 use crate::statistics::{Scope, Statistics, Tally};
 use crate::tcp_services::TcpServices;
@@ -81,7 +83,7 @@ pub(crate) struct LiveService {
     /// What it was built from: an unchanged entry on reload keeps it whole.
     pub(crate) spec: config::Service,
     /// The prefix to take off the path, if `strip_prefix`.
-    strip: Option<String>,
+    pub(crate) strip: Option<String>,
     pub(crate) balancer: Arc<Balancer>,
     /// Its middleware, then its balanced proxy.
     chain: Chain,
@@ -100,6 +102,9 @@ pub(crate) struct LiveService {
     pub(crate) destinations: Vec<(Arc<Upstream>, Arc<Destination>)>,
     /// For `GET /services`.
     pub(crate) breaker: Option<Arc<Breaker>>,
+    /// Step 09's cache at the chain's end, in front of `proxy`, if the
+    /// entry sets `cache`.
+    pub(crate) cache: Option<ServiceCache>,
     /// Its requests, for `/stats`.
     pub(crate) tally: Arc<Tally>,
     _health_checks: Option<AbortOnDrop>,
@@ -107,9 +112,10 @@ pub(crate) struct LiveService {
 
 impl LiveService {
     /// The fast engine can send this service's requests: every upstream
-    /// speaks plain HTTP/1.1.
+    /// speaks plain HTTP/1.1, and no cache sits in front of them
+    /// ([`crate::cached`] says why).
     pub(crate) fn on_fast_engine(&self) -> bool {
-        !self.destinations.is_empty()
+        !self.destinations.is_empty() && self.cache.is_none()
     }
 
     /// Where the fast engine sends to `upstream`, one of this service's.
@@ -273,6 +279,8 @@ pub(crate) struct Gateway {
     pub(crate) statistics: Arc<Statistics>,
     /// Retries of every service, for `/metrics`.
     retries: RetryCounters,
+    /// What every service's cache did, for `/metrics`.
+    caches: CacheMetrics,
     /// Requests answered without Redis, whichever `[redis]` is current.
     redis_unavailable: Counter,
     /// The fast engine's destinations, by upstream URL.
@@ -335,23 +343,28 @@ impl Gateway {
         );
         let discovered = Arc::new(Discovered::default());
         discovered.register_in(&mut metrics);
-        Arc::new_cyclic(|me| Self {
-            routes: ArcSwap::from_pointee(Routes::empty()),
-            file,
-            last_read: Mutex::new(text),
-            fixed: Fixed::of(config),
-            transport,
-            tunnels,
-            metrics: Arc::new(metrics),
-            statistics: Arc::default(),
-            retries,
-            redis_unavailable,
-            destinations: Mutex::default(),
-            tcp,
-            discovered,
-            config: Mutex::new(Arc::new(config.clone())),
-            changing: tokio::sync::Mutex::default(),
-            me: me.clone(),
+        let caches = CacheMetrics::default();
+        Arc::new_cyclic(|me| {
+            caches.register_in(&mut metrics, me.clone());
+            Self {
+                routes: ArcSwap::from_pointee(Routes::empty()),
+                file,
+                last_read: Mutex::new(text),
+                fixed: Fixed::of(config),
+                transport,
+                tunnels,
+                metrics: Arc::new(metrics),
+                statistics: Arc::default(),
+                retries,
+                caches,
+                redis_unavailable,
+                destinations: Mutex::default(),
+                tcp,
+                discovered,
+                config: Mutex::new(Arc::new(config.clone())),
+                changing: tokio::sync::Mutex::default(),
+                me: me.clone(),
+            }
         })
     }
 
@@ -611,12 +624,26 @@ impl Gateway {
             .health
             .spawn_checks(&balancer, &self.transport)
             .map(AbortOnDrop);
+        // An unchanged cache keeps what it stored, in front of the new proxy.
+        let cache =
+            spec.cache
+                .as_ref()
+                .map(|settings| match previous.and_then(|p| p.cache.as_ref()) {
+                    Some(kept) if kept.settings() == settings => kept.rebind(proxy.clone()),
+                    _ => Cache::new(
+                        proxy.clone(),
+                        settings.clone(),
+                        self.caches.counters(&spec.name),
+                    ),
+                });
+        let endpoint: Arc<dyn Endpoint> = match &cache {
+            Some(cache) => Arc::new(CacheEndpoint(cache.clone())),
+            None => Arc::new(ProxyEndpoint(proxy.clone())),
+        };
         let limiter = shared.map(|limits| self.shared_limiter(limits, &spec.name));
-        let built = spec.chain.build(
-            Arc::new(ProxyEndpoint(proxy.clone())),
-            &self.metrics,
-            limiter.as_deref(),
-        )?;
+        let built = spec
+            .chain
+            .build(endpoint, &self.metrics, limiter.as_deref())?;
         tracing::info!(
             "service {}: {}{} → {} upstream(s)",
             spec.name,
@@ -630,6 +657,7 @@ impl Gateway {
             balancer,
             chain: built.chain,
             breaker: built.breaker,
+            cache,
             proxy,
             rate_limit: built.rate_limit,
             auth: built.auth,

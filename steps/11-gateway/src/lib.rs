@@ -26,7 +26,12 @@
 //! default step 10's serves HTTP/1.1 clients, plain and TLS, asking the
 //! gateway at each decision (`fast`), with hyper behind it on the same
 //! listeners for HTTP/2 clients and for services whose upstreams speak
-//! h2c or https; `engine = "hyper"` serves everything with hyper.
+//! h2c or https or that keep a cache; `engine = "hyper"` serves
+//! everything with hyper.
+//!
+//! A service may keep step 09's shared cache in front of its upstreams
+//! (`cache = { size = "64MiB" }`, `cached`): its answers counted in
+//! `/metrics`, its entries dropped by `POST /services/NAME/purge?path=`.
 //!
 //! Around the routes, what a team running the gateway for others needs:
 //! apps (tenants) that trade an id and a secret for a token at `POST
@@ -52,6 +57,7 @@
 mod admin;
 mod admin_guard;
 mod apps;
+mod cached;
 mod canonical;
 pub mod config;
 mod dashboard;

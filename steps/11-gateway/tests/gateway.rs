@@ -175,6 +175,22 @@ async fn config_mistakes_name_the_file_line_and_column() {
             "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\nhealth = { every = \"1s\" }\n",
             ":4:12: unknown field `every`, expected one of `path`, `interval`",
         ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\ncache = { size = \"lots\" }\n",
+            ":4:18: cache size: \"lots\": expected a size such as 65536",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\ncache = { size = \"1MiB\", max_entry_size = \"2MiB\" }\n",
+            ":4:43: cache max_entry_size: one response may take 2097152 bytes, more than the whole cache (1048576)",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\ncache = { size = \"1MiB\", rewrite_body = [\"nothing\"] }\n",
+            ":4:42: cache rewrite_body: \"nothing\": expected REGEX=REPLACEMENT",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nupstreams = [\"http://127.0.0.1:1\"]\ncache = { bytes = \"1MiB\" }\n",
+            ":4:11: unknown field `bytes`, expected one of `size`",
+        ),
     ] {
         assert_refused_at(text, expected);
     }

@@ -85,14 +85,19 @@ impl Gateway {
         json["access_token"].as_str().unwrap().to_owned()
     }
 
-    /// The admin API's JSON at `path`, asked with [`TOKEN`].
-    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
-        let answer = client()
+    /// The admin API's answer at `path`, asked with [`TOKEN`].
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        client()
             .get(format!("{}{path}", self.admin))
             .bearer_auth(TOKEN)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The admin API's JSON at `path`, asked with [`TOKEN`].
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let answer = self.admin_get(path).await;
         assert_eq!(answer.status(), 200, "{path}");
         answer.json().await.unwrap()
     }
