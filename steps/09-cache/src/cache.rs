@@ -36,6 +36,7 @@ use hyper::header::{self, AGE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::http::response;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use load_balance::Upstream;
 use proxy_core::headers::request_host;
 use proxy_core::{ClientConn, IntoRequestBody, ProxyBody, RequestBody, Transport, text_response};
 use step04_load_balance::BalancedProxy;
@@ -204,11 +205,22 @@ impl<T: Transport> Cache<T> {
         client: &ClientConn,
         req: Request<Incoming>,
     ) -> Response<ProxyBody> {
-        let (mut response, status) = self.answer(client, req).await;
+        self.handle_reporting(client, req).await.0
+    }
+
+    /// [`Cache::handle`], and the upstream that answered this request, if
+    /// one did: none for an answer from the store, or one that rode
+    /// another request's exchange (for the metrics of a proxy around it).
+    pub async fn handle_reporting(
+        self: &Arc<Self>,
+        client: &ClientConn,
+        req: Request<Incoming>,
+    ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
+        let (mut response, mut status) = self.answer(client, req).await;
         let body = response.body().size_hint().exact().unwrap_or(0);
         self.counters.count(&status, body);
         status.append_to(&self.settings.name, response.headers_mut());
-        response
+        (response, status.upstream.take())
     }
 
     async fn answer(
@@ -263,8 +275,8 @@ impl<T: Transport> Cache<T> {
                         return only_if_cached();
                     }
                     let request = Request::from_parts(req, RequestBody::empty());
-                    let response = self.proxy.handle(client, request).await;
-                    return (response, CacheStatus::forward(forward).detail("head"));
+                    let status = CacheStatus::forward(forward).detail("head");
+                    return self.pass(client, request, status).await;
                 }
                 Use::Revalidate(forward) => {
                     if asked.only_if_cached {
@@ -284,30 +296,43 @@ impl<T: Transport> Cache<T> {
         if method == Method::HEAD {
             // A HEAD answer has no body to store; it goes as it came.
             let request = Request::from_parts(req, RequestBody::empty());
-            let response = self.proxy.handle(client, request).await;
             let status = CacheStatus::forward(forward).detail("head");
-            return (response, status);
+            return self.pass(client, request, status).await;
         }
         self.go(client, req, key, &asked, forward, None).await
     }
 
     /// Send `req` upstream, and edit the answer as the settings say: the
     /// body rewritten, then compressed for a client that sent `request`'s
-    /// headers.
+    /// headers; and the upstream that answered.
     async fn upstream(
         &self,
         client: &ClientConn,
         request: &HeaderMap,
         req: Request<impl IntoRequestBody>,
-    ) -> Response<ProxyBody> {
+    ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let settings = &self.settings;
-        let response = self.proxy.handle(client, req).await;
+        let (response, upstream) = self.proxy.handle_reporting(client, req).await;
         let response = rewrite::apply(&settings.rewrite, settings.transform_limit, response).await;
-        if settings.compress {
+        let response = if settings.compress {
             compress::apply(request, settings.transform_limit, response).await
         } else {
             response
-        }
+        };
+        (response, upstream)
+    }
+
+    /// Send `req` upstream as it came and pass its answer on as it comes,
+    /// described by `status`.
+    async fn pass(
+        &self,
+        client: &ClientConn,
+        req: Request<impl IntoRequestBody>,
+        mut status: CacheStatus,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let (response, upstream) = self.proxy.handle_reporting(client, req).await;
+        status.upstream = upstream;
+        (response, status)
     }
 
     /// A `Range` request: a part of a stored `200` the request may use
@@ -329,14 +354,9 @@ impl<T: Transport> Cache<T> {
             let status = CacheStatus::hit(stored.ttl(now));
             return (partial(&stored, part, now), status);
         }
-        let response = self
-            .proxy
-            .handle(client, Request::from_parts(req, RequestBody::empty()))
-            .await;
-        (
-            response,
-            CacheStatus::forward(Forward::Bypass).detail("range"),
-        )
+        let request = Request::from_parts(req, RequestBody::empty());
+        let status = CacheStatus::forward(Forward::Bypass).detail("range");
+        self.pass(client, request, status).await
     }
 
     /// Go upstream for `req` — leading a flight, or following one.
@@ -364,9 +384,10 @@ impl<T: Transport> Cache<T> {
                 None
             }
         };
-        let fetched = self.fly(client, &parts, key, asked, leading, stale).await;
+        let (fetched, upstream) = self.fly(client, &parts, key, asked, leading, stale).await;
         let now = SystemTime::now();
         let mut status = CacheStatus::forward(forward);
+        status.upstream = upstream;
         let response = match fetched {
             Fetched::Shared(head, body, fits) => {
                 status.forward_status = Some(head.status.as_u16());
@@ -396,7 +417,7 @@ impl<T: Transport> Cache<T> {
 
     /// Send the request upstream in a task of its own — followers and the
     /// store depend on it, not only this client — and return what this
-    /// client gets.
+    /// client gets, and from which upstream.
     async fn fly(
         self: &Arc<Self>,
         client: &ClientConn,
@@ -405,7 +426,7 @@ impl<T: Transport> Cache<T> {
         asked: &Directives,
         leading: Option<Leading>,
         stale: Option<Arc<Stored>>,
-    ) -> Fetched {
+    ) -> (Fetched, Option<Arc<Upstream>>) {
         let (sender, receiver) = oneshot::channel();
         let flight = Flight {
             cache: self.clone(),
@@ -421,12 +442,15 @@ impl<T: Transport> Cache<T> {
         match receiver.await {
             Ok(fetched) => fetched,
             // The task panicked: the log has it.
-            Err(_) => Fetched::Own(
-                text_response(
-                    StatusCode::BAD_GATEWAY,
-                    "the cache's upstream exchange failed",
+            Err(_) => (
+                Fetched::Own(
+                    text_response(
+                        StatusCode::BAD_GATEWAY,
+                        "the cache's upstream exchange failed",
+                    ),
+                    NotStored::Status,
                 ),
-                NotStored::Status,
+                None,
             ),
         }
     }
@@ -471,7 +495,7 @@ impl<T: Transport> Cache<T> {
         let target = key_of(req.headers(), req.uri());
         let host = request_host(req.headers(), req.uri()).ok().flatten();
         let headers = req.headers().clone();
-        let response = self.upstream(client, &headers, req).await;
+        let (response, upstream) = self.upstream(client, &headers, req).await;
         let succeeded = response.status().is_success() || response.status().is_redirection();
         if !safe
             && succeeded
@@ -488,7 +512,9 @@ impl<T: Transport> Cache<T> {
                 }
             }
         }
-        (response, CacheStatus::forward(Forward::Method))
+        let mut status = CacheStatus::forward(Forward::Method);
+        status.upstream = upstream;
+        (response, status)
     }
 
     async fn bypass(
@@ -497,8 +523,8 @@ impl<T: Transport> Cache<T> {
         req: Request<Incoming>,
         why: &'static str,
     ) -> (Response<ProxyBody>, CacheStatus) {
-        let response = self.proxy.handle(client, req).await;
-        (response, CacheStatus::forward(Forward::Bypass).detail(why))
+        let status = CacheStatus::forward(Forward::Bypass).detail(why);
+        self.pass(client, req, status).await
     }
 }
 
@@ -519,7 +545,7 @@ struct Flight<T> {
 }
 
 impl<T: Transport> Flight<T> {
-    async fn run(mut self, mut client: oneshot::Sender<Fetched>) {
+    async fn run(mut self, mut client: oneshot::Sender<(Fetched, Option<Arc<Upstream>>)>) {
         let mut upstream = clone_head(&self.parts);
         let asks = match &self.stale {
             Some(stale) => validation::ask_about(&mut upstream, stale).is_some(),
@@ -530,8 +556,8 @@ impl<T: Transport> Flight<T> {
         };
         let requested = SystemTime::now();
         let request = Request::from_parts(upstream, RequestBody::empty());
-        let response = tokio::select! {
-            response = self.cache.upstream(&self.client, &self.parts.headers, request) => response,
+        let (response, upstream) = tokio::select! {
+            answer = self.cache.upstream(&self.client, &self.parts.headers, request) => answer,
             // Its client left before the head came, and no other joined:
             // the request is abandoned, as a proxy without a cache would.
             () = self.abandoned(&mut client) => return,
@@ -544,12 +570,12 @@ impl<T: Transport> Flight<T> {
                 let refreshed = Arc::new(validation::refreshed(&stale, &head.headers, timing));
                 self.cache.store.insert(self.key.clone(), refreshed.clone());
                 self.land(Landed::Refreshed(refreshed.clone()));
-                let _ = client.send(Fetched::Refreshed(refreshed));
+                let _ = client.send((Fetched::Refreshed(refreshed), upstream));
                 return;
             }
             if is_error(head.status) && may_serve_on_error(&stale, &self.asked, received) {
                 self.land(Landed::Alone);
-                let _ = client.send(Fetched::StaleOnError(stale, head.status));
+                let _ = client.send((Fetched::StaleOnError(stale, head.status), upstream));
                 return;
             }
             // A new response replaces the stored one, stored or not.
@@ -577,7 +603,8 @@ impl<T: Transport> Flight<T> {
         });
         if let Err(reason) = checked {
             self.land(Landed::Alone);
-            let _ = client.send(Fetched::Own(Response::from_parts(head, body), reason));
+            let own = Fetched::Own(Response::from_parts(head, body), reason);
+            let _ = client.send((own, upstream));
             return;
         }
         let mut headers = head.headers;
@@ -595,11 +622,8 @@ impl<T: Transport> Flight<T> {
         let filling = Arc::new(Filling::default());
         let reader = filling.reader().expect("a new filling keeps its bytes");
         self.land(Landed::Shared(stored_head.clone(), filling.clone()));
-        let _ = client.send(Fetched::Shared(
-            stored_head.clone(),
-            reader,
-            length.is_some(),
-        ));
+        let shared = Fetched::Shared(stored_head.clone(), reader, length.is_some());
+        let _ = client.send((shared, upstream));
         if let Some((last, trailers)) = self.fill(body, &filling).await {
             // Stored before its last bytes reach anyone: a client that has
             // the whole body finds it in the store.
@@ -687,7 +711,7 @@ impl<T: Transport> Flight<T> {
     }
 
     /// Resolves once nobody waits for this exchange's head.
-    async fn abandoned(&self, client: &mut oneshot::Sender<Fetched>) {
+    async fn abandoned(&self, client: &mut oneshot::Sender<(Fetched, Option<Arc<Upstream>>)>) {
         if self.background {
             return std::future::pending().await;
         }

@@ -9,8 +9,11 @@
 //! of freshness left, negative when stale) and `detail`. A cache appends
 //! its member after those of caches nearer the origin.
 
+use std::sync::Arc;
+
 use hyper::HeaderMap;
 use hyper::header::{HeaderName, HeaderValue};
+use load_balance::Upstream;
 
 pub static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
@@ -54,6 +57,9 @@ pub struct CacheStatus {
     pub collapsed: bool,
     pub ttl: Option<i64>,
     pub detail: Option<&'static str>,
+    /// The upstream that answered the request this cache sent for it —
+    /// not part of the header: the proxy around the cache counts by it.
+    pub upstream: Option<Arc<Upstream>>,
 }
 
 impl CacheStatus {

@@ -45,7 +45,15 @@ impl Endpoint for CacheEndpoint {
         req: Request<Incoming>,
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        Box::pin(self.0.handle(&ctx.client, req))
+        Box::pin(async move {
+            let (response, upstream) = self.0.handle_reporting(&ctx.client, req).await;
+            // A hit, or a request that rode another's exchange, is
+            // counted under no upstream (`-`): none answered it.
+            if let Some(upstream) = upstream {
+                ctx.set_upstream(upstream.name.clone());
+            }
+            response
+        })
     }
 }
 

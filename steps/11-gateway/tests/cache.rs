@@ -111,6 +111,24 @@ async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
     let stored = metric(&text, "proxy_cache_stored_bytes{service=\"api\"}");
     assert!(stored.is_some_and(|bytes| bytes > 0), "{text}");
     assert!(!text.contains("service=\"plain\""), "{text}");
+    // The miss and the two plain requests were the upstream's; the hit
+    // was nobody's.
+    assert_eq!(
+        metric(
+            &text,
+            &format!("proxy_requests_total{{method=\"GET\",status=\"200\",upstream=\"{url}/\"}}")
+        ),
+        Some(3),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "proxy_requests_total{method=\"GET\",status=\"200\",upstream=\"-\"}"
+        ),
+        Some(1),
+        "{text}"
+    );
 }
 
 async fn a_purge_drops_what_a_path_stored(engine: &'static str) {
