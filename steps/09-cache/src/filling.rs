@@ -128,15 +128,26 @@ impl Filling {
         if state.dropping {
             return None;
         }
-        state.readers.push(Some(Reader {
+        let reader = Some(Reader {
             next: 0,
             waiting: None,
             cut: false,
-        }));
-        let slot = state.readers.len() - 1;
+        });
+        // The slot of a reader that left, if there is one: clients that
+        // come and go while a body is kept do not grow the list.
+        let slot = match state.readers.iter().position(Option::is_none) {
+            Some(free) => {
+                state.readers[free] = reader;
+                free
+            }
+            None => {
+                state.readers.push(reader);
+                state.readers.len() - 1
+            }
+        };
         Some(FillingBody {
             filling: self.clone(),
-            slot,
+            slot: Some(slot),
         })
     }
 
@@ -239,7 +250,9 @@ impl Filling {
 #[derive(Debug)]
 pub struct FillingBody {
     filling: Arc<Filling>,
-    slot: usize,
+    /// Its place among the readers; None once it has left (another reader
+    /// may have the place by then).
+    slot: Option<usize>,
 }
 
 impl Body for FillingBody {
@@ -251,18 +264,22 @@ impl Body for FillingBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BrokenOff>>> {
         let this = self.get_mut();
+        let Some(slot) = this.slot else {
+            return Poll::Ready(None);
+        };
         let mut state = this.filling.lock();
-        let Some((next, cut)) = state.readers[this.slot].as_ref().map(|r| (r.next, r.cut)) else {
+        let Some((next, cut)) = state.readers[slot].as_ref().map(|r| (r.next, r.cut)) else {
             return Poll::Ready(None);
         };
         if cut {
-            state.leave(this.slot);
+            state.leave(slot);
+            this.slot = None;
             return Poll::Ready(Some(Err(BrokenOff(
                 "this client fell too far behind the others reading the body".into(),
             ))));
         }
         if let Some(chunk) = state.chunks.get(next - state.first).cloned() {
-            if let Some(reader) = state.readers[this.slot].as_mut() {
+            if let Some(reader) = state.readers[slot].as_mut() {
                 reader.next += 1;
             }
             state.trim();
@@ -271,15 +288,17 @@ impl Body for FillingBody {
         match state.end.clone() {
             Some(End::Whole(trailers)) => {
                 // Gone from now on: the next poll ends the body.
-                state.leave(this.slot);
+                state.leave(slot);
+                this.slot = None;
                 Poll::Ready(trailers.map(|trailers| Ok(Frame::trailers(trailers))))
             }
             Some(End::Broken(reason)) => {
-                state.leave(this.slot);
+                state.leave(slot);
+                this.slot = None;
                 Poll::Ready(Some(Err(BrokenOff(reason))))
             }
             None => {
-                if let Some(reader) = state.readers[this.slot].as_mut() {
+                if let Some(reader) = state.readers[slot].as_mut() {
                     reader.waiting = Some(cx.waker().clone());
                 }
                 Poll::Pending
@@ -290,6 +309,39 @@ impl Body for FillingBody {
 
 impl Drop for FillingBody {
     fn drop(&mut self) {
-        self.filling.lock().leave(self.slot);
+        if let Some(slot) = self.slot.take() {
+            self.filling.lock().leave(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn readers_that_come_and_go_reuse_their_places() {
+        let filling = Arc::new(Filling::default());
+        filling.push(Bytes::from_static(b"kept"));
+        for _ in 0..1000 {
+            drop(filling.reader().unwrap());
+        }
+        assert_eq!(filling.lock().readers.len(), 1);
+
+        // One that has read to the end leaves its place to the next, and
+        // reads nothing of the next one's.
+        filling.finish(None);
+        let mut first = filling.reader().unwrap();
+        let whole = first.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&whole[..], b"kept");
+        assert!(first.frame().await.is_none());
+        let second = filling.reader().unwrap();
+        assert!(first.frame().await.is_none());
+        let read = second.collect().await.unwrap().to_bytes();
+        assert_eq!(&read[..], b"kept");
+        drop(first);
+        assert!(filling.lock().readers.iter().all(Option::is_none));
     }
 }
