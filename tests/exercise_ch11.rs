@@ -126,3 +126,31 @@ mod set_to_take {
         assert_eq!(set_to_take(Some(&set(&[])), set(&["a"])), Some(set(&["a"])));
     }
 }
+
+mod purged {
+    use proxy_workbench::exercises::answers::ch11::purged;
+
+    #[test]
+    fn a_path_drops_every_query_of_itself() {
+        assert!(purged("/a", "/a"));
+        assert!(purged("/a?page=2", "/a"));
+        assert!(!purged("/ab", "/a"));
+        assert!(!purged("/a/b", "/a"));
+    }
+
+    #[test]
+    fn a_query_names_one_url() {
+        assert!(purged("/a?page=2", "/a?page=2"));
+        assert!(!purged("/a?page=22", "/a?page=2"));
+        assert!(!purged("/a", "/a?page=2"));
+    }
+
+    #[test]
+    fn a_star_drops_every_path_it_starts() {
+        assert!(purged("/static/app.css", "/static/*"));
+        assert!(purged("/static/app.css?v=3", "/static/*"));
+        assert!(!purged("/static", "/static/*"));
+        assert!(!purged("/other", "/static/*"));
+        assert!(purged("/anything", "/*"));
+    }
+}

@@ -269,6 +269,11 @@ pub mod ch11 {
         step11_gateway::client_credentials(authorization.as_bytes())
     }
 
+    /// Step 09's own test of a stored URL against a purge.
+    pub fn purged(stored: &str, purge: &str) -> bool {
+        step09_cache::cache::purge_takes(stored, purge)
+    }
+
     /// Discovery's own judgement of a set read from ZooKeeper.
     pub fn set_to_take(last: Option<&[String]>, read: Vec<String>) -> Option<Vec<String>> {
         match discovery::watch::judge(last, read) {

@@ -48,3 +48,16 @@ pub fn set_to_take(last: Option<&[String]>, read: Vec<String>) -> Option<Vec<Str
     let _ = last;
     Some(read)
 }
+
+/// Exercise 4. An operator purges `purge` from a service's cache
+/// (`POST /services/NAME/purge?path=P`): does that drop the stored URL
+/// whose path and query are `stored`? A path drops itself with any query
+/// or none (`/a` drops `/a` and `/a?page=2`, not `/ab` or `/a/b`); a path
+/// with a query drops that one URL; a final `*` drops every path and query
+/// it starts (`/static/*` drops `/static/app.css`).
+///
+/// Hint: `strip_suffix`, `split_once('?')`.
+pub fn purged(stored: &str, purge: &str) -> bool {
+    // A first attempt: the one URL named.
+    stored == purge
+}

@@ -181,22 +181,11 @@ impl<T: Transport> Cache<T> {
     /// every path it starts. Answers on their way to the store for those
     /// URLs are not stored either. Returns how many URLs were dropped.
     pub fn purge(&self, path: &str) -> usize {
-        let matches = |key: &str| {
-            // A key is the host, then the path and query (see `key_of`).
-            let Some(slash) = key.find('/') else {
-                return false;
-            };
-            let target = &key[slash..];
-            if let Some(prefix) = path.strip_suffix('*') {
-                return target.starts_with(prefix);
-            }
-            if path.contains('?') {
-                return target == path;
-            }
-            let without_query = target.split_once('?').map_or(target, |(path, _)| path);
-            without_query == path
-        };
-        self.store.invalidate_where(matches)
+        // A key is the host, then the path and query (see `key_of`).
+        self.store.invalidate_where(|key| {
+            key.find('/')
+                .is_some_and(|slash| purge_takes(&key[slash..], path))
+        })
     }
 
     /// Answer `req`, from the store when it may, and say how.
@@ -729,6 +718,20 @@ impl<T: Transport> Flight<T> {
             leading.land(landed);
         }
     }
+}
+
+/// Does a purge of `purge` drop the stored URL whose path and query are
+/// `stored`? A path takes itself with any query or none; a path with a
+/// query, that URL alone; a final `*`, every path and query it starts.
+pub fn purge_takes(stored: &str, purge: &str) -> bool {
+    if let Some(prefix) = purge.strip_suffix('*') {
+        return stored.starts_with(prefix);
+    }
+    if purge.contains('?') {
+        return stored == purge;
+    }
+    let path = stored.split_once('?').map_or(stored, |(path, _)| path);
+    path == purge
 }
 
 /// What the cache may do with `stored` for a request that asked `asked`

@@ -3,7 +3,7 @@
 //! `GET /dashboard` (a page that shows the next two; its files need no
 //! token, the data does), `GET /stats` (requests by hour, in total, per service and per app),
 //! `GET /services` (every service, its upstreams with health, drain flag,
-//! in-flight count and the breaker's state), `POST /reload`, `POST
+//! in-flight count, the breaker's state and its cache's size and fill), `POST /reload`, `POST
 //! /services/NAME/drain?upstream=URL` (and `/undrain`), `POST
 //! /services/NAME/purge?path=P` (what its cache stored for P), `GET
 //! /metrics`.
@@ -260,12 +260,20 @@ impl Gateway {
                     State::Open { .. } => "open",
                     State::HalfOpen { .. } => "half-open",
                 });
+                let cache = service.cache.as_ref().map(|cache| {
+                    serde_json::json!({
+                        "size": cache.settings().size,
+                        "max_entry_size": cache.settings().max_entry,
+                        "stored_bytes": cache.stored_bytes(),
+                    })
+                });
                 serde_json::json!({
                     "name": service.spec.name,
                     "host": service.spec.host,
                     "path_prefix": service.spec.path_prefix,
                     "balance": service.spec.balance.balance.name(),
                     "breaker": breaker,
+                    "cache": cache,
                     "upstreams": upstreams,
                 })
             })

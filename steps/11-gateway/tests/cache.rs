@@ -111,6 +111,12 @@ async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
     let stored = metric(&text, "proxy_cache_stored_bytes{service=\"api\"}");
     assert!(stored.is_some_and(|bytes| bytes > 0), "{text}");
     assert!(!text.contains("service=\"plain\""), "{text}");
+    let services = gateway.admin_json("/services").await;
+    let cache = &services["services"][0]["cache"];
+    assert_eq!(cache["size"], 1 << 20);
+    assert_eq!(cache["max_entry_size"], 1 << 16);
+    assert_eq!(cache["stored_bytes"].as_u64(), stored);
+    assert!(services["services"][1]["cache"].is_null());
     // The miss and the two plain requests were the upstream's; the hit
     // was nobody's.
     assert_eq!(
