@@ -25,6 +25,18 @@ function element(name, text, className) {
   return made;
 }
 
+// Bytes for people: 1536 is "1.5 KiB".
+function bytes(count) {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let unit = 0;
+  while (count >= 1024 && unit < units.length - 1) {
+    count /= 1024;
+    unit += 1;
+  }
+  const figure = unit === 0 ? String(count) : count.toFixed(1).replace(/\.0$/, "");
+  return figure + " " + units[unit];
+}
+
 function svgElement(name, attributes) {
   const made = document.createElementNS(SVG, name);
   for (const [key, value] of Object.entries(attributes)) made.setAttribute(key, value);
@@ -85,6 +97,10 @@ function drawServices(stats, services) {
       // Where it came from: the file, or a ZooKeeper path it registered in.
       line.append(element("span", " " + upstream.source, "source"));
       upstreams.append(line);
+    }
+    if (service.cache) {
+      const held = bytes(service.cache.stored_bytes) + " of " + bytes(service.cache.size);
+      upstreams.append(element("div", "cache " + held, "cache"));
     }
     row.append(upstreams);
     const counts = stats.services[service.name];

@@ -16,8 +16,8 @@ use serde_json::json;
 use support::backend;
 use support::running::{Gateway, TOKEN, two_apps};
 
-/// Two apps, an open_auth service `api` and a plain `web`, all in front of
-/// `upstream`.
+/// Two apps, an open_auth service `api` and a `web` with a cache, all in
+/// front of `upstream`.
 fn config(upstream: &str) -> String {
     format!(
         r#"{}
@@ -30,6 +30,7 @@ open_auth = true
 name = "web"
 path_prefix = "/"
 upstreams = ["{upstream}", "http://127.0.0.1:1"]
+cache = {{ size = "1MiB" }}
 "#,
         two_apps("")
     )
@@ -66,8 +67,10 @@ async fn the_dashboard_shows_services_apps_todays_count_and_both_days_in_chromiu
             .await?;
         assert_eq!(answer.status(), 200);
     }
+    // The second is answered from web's cache.
     for _ in 0..2 {
-        client.get(format!("{}/page", gateway.url)).send().await?;
+        let page = "/page?set=Cache-Control:max-age%3D60";
+        client.get(format!("{}{page}", gateway.url)).send().await?;
     }
 
     let browser = Browser::start(&chromium).await?;
@@ -109,6 +112,7 @@ async fn the_dashboard_shows_services_apps_todays_count_and_both_days_in_chromiu
                 appRows: [...document.querySelectorAll('#apps tr')].map(r => r.dataset.app + '=' + r.children[1].textContent),
                 unhealthy: document.querySelectorAll('#services .unhealthy').length,
                 sources: [...document.querySelectorAll('#services .source')].map(s => s.textContent.trim()),
+                caches: [...document.querySelectorAll('#services .cache')].map(c => c.closest('tr').dataset.service + ': ' + c.textContent),
                 series: [...document.querySelectorAll('#chart polyline')].map(p => p.dataset.series + ':' + p.getAttribute('points').split(' ').length),
             })",
         )
@@ -119,6 +123,16 @@ async fn the_dashboard_shows_services_apps_todays_count_and_both_days_in_chromiu
     assert_eq!(shown["serviceRows"], json!(["api=4", "web=2"]), "{shown}");
     assert_eq!(shown["appRows"], json!(["app-a=4", "app-b=0"]), "{shown}");
     assert_eq!(shown["sources"], json!(["file", "file", "file"]), "{shown}");
+    // web's cache holds the page it stored: some bytes of its 1 MiB.
+    let caches = shown["caches"].as_array().context("caches")?;
+    let [cache] = &caches[..] else {
+        panic!("one service has a cache: {shown}");
+    };
+    let cache = cache.as_str().context("text")?;
+    assert!(
+        cache.starts_with("web: cache ") && cache.ends_with(" of 1 MiB") && !cache.contains(" 0 B"),
+        "{shown}"
+    );
     assert_eq!(
         shown["series"],
         json!(["yesterday:24", "today:24"]),
