@@ -98,6 +98,14 @@ pub struct BreakerSettings {
     pub max_concurrent: Option<usize>,
 }
 
+impl BreakerSettings {
+    /// The breaker these settings describe, counting into `metrics`.
+    pub fn build(&self, metrics: &Arc<Metrics>) -> Arc<Breaker> {
+        let policy = BreakerPolicy::new(self.error_rate, self.min_requests, self.open);
+        Arc::new(Breaker::new(policy, self.max_concurrent, metrics.clone()))
+    }
+}
+
 /// Makes the rate-limit link from its settings (the gateway's shares its
 /// buckets through Redis).
 pub type MakeRateLimit = dyn Fn(&RateLimitSettings) -> Arc<dyn SharedLimit> + Send + Sync;
@@ -157,14 +165,7 @@ impl ChainSettings {
         if let Some(auth) = &auth {
             chain = chain.with(auth.clone());
         }
-        let breaker = self.breaker.as_ref().map(|breaker| {
-            let policy = BreakerPolicy::new(breaker.error_rate, breaker.min_requests, breaker.open);
-            Arc::new(Breaker::new(
-                policy,
-                breaker.max_concurrent,
-                metrics.clone(),
-            ))
-        });
+        let breaker = self.breaker.as_ref().map(|breaker| breaker.build(metrics));
         if let Some(breaker) = &breaker {
             chain = chain.with(breaker.clone());
         }

@@ -271,7 +271,7 @@ pub mod ch11 {
 
     /// Step 09's own test of a stored URL against a purge.
     pub fn purged(stored: &str, purge: &str) -> bool {
-        step09_cache::cache::purge_takes(stored, purge)
+        step09_cache::store::purge_takes(stored, purge)
     }
 
     /// Discovery's own judgement of a set read from ZooKeeper.

@@ -37,6 +37,7 @@ use hyper::http::request::Parts;
 use hyper::http::response;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use load_balance::Upstream;
+use middleware::breaker::Breaker;
 use proxy_core::headers::request_host;
 use proxy_core::{ClientConn, IntoRequestBody, ProxyBody, RequestBody, Transport, text_response};
 use step04_load_balance::BalancedProxy;
@@ -102,6 +103,10 @@ impl CacheSettings {
 /// A shared cache in front of step 04's balanced proxy.
 pub struct Cache<T> {
     proxy: Arc<BalancedProxy<T>>,
+    /// A circuit breaker between the cache and the proxy, if any: it
+    /// guards the upstreams, so what the store can answer is answered
+    /// while it is open, and only requests that go upstream count.
+    breaker: Option<Arc<Breaker>>,
     store: Arc<Store>,
     herd: Arc<Herd>,
     settings: CacheSettings,
@@ -138,33 +143,36 @@ enum Fetched {
 }
 
 impl<T: Transport> Cache<T> {
-    /// An empty cache in front of `proxy`, counting what it does in
-    /// `counters`.
+    /// An empty cache in front of `proxy` (behind `breaker`, if one),
+    /// counting what it does in `counters`.
     pub fn new(
         proxy: Arc<BalancedProxy<T>>,
+        breaker: Option<Arc<Breaker>>,
         settings: CacheSettings,
         counters: CacheCounters,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> Self {
+        Self {
             proxy,
+            breaker,
             store: Arc::new(Store::new(settings.size)),
             herd: Arc::default(),
             settings,
             counters,
-        })
+        }
     }
 
     /// This cache — its store, its flights in the air, its counters — in
-    /// front of `proxy` instead: a gateway's reload changes a service's
-    /// upstreams without emptying its cache.
-    pub fn rebind(&self, proxy: Arc<BalancedProxy<T>>) -> Arc<Self> {
-        Arc::new(Self {
+    /// front of `proxy` and `breaker` instead: a gateway's reload changes
+    /// a service's upstreams without emptying its cache.
+    pub fn rebind(&self, proxy: Arc<BalancedProxy<T>>, breaker: Option<Arc<Breaker>>) -> Self {
+        Self {
             proxy,
+            breaker,
             store: self.store.clone(),
             herd: self.herd.clone(),
             settings: self.settings.clone(),
             counters: self.counters.clone(),
-        })
+        }
     }
 
     pub fn settings(&self) -> &CacheSettings {
@@ -176,16 +184,11 @@ impl<T: Transport> Cache<T> {
         self.store.bytes()
     }
 
-    /// Drop what is stored for `path` on any host: the path and every
-    /// query of it, or with a query only that URL, or with a final `*`
-    /// every path it starts. Answers on their way to the store for those
-    /// URLs are not stored either. Returns how many URLs were dropped.
+    /// Drop what is stored for `path` on any host, and what is on its way
+    /// to the store for it ([`crate::store::purge_takes`] says which URLs a
+    /// path takes). Returns how many stored URLs were dropped.
     pub fn purge(&self, path: &str) -> usize {
-        // A key is the host, then the path and query (see `key_of`).
-        self.store.invalidate_where(|key| {
-            key.find('/')
-                .is_some_and(|slash| purge_takes(&key[slash..], path))
-        })
+        self.store.purge(path)
     }
 
     /// Answer `req`, from the store when it may, and say how.
@@ -206,8 +209,7 @@ impl<T: Transport> Cache<T> {
         req: Request<Incoming>,
     ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let (mut response, mut status) = self.answer(client, req).await;
-        let body = response.body().size_hint().exact().unwrap_or(0);
-        self.counters.count(&status, body);
+        self.counters.count(&status);
         status.append_to(&self.settings.name, response.headers_mut());
         (response, status.upstream.take())
     }
@@ -245,17 +247,18 @@ impl<T: Transport> Cache<T> {
         let forward = match self.store.select(&key, &req.headers) {
             Select::Found(stored) => match decide(&stored, &asked, now) {
                 Use::Fresh => {
-                    let status = CacheStatus::hit(stored.ttl(now));
-                    return (from_store(&req, &stored, now), status);
+                    let mut status = CacheStatus::hit(stored.ttl(now));
+                    return (from_store(&req, &stored, now, &mut status), status);
                 }
                 Use::Stale(why) => {
-                    let status = CacheStatus::hit(stored.ttl(now)).detail(why);
-                    return (from_store(&req, &stored, now), status);
+                    let mut status = CacheStatus::hit(stored.ttl(now)).detail(why);
+                    return (from_store(&req, &stored, now, &mut status), status);
                 }
                 Use::WhileRevalidating => {
                     self.revalidate_in_background(client, &req, &key, &stored);
-                    let status = CacheStatus::hit(stored.ttl(now)).detail("stale-while-revalidate");
-                    return (from_store(&req, &stored, now), status);
+                    let mut status =
+                        CacheStatus::hit(stored.ttl(now)).detail("stale-while-revalidate");
+                    return (from_store(&req, &stored, now, &mut status), status);
                 }
                 Use::Revalidate(forward) if method == Method::HEAD => {
                     // A HEAD answer says nothing a stored body can be
@@ -301,7 +304,7 @@ impl<T: Transport> Cache<T> {
         req: Request<impl IntoRequestBody>,
     ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
         let settings = &self.settings;
-        let (response, upstream) = self.proxy.handle_reporting(client, req).await;
+        let (response, upstream) = self.send(client, req).await;
         let response = rewrite::apply(&settings.rewrite, settings.transform_limit, response).await;
         let response = if settings.compress {
             compress::apply(request, settings.transform_limit, response).await
@@ -319,9 +322,29 @@ impl<T: Transport> Cache<T> {
         req: Request<impl IntoRequestBody>,
         mut status: CacheStatus,
     ) -> (Response<ProxyBody>, CacheStatus) {
-        let (response, upstream) = self.proxy.handle_reporting(client, req).await;
+        let (response, upstream) = self.send(client, req).await;
         status.upstream = upstream;
         (response, status)
+    }
+
+    /// Every request the cache sends upstream: past the breaker, if there
+    /// is one (its refusal is the answer then, as an upstream's 503 would
+    /// be: `stale-if-error` may answer in its place), then the proxy.
+    async fn send(
+        &self,
+        client: &ClientConn,
+        req: Request<impl IntoRequestBody>,
+    ) -> (Response<ProxyBody>, Option<Arc<Upstream>>) {
+        let mut ticket = match self.breaker.as_ref().map(|b| Breaker::enter(b.clone())) {
+            Some(Ok(ticket)) => Some(ticket),
+            Some(Err(refusal)) => return (refusal.into_response(), None),
+            None => None,
+        };
+        let (response, upstream) = self.proxy.handle_reporting(client, req).await;
+        if let Some(ticket) = &mut ticket {
+            ticket.answered(response.status().as_u16());
+        }
+        (response, upstream)
     }
 
     /// A `Range` request: a part of a stored `200` the request may use
@@ -336,12 +359,15 @@ impl<T: Transport> Cache<T> {
     ) -> (Response<ProxyBody>, CacheStatus) {
         if let Select::Found(stored) = self.store.select(key, &req.headers)
             && stored.status == StatusCode::OK
-            && matches!(decide(&stored, asked, now), Use::Fresh | Use::Stale(_))
+            && let usable @ (Use::Fresh | Use::Stale(_)) = decide(&stored, asked, now)
             && let Some(spec) = req.headers.get(header::RANGE)
             && let Some(part) = range::single(spec, stored.body.len() as u64)
         {
-            let status = CacheStatus::hit(stored.ttl(now));
-            return (partial(&stored, part, now), status);
+            let mut status = CacheStatus::hit(stored.ttl(now));
+            if let Use::Stale(why) = usable {
+                status.detail = Some(why);
+            }
+            return (partial(&stored, part, now, &mut status), status);
         }
         let request = Request::from_parts(req, RequestBody::empty());
         let status = CacheStatus::forward(Forward::Bypass).detail("range");
@@ -387,13 +413,15 @@ impl<T: Transport> Cache<T> {
             Fetched::Refreshed(stored) => {
                 status.forward_status = Some(StatusCode::NOT_MODIFIED.as_u16());
                 status.ttl = Some(stored.ttl(now));
-                from_store(&parts, &stored, now)
+                from_store(&parts, &stored, now, &mut status)
             }
             Fetched::StaleOnError(stored, failed) => {
                 status.forward_status = Some(failed.as_u16());
                 status.ttl = Some(stored.ttl(now));
                 status.detail = Some("stale-if-error");
-                from_store(&parts, &stored, now)
+                // The store answered, not the upstream that failed.
+                status.upstream = None;
+                from_store(&parts, &stored, now, &mut status)
             }
             Fetched::Own(response, reason) => {
                 status.forward_status = Some(response.status().as_u16());
@@ -661,8 +689,11 @@ impl<T: Transport> Flight<T> {
                 filling.cut_off_slowest();
             }
             // Nobody reads any more: a flight a client asked for ends
-            // with its clients (a background refresh has none, and goes on).
-            if !self.background && !filling.has_readers() {
+            // with its clients — unless the body is still kept for the
+            // store (a conditional client answered 304 leaves at once),
+            // which the entry limit bounds. A background refresh has no
+            // clients, and goes on.
+            if !self.background && !keeping && !filling.has_readers() {
                 filling.break_off("no reader left".into());
                 return None;
             }
@@ -718,20 +749,6 @@ impl<T: Transport> Flight<T> {
             leading.land(landed);
         }
     }
-}
-
-/// Does a purge of `purge` drop the stored URL whose path and query are
-/// `stored`? A path takes itself with any query or none; a path with a
-/// query, that URL alone; a final `*`, every path and query it starts.
-pub fn purge_takes(stored: &str, purge: &str) -> bool {
-    if let Some(prefix) = purge.strip_suffix('*') {
-        return stored.starts_with(prefix);
-    }
-    if purge.contains('?') {
-        return stored == purge;
-    }
-    let path = stored.split_once('?').map_or(stored, |(path, _)| path);
-    path == purge
 }
 
 /// What the cache may do with `stored` for a request that asked `asked`
@@ -819,7 +836,7 @@ fn followed(
         Landed::Refreshed(stored) if stored.selecting.matches(&parts.headers) => {
             status.forward_status = Some(StatusCode::NOT_MODIFIED.as_u16());
             status.ttl = Some(stored.ttl(now));
-            from_store(parts, &stored, now)
+            from_store(parts, &stored, now, &mut status)
         }
         _ => return None,
     };
@@ -847,14 +864,21 @@ fn not_modified(stored: &Stored, now: SystemTime) -> Response<ProxyBody> {
     response
 }
 
-/// `stored`'s answer to the request with head `request`.
-fn from_store(request: &Parts, stored: &Stored, now: SystemTime) -> Response<ProxyBody> {
+/// `stored`'s answer to the request with head `request`; the bytes of
+/// its body are noted in `status`.
+fn from_store(
+    request: &Parts,
+    stored: &Stored,
+    now: SystemTime,
+    status: &mut CacheStatus,
+) -> Response<ProxyBody> {
     if validation::client_has(&request.method, &request.headers, stored) {
         return not_modified(stored, now);
     }
     let body = if request.method == Method::HEAD {
         empty()
     } else {
+        status.body_from_store = stored.body.len() as u64;
         held(stored.body.clone(), stored.trailers.clone())
     };
     answer_head(stored, now)
@@ -862,14 +886,20 @@ fn from_store(request: &Parts, stored: &Stored, now: SystemTime) -> Response<Pro
         .unwrap_or_else(|_| unreachable_head())
 }
 
-/// Bytes `first..=last` of `stored`: a 206.
-fn partial(stored: &Stored, (first, last): (u64, u64), now: SystemTime) -> Response<ProxyBody> {
+/// Bytes `first..=last` of `stored`: a 206 (its bytes noted in `status`).
+fn partial(
+    stored: &Stored,
+    (first, last): (u64, u64),
+    now: SystemTime,
+    status: &mut CacheStatus,
+) -> Response<ProxyBody> {
     let length = stored.body.len() as u64;
     let mut builder = answer_head(stored, now).status(StatusCode::PARTIAL_CONTENT);
     if let Some(headers) = builder.headers_mut() {
         range::part_headers(headers, (first, last), length);
     }
     let part = stored.body.slice(first as usize..=last as usize);
+    status.body_from_store = part.len() as u64;
     builder
         .body(held(part, None))
         .unwrap_or_else(|_| unreachable_head())

@@ -23,7 +23,8 @@ pub enum Outcome {
     /// the origin allowed it while revalidating, or the origin failed
     /// (`stale-if-error`).
     Stale,
-    /// From the origin, because nothing stored could answer.
+    /// Nothing stored could answer: from the origin (or, for a client that
+    /// asked `only-if-cached`, a 504).
     Miss,
     /// A stored answer the origin confirmed with a 304.
     Revalidated,
@@ -54,20 +55,21 @@ impl Outcome {
 
     /// The outcome `status` describes.
     pub fn of(status: &CacheStatus) -> Self {
+        // Fresh while its age is below its lifetime: a second or more left.
+        let stale = status.ttl.is_some_and(|ttl| ttl <= 0);
         if status.hit {
-            return if status.detail.is_some() {
-                Self::Stale
-            } else {
-                Self::Hit
-            };
+            return if stale { Self::Stale } else { Self::Hit };
         }
         if status.detail == Some("stale-if-error") {
             return Self::Stale;
         }
         match status.forward {
             Some(Forward::Method | Forward::Bypass) => Self::Bypass,
-            _ if status.forward_status == Some(304) => Self::Revalidated,
-            // Upstream, or `only-if-cached` with nothing stored.
+            // A stored answer the origin confirmed (a 304 to an
+            // unconditional request is the origin's own answer: a miss).
+            Some(Forward::Stale | Forward::Request) if status.forward_status == Some(304) => {
+                Self::Revalidated
+            }
             _ => Self::Miss,
         }
     }
@@ -98,24 +100,14 @@ impl CacheCounters {
         }
     }
 
-    /// One answer, described by `status`, whose body from the store is
-    /// `stored_body` bytes long (0 when it came from upstream).
-    pub(crate) fn count(&self, status: &CacheStatus, stored_body: u64) {
-        let outcome = Outcome::of(status);
-        let index = Outcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .expect("ALL lists every outcome");
-        self.answers[index].inc();
+    /// One answer, described by `status`.
+    pub(crate) fn count(&self, status: &CacheStatus) {
+        // ALL lists the outcomes in their declared order.
+        self.answers[Outcome::of(status) as usize].inc();
         if status.collapsed {
             self.collapsed.inc();
         }
-        if matches!(
-            outcome,
-            Outcome::Hit | Outcome::Stale | Outcome::Revalidated
-        ) {
-            self.served_bytes.inc_by(stored_body);
-        }
+        self.served_bytes.inc_by(status.body_from_store);
     }
 }
 
@@ -127,6 +119,9 @@ mod tests {
     fn each_answer_is_one_outcome() {
         let fresh = CacheStatus::hit(10);
         let stale = CacheStatus::hit(-5).detail("stale-while-revalidate");
+        let just_stale = CacheStatus::hit(0).detail("max-stale");
+        let mut unconditional_304 = CacheStatus::forward(Forward::UriMiss);
+        unconditional_304.forward_status = Some(304);
         let mut on_error = CacheStatus::forward(Forward::Stale).detail("stale-if-error");
         on_error.forward_status = Some(503);
         let mut revalidated = CacheStatus::forward(Forward::Stale);
@@ -138,8 +133,10 @@ mod tests {
         let cases = [
             (fresh, Outcome::Hit),
             (stale, Outcome::Stale),
+            (just_stale, Outcome::Stale),
             (on_error, Outcome::Stale),
             (revalidated, Outcome::Revalidated),
+            (unconditional_304, Outcome::Miss),
             (miss, Outcome::Miss),
             (post, Outcome::Bypass),
             (range, Outcome::Bypass),
@@ -150,6 +147,10 @@ mod tests {
         ];
         for (status, outcome) in cases {
             assert_eq!(Outcome::of(&status), outcome, "{status:?}");
+        }
+        // `count` finds an outcome's counter by its place in ALL.
+        for (place, outcome) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, place);
         }
     }
 }

@@ -268,9 +268,10 @@ impl Body for FillingBody {
             return Poll::Ready(None);
         };
         let mut state = this.filling.lock();
-        let Some((next, cut)) = state.readers[slot].as_ref().map(|r| (r.next, r.cut)) else {
-            return Poll::Ready(None);
-        };
+        let (next, cut) = state.readers[slot]
+            .as_ref()
+            .map(|r| (r.next, r.cut))
+            .expect("a reader's place is its own until it leaves");
         if cut {
             state.leave(slot);
             this.slot = None;

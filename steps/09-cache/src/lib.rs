@@ -124,7 +124,12 @@ pub async fn launch(args: Args, binder: &Binder) -> anyhow::Result<Launched> {
         settings.size,
         settings.max_entry
     );
-    let cache = Cache::new(Arc::new(proxy), settings, CacheCounters::default());
+    let cache = Arc::new(Cache::new(
+        Arc::new(proxy),
+        None,
+        settings,
+        CacheCounters::default(),
+    ));
     let server = Server::new(binder.bind(args.listen).await?, "cache")
         .options(args.proxy.serve.server_options())
         .serve_clients(args.proxy.serve.trusted_proxies(), move |client, req| {

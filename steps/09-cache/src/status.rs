@@ -47,7 +47,8 @@ impl Forward {
     }
 }
 
-/// One answer's member.
+/// What the cache did for one answer: its `Cache-Status` member, and what
+/// the counters read beside it.
 #[derive(Debug, Clone, Default)]
 pub struct CacheStatus {
     pub hit: bool,
@@ -60,6 +61,9 @@ pub struct CacheStatus {
     /// The upstream that answered the request this cache sent for it —
     /// not part of the header: the proxy around the cache counts by it.
     pub upstream: Option<Arc<Upstream>>,
+    /// Body bytes answered from the store (not part of the header either:
+    /// counted).
+    pub body_from_store: u64,
 }
 
 impl CacheStatus {

@@ -8,7 +8,7 @@
 //! most [`VARIANTS`] of them, so a client cycling a varying header cannot
 //! grow one URL's list without end.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -80,13 +80,24 @@ impl Stored {
 
 type Variants = Arc<Vec<Arc<Stored>>>;
 
-/// The stored responses, by URL.
+/// The stored responses, by URL. A key is the host, then the path and
+/// query (`example.com/a?b=1`).
 pub struct Store {
     entries: moka::sync::Cache<String, Variants>,
     /// When each URL was last invalidated (the last 10,000, for 10
     /// minutes: longer than a flight lasts).
     invalidated: moka::sync::Cache<String, SystemTime>,
+    /// When each purge pattern was last asked for (as `invalidated`): a
+    /// purge also covers URLs nothing had stored yet.
+    purged: moka::sync::Cache<String, SystemTime>,
+    /// When the latest purge was: only an answer asked for before it is
+    /// held against the patterns.
+    last_purge: Mutex<SystemTime>,
 }
+
+/// How long the store remembers an invalidation or a purge: longer than a
+/// flight lasts (a flight gives up after 60 s without a byte).
+const REMEMBERED: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Store {
     /// A store holding at most `bytes`.
@@ -99,13 +110,17 @@ impl Store {
             })
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        let invalidated = moka::sync::Cache::builder()
-            .max_capacity(10_000)
-            .time_to_live(std::time::Duration::from_secs(600))
-            .build();
+        let remembered = || {
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(REMEMBERED)
+                .build()
+        };
         Self {
             entries,
-            invalidated,
+            invalidated: remembered(),
+            purged: remembered(),
+            last_purge: Mutex::new(SystemTime::UNIX_EPOCH),
         }
     }
 
@@ -123,13 +138,31 @@ impl Store {
     }
 
     /// Store `stored` for `key`, in place of a variant the same request
-    /// headers select — unless `key` was invalidated after `stored` was
-    /// asked for: an answer from before a successful `POST` must not come
-    /// back after the `POST` dropped it.
+    /// headers select — unless `key` was invalidated or purged after
+    /// `stored` was asked for: an answer from before a successful `POST`
+    /// must not come back after the `POST` dropped it, nor one from before
+    /// a purge after the purge.
     pub fn insert(&self, key: String, stored: Arc<Stored>) {
-        let invalidated = self.invalidated.get(&key);
+        let asked = stored.timing.requested;
+        // Checked under the key's lock, which `remove` takes too: a purge
+        // or an invalidation records itself before it removes, so it
+        // either finds this answer stored or is found here.
+        let dropped_since = |key: &str| {
+            if self.invalidated.get(key).is_some_and(|at| at >= asked) {
+                return true;
+            }
+            let last = *self
+                .last_purge
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            last >= asked
+                && self.purged.iter().any(|(pattern, at)| {
+                    at >= asked && path_of(key).is_some_and(|path| purge_takes(path, &pattern))
+                })
+        };
+        let checked = key.clone();
         self.entries.entry(key).and_compute_with(|held| {
-            if invalidated.is_some_and(|at| at >= stored.timing.requested) {
+            if dropped_since(&checked) {
                 return Op::Nop;
             }
             let mut variants = vec![stored.clone()];
@@ -161,16 +194,24 @@ impl Store {
         self.remove(key);
     }
 
-    /// [`Store::invalidate`] every key `matches` takes; how many there were.
-    pub fn invalidate_where(&self, matches: impl Fn(&str) -> bool) -> usize {
+    /// Drop what is stored for the paths `pattern` takes
+    /// ([`purge_takes`]) on any host, and any answer asked for before now
+    /// that is still on its way for one of them; how many URLs were stored.
+    pub fn purge(&self, pattern: &str) -> usize {
+        let now = SystemTime::now();
+        self.purged.insert(pattern.to_owned(), now);
+        *self
+            .last_purge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = now;
         let keys: Vec<Arc<String>> = self
             .entries
             .iter()
             .map(|(key, _)| key)
-            .filter(|key| matches(key))
+            .filter(|key| path_of(key).is_some_and(|path| purge_takes(path, pattern)))
             .collect();
         for key in &keys {
-            self.invalidate(key);
+            self.remove(key);
         }
         keys.len()
     }
@@ -180,6 +221,25 @@ impl Store {
         self.entries.run_pending_tasks();
         self.entries.weighted_size()
     }
+}
+
+/// The path and query of a key (after its host).
+fn path_of(key: &str) -> Option<&str> {
+    key.find('/').map(|slash| &key[slash..])
+}
+
+/// Does a purge of `purge` drop the stored URL whose path and query are
+/// `stored`? A path takes itself with any query or none; a path with a
+/// query, that URL alone; a final `*`, every path and query it starts.
+pub fn purge_takes(stored: &str, purge: &str) -> bool {
+    if let Some(prefix) = purge.strip_suffix('*') {
+        return stored.starts_with(prefix);
+    }
+    if purge.contains('?') {
+        return stored == purge;
+    }
+    let path = stored.split_once('?').map_or(stored, |(path, _)| path);
+    path == purge
 }
 
 /// What a lookup found.

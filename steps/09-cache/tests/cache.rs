@@ -225,6 +225,36 @@ async fn a_conditional_client_is_answered_304_from_the_store() {
 }
 
 #[tokio::test]
+async fn a_conditional_client_that_starts_a_miss_leaves_the_body_to_the_store() {
+    // A real server whose body comes in three pieces, 100 ms apart: the
+    // client's 304 is answered, and it gone, long before the body is whole.
+    let origin =
+        real_server::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let cache = CacheProcess::start_for(&origin.url(), &[]);
+    let path = "/stream/3?interval_ms=100&set=Cache-Control:max-age%3D60&set=ETag:%22s1%22";
+    let first = cache.get(path, &[("if-none-match", "\"s1\"")]).await;
+    assert_eq!(first.status, 304);
+    // Asked only of the store (which joins no exchange), until the body
+    // is whole and stored there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored = cache
+            .get(path, &[("cache-control", "only-if-cached")])
+            .await;
+        if stored.status == 200 {
+            assert!(stored.cache_status().contains("hit"), "{stored:?}");
+            assert_eq!(stored.body.len(), 3 * "chunk 0 of 3\n".len(), "{stored:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the body was never stored: {stored:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn vary_selects_which_stored_response_answers() {
     let origin = Origin::start(|asked, n| {
         let vary = if asked.path == "/star" {

@@ -2,11 +2,18 @@
 //! numbers in `/metrics`, and the admin's purge.
 //!
 //! The cache sits where step 05's proxy endpoint would: after the
-//! service's rate limit, auth, breaker, rewrite and header edits, so a hit
-//! is counted, limited and authorised like any request, and the store is
-//! keyed by the path as it is forwarded. A reload keeps a service's store
-//! while its cache settings stay the same — its upstreams may change — and
-//! starts an empty one when they change (moka cannot resize a store).
+//! service's rate limit, auth, rewrite and header edits, so a hit is
+//! counted, limited and authorised like any request, and the store is
+//! keyed by the path as it is forwarded. The service's breaker moves
+//! behind the cache, in front of the upstreams it guards: an open breaker
+//! refuses what would go upstream, while the store goes on answering what
+//! it holds (stale too, where `stale-if-error` allows), and hits neither
+//! close a half-open breaker nor dilute its error rate.
+//!
+//! A reload keeps a service's store while its cache settings and its
+//! request header edits stay the same — its upstreams may change — and
+//! starts an empty one otherwise (moka cannot resize a store, and answers
+//! the origin gave to other headers may differ).
 //!
 //! On the fast engine a cached service's connections go to hyper, as those
 //! of services with HTTPS upstreams do: step 10's engine ties an upstream
@@ -14,6 +21,7 @@
 //! flights serves every client waiting for its URL and outlives any of
 //! them (NOTES chapter 11 measures what that costs a hit).
 
+use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 
 use futures_util::future::BoxFuture;
@@ -23,6 +31,7 @@ use middleware::stats::Metrics;
 use middleware::{Ctx, Endpoint};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -135,12 +144,11 @@ impl Collector for StoredBytes {
             return Ok(());
         };
         let routes = gateway.routes.load();
-        let gauge = ConstGauge::new(0i64);
         let mut family = encoder.encode_descriptor(
             "cache_stored_bytes",
             "Bytes each service's cache holds now (bodies, headers, keys)",
             None,
-            gauge.metric_type(),
+            MetricType::Gauge,
         )?;
         for service in &routes.table.services {
             if let Some(cache) = &service.cache {
@@ -158,10 +166,28 @@ impl Collector for StoredBytes {
 /// What a purge request asked, once read.
 struct PurgeTarget<'a> {
     /// The path as clients ask for it (canonical).
-    path: std::borrow::Cow<'a, str>,
+    path: Cow<'a, str>,
     query: Option<&'a str>,
     /// A final `*`: every path it starts.
     prefix: bool,
+}
+
+/// `raw` as a request line carries it: what is not printable ASCII
+/// (a space, `é` from a decoded `%C3%A9`) percent-encoded, as clients send
+/// it and the store keeps it.
+fn as_sent(raw: &str) -> Cow<'_, str> {
+    if raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Cow::Borrowed(raw);
+    }
+    let mut sent = String::with_capacity(raw.len() * 3);
+    for byte in raw.bytes() {
+        if byte.is_ascii_graphic() {
+            sent.push(char::from(byte));
+        } else {
+            sent.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Cow::Owned(sent)
 }
 
 fn purge_target(raw: &str) -> Result<PurgeTarget<'_>, String> {
@@ -190,11 +216,20 @@ fn under(path: &str, prefix: &str) -> bool {
 }
 
 impl LiveService {
-    /// The path `raw` (as a client asks for it) as this service forwards it
-    /// — its prefix stripped, its rewrite applied — in `Cache::purge`'s
-    /// terms.
+    /// The path `raw` (as a client asks for it, decoded) as this service
+    /// forwards it — its prefix stripped, its rewrite applied — in
+    /// `Cache::purge`'s terms.
     fn forwarded_purge_path(&self, raw: &str) -> Result<String, String> {
-        let target = purge_target(raw)?;
+        let sent = as_sent(raw);
+        let target = purge_target(&sent)?;
+        if target.prefix && self.rewrite.is_some() {
+            // A rewrite is written for whole paths: through one, a prefix
+            // may come out unchanged and match nothing, silently.
+            return Err(format!(
+                "service {} rewrites its paths, so a prefix (*) cannot be purged through it: name each path",
+                self.spec.name
+            ));
+        }
         let prefix = &self.spec.path_prefix;
         if !under(&target.path, prefix) {
             return Err(format!(
@@ -264,6 +299,12 @@ mod tests {
         assert_eq!((&*target.path, target.prefix), ("/static/", true));
         assert!(purge_target("static").is_err());
         assert!(purge_target("").is_err());
+    }
+
+    #[test]
+    fn a_decoded_path_is_spelled_as_clients_send_it() {
+        assert_eq!(as_sent("/caf\u{e9} x"), "/caf%C3%A9%20x");
+        assert!(matches!(as_sent("/plain?q=1"), Cow::Borrowed("/plain?q=1")));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use middleware::breaker::Breaker;
 use middleware::headers::EditHeaders;
 use middleware::rate_limit::Limit;
 use middleware::rewrite::Rewrite;
-use middleware::settings::MakeRateLimit;
+use middleware::settings::{ChainSettings, MakeRateLimit};
 use middleware::stats::Metrics;
 use middleware::{Chain, Ctx, Endpoint};
 use prometheus_client::metrics::counter::Counter;
@@ -624,26 +624,41 @@ impl Gateway {
             .health
             .spawn_checks(&balancer, &self.transport)
             .map(AbortOnDrop);
-        // An unchanged cache keeps what it stored, in front of the new proxy.
-        let cache =
-            spec.cache
-                .as_ref()
-                .map(|settings| match previous.and_then(|p| p.cache.as_ref()) {
-                    Some(kept) if kept.settings() == settings => kept.rebind(proxy.clone()),
-                    _ => Cache::new(
-                        proxy.clone(),
-                        settings.clone(),
-                        self.caches.counters(&spec.name),
-                    ),
-                });
+        // With a cache, the breaker guards the upstream behind it, not the
+        // whole chain: the store answers while it is open (crate::cached).
+        let (chain, cache_breaker) = match &spec.cache {
+            Some(_) => (
+                Cow::Owned(ChainSettings {
+                    breaker: None,
+                    ..spec.chain.clone()
+                }),
+                spec.chain.breaker.as_ref().map(|b| b.build(&self.metrics)),
+            ),
+            None => (Cow::Borrowed(&spec.chain), None),
+        };
+        let cache = spec.cache.as_ref().map(|settings| {
+            // What was stored stays while the cache, and what the origin is
+            // asked with, stay the same.
+            let kept = previous
+                .filter(|p| p.spec.chain.request_headers == spec.chain.request_headers)
+                .and_then(|p| p.cache.as_ref())
+                .filter(|kept| kept.settings() == settings);
+            Arc::new(match kept {
+                Some(kept) => kept.rebind(proxy.clone(), cache_breaker.clone()),
+                None => Cache::new(
+                    proxy.clone(),
+                    cache_breaker.clone(),
+                    settings.clone(),
+                    self.caches.counters(&spec.name),
+                ),
+            })
+        });
         let endpoint: Arc<dyn Endpoint> = match &cache {
             Some(cache) => Arc::new(CacheEndpoint(cache.clone())),
             None => Arc::new(ProxyEndpoint(proxy.clone())),
         };
         let limiter = shared.map(|limits| self.shared_limiter(limits, &spec.name));
-        let built = spec
-            .chain
-            .build(endpoint, &self.metrics, limiter.as_deref())?;
+        let built = chain.build(endpoint, &self.metrics, limiter.as_deref())?;
         tracing::info!(
             "service {}: {}{} → {} upstream(s)",
             spec.name,
@@ -656,7 +671,7 @@ impl Gateway {
             strip: spec.strip_prefix.then(|| spec.path_prefix.clone()),
             balancer,
             chain: built.chain,
-            breaker: built.breaker,
+            breaker: built.breaker.or(cache_breaker),
             cache,
             proxy,
             rate_limit: built.rate_limit,

@@ -140,7 +140,12 @@ async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
 async fn a_purge_drops_what_a_path_stored(engine: &'static str) {
     let origin = backend().await;
     let url = origin.url();
-    let gateway = Gateway::start_on(engine, &two_services(&format!("\"{url}\""), CACHE), &[]);
+    let rewritten = format!(
+        "[[services]]\nname = \"old\"\npath_prefix = \"/old\"\nupstreams = [\"{url}\"]\n\
+         rewrite = [\"^/old/(.*)=/$1\"]\ncache = {CACHE}\n"
+    );
+    let config = two_services(&format!("\"{url}\""), CACHE) + &rewritten;
+    let gateway = Gateway::start_on(engine, &config, &[]);
     let other = "/other?set=Cache-Control:max-age%3D60";
     for path in [FRESH, &format!("{FRESH}&v=2"), other] {
         let stored = gateway.get(&format!("/api{path}")).await;
@@ -171,10 +176,43 @@ async fn a_purge_drops_what_a_path_stored(engine: &'static str) {
         .await
         .unwrap();
     assert!(one.starts_with("purged 1 "), "{one}");
+    let in_static = gateway
+        .get("/api/static/a.css?set=Cache-Control:max-age%3D60")
+        .await;
+    assert!(cache_status(&in_static).contains("stored"));
+    let some = gateway.post("/services/api/purge?path=/api/static/*").await;
+    assert!(some.text().await.unwrap().starts_with("purged 1 "));
+    let kept = gateway.get(&format!("/api{other}")).await;
+    assert!(cache_status(&kept).contains("hit"));
+
+    // A path written as a person would, é and all, is the path a client
+    // sent encoded.
+    let accented = gateway
+        .get("/api/caf%C3%A9?set=Cache-Control:max-age%3D60")
+        .await;
+    assert!(cache_status(&accented).contains("stored"));
+    let purged = gateway
+        .post("/services/api/purge?path=/api/caf%C3%A9")
+        .await;
+    let purged = purged.text().await.unwrap();
+    assert!(purged.starts_with("purged 1 "), "{purged}");
+
     let all = gateway.post("/services/api/purge?path=/api/*").await;
     assert!(all.text().await.unwrap().starts_with("purged 2 "));
     let gone = gateway.get(&format!("/api{other}")).await;
     assert!(cache_status(&gone).contains("fwd=uri-miss"));
+
+    // Through a rewrite, a path is mapped; a prefix cannot be.
+    let old = gateway
+        .get("/old/page?set=Cache-Control:max-age%3D60")
+        .await;
+    assert!(cache_status(&old).contains("stored"));
+    let mapped = gateway.post("/services/old/purge?path=/old/page").await;
+    let mapped = mapped.text().await.unwrap();
+    assert!(
+        mapped.starts_with("purged 1 stored URL(s) for /old/page (forwarded as /page)"),
+        "{mapped}"
+    );
 
     for (path, status, said) in [
         (
@@ -193,6 +231,11 @@ async fn a_purge_drops_what_a_path_stored(engine: &'static str) {
             "/elsewhere is not a path of service api",
         ),
         ("/services/api/purge", 400, "purge needs ?path=/a/path"),
+        (
+            "/services/old/purge?path=/old/*",
+            400,
+            "service old rewrites its paths, so a prefix (*) cannot be purged",
+        ),
     ] {
         let refused = gateway.post(path).await;
         assert_eq!(refused.status(), status, "{path}");
@@ -228,6 +271,68 @@ async fn a_herd_of_misses_makes_one_upstream_request(engine: &'static str) {
     // Those that came before the answer rode the flight; any later, a hit.
     assert_eq!(misses, 50 - hits, "{text}");
     assert_eq!(collapsed, misses - 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_purge_also_drops_an_answer_still_on_its_way() {
+    let origin = backend().await;
+    let url = origin.url();
+    let gateway = Gateway::start(&two_services(&format!("\"{url}\""), CACHE), &[]);
+    let slow = format!(
+        "{}/api/delay/1500?set=Cache-Control:max-age%3D60",
+        gateway.url
+    );
+    // Wait until the origin has the request: it counts requests as they
+    // come (each question adds one too).
+    let mut quiet = answered(&url).await + 1;
+    let on_its_way = tokio::spawn({
+        let slow = slow.clone();
+        async move { client().get(slow).send().await.unwrap() }
+    });
+    while answered(&url).await == quiet {
+        quiet += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let purged = gateway
+        .post("/services/api/purge?path=/api/delay/1500")
+        .await;
+    assert!(purged.text().await.unwrap().starts_with("purged 0 "));
+    assert_eq!(on_its_way.await.unwrap().status(), 200);
+    let after = client().get(slow).send().await.unwrap();
+    assert!(
+        cache_status(&after).contains("fwd=uri-miss"),
+        "{}",
+        cache_status(&after)
+    );
+}
+
+#[tokio::test]
+async fn an_open_breaker_refuses_what_would_go_upstream_not_what_is_stored() {
+    let origin = backend().await;
+    let url = origin.url();
+    let config = format!(
+        "[[services]]\nname = \"api\"\npath_prefix = \"/api\"\nstrip_prefix = true\n\
+         upstreams = [\"{url}\"]\nretries = 0\ncache = {CACHE}\n\
+         breaker = {{ error_rate = 50, min_requests = 4, open = \"60s\" }}\n"
+    );
+    let gateway = Gateway::start(&config, &[]);
+    let path = format!("/api{FRESH}");
+    assert!(cache_status(&gateway.get(&path).await).contains("stored"));
+    // Hits neither count for the upstream nor dilute its errors.
+    for _ in 0..5 {
+        assert_eq!(gateway.get(&path).await.status(), 200);
+    }
+    // One success (the miss that stored it) and three errors: 75 %.
+    for _ in 0..3 {
+        assert_eq!(gateway.get("/api/status/500").await.status(), 500);
+    }
+    let services = gateway.admin_json("/services").await;
+    assert_eq!(services["services"][0]["breaker"], "open", "{services}");
+    // Open: what is stored is still answered; what would go upstream is not.
+    let hit = gateway.get(&path).await;
+    assert_eq!(hit.status(), 200);
+    assert!(cache_status(&hit).contains("hit"));
+    assert_eq!(gateway.get("/api/status/200").await.status(), 503);
 }
 
 on_both_engines!(

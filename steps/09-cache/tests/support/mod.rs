@@ -161,9 +161,14 @@ impl CacheProcess {
     /// `step09-cache --upstream ORIGIN` (no retries: each request the
     /// origin sees is one the cache decided to send) with `extra` flags.
     pub fn start(origin: &Origin, extra: &[&str]) -> Self {
+        Self::start_for(&origin.url, extra)
+    }
+
+    /// The same in front of the origin at `url`.
+    pub fn start_for(url: &str, extra: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_step09-cache"));
         command
-            .args(["--listen", "127.0.0.1:0", "--upstream", &origin.url])
+            .args(["--listen", "127.0.0.1:0", "--upstream", url])
             .args(["--retries", "0"])
             .args(extra);
         let (child, urls, _log) = real_server::start_binary_logged(command, &["cache"]).unwrap();
