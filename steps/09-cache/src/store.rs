@@ -110,10 +110,13 @@ impl Store {
             })
             .eviction_policy(EvictionPolicy::lru())
             .build();
+        // Least recently used out: the newest is always let in (moka's
+        // default admission may turn a newcomer away when it is full).
         let remembered = || {
             moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(REMEMBERED)
+                .eviction_policy(EvictionPolicy::lru())
                 .build()
         };
         Self {
@@ -248,4 +251,56 @@ pub enum Select {
     /// Responses for the URL, none for this request's varying headers.
     OtherVariants,
     None,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A stored answer to a request made at `requested`.
+    fn asked_at(requested: SystemTime) -> Arc<Stored> {
+        let headers = HeaderMap::new();
+        Arc::new(Stored {
+            status: StatusCode::OK,
+            body: Bytes::from_static(b"old"),
+            trailers: None,
+            selecting: Selecting::default(),
+            timing: Timing::of(&headers, requested, requested),
+            lifetime: Lifetime::Explicit(60),
+            directives: Directives::default(),
+            headers,
+        })
+    }
+
+    #[test]
+    fn the_newest_invalidation_and_purge_are_remembered_after_many_others() {
+        let store = Store::new(1 << 20);
+        let before = SystemTime::now() - Duration::from_secs(1);
+        // More than are remembered: the oldest go, not the newest.
+        for n in 0..12_000 {
+            store.invalidate(&format!("host/{n}"));
+            store.purge(&format!("/p{n}"));
+        }
+        store.invalidated.run_pending_tasks();
+        store.purged.run_pending_tasks();
+        store.invalidate("host/posted");
+        store.purge("/purged/*");
+        store.invalidated.run_pending_tasks();
+        store.purged.run_pending_tasks();
+        for key in ["host/posted", "host/purged/page"] {
+            store.insert(key.to_owned(), asked_at(before));
+            assert!(
+                matches!(store.select(key, &HeaderMap::new()), Select::None),
+                "{key} was stored after it was dropped"
+            );
+        }
+        // An answer asked for after them is stored.
+        store.insert("host/posted".to_owned(), asked_at(SystemTime::now()));
+        assert!(matches!(
+            store.select("host/posted", &HeaderMap::new()),
+            Select::Found(_)
+        ));
+    }
 }
