@@ -71,6 +71,11 @@ fn the_tour_runs_every_chapter_and_exits_zero() {
         "    200 reloaded: 1 service",
         "    400 not reloaded, the old config keeps serving: gateway.toml:2:8: invalid type: integer `1`, expected a string",
         "The admin API without the token: 401 Unauthorized",
+        "The service gets a cache (cache = { size = \"1MiB\" }): reloaded: 1 service",
+        "    GET /headers (fresh for 60 s)   Cache-Status: gateway; fwd=uri-miss; fwd-status=200; stored; ttl=60",
+        "    and again                       Cache-Status: gateway; hit; ttl=",
+        "POST /services/web/purge?path=/headers: purged 1 stored URL(s) for /headers (forwarded as /headers) from service web",
+        "    and again                       Cache-Status: gateway; fwd=uri-miss; fwd-status=200; stored; ttl=60",
         "The tour is over.",
     ] {
         assert!(

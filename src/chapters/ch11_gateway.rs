@@ -1,5 +1,6 @@
 //! Chapter 11: the gateway — services from a file, routed by host and path
-//! prefix, reloaded while it serves, and an admin API.
+//! prefix, reloaded while it serves, an admin API, and a cache in front of
+//! a service.
 
 use clap::Parser;
 use serving::{Binder, Launched};
@@ -55,7 +56,10 @@ pub async fn run(report: &mut Report) -> anyhow::Result<()> {
         &binder,
     )
     .await?;
-    let outcome = reload_demo(report, &client, &gateway, &file, &second.url()).await;
+    let mut outcome = reload_demo(report, &client, &gateway, &file, &second.url()).await;
+    if outcome.is_ok() {
+        outcome = cache_demo(report, &client, &gateway, &file, &second.url()).await;
+    }
     let _ = std::fs::remove_file(&file);
     gateway.shutdown().await;
     outcome
@@ -116,6 +120,61 @@ async fn reload_demo(
     report.line(format!(
         "The admin API without the token: {}",
         anonymous.status()
+    ));
+    Ok(())
+}
+
+/// The service gets step 09's cache by a reload; a second GET is a hit,
+/// and a purge makes the next a miss again.
+async fn cache_demo(
+    report: &mut Report,
+    client: &reqwest::Client,
+    gateway: &Launched,
+    file: &std::path::Path,
+    upstream: &str,
+) -> anyhow::Result<()> {
+    let url = gateway.get("gateway").expect("launched").url();
+    let admin = gateway.get("admin").expect("launched").url();
+    std::fs::write(file, config(upstream) + "cache = { size = \"1MiB\" }\n")?;
+    let reloaded = client
+        .post(format!("{admin}/reload"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    report.blank();
+    report.line(format!(
+        "The service gets a cache (cache = {{ size = \"1MiB\" }}): {}",
+        reloaded.text().await?.trim_end()
+    ));
+    let fresh = format!("{url}/headers?set=Cache-Control:max-age%3D60");
+    let cache_status = async || -> anyhow::Result<String> {
+        let response = client.get(&fresh).send().await?;
+        let status = response.headers().get("cache-status");
+        Ok(status
+            .and_then(|s| s.to_str().ok())
+            .unwrap_or("-")
+            .to_owned())
+    };
+    report.indented(format!(
+        "GET /headers (fresh for 60 s)   Cache-Status: {}",
+        cache_status().await?
+    ));
+    report.indented(format!(
+        "and again                       Cache-Status: {}",
+        cache_status().await?
+    ));
+    let purged = client
+        .post(format!("{admin}/services/web/purge?path=/headers"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    report.line(format!(
+        "POST /services/web/purge?path=/headers: {}",
+        purged.text().await?.trim_end()
+    ));
+    report.indented(format!(
+        "and again                       Cache-Status: {}",
+        cache_status().await?
     ));
     Ok(())
 }
