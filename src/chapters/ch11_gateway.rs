@@ -89,14 +89,7 @@ async fn reload_demo(
         let echo: real_server::Echo = client.get(&url).send().await?.json().await?;
         Ok(echo.served_by)
     };
-    let reload = async || -> anyhow::Result<(u16, String)> {
-        let response = client
-            .post(format!("{admin}/reload"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?;
-        Ok((response.status().as_u16(), response.text().await?))
-    };
+    let reload = async || admin_post(client, &format!("{admin}/reload")).await;
     report.blank();
     report.line(format!(
         "A config file with one service; requests go to {}.",
@@ -136,15 +129,11 @@ async fn cache_demo(
     let url = gateway.get("gateway").expect("launched").url();
     let admin = gateway.get("admin").expect("launched").url();
     std::fs::write(file, config(upstream) + "cache = { size = \"1MiB\" }\n")?;
-    let reloaded = client
-        .post(format!("{admin}/reload"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
+    let (_, reloaded) = admin_post(client, &format!("{admin}/reload")).await?;
     report.blank();
     report.line(format!(
         "The service gets a cache (cache = {{ size = \"1MiB\" }}): {}",
-        reloaded.text().await?.trim_end()
+        reloaded.trim_end()
     ));
     let fresh = format!("{url}/headers?set=Cache-Control:max-age%3D60");
     let cache_status = async || -> anyhow::Result<String> {
@@ -163,18 +152,21 @@ async fn cache_demo(
         "and again                       Cache-Status: {}",
         cache_status().await?
     ));
-    let purged = client
-        .post(format!("{admin}/services/web/purge?path=/headers"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
+    let (_, purged) =
+        admin_post(client, &format!("{admin}/services/web/purge?path=/headers")).await?;
     report.line(format!(
         "POST /services/web/purge?path=/headers: {}",
-        purged.text().await?.trim_end()
+        purged.trim_end()
     ));
     report.indented(format!(
         "and again                       Cache-Status: {}",
         cache_status().await?
     ));
     Ok(())
+}
+
+/// POST `url` on the admin API, with the token: the status and the text.
+async fn admin_post(client: &reqwest::Client, url: &str) -> anyhow::Result<(u16, String)> {
+    let response = client.post(url).bearer_auth(TOKEN).send().await?;
+    Ok((response.status().as_u16(), response.text().await?))
 }
