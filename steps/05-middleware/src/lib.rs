@@ -32,6 +32,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use ipnet::IpNet;
+use load_balance::Upstream;
 use middleware::auth::{AddressRules, JwtKey};
 use middleware::rate_limit::RateKey;
 use middleware::rewrite::Rule;
@@ -133,14 +134,20 @@ impl<T: Transport> Endpoint for ProxyEndpoint<T> {
         req: Request<Incoming>,
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        Box::pin(async move {
-            let (response, upstream) = self.0.handle_reporting(&ctx.client, req).await;
-            if let Some(upstream) = upstream {
-                ctx.set_upstream(upstream.name.clone());
-            }
-            response
-        })
+        Box::pin(async move { reported(ctx, self.0.handle_reporting(&ctx.client, req).await) })
     }
+}
+
+/// An endpoint's answer, the upstream that gave it (if one did) named in
+/// `ctx` for the metrics; an answer no upstream gave counts under `-`.
+pub fn reported(
+    ctx: &Ctx,
+    (response, upstream): (Response<ProxyBody>, Option<Arc<Upstream>>),
+) -> Response<ProxyBody> {
+    if let Some(upstream) = upstream {
+        ctx.set_upstream(upstream.name.clone());
+    }
+    response
 }
 
 impl Args {

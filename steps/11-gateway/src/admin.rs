@@ -176,12 +176,7 @@ impl Gateway {
     /// `POST /services/{name}/drain?upstream=URL` (or `undrain`).
     fn drain(&self, name: &str, upstream: &str, drained: bool) -> Result<String, String> {
         let routes = self.routes.load();
-        let service = routes
-            .table
-            .services
-            .iter()
-            .find(|s| s.spec.name == name)
-            .ok_or_else(|| format!("no service {name:?}"))?;
+        let service = routes.table.service(name)?;
         let (url, _) = step04_load_balance::parse_upstream(upstream)?;
         let upstreams = service.balancer.upstreams();
         let found = upstreams

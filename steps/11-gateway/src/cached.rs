@@ -36,6 +36,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use proxy_core::ProxyBody;
+use step05_middleware::reported;
 use step07_https::upstream_tls::HttpsTransport;
 use step09_cache::{Cache, CacheCounters};
 
@@ -54,15 +55,9 @@ impl Endpoint for CacheEndpoint {
         req: Request<Incoming>,
         ctx: &'a Ctx,
     ) -> BoxFuture<'a, Response<ProxyBody>> {
-        Box::pin(async move {
-            let (response, upstream) = self.0.handle_reporting(&ctx.client, req).await;
-            // A hit, or a request that rode another's exchange, is
-            // counted under no upstream (`-`): none answered it.
-            if let Some(upstream) = upstream {
-                ctx.set_upstream(upstream.name.clone());
-            }
-            response
-        })
+        // A hit, or a request that rode another's exchange, has no
+        // upstream of its own: it counts under `-`.
+        Box::pin(async move { reported(ctx, self.0.handle_reporting(&ctx.client, req).await) })
     }
 }
 
@@ -260,10 +255,8 @@ impl Gateway {
         let routes = self.routes.load();
         let service = routes
             .table
-            .services
-            .iter()
-            .find(|s| s.spec.name == name)
-            .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no service {name:?}")))?;
+            .service(name)
+            .map_err(|why| (StatusCode::NOT_FOUND, why))?;
         let Some(cache) = &service.cache else {
             return Err((
                 StatusCode::CONFLICT,

@@ -146,6 +146,15 @@ pub(crate) struct Routed<'t, 'p> {
 }
 
 impl Table {
+    /// The service named `name`, or a sentence saying there is none (for
+    /// the admin API).
+    pub(crate) fn service(&self, name: &str) -> Result<&Arc<LiveService>, String> {
+        self.services
+            .iter()
+            .find(|s| s.spec.name == name)
+            .ok_or_else(|| format!("no service {name:?}"))
+    }
+
     /// The service for `head`, on either engine. Routing reads — and the
     /// request is forwarded with — one spelling of the path and the host
     /// ([`canonical`]).

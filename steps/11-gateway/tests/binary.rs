@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use real_server::Echo;
 use real_server::redis::RedisServer;
 use serving::ServerHandle;
-use support::running::{Gateway, TOKEN};
+use support::running::Gateway;
 use support::{backend, client, on_both_engines};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -301,15 +301,7 @@ async fn redis_killed_mid_run_fails_open_at_once_logs_once_and_sharing_resumes()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(gateway.logged("answers again"), 1);
-    let metrics = client()
-        .get(format!("{}/metrics", gateway.admin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     let unavailable: u64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("proxy_rate_limit_store_unavailable_total "))

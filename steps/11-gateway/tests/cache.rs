@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::running::Gateway;
+use support::running::{Gateway, series};
 use support::{backend, client, on_both_engines};
 
 /// `api` caches (under `/api`, stripped); `plain` does not.
@@ -52,17 +52,6 @@ fn cache_status(response: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-/// The value of the `/metrics` line that starts with `series`.
-fn metric(text: &str, series: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|value| value.parse().unwrap())
-}
-
-async fn metrics(gateway: &Gateway) -> String {
-    gateway.admin_get("/metrics").await.text().await.unwrap()
-}
-
 async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
     let origin = backend().await;
     let url = origin.url();
@@ -95,9 +84,9 @@ async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
     }
     assert_eq!(seen_since(&url, before).await, 2);
 
-    let text = metrics(&gateway).await;
+    let text = gateway.metrics().await;
     let count = |result: &str| {
-        metric(
+        series(
             &text,
             &format!("proxy_cache_requests_total{{service=\"api\",result=\"{result}\"}}"),
         )
@@ -105,10 +94,10 @@ async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
     assert_eq!(count("hit"), Some(1), "{text}");
     assert_eq!(count("miss"), Some(1), "{text}");
     assert_eq!(
-        metric(&text, "proxy_cache_served_bytes_total{service=\"api\"}"),
+        series(&text, "proxy_cache_served_bytes_total{service=\"api\"}"),
         Some(body.len() as u64)
     );
-    let stored = metric(&text, "proxy_cache_stored_bytes{service=\"api\"}");
+    let stored = series(&text, "proxy_cache_stored_bytes{service=\"api\"}");
     assert!(stored.is_some_and(|bytes| bytes > 0), "{text}");
     assert!(!text.contains("service=\"plain\""), "{text}");
     let services = gateway.admin_json("/services").await;
@@ -120,7 +109,7 @@ async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
     // The miss and the two plain requests were the upstream's; the hit
     // was nobody's.
     assert_eq!(
-        metric(
+        series(
             &text,
             &format!("proxy_requests_total{{method=\"GET\",status=\"200\",upstream=\"{url}/\"}}")
         ),
@@ -128,7 +117,7 @@ async fn a_second_get_is_answered_from_the_store(engine: &'static str) {
         "{text}"
     );
     assert_eq!(
-        metric(
+        series(
             &text,
             "proxy_requests_total{method=\"GET\",status=\"200\",upstream=\"-\"}"
         ),
@@ -263,11 +252,11 @@ async fn a_herd_of_misses_makes_one_upstream_request(engine: &'static str) {
         assert_eq!(request.await.unwrap(), 200);
     }
     assert_eq!(seen_since(&url, before).await, 1);
-    let text = metrics(&gateway).await;
-    let series = |name: &str| metric(&text, name).unwrap_or(0);
-    let collapsed = series("proxy_cache_collapsed_total{service=\"api\"}");
-    let hits = series("proxy_cache_requests_total{service=\"api\",result=\"hit\"}");
-    let misses = series("proxy_cache_requests_total{service=\"api\",result=\"miss\"}");
+    let text = gateway.metrics().await;
+    let count = |name: &str| series(&text, name).unwrap_or(0);
+    let collapsed = count("proxy_cache_collapsed_total{service=\"api\"}");
+    let hits = count("proxy_cache_requests_total{service=\"api\",result=\"hit\"}");
+    let misses = count("proxy_cache_requests_total{service=\"api\",result=\"miss\"}");
     // Those that came before the answer rode the flight; any later, a hit.
     assert_eq!(misses, 50 - hits, "{text}");
     assert_eq!(collapsed, misses - 1, "{text}");
@@ -363,9 +352,9 @@ async fn metrics_count_stale_revalidated_and_bypassed_answers() {
         .await
         .unwrap();
     assert_eq!(cache_status(&posted), "gateway; fwd=method");
-    let text = metrics(&gateway).await;
+    let text = gateway.metrics().await;
     let count = |result: &str| {
-        metric(
+        series(
             &text,
             &format!("proxy_cache_requests_total{{service=\"api\",result=\"{result}\"}}"),
         )

@@ -416,18 +416,7 @@ async fn a_reload_keeps_the_watch() {
 /// The value of the `/metrics` series `series` (name and labels), if it is
 /// there.
 async fn metric(gateway: &Gateway, series: &str) -> Option<u64> {
-    let metrics = client()
-        .get(format!("{}/metrics", gateway.admin))
-        .bearer_auth(support::running::TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    support::running::series(&gateway.metrics().await, series)
 }
 
 #[tokio::test]

@@ -95,6 +95,11 @@ impl Gateway {
             .unwrap()
     }
 
+    /// The admin API's `/metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        self.admin_get("/metrics").await.text().await.unwrap()
+    }
+
     /// The admin API's JSON at `path`, asked with [`TOKEN`].
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         let answer = self.admin_get(path).await;
@@ -140,4 +145,12 @@ fn config_file() -> PathBuf {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ))
+}
+
+/// The value of the series `series` (name and labels) in the `/metrics`
+/// text `metrics`, if it is there.
+pub fn series(metrics: &str, series: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
